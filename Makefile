@@ -1,0 +1,42 @@
+# ArbX: two commands on a fresh machine — `make demo` and `make test`.
+# Each target creates the virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.arbx-installed
+
+.PHONY: install demo test test-fast lint format ui clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ArbX needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing ArbX into $(VENV) (first run takes a minute or two)…"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/arbx demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not services"
+
+lint: $(STAMP)
+	$(BIN)/ruff check arbx_dagster tests
+	$(BIN)/ruff format --check arbx_dagster tests
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix arbx_dagster tests
+	$(BIN)/ruff format arbx_dagster tests
+
+ui: $(STAMP)
+	$(BIN)/arbx ui
+
+clean:
+	rm -rf .arbx .pytest_cache .ruff_cache

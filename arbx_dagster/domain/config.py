@@ -1,0 +1,78 @@
+"""Run-time business settings (thresholds, costs, enabled retailers).
+
+The warehouse's ``system_config`` table is the source of truth; this dataclass is its
+typed, validated view with the defaults the product ships with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from arbx_dagster.domain.schema import RETAILERS
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_margin_clp: int = 10_000
+    min_roi_pct: float = 8.0
+    enabled_retailers: tuple[str, ...] = RETAILERS
+    # Whether a store-card-only price may be the buy price of a spread.
+    include_card_prices: bool = False
+    # Costs subtracted from the gross gap before margin and ROI.
+    shipping_cost_clp: int = 0
+    fee_pct: float = 0.0
+    # Glitch severity by price / reference ratio (at or below).
+    glitch_ratio_low: float = 0.5
+    glitch_ratio_medium: float = 0.3
+    glitch_ratio_high: float = 0.1
+    # Alert levels the original system used.
+    high_margin_clp: int = 50_000
+    high_roi_pct: float = 20.0
+
+    def to_rows(self) -> dict[str, str]:
+        """Serialise each setting as JSON text, one row per key in ``system_config``."""
+        return {
+            f.name: json.dumps(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_rows(cls, rows: dict[str, str]) -> Thresholds:
+        """Build from ``system_config`` rows, ignoring unknown keys and validating types."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, text in rows.items():
+            if key in known:
+                values[key] = coerce_setting(key, json.loads(text))
+        return cls(**values)
+
+
+def coerce_setting(key: str, value: Any) -> Any:
+    """Validate one setting's value; raise ``ValueError`` with a clear message."""
+    defaults = Thresholds()
+    if not hasattr(defaults, key):
+        allowed = ", ".join(sorted(Thresholds().to_rows()))
+        raise ValueError(f"unknown setting {key!r}; known settings: {allowed}")
+    current = getattr(defaults, key)
+    if isinstance(current, tuple):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        retailers = tuple(str(item).strip().lower() for item in items if str(item).strip())
+        unknown = sorted(set(retailers) - set(RETAILERS))
+        if unknown:
+            raise ValueError(f"unknown retailers {unknown}; known: {list(RETAILERS)}")
+        return retailers
+    try:
+        if isinstance(current, bool):
+            text = str(value).strip().lower()
+            if text not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError
+            return text in {"true", "1", "yes"}
+        result = int(value) if isinstance(current, int) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} expects {type(current).__name__}, got {value!r}") from None
+    if result < 0:
+        raise ValueError(f"{key} must not be negative, got {value!r}")
+    return result

@@ -1,0 +1,106 @@
+"""Row-level validation of incoming price observations.
+
+Bad rows are never dropped: each goes to quarantine with the first reason it failed and
+where it came from, so ``fetched == accepted + quarantined`` always holds and a fixed
+parser can replay them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from arbx_dagster.domain.schema import QUARANTINE_SCHEMA, RAW_PRICE_SCHEMA, conform
+
+# Prices above this are not real consumer prices in CLP (tens of millions is the ceiling
+# seen in practice for these stores).
+MAX_PLAUSIBLE_CLP = 50_000_000
+# An offer far above the crossed-out list price is a parsing error, not a discount.
+MAX_OFFER_OVER_LIST = 1.5
+
+PRICE_COLUMNS = ("price_list", "price_offer", "price_card")
+REQUIRED_TEXT = ("retailer", "sku", "name")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    accepted: pl.DataFrame  # RAW_PRICE_SCHEMA
+    quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
+
+    @property
+    def reasons(self) -> dict[str, int]:
+        counts = self.quarantined.group_by("reason").len().sort("len", descending=True)
+        return dict(counts.iter_rows())
+
+
+def _first_failure(now: datetime) -> pl.Expr:
+    """The reason a row is rejected, or null when it is fine; first rule wins."""
+    prices = [pl.col(c) for c in PRICE_COLUMNS]
+    rules: list[tuple[pl.Expr, str]] = [
+        *(
+            (pl.col(c).is_null() | (pl.col(c).str.strip_chars() == ""), f"missing {c}")
+            for c in REQUIRED_TEXT
+        ),
+        (pl.col("observed_at").is_null(), "missing observed_at"),
+        (pl.col("observed_at") > pl.lit(now + timedelta(hours=1)), "observed_at in the future"),
+        (
+            pl.col("currency").is_null() | (pl.col("currency").str.to_uppercase() != "CLP"),
+            "unsupported currency (expected CLP)",
+        ),
+        (pl.any_horizontal([p <= 0 for p in prices]), "non-positive price"),
+        (pl.any_horizontal([p > MAX_PLAUSIBLE_CLP for p in prices]), "implausible price"),
+        (
+            (pl.col("fetch_status") == "ok") & pl.all_horizontal([p.is_null() for p in prices]),
+            "no price on a successful fetch",
+        ),
+        (
+            pl.col("price_offer") > pl.col("price_list") * MAX_OFFER_OVER_LIST,
+            "offer price far above list price",
+        ),
+    ]
+    expr = pl.lit(None, dtype=pl.String)
+    for condition, reason in reversed(rules):
+        expr = pl.when(condition.fill_null(False)).then(pl.lit(reason)).otherwise(expr)
+    return expr
+
+
+def validate_observations(
+    observations: pl.DataFrame, *, now: datetime, source_location: str = "row"
+) -> ValidationResult:
+    """Split observations into accepted rows and quarantined rows (with reasons).
+
+    ``source_location`` prefixes the row number when the frame has no
+    ``source_location`` column of its own (connectors that know file:line provide one).
+    """
+    frame = observations.with_row_index("_row")
+    if "source_location" not in frame.columns:
+        frame = frame.with_columns(
+            source_location=pl.format(f"{source_location}:{{}}", pl.col("_row"))
+        )
+    typed = conform(frame, {**RAW_PRICE_SCHEMA, "source_location": pl.String()}).with_columns(
+        _reason=_first_failure(now)
+    )
+    accepted = conform(typed.filter(pl.col("_reason").is_null()), RAW_PRICE_SCHEMA)
+    rejected = typed.filter(pl.col("_reason").is_not_null())
+    raw_json = pl.struct(list(RAW_PRICE_SCHEMA)).struct.json_encode()
+    quarantined = rejected.select(
+        record_hash=pl.concat_str([pl.col("source_location"), raw_json], separator="|")
+        .map_batches(_sha256, return_dtype=pl.String),
+        retailer=pl.col("retailer"),
+        source=pl.col("source").fill_null("unknown"),
+        source_location=pl.col("source_location"),
+        reason=pl.col("_reason"),
+        raw_record=raw_json,
+        quarantined_at=pl.lit(now).cast(QUARANTINE_SCHEMA["quarantined_at"]),
+    )
+    return ValidationResult(accepted=accepted, quarantined=conform(quarantined, QUARANTINE_SCHEMA))
+
+
+def _sha256(texts: pl.Series) -> pl.Series:
+    import hashlib
+
+    return pl.Series(
+        [hashlib.sha256(t.encode()).hexdigest() for t in texts.to_list()], dtype=pl.String
+    )

@@ -1,0 +1,6 @@
+"""Dagster resources, configured from the environment (see ``arbx_dagster.settings``)."""
+
+from arbx_dagster.resources.cache import CacheResource
+from arbx_dagster.resources.warehouse import WarehouseResource
+
+__all__ = ["CacheResource", "WarehouseResource"]

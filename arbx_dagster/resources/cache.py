@@ -1,0 +1,32 @@
+"""The cache as a Dagster resource: Redis when configured, in-process otherwise."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from arbx_dagster.storage.cache import Cache, open_cache
+
+
+class CacheResource(dg.ConfigurableResource):
+    """Accelerator and coordination point (locks, dedup, pub/sub); never a store of record."""
+
+    redis_url: str | None = Field(
+        default=None, description="Redis URL (ARBX_REDIS_URL); unset = in-process cache"
+    )
+    prefix: str = Field(default="arbx:", description="Namespace for every key ArbX writes")
+    _cache: Cache | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._cache = open_cache(self.redis_url, self.prefix)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    @property
+    def cache(self) -> Cache:
+        if self._cache is None:
+            self._cache = open_cache(self.redis_url, self.prefix)
+        return self._cache

@@ -1,0 +1,1 @@
+"""Dagster-free storage: the warehouse (DuckDB or PostgreSQL), its migrations, the cache."""

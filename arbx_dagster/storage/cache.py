@@ -1,0 +1,275 @@
+"""The cache: Redis when configured, an in-process stand-in with the same interface otherwise.
+
+It is an accelerator and a coordination point (locks, dedup keys, rate limits, pub/sub),
+never a store of record: every caller must behave correctly when it is empty.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from arbx_dagster.storage.warehouse import redact
+
+
+class CacheError(RuntimeError):
+    """The cache could not be reached or refused an operation."""
+
+
+class LockNotAcquired(CacheError):
+    """Someone else holds the lock."""
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+
+class Cache(ABC):
+    backend: str
+
+    def __init__(self, prefix: str = "arbx:") -> None:
+        self.prefix = prefix
+        self.stats = CacheStats()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def get(self, name: str) -> str | None:
+        value = self._get(self.key(name))
+        if value is None:
+            self.stats.misses += 1
+        else:
+            self.stats.hits += 1
+        return value
+
+    @abstractmethod
+    def _get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None: ...
+
+    @abstractmethod
+    def add(self, name: str, value: str, ttl_seconds: float | None = None) -> bool:
+        """Set only if absent (dedup keys, locks); True when this call set it."""
+
+    @abstractmethod
+    def delete(self, *names: str) -> int: ...
+
+    @abstractmethod
+    def delete_matching(self, pattern: str) -> int:
+        """Delete every key whose name matches a glob ``pattern`` (cache invalidation)."""
+
+    @abstractmethod
+    def incr(self, name: str, amount: int = 1, ttl_seconds: float | None = None) -> int: ...
+
+    @abstractmethod
+    def publish(self, channel: str, message: str) -> int: ...
+
+    @abstractmethod
+    def ping(self) -> bool: ...
+
+    @abstractmethod
+    def _release(self, key: str, token: str) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (no-op for the in-process cache)."""
+
+    @contextmanager
+    def lock(self, name: str, ttl_seconds: float = 600, wait_seconds: float = 0) -> Iterator[str]:
+        """A lease-style mutex: expires on its own if the holder dies."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_seconds
+        while not self.add(f"lock:{name}", token, ttl_seconds):
+            if time.monotonic() >= deadline:
+                raise LockNotAcquired(f"lock {name!r} is held by another worker")
+            time.sleep(0.05)
+        try:
+            yield token
+        finally:
+            self._release(self.key(f"lock:{name}"), token)
+
+
+class MemoryCache(Cache):
+    """In-process cache for the embedded default and tests without Redis."""
+
+    backend = "memory"
+
+    def __init__(self, prefix: str = "arbx:") -> None:
+        super().__init__(prefix)
+        self._data: dict[str, tuple[str, float | None]] = {}
+        self._mutex = threading.RLock()
+        self.subscribers: list[Callable[[str, str], None]] = []
+
+    def _live(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    @staticmethod
+    def _expiry(ttl_seconds: float | None) -> float | None:
+        return time.monotonic() + ttl_seconds if ttl_seconds else None
+
+    def _get(self, key: str) -> str | None:
+        with self._mutex:
+            return self._live(key)
+
+    def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None:
+        with self._mutex:
+            self._data[self.key(name)] = (value, self._expiry(ttl_seconds))
+
+    def add(self, name: str, value: str, ttl_seconds: float | None = None) -> bool:
+        with self._mutex:
+            key = self.key(name)
+            if self._live(key) is not None:
+                return False
+            self._data[key] = (value, self._expiry(ttl_seconds))
+            return True
+
+    def delete(self, *names: str) -> int:
+        with self._mutex:
+            return sum(self._data.pop(self.key(n), None) is not None for n in names)
+
+    def delete_matching(self, pattern: str) -> int:
+        with self._mutex:
+            doomed = [k for k in self._data if fnmatch.fnmatchcase(k, self.key(pattern))]
+            for key in doomed:
+                del self._data[key]
+            return len(doomed)
+
+    def incr(self, name: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
+        with self._mutex:
+            key = self.key(name)
+            current = int(self._live(key) or 0) + amount
+            expires = self._data[key][1] if key in self._data else self._expiry(ttl_seconds)
+            self._data[key] = (str(current), expires)
+            return current
+
+    def publish(self, channel: str, message: str) -> int:
+        for callback in list(self.subscribers):
+            callback(channel, message)
+        return len(self.subscribers)
+
+    def ping(self) -> bool:
+        return True
+
+    def _release(self, key: str, token: str) -> None:
+        with self._mutex:
+            if self._live(key) == token:
+                del self._data[key]
+
+    def describe(self) -> str:
+        return "in-process memory"
+
+
+# Deletes the lock only if we still hold it (compare-and-delete in one round trip).
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RedisCache(Cache):
+    """Redis through redis-py's connection pool, with short timeouts so a slow server
+    degrades the pipeline instead of hanging it."""
+
+    backend = "redis"
+
+    def __init__(self, url: str, prefix: str = "arbx:", timeout_seconds: float = 2.0) -> None:
+        import redis
+
+        super().__init__(prefix)
+        self.url = url
+        self._redis_errors = (redis.RedisError, OSError)
+        self.client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            health_check_interval=30,
+            retry_on_timeout=True,
+        )
+        self._release_script = self.client.register_script(_RELEASE_SCRIPT)
+
+    def _call(self, method: str, *args: object, **kwargs: object) -> object:
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except self._redis_errors as exc:
+            raise CacheError(f"Redis at {redact(self.url)} failed on {method}: {exc}") from exc
+
+    def _get(self, key: str) -> str | None:
+        return self._call("get", key)  # type: ignore[return-value]
+
+    def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None:
+        px = int(ttl_seconds * 1000) if ttl_seconds else None
+        self._call("set", self.key(name), value, px=px)
+
+    def add(self, name: str, value: str, ttl_seconds: float | None = None) -> bool:
+        px = int(ttl_seconds * 1000) if ttl_seconds else None
+        return bool(self._call("set", self.key(name), value, nx=True, px=px))
+
+    def delete(self, *names: str) -> int:
+        if not names:
+            return 0
+        return int(self._call("delete", *(self.key(n) for n in names)))  # type: ignore[arg-type]
+
+    def delete_matching(self, pattern: str) -> int:
+        keys = list(self._call("scan_iter", match=self.key(pattern), count=500))  # type: ignore[call-overload]
+        return int(self._call("delete", *keys)) if keys else 0  # type: ignore[arg-type]
+
+    def incr(self, name: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
+        key = self.key(name)
+        try:
+            pipe = self.client.pipeline()
+            pipe.incrby(key, amount)
+            if ttl_seconds:
+                pipe.expire(key, int(ttl_seconds), nx=True)
+            return int(pipe.execute()[0])
+        except self._redis_errors as exc:
+            raise CacheError(f"Redis at {redact(self.url)} failed on incr: {exc}") from exc
+
+    def publish(self, channel: str, message: str) -> int:
+        return int(self._call("publish", self.key(channel), message))  # type: ignore[arg-type]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except self._redis_errors:
+            return False
+
+    def _release(self, key: str, token: str) -> None:
+        try:
+            self._release_script(keys=[key], args=[token])
+        except self._redis_errors:
+            pass  # the lease expires on its own
+
+    def describe(self) -> str:
+        return f"redis:{redact(self.url)}"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_cache(redis_url: str | None, prefix: str = "arbx:") -> Cache:
+    """Redis when a URL is configured, the in-process cache otherwise."""
+    return RedisCache(redis_url, prefix=prefix) if redis_url else MemoryCache(prefix=prefix)

@@ -1,0 +1,55 @@
+"""Business settings in ``system_config`` and every change to them in ``audit_log``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from arbx_dagster.domain.config import Thresholds, coerce_setting
+from arbx_dagster.storage.warehouse import Warehouse
+
+
+def read_thresholds(warehouse: Warehouse) -> Thresholds:
+    """Current settings: stored values over the shipped defaults."""
+    rows = warehouse.query("SELECT key, value FROM system_config")
+    return Thresholds.from_rows(dict(rows.iter_rows()))
+
+
+def set_setting(warehouse: Warehouse, key: str, value: Any, *, actor: str) -> Thresholds:
+    """Validate and store one setting, recording who changed it from what to what."""
+    try:
+        coerced = coerce_setting(key, value)
+    except ValueError as exc:
+        audit(warehouse, actor, "config.set", key, {"value": value}, outcome=f"rejected: {exc}")
+        raise
+    before = getattr(read_thresholds(warehouse), key)
+    now = datetime.now(UTC)
+    with warehouse.transaction():
+        warehouse.upsert(
+            "system_config",
+            pl.DataFrame(
+                {"key": [key], "value": [json.dumps(coerced)], "updated_at": [now],
+                 "updated_by": [actor]}
+            ),
+            ["key"],
+        )
+        audit(warehouse, actor, "config.set", key, {"from": before, "to": coerced})
+    return read_thresholds(warehouse)
+
+
+def audit(
+    warehouse: Warehouse,
+    actor: str,
+    action: str,
+    target: str | None,
+    details: dict[str, Any] | None = None,
+    *,
+    outcome: str = "ok",
+) -> None:
+    warehouse.execute(
+        "INSERT INTO audit_log (actor, action, target, details, outcome) VALUES ($1, $2, $3, $4, $5)",
+        [actor, action, target, json.dumps(details or {}, default=str), outcome],
+    )

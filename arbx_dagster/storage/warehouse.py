@@ -1,0 +1,320 @@
+"""The warehouse: one small facade over an embedded DuckDB file or a PostgreSQL server.
+
+Everything above this module speaks Polars frames and portable SQL (``$1``-style
+parameters, ``INSERT … ON CONFLICT`` upserts), so the same code and the same migrations
+run on both engines. Bulk paths only: frames travel as Arrow (DuckDB registers them,
+PostgreSQL receives them through ADBC's binary COPY), never as row-by-row INSERTs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed; the message says which and why."""
+
+
+def _ident(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise WarehouseError(f"refusing unsafe SQL identifier {name!r}")
+    return name
+
+
+class Warehouse(ABC):
+    """Engine-neutral access to the ArbX tables."""
+
+    engine: str
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # -- engine specifics -------------------------------------------------------------
+    @abstractmethod
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
+
+    @abstractmethod
+    def _stage(self, table: pa.Table) -> str:
+        """Make ``table`` queryable under a temporary name and return that name."""
+
+    @abstractmethod
+    def _unstage(self, name: str) -> None: ...
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, without secrets."""
+
+    # -- public API -------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        """Group several operations atomically; nested calls join the outer one."""
+        with self._lock:
+            outermost = self._depth == 0
+            if outermost:
+                self._begin()
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                if outermost:
+                    self._rollback()
+                raise
+            self._depth -= 1
+            if outermost:
+                self._commit()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction():
+            self._run(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        with self._lock:
+            frame = pl.from_arrow(self._fetch(sql, params))
+        assert isinstance(frame, pl.DataFrame)
+        return _utc(frame)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        frame = self.query(sql, params)
+        return frame.item(0, 0) if frame.height else None
+
+    def table_exists(self, table: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_name = $1 AND table_schema = current_schema()",
+                [table],
+            )
+        )
+
+    def upsert(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        key: Sequence[str],
+        *,
+        update: Sequence[str] | None = None,
+    ) -> int:
+        """Insert ``frame`` or update the rows whose ``key`` already exists.
+
+        Duplicate keys inside ``frame`` keep their last occurrence, so a batch with
+        repeated rows lands once. ``update`` limits which columns an existing row takes
+        from the new data (default: every non-key column in ``frame``).
+        """
+        if frame.is_empty():
+            return 0
+        frame = frame.unique(subset=list(key), keep="last", maintain_order=True)
+        columns = [_ident(c) for c in frame.columns]
+        key_sql = ", ".join(_ident(k) for k in key)
+        updatable = [c for c in (update if update is not None else columns) if c not in key]
+        if updatable:
+            assignments = ", ".join(f"{c} = excluded.{c}" for c in updatable)
+            conflict = f"ON CONFLICT ({key_sql}) DO UPDATE SET {assignments}"
+        else:
+            conflict = f"ON CONFLICT ({key_sql}) DO NOTHING"
+        column_sql = ", ".join(columns)
+        with self.transaction():
+            stage = self._stage(_to_arrow(frame))
+            try:
+                self._run(
+                    f"INSERT INTO {_ident(table)} ({column_sql}) "
+                    f"SELECT {column_sql} FROM {stage} {conflict}"
+                )
+            finally:
+                self._unstage(stage)
+        return frame.height
+
+    def replace(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        where: str = "TRUE",
+        params: Sequence[Any] = (),
+    ) -> int:
+        """Atomically delete the rows matching ``where`` and insert ``frame`` instead.
+
+        Used for derived tables (and, later, whole partitions): re-running replaces,
+        never duplicates.
+        """
+        with self.transaction():
+            self._run(f"DELETE FROM {_ident(table)} WHERE {where}", params)
+            if frame.is_empty():
+                return 0
+            columns = ", ".join(_ident(c) for c in frame.columns)
+            stage = self._stage(_to_arrow(frame))
+            try:
+                self._run(f"INSERT INTO {_ident(table)} ({columns}) SELECT {columns} FROM {stage}")
+            finally:
+                self._unstage(stage)
+        return frame.height
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_arrow(frame: pl.DataFrame) -> pa.Table:
+    # Null-typed columns (all values missing) have no SQL type: send them as text.
+    frame = frame.with_columns(pl.col(pl.Null).cast(pl.String))
+    return frame.to_arrow()
+
+
+def _utc(frame: pl.DataFrame) -> pl.DataFrame:
+    """Report every timestamp in UTC whatever the engine's session time zone."""
+    tz_columns = [
+        name
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    ]
+    if not tz_columns:
+        return frame
+    return frame.with_columns(pl.col(tz_columns).dt.convert_time_zone("UTC"))
+
+
+class DuckDBWarehouse(Warehouse):
+    """Embedded default: a single DuckDB file under ``.arbx/``."""
+
+    engine = "duckdb"
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        import duckdb
+
+        super().__init__()
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WarehouseError(
+                f"cannot open the DuckDB warehouse at {path}: {exc}. Another ArbX process "
+                "may be writing to it; wait for it to finish or use PostgreSQL "
+                "(ARBX_POSTGRES_URL) for concurrent access."
+            ) from exc
+        self._con.execute("SET TimeZone = 'UTC'")
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._con.execute(sql, list(params) if params else None)
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        relation = self._con.sql(sql, params=list(params) if params else None)
+        return relation.to_arrow_table()
+
+    def _stage(self, table: pa.Table) -> str:
+        name = f"_stage_{uuid.uuid4().hex[:12]}"
+        self._con.register(name, table)
+        return name
+
+    def _unstage(self, name: str) -> None:
+        self._con.unregister(name)
+
+    def _begin(self) -> None:
+        self._con.execute("BEGIN TRANSACTION")
+
+    def _commit(self) -> None:
+        self._con.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self._con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path}"
+
+
+class PostgresWarehouse(Warehouse):
+    """Production: PostgreSQL through ADBC (Arrow in, Arrow out, COPY for bulk loads)."""
+
+    engine = "postgres"
+
+    def __init__(self, url: str) -> None:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        super().__init__()
+        self.url = url
+        try:
+            self._con = adbc.connect(url)
+        except Exception as exc:  # the driver raises several unrelated types
+            raise WarehouseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        self._cur = self._con.cursor()
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(sql, tuple(params) if params else None)
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self.transaction():
+            self._cur.execute(sql, tuple(params) if params else None)
+            return self._cur.fetch_arrow_table()
+
+    def _stage(self, table: pa.Table) -> str:
+        name = f"_stage_{uuid.uuid4().hex[:12]}"
+        self._cur.adbc_ingest(name, table, mode="create", temporary=True)
+        return name
+
+    def _unstage(self, name: str) -> None:
+        self._cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _begin(self) -> None:
+        # ADBC's DB-API connection is not autocommit: a transaction is always open.
+        pass
+
+    def _commit(self) -> None:
+        self._con.commit()
+
+    def _rollback(self) -> None:
+        self._con.rollback()
+
+    def close(self) -> None:
+        self._cur.close()
+        self._con.close()
+
+    def describe(self) -> str:
+        return f"postgres:{redact(self.url)}"
+
+
+def redact(url: str) -> str:
+    """Hide the password in a connection URL so it can be logged."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def open_warehouse(postgres_url: str | None, duckdb_path: str | Path) -> Warehouse:
+    """PostgreSQL when a URL is configured, the embedded DuckDB file otherwise."""
+    if postgres_url:
+        return PostgresWarehouse(postgres_url)
+    return DuckDBWarehouse(duckdb_path)

@@ -1,0 +1,47 @@
+"""The in-process cache and Redis honour the same contract."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from arbx_dagster.storage.cache import Cache, LockNotAcquired
+
+
+def test_values_expire(cache: Cache) -> None:
+    cache.set("a", "1", ttl_seconds=0.2)
+    assert cache.get("a") == "1"
+    time.sleep(0.3)
+    assert cache.get("a") is None
+
+
+def test_add_sets_only_when_absent(cache: Cache) -> None:
+    assert cache.add("alert:opp-1", "sent", ttl_seconds=60)
+    assert not cache.add("alert:opp-1", "again", ttl_seconds=60)
+    assert cache.get("alert:opp-1") == "sent"
+
+
+def test_lock_is_exclusive_and_released(cache: Cache) -> None:
+    with cache.lock("refresh", ttl_seconds=5):
+        with pytest.raises(LockNotAcquired), cache.lock("refresh", ttl_seconds=5):
+            pass
+    with cache.lock("refresh", ttl_seconds=5):
+        pass
+
+
+def test_counters_and_invalidation(cache: Cache) -> None:
+    assert cache.incr("hits") == 1
+    assert cache.incr("hits", 4) == 5
+    cache.set("opportunities:page:1", "x")
+    cache.set("opportunities:page:2", "y")
+    cache.set("other", "z")
+    assert cache.delete_matching("opportunities:*") == 2
+    assert cache.get("other") == "z"
+
+
+def test_hit_rate_is_tracked(cache: Cache) -> None:
+    cache.set("k", "v")
+    cache.get("k")
+    cache.get("missing")
+    assert cache.stats.hit_rate == 0.5

@@ -1,0 +1,93 @@
+"""The warehouse behaves the same on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.storage.migrations import current_version, discover, migrate
+from arbx_dagster.storage.settings_store import read_thresholds, set_setting
+from arbx_dagster.storage.warehouse import Warehouse
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _history(prices: list[int], day: str = "2026-11-20") -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "retailer": ["ripley"] * len(prices),
+            "sku": [f"sku-{i}" for i in range(len(prices))],
+            "day": [datetime.fromisoformat(day).date()] * len(prices),
+            "price_offer": prices,
+            "observations": [1] * len(prices),
+        }
+    )
+
+
+def test_migrations_are_recorded_and_idempotent(warehouse: Warehouse) -> None:
+    assert current_version(warehouse) == discover()[-1].version
+    assert migrate(warehouse) == []  # already applied by the fixture
+    versions = warehouse.query("SELECT version FROM schema_migrations ORDER BY version")
+    assert versions["version"].to_list() == [m.version for m in discover()]
+
+
+def test_upsert_is_idempotent_and_updates_in_place(warehouse: Warehouse) -> None:
+    key = ["retailer", "sku", "day"]
+    warehouse.upsert("price_history", _history([1990, 2990]), key)
+    warehouse.upsert("price_history", _history([1990, 2990]), key)
+    assert warehouse.scalar("SELECT count(*) FROM price_history") == 2
+
+    warehouse.upsert("price_history", _history([990, 2990]), key)
+    prices = warehouse.query("SELECT sku, price_offer FROM price_history ORDER BY sku")
+    assert prices["price_offer"].to_list() == [990, 2990]
+
+
+def test_duplicate_keys_in_one_batch_land_once_with_the_last_value(warehouse: Warehouse) -> None:
+    batch = pl.concat([_history([1990]), _history([990])])
+    assert warehouse.upsert("price_history", batch, ["retailer", "sku", "day"]) == 1
+    assert warehouse.query("SELECT price_offer FROM price_history")["price_offer"].to_list() == [990]
+
+
+def test_replace_swaps_only_the_matching_rows(warehouse: Warehouse) -> None:
+    key = ["retailer", "sku", "day"]
+    warehouse.upsert("price_history", _history([1, 2, 3], day="2026-11-20"), key)
+    warehouse.upsert("price_history", _history([4, 5], day="2026-11-21"), key)
+    day = datetime(2026, 11, 20).date()
+    warehouse.replace("price_history", _history([7], day="2026-11-20"), where="day = $1", params=[day])
+    counts = warehouse.query("SELECT day, count(*) AS n FROM price_history GROUP BY day ORDER BY day")
+    assert counts["n"].to_list() == [1, 2]
+
+
+def test_a_failed_transaction_leaves_nothing_behind(warehouse: Warehouse) -> None:
+    with pytest.raises(RuntimeError), warehouse.transaction():
+        warehouse.upsert("price_history", _history([1990]), ["retailer", "sku", "day"])
+        raise RuntimeError("boom")
+    assert warehouse.scalar("SELECT count(*) FROM price_history") == 0
+
+
+def test_timestamps_come_back_in_utc(warehouse: Warehouse) -> None:
+    warehouse.execute(
+        "INSERT INTO system_config (key, value, updated_at, updated_by) VALUES ($1, $2, $3, $4)",
+        ["min_roi_pct", "9.0", NOW, "test"],
+    )
+    stored = warehouse.query("SELECT updated_at FROM system_config")
+    assert stored.schema["updated_at"] == pl.Datetime("us", "UTC")
+    assert stored.item() == NOW
+
+
+def test_settings_default_then_change_with_an_audit_trail(warehouse: Warehouse) -> None:
+    assert read_thresholds(warehouse) == Thresholds()
+    updated = set_setting(warehouse, "min_margin_clp", "25000", actor="alice")
+    assert updated.min_margin_clp == 25_000
+    assert read_thresholds(warehouse).min_margin_clp == 25_000
+
+    with pytest.raises(ValueError, match="expects int"):
+        set_setting(warehouse, "min_margin_clp", "lots", actor="mallory")
+    log = warehouse.query("SELECT actor, action, target, details, outcome FROM audit_log ORDER BY id")
+    assert log["actor"].to_list() == ["alice", "mallory"]
+    assert log["outcome"][0] == "ok" and '"to": 25000' in log["details"][0]
+    assert log["outcome"][1].startswith("rejected")
+    assert read_thresholds(warehouse).min_margin_clp == 25_000
