@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from arbx_dagster.domain.schema import QUARANTINE_SCHEMA, RAW_PRICE_SCHEMA, conform
+from arbx_dagster.domain.schema import QUARANTINE_SCHEMA, RAW_PRICE_KEY, RAW_PRICE_SCHEMA, conform
 
 # Prices above this are not real consumer prices in CLP (tens of millions is the ceiling
 # seen in practice for these stores).
@@ -66,6 +66,18 @@ def _first_failure(now: datetime) -> pl.Expr:
     return expr
 
 
+def _duplicate_of_a_later_row() -> pl.Expr:
+    """Among otherwise valid rows, a repeated natural key keeps its last occurrence."""
+    key = pl.struct(list(RAW_PRICE_KEY))
+    is_valid = pl.col("_reason").is_null()
+    superseded = is_valid & ~key.is_last_distinct().over(is_valid)
+    return (
+        pl.when(superseded)
+        .then(pl.lit("duplicate observation (a later row has the same key)"))
+        .otherwise(pl.col("_reason"))
+    )
+
+
 def validate_observations(
     observations: pl.DataFrame, *, now: datetime, source_location: str = "row"
 ) -> ValidationResult:
@@ -79,15 +91,18 @@ def validate_observations(
         frame = frame.with_columns(
             source_location=pl.format(f"{source_location}:{{}}", pl.col("_row"))
         )
-    typed = conform(frame, {**RAW_PRICE_SCHEMA, "source_location": pl.String()}).with_columns(
-        _reason=_first_failure(now)
+    typed = (
+        conform(frame, {**RAW_PRICE_SCHEMA, "source_location": pl.String()})
+        .with_columns(_reason=_first_failure(now))
+        .with_columns(_reason=_duplicate_of_a_later_row())
     )
     accepted = conform(typed.filter(pl.col("_reason").is_null()), RAW_PRICE_SCHEMA)
     rejected = typed.filter(pl.col("_reason").is_not_null())
     raw_json = pl.struct(list(RAW_PRICE_SCHEMA)).struct.json_encode()
     quarantined = rejected.select(
-        record_hash=pl.concat_str([pl.col("source_location"), raw_json], separator="|")
-        .map_batches(_sha256, return_dtype=pl.String),
+        record_hash=pl.concat_str([pl.col("source_location"), raw_json], separator="|").map_batches(
+            _sha256, return_dtype=pl.String
+        ),
         retailer=pl.col("retailer"),
         source=pl.col("source").fill_null("unknown"),
         source_location=pl.col("source_location"),

@@ -161,7 +161,11 @@ def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Select and cast ``df`` to ``schema``; columns it lacks become nulls."""
     return df.select(
         [
-            (pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name)
+            (
+                pl.col(name).cast(dtype)
+                if name in df.columns
+                else pl.repeat(None, df.height, dtype=dtype)
+            ).alias(name)
             for name, dtype in schema.items()
         ]
     )
