@@ -34,10 +34,7 @@ class Thresholds:
 
     def to_rows(self) -> dict[str, str]:
         """Serialise each setting as JSON text, one row per key in ``system_config``."""
-        return {
-            f.name: json.dumps(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-        }
+        return {f.name: json.dumps(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_rows(cls, rows: dict[str, str]) -> Thresholds:

@@ -21,7 +21,9 @@ reference is one function below (a later rule adds more, e.g. the 30-day pre-eve
 
 A listing is flagged when, with ``low = thresholds.glitch_ratio_low``:
 ``price <= low * common * exp(move)``, robust z (of log price minus move) <= ``Z_THRESHOLD``,
-and (no other retailer shows the product, or ``price <= low * others``). It needs
+and (no other retailer shows the product, or ``price <= low * others``, or the others are
+far *below* the listing — ``others <= low * price``, another store glitching deeper, which
+says nothing about the market level). It needs
 ``MIN_HISTORY_DAYS`` priced days of history and must be in stock (an unbuyable glitch is not an
 opportunity).
 
@@ -205,9 +207,15 @@ def _series_glitches(
             / pl.col("log_scale"),
         )
     )
-    others_agree = pl.col("others_price").is_null() | (
+    others_confirm = pl.col("others_price").is_not_null() & (
         pl.col("price") <= low * pl.col("others_price")
     )
+    # Another store far *below* this price is glitching deeper itself: it says nothing
+    # about the market level, so the listing's own history decides.
+    others_uninformative = pl.col("others_price").is_null() | (
+        pl.col("others_price") <= low * pl.col("price")
+    )
+    others_agree = others_confirm | others_uninformative
     flagged = scored.filter(
         (pl.col("history_days") >= MIN_HISTORY_DAYS)
         & pl.col("in_stock").fill_null(False)
@@ -215,11 +223,9 @@ def _series_glitches(
         & (pl.col("robust_z") <= Z_THRESHOLD)
         & others_agree
     )
-    others_lower = pl.col("others_price").is_not_null() & (
-        pl.col("others_price") < pl.col("expected_common")
-    )
+    others_lower = others_confirm & (pl.col("others_price") < pl.col("expected_common"))
     corroboration = (
-        pl.when(pl.col("others_price").is_not_null())
+        pl.when(others_confirm)
         .then(
             UNCORROBORATED
             + (1 - UNCORROBORATED)

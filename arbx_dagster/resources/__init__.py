@@ -1,6 +1,7 @@
 """Dagster resources, configured from the environment (see ``arbx_dagster.settings``)."""
 
 from arbx_dagster.resources.cache import CacheResource
+from arbx_dagster.resources.clock import ClockResource
 from arbx_dagster.resources.warehouse import WarehouseResource
 
-__all__ = ["CacheResource", "WarehouseResource"]
+__all__ = ["CacheResource", "ClockResource", "WarehouseResource"]

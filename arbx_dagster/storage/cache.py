@@ -6,6 +6,7 @@ never a store of record: every caller must behave correctly when it is empty.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import threading
 import time
@@ -258,10 +259,8 @@ class RedisCache(Cache):
             return False
 
     def _release(self, key: str, token: str) -> None:
-        try:
+        with contextlib.suppress(*self._redis_errors):  # the lease expires on its own
             self._release_script(keys=[key], args=[token])
-        except self._redis_errors:
-            pass  # the lease expires on its own
 
     def describe(self) -> str:
         return f"redis:{redact(self.url)}"

@@ -31,8 +31,12 @@ def set_setting(warehouse: Warehouse, key: str, value: Any, *, actor: str) -> Th
         warehouse.upsert(
             "system_config",
             pl.DataFrame(
-                {"key": [key], "value": [json.dumps(coerced)], "updated_at": [now],
-                 "updated_by": [actor]}
+                {
+                    "key": [key],
+                    "value": [json.dumps(coerced)],
+                    "updated_at": [now],
+                    "updated_by": [actor],
+                }
             ),
             ["key"],
         )
@@ -50,6 +54,7 @@ def audit(
     outcome: str = "ok",
 ) -> None:
     warehouse.execute(
-        "INSERT INTO audit_log (actor, action, target, details, outcome) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO audit_log (actor, action, target, details, outcome) "
+        "VALUES ($1, $2, $3, $4, $5)",
         [actor, action, target, json.dumps(details or {}, default=str), outcome],
     )

@@ -23,9 +23,12 @@ def test_add_sets_only_when_absent(cache: Cache) -> None:
 
 
 def test_lock_is_exclusive_and_released(cache: Cache) -> None:
-    with cache.lock("refresh", ttl_seconds=5):
-        with pytest.raises(LockNotAcquired), cache.lock("refresh", ttl_seconds=5):
-            pass
+    with (
+        cache.lock("refresh", ttl_seconds=5),
+        pytest.raises(LockNotAcquired),
+        cache.lock("refresh", ttl_seconds=5),
+    ):
+        pass
     with cache.lock("refresh", ttl_seconds=5):
         pass
 

@@ -48,7 +48,9 @@ def test_upsert_is_idempotent_and_updates_in_place(warehouse: Warehouse) -> None
 def test_duplicate_keys_in_one_batch_land_once_with_the_last_value(warehouse: Warehouse) -> None:
     batch = pl.concat([_history([1990]), _history([990])])
     assert warehouse.upsert("price_history", batch, ["retailer", "sku", "day"]) == 1
-    assert warehouse.query("SELECT price_offer FROM price_history")["price_offer"].to_list() == [990]
+    assert warehouse.query("SELECT price_offer FROM price_history")["price_offer"].to_list() == [
+        990
+    ]
 
 
 def test_replace_swaps_only_the_matching_rows(warehouse: Warehouse) -> None:
@@ -56,8 +58,12 @@ def test_replace_swaps_only_the_matching_rows(warehouse: Warehouse) -> None:
     warehouse.upsert("price_history", _history([1, 2, 3], day="2026-11-20"), key)
     warehouse.upsert("price_history", _history([4, 5], day="2026-11-21"), key)
     day = datetime(2026, 11, 20).date()
-    warehouse.replace("price_history", _history([7], day="2026-11-20"), where="day = $1", params=[day])
-    counts = warehouse.query("SELECT day, count(*) AS n FROM price_history GROUP BY day ORDER BY day")
+    warehouse.replace(
+        "price_history", _history([7], day="2026-11-20"), where="day = $1", params=[day]
+    )
+    counts = warehouse.query(
+        "SELECT day, count(*) AS n FROM price_history GROUP BY day ORDER BY day"
+    )
     assert counts["n"].to_list() == [1, 2]
 
 
@@ -86,7 +92,9 @@ def test_settings_default_then_change_with_an_audit_trail(warehouse: Warehouse) 
 
     with pytest.raises(ValueError, match="expects int"):
         set_setting(warehouse, "min_margin_clp", "lots", actor="mallory")
-    log = warehouse.query("SELECT actor, action, target, details, outcome FROM audit_log ORDER BY id")
+    log = warehouse.query(
+        "SELECT actor, action, target, details, outcome FROM audit_log ORDER BY id"
+    )
     assert log["actor"].to_list() == ["alice", "mallory"]
     assert log["outcome"][0] == "ok" and '"to": 25000' in log["details"][0]
     assert log["outcome"][1].startswith("rejected")

@@ -244,6 +244,19 @@ def test_a_genuine_40_percent_discount_matched_at_other_stores_is_not_a_glitch()
     assert (alone["ref_retailer"], alone["ref_price"]) == (None, 199_990)
 
 
+def test_two_stores_glitching_on_the_same_product_do_not_hide_each_other():
+    hist = history(closes("falabella", "f1", FLAT), closes("ripley", "r1", FLAT))
+    rows = market(
+        now_listing("falabella", "f1", 19_990, canonical="tv"),  # 10 % of normal
+        now_listing("ripley", "r1", 1_990, canonical="tv"),  # 1 % of normal
+    )
+    found = find_glitches(hist, rows, Thresholds(), NOW)
+    assert sorted(found["buy_retailer"].to_list()) == ["falabella", "ripley"]
+    falabella = found.filter(pl.col("buy_retailer") == "falabella").row(0, named=True)
+    # The deeper glitch elsewhere is no reference: the listing's own history is.
+    assert (falabella["ref_retailer"], falabella["ref_price"]) == (None, 199_990)
+
+
 def test_other_stores_reference_names_the_store_when_it_is_the_lower_reference():
     hist = history(closes("falabella", "f1", FLAT), closes("ripley", "r1", FLAT))
     rows = market(

@@ -1,0 +1,30 @@
+"""Intelligence metrics: volatility, scraping tiers and market measurements."""
+
+import dagster as dg
+
+from arbx_dagster.assets.metadata import png_markdown, stage_metadata
+from arbx_dagster.assets.opportunities import opportunities
+from arbx_dagster.pipeline.intelligence import refresh_intelligence
+from arbx_dagster.reporting.charts import volatility_by_category_chart
+from arbx_dagster.resources import ClockResource, WarehouseResource
+
+
+@dg.asset(
+    deps=[opportunities],
+    group_name="intelligence",
+    kinds={"polars"},
+    description=(
+        "How much prices move per listing, category and retailer, and the scraping tier each "
+        "listing should be in (critical every 30 min, important every 6 h, tracking daily), "
+        "from measured volatility and open opportunities. Tables: listing_tiers, "
+        "intelligence_metrics."
+    ),
+)
+def intelligence_metrics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+) -> dg.MaterializeResult:
+    report = refresh_intelligence(warehouse.warehouse, now=clock.now())
+    chart = volatility_by_category_chart(report.preview)
+    return dg.MaterializeResult(
+        metadata=stage_metadata(report, volatility_by_category=png_markdown(chart, "volatility"))
+    )

@@ -1,0 +1,25 @@
+"""Normalised listings: the current state of each retailer SKU, ready for matching."""
+
+import dagster as dg
+
+from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.pipeline.listings import refresh_listings
+from arbx_dagster.resources import ClockResource, WarehouseResource
+
+
+@dg.asset(
+    deps=[raw_prices],
+    group_name="listings",
+    kinds={"polars"},
+    description=(
+        "One row per (retailer, sku): latest prices and stock, first/last seen, and the "
+        "matching keys derived from the title — folded text, canonical brand, model code, "
+        "leaf category, normalised units."
+    ),
+)
+def normalized_listings(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+) -> dg.MaterializeResult:
+    report = refresh_listings(warehouse.warehouse, now=clock.now())
+    return dg.MaterializeResult(metadata=stage_metadata(report))

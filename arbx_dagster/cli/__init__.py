@@ -1,0 +1,23 @@
+"""``arbx``: the command line (demo, status, ui, config; later bench, serve, backfill)."""
+
+from __future__ import annotations
+
+import typer
+
+from arbx_dagster.cli import config_cmd, demo, status, ui
+
+app = typer.Typer(
+    name="arbx",
+    help="ArbX: cross-retailer price intelligence (Falabella, Ripley, Paris) on Dagster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.command("demo")(demo.demo)
+app.command("status")(status.status)
+app.command("ui")(ui.ui)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    app()

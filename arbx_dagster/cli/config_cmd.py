@@ -1,0 +1,52 @@
+"""``arbx config``: read and change business settings at run time (audited)."""
+
+from __future__ import annotations
+
+import getpass
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from arbx_dagster.settings import Settings
+from arbx_dagster.storage.migrations import migrate
+from arbx_dagster.storage.settings_store import read_thresholds, set_setting
+from arbx_dagster.storage.warehouse import open_warehouse
+
+app = typer.Typer(
+    help="Show or change thresholds (min margin, min ROI, retailers…).", no_args_is_help=True
+)
+
+
+def _open():
+    settings = Settings.from_env()
+    warehouse = open_warehouse(settings.postgres_url, settings.duckdb_path)
+    migrate(warehouse)
+    return warehouse
+
+
+@app.command("show")
+def show() -> None:
+    """Print every setting and its current value."""
+    with _open() as warehouse:
+        thresholds = read_thresholds(warehouse)
+    table = Table("setting", "value", title="ArbX settings")
+    for key, value in thresholds.to_rows().items():
+        table.add_row(key, value)
+    Console().print(table)
+
+
+@app.command("set")
+def set_(
+    key: str = typer.Argument(..., help="Setting name, e.g. min_margin_clp"),
+    value: str = typer.Argument(..., help="New value, e.g. 15000 or falabella,paris"),
+    actor: str = typer.Option(None, help="Who is changing it (default: your user name)."),
+) -> None:
+    """Change one setting; the change is validated and written to the audit log."""
+    with _open() as warehouse:
+        try:
+            thresholds = set_setting(warehouse, key, value, actor=actor or getpass.getuser())
+        except ValueError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"{key} = {thresholds.to_rows()[key]}")

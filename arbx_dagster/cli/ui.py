@@ -1,0 +1,24 @@
+"""``arbx ui``: the Dagster UI on this project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import typer
+
+from arbx_dagster.instance import REPO_ROOT, WORKSPACE_YAML, prepare_dagster_home
+from arbx_dagster.settings import Settings
+
+
+def ui(
+    port: int = typer.Option(3000, help="Port for the Dagster webserver."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+) -> None:
+    """Open the Dagster UI (`dagster dev`): asset graph, runs, checks and materializations."""
+    home = prepare_dagster_home(Settings.from_env())
+    dagster = shutil.which("dagster", path=os.path.dirname(sys.executable)) or "dagster"
+    typer.echo(f"Dagster instance: {home}\nOpen http://{host}:{port} (Ctrl-C to stop)")
+    os.chdir(REPO_ROOT)
+    os.execv(dagster, [dagster, "dev", "-w", str(WORKSPACE_YAML), "-h", host, "-p", str(port)])

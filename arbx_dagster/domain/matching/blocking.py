@@ -1,0 +1,260 @@
+"""Candidate generation: which cross-retailer pairs are worth scoring at all.
+
+Comparing every listing with every other is quadratic, so two cheap, vectorised
+generators propose candidates and only those are scored:
+
+* exact keys: listings sharing a normalised model code or code stem meet directly
+  (keys shared by too many listings are dropped: they are not discriminative);
+* similarity: a TF-IDF vector of character n-grams per listing, and for each listing its
+  ``k`` most similar listings at every *other* retailer, computed as chunked sparse matrix
+  products so memory stays bounded whatever the catalogue size.
+
+Pairs never join two listings of the same retailer. They are oriented so the
+alphabetically smaller retailer is on the left (``i`` side).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN
+
+PAIR_SCHEMA = {"i": pl.Int64, "j": pl.Int64}
+
+# Upper bound on dense similarity cells held at once (float32): ~64 MB.
+DEFAULT_CHUNK_CELLS = 16_000_000
+# Features (n-grams, words) held by more than this share of listings are not used to
+# look for neighbours (see ``prune_common_features``).
+DEFAULT_MAX_DF = 0.1
+# ... and by more than this many listings, whatever the catalogue size: this bounds the
+# work per feature, so the product grows roughly linearly with the catalogue.
+DEFAULT_MAX_DF_COUNT = 2_000
+
+
+def tfidf_matrix(texts: pl.Series) -> sp.csr_matrix:
+    """L2-normalised TF-IDF: character 3-5-grams within words (robust to typos and to
+    codes written with or without separators) stacked with whole words (exact tokens)."""
+    docs = texts.fill_null("").to_list()
+    parts = []
+    for vectorizer in (
+        TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, dtype=np.float32
+        ),
+        TfidfVectorizer(analyzer="word", token_pattern=r"\S+", sublinear_tf=True, dtype=np.float32),
+    ):
+        try:
+            parts.append(vectorizer.fit_transform(docs))
+        except ValueError:  # empty vocabulary: no listing has any text
+            parts.append(sp.csr_matrix((len(docs), 0), dtype=np.float32))
+    stacked = sp.hstack(parts).tocsr().astype(np.float32)
+    return normalize(stacked).astype(np.float32) if stacked.shape[1] else stacked
+
+
+def _orient(pairs: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """Keep cross-retailer pairs once, smaller retailer (then index) on the ``i`` side."""
+    retailer = records.select(pl.col("idx"), pl.col("retailer"))
+    p = (
+        pairs.join(retailer.rename({"idx": "i", "retailer": "ri"}), on="i")
+        .join(retailer.rename({"idx": "j", "retailer": "rj"}), on="j")
+        .filter(pl.col("ri") != pl.col("rj"))
+    )
+    swap = (pl.col("ri") > pl.col("rj")) | (
+        (pl.col("ri") == pl.col("rj")) & (pl.col("i") > pl.col("j"))
+    )
+    return p.select(
+        pl.when(swap).then(pl.col("j")).otherwise(pl.col("i")).alias("i"),
+        pl.when(swap).then(pl.col("i")).otherwise(pl.col("j")).alias("j"),
+    ).unique()
+
+
+def code_key_pairs(records: pl.DataFrame, *, max_block: int = 30) -> pl.DataFrame:
+    """Pairs of listings sharing a model code or code stem (at different retailers).
+
+    ``records`` needs ``idx``, ``retailer`` and list columns ``codes`` and ``stems``.
+    Keys held by more than ``max_block`` listings are skipped: a code that many listings
+    share is a series name or a unit, not a product identity, and would blow up the
+    candidate count quadratically.
+    """
+    keys = (
+        records.select("idx", "retailer", pl.concat_list("codes", "stems").alias("key"))
+        .explode("key")
+        .drop_nulls("key")
+        .filter(pl.col("key").str.len_chars() >= MIN_KEY_LEN)
+        .unique(["idx", "key"])
+    )
+    sizes = keys.group_by("key").agg(
+        pl.len().alias("n"), pl.col("retailer").n_unique().alias("n_retailers")
+    )
+    keep = sizes.filter((pl.col("n") <= max_block) & (pl.col("n_retailers") > 1)).select("key")
+    keys = keys.join(keep, on="key", how="semi")
+    pairs = (
+        keys.join(keys, on="key", suffix="_r")
+        .filter(pl.col("retailer") < pl.col("retailer_r"))
+        .select(pl.col("idx").alias("i"), pl.col("idx_r").alias("j"))
+        .unique()
+    )
+    return pairs.cast(PAIR_SCHEMA)
+
+
+def prune_common_features(
+    matrix: sp.csr_matrix, max_df: float, max_df_count: int = DEFAULT_MAX_DF_COUNT
+) -> sp.csr_matrix:
+    """Drop n-grams held by more than ``max_df`` of the listings (or more than
+    ``max_df_count`` listings), then re-normalise.
+
+    The cost of ``X_A @ X_B.T`` is the sum over features of (listings at A having it) x
+    (listings at B having it): a handful of n-grams shared by whole categories ('sam',
+    ' tv', 'gb ') make it quadratic while adding almost nothing to the ranking (their IDF
+    is low). Without them the product stays sparse and neighbours are ranked by the rare
+    n-grams: model codes, model names, sizes.
+    """
+    n = matrix.shape[0]
+    limit = max(2, min(int(max_df * n), max_df_count))
+    if n == 0 or limit >= n:
+        return matrix
+    df = np.diff(matrix.tocsc().indptr)
+    keep = np.flatnonzero(df <= limit)
+    if len(keep) == 0:
+        return sp.csr_matrix((n, 0), dtype=np.float32)
+    return normalize(matrix[:, keep]).astype(np.float32).tocsr()
+
+
+def _topk_sparse(
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: int, by: str
+) -> np.ndarray:
+    """Mask of the ``k`` highest values per row (``by='row'``) or per column, vectorised.
+
+    One stable argsort on ``group * 2 - value`` (values are cosines in [0, 1]) orders by
+    group, then by value descending; the rank inside each group is the position minus
+    the group's first position.
+    """
+    group = rows if by == "row" else cols
+    if len(group) == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(group.astype(np.float64) * 2.0 - vals, kind="stable")
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(sorted_group)]))
+    rank = np.arange(len(sorted_group)) - run_start
+    mask = np.zeros(len(vals), dtype=bool)
+    mask[order[rank < k]] = True
+    return mask
+
+
+def similarity_pairs(
+    matrix: sp.csr_matrix,
+    records: pl.DataFrame,
+    *,
+    k: int = 4,
+    chunk_cells: int = DEFAULT_CHUNK_CELLS,
+) -> pl.DataFrame:
+    """For every listing, its ``k`` nearest listings (cosine) at each other retailer.
+
+    Both directions are taken for every pair of retailers (A's neighbours at B and B's at
+    A), so a listing whose best partner ranks it low still gets a chance. The product
+    ``X_A[chunk] @ X_B.T`` is computed for chunks of A's rows sized so that even a fully
+    dense block stays under ``chunk_cells`` entries; row-wise top-k is taken per chunk and
+    the column-wise top-k of B is merged across chunks, so memory is bounded by the chunk
+    plus ``k`` entries per listing.
+    """
+    retailers = sorted(records["retailer"].unique().to_list())
+    idx_by_retailer = {
+        r: records.filter(pl.col("retailer") == r)["idx"].to_numpy().astype(np.int64)
+        for r in retailers
+    }
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    for a_pos, a in enumerate(retailers):
+        for b in retailers[a_pos + 1 :]:
+            ia, ib = idx_by_retailer[a], idx_by_retailer[b]
+            if len(ia) == 0 or len(ib) == 0:
+                continue
+            xa, xb_t = matrix[ia], matrix[ib].T.tocsc()
+            col_rows = np.empty(0, np.int64)
+            col_cols = np.empty(0, np.int64)
+            col_vals = np.empty(0, np.float32)
+            step = max(1, chunk_cells // len(ib))
+            for start in range(0, len(ia), step):
+                sim = (xa[start : start + step] @ xb_t).tocsr()
+                sim.eliminate_zeros()
+                rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr)) + start
+                cols, vals = sim.indices.astype(np.int64), sim.data
+                keep = _topk_sparse(rows, cols, vals, k, "row")
+                out_i.append(ia[rows[keep]])
+                out_j.append(ib[cols[keep]])
+                # Column-wise: merge this chunk's best with the running best per column.
+                keep = _topk_sparse(rows, cols, vals, k, "col")
+                col_rows = np.r_[col_rows, rows[keep]]
+                col_cols = np.r_[col_cols, cols[keep]]
+                col_vals = np.r_[col_vals, vals[keep]]
+                best = _topk_sparse(col_rows, col_cols, col_vals, k, "col")
+                col_rows, col_cols, col_vals = col_rows[best], col_cols[best], col_vals[best]
+            out_i.append(ia[col_rows])
+            out_j.append(ib[col_cols])
+    if not out_i:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    return pl.DataFrame(
+        {"i": np.concatenate(out_i), "j": np.concatenate(out_j)}, schema=PAIR_SCHEMA
+    ).unique()
+
+
+def candidate_pairs(
+    records: pl.DataFrame,
+    matrix: sp.csr_matrix,
+    *,
+    k: int = 4,
+    max_block: int = 30,
+    max_df: float = DEFAULT_MAX_DF,
+    chunk_cells: int = DEFAULT_CHUNK_CELLS,
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Union of code-key and similarity candidates, with counts for reporting.
+
+    Returns ``(pairs, stats)`` where ``pairs`` has ``i, j, by_code, by_similarity`` and
+    ``stats`` the number of candidates each generator produced and the union.
+    """
+    by_code = _orient(code_key_pairs(records, max_block=max_block), records)
+    sparse = prune_common_features(matrix, max_df)
+    by_sim = _orient(similarity_pairs(sparse, records, k=k, chunk_cells=chunk_cells), records)
+    pairs = (
+        pl.concat(
+            [
+                by_code.with_columns(by_code=pl.lit(True), by_similarity=pl.lit(False)),
+                by_sim.with_columns(by_code=pl.lit(False), by_similarity=pl.lit(True)),
+            ]
+        )
+        .group_by("i", "j")
+        .agg(pl.col("by_code").any(), pl.col("by_similarity").any())
+        .sort("i", "j")
+    )
+    stats = {
+        "listings": records.height,
+        "candidates_code": by_code.height,
+        "candidates_similarity": by_sim.height,
+        "candidates": pairs.height,
+    }
+    return pairs, stats
+
+
+def blocking_recall(
+    candidates: pl.DataFrame, truth: pl.DataFrame, left_retailer: str
+) -> dict[str, float]:
+    """Pair completeness: share of true pairs (``left_sku, right_sku``) among candidates.
+
+    ``candidates`` carries ``left_retailer, left_sku, right_retailer, right_sku``.
+    """
+    oriented = candidates.select(
+        pl.when(pl.col("left_retailer") == left_retailer)
+        .then(pl.col("left_sku"))
+        .otherwise(pl.col("right_sku"))
+        .alias("left_sku"),
+        pl.when(pl.col("left_retailer") == left_retailer)
+        .then(pl.col("right_sku"))
+        .otherwise(pl.col("left_sku"))
+        .alias("right_sku"),
+    ).unique()
+    found = truth.unique().join(oriented, on=["left_sku", "right_sku"], how="semi").height
+    return {"pair_completeness": found / truth.height if truth.height else 1.0}

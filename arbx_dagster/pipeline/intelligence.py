@@ -1,0 +1,87 @@
+"""Stage 6: market intelligence — volatility, scraping tiers, and headline metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from arbx_dagster.domain.history import day_of
+from arbx_dagster.domain.schema import UTC_DATETIME
+from arbx_dagster.domain.volatility import listing_volatility, tier_moves, volatility_by
+from arbx_dagster.pipeline.report import StageReport
+from arbx_dagster.storage.warehouse import Warehouse
+
+# Volatility reads the last 30 days; a little more covers the first day-over-day change.
+HISTORY_DAYS = 35
+
+
+def _metric_rows(frame: pl.DataFrame, scope: str, key_column: str) -> pl.DataFrame:
+    """Wide per-group measurements -> (scope, scope_key, metric, value) rows."""
+    return (
+        frame.with_columns(pl.col(key_column).cast(pl.String).fill_null("unknown"))
+        .unpivot(index=key_column, variable_name="metric", value_name="value")
+        .select(
+            scope=pl.lit(scope),
+            scope_key=pl.col(key_column),
+            metric="metric",
+            value=pl.col("value").cast(pl.Float64),
+        )
+    )
+
+
+def refresh_intelligence(warehouse: Warehouse, *, now: datetime) -> StageReport:
+    history = warehouse.query(
+        "SELECT * FROM price_history WHERE day >= $1", [(now - timedelta(days=HISTORY_DAYS)).date()]
+    )
+    hot = warehouse.query(
+        "SELECT buy_retailer AS retailer, buy_sku AS sku FROM opportunities "
+        "WHERE status <> 'expired'"
+    )
+    tiers = listing_volatility(history, hot, now_day=day_of(now))
+    previous = warehouse.query("SELECT retailer, sku, tier FROM listing_tiers")
+    moves = tier_moves(previous, tiers)
+    listings = warehouse.query("SELECT retailer, sku, category FROM listings")
+    by_category = volatility_by(tiers, listings, "category")
+    by_retailer = volatility_by(tiers, listings, "retailer")
+    tier_counts = dict(tiers.group_by("tier").len().iter_rows())
+    market = pl.DataFrame(
+        {
+            "scope_key": ["all"],
+            "listings": [listings.height],
+            "tiered_listings": [tiers.height],
+            "mean_volatility": [tiers["volatility"].mean()],
+            "tier_moves": [moves.height],
+            "live_opportunities": [hot.height],
+            **{
+                f"n_{tier}": [tier_counts.get(tier, 0)]
+                for tier in ("critical", "important", "tracking")
+            },
+        }
+    )
+    metrics = pl.concat(
+        [
+            _metric_rows(market, "market", "scope_key"),
+            _metric_rows(by_category, "category", "category"),
+            _metric_rows(by_retailer, "retailer", "retailer"),
+        ]
+    ).with_columns(
+        as_of_date=pl.lit(day_of(now)),
+        computed_at=pl.lit(now).cast(UTC_DATETIME),
+    )
+    stamp = pl.lit(now).cast(UTC_DATETIME)
+    with warehouse.transaction():
+        warehouse.replace("listing_tiers", tiers.with_columns(assigned_at=stamp))
+        warehouse.upsert(
+            "intelligence_metrics", metrics, ["as_of_date", "scope", "scope_key", "metric"]
+        )
+    return StageReport(
+        rows=metrics.height,
+        counts={
+            "tiers": {t: tier_counts.get(t, 0) for t in ("critical", "important", "tracking")},
+            "tier_moves": moves.height,
+            "mean_volatility": float(tiers["volatility"].mean() or 0.0),
+            "categories": by_category.height,
+        },
+        preview=by_category,
+    )

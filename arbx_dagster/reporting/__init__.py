@@ -1,0 +1,1 @@
+"""Presentation helpers shared by the Dagster metadata and the CLI (charts, tables)."""

@@ -1,0 +1,55 @@
+"""Formatting money and opportunities the way Chilean users read them."""
+
+from __future__ import annotations
+
+import sys
+
+import polars as pl
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+
+def clp(amount: int | float | None) -> str:
+    """1299990 -> '$1.299.990' (Chilean thousands separator)."""
+    if amount is None:
+        return "—"
+    return "$" + f"{round(amount):,}".replace(",", ".")
+
+
+def roi(pct: float) -> str:
+    """ROI in percent; a glitch bought for a few pesos would print an absurd number."""
+    return ">9999" if pct > 9_999 else f"{pct:.1f}"
+
+
+def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("product", overflow="ellipsis", no_wrap=True, max_width=46)
+    table.add_column("buy at", no_wrap=True)
+    table.add_column("price", justify="right", no_wrap=True)
+    table.add_column("reference", no_wrap=True)
+    table.add_column("ref. price", justify="right", no_wrap=True)
+    table.add_column("margin CLP", justify="right", no_wrap=True)
+    table.add_column("ROI %", justify="right", no_wrap=True)
+    table.add_column("conf.", justify="right", no_wrap=True)
+    for row in frame.iter_rows(named=True):
+        kind = row["kind"] if row["kind"] == "spread" else f"glitch·{row['severity']}"
+        buy = row["buy_retailer"] + (" (card)" if row["buy_price_type"] == "card" else "")
+        table.add_row(
+            kind,
+            row["product_name"] or row["canonical_id"],
+            buy,
+            clp(row["buy_price"]),
+            row["ref_retailer"] or "own history",
+            clp(row["ref_price"]),
+            clp(row["margin_clp"]),
+            roi(row["roi_pct"]),
+            f"{row['confidence']:.2f}",
+        )
+    return table
+
+
+def console() -> Console:
+    """A console as wide as the terminal, or wide enough for the tables when piped."""
+    return Console(width=None if sys.stdout.isatty() else 150)
