@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from arbx_dagster.instance import REPO_ROOT, WORKSPACE_YAML, prepare_dagster_home
+from arbx_dagster.instance import WORKSPACE_YAML, prepare_dagster_home
 from arbx_dagster.settings import Settings
 
 
@@ -17,8 +17,12 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 ) -> None:
     """Open the Dagster UI (`dagster dev`): asset graph, runs, checks and materializations."""
-    home = prepare_dagster_home(Settings.from_env())
+    settings = Settings.from_env()
+    home = prepare_dagster_home(settings)
     dagster = shutil.which("dagster", path=os.path.dirname(sys.executable)) or "dagster"
     typer.echo(f"Dagster instance: {home}\nOpen http://{host}:{port} (Ctrl-C to stop)")
-    os.chdir(REPO_ROOT)
+    # Run from the instance folder (so Dagster does not mistake the top-level production
+    # dagster.yaml for this instance's), with ArbX's state folder pinned absolutely.
+    os.environ["ARBX_HOME"] = str(settings.home)
+    os.chdir(home)
     os.execv(dagster, [dagster, "dev", "-w", str(WORKSPACE_YAML), "-h", host, "-p", str(port)])

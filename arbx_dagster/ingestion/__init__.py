@@ -1,0 +1,72 @@
+"""Ingestion, Dagster-free: sources.yaml, connectors, polite HTTP, and the raw-payload archive.
+
+Entry points for the orchestration layer::
+
+    sources = load_sources()                       # $ARBX_SOURCES or sources.example.yaml
+    archive = Archive.from_config(sources.archive)
+    connector = build_connector(sources.get("falabella"), cache, archive)
+    for batch in connector.fetch(FetchRequest(mode=FetchMode.LISTING_PAGES, listings=…)):
+        validate_observations(batch.frame, now=…)   # bad rows -> quarantine, with location
+    archive.replay("falabella", day)               # re-parse a day without the network
+    FileDropConnector.ready_files(cursor)          # what a sensor polls
+"""
+
+from arbx_dagster.ingestion.archive import Archive, ArchivedRun, PayloadRef, market_day
+from arbx_dagster.ingestion.circuit import CircuitBreaker, CircuitOpenError
+from arbx_dagster.ingestion.connectors import (
+    Connector,
+    DroppedFile,
+    FetchBatch,
+    FetchMode,
+    FetchRequest,
+    FileDropConnector,
+    IngestionError,
+    KnownListing,
+    ReadyFiles,
+    SimulatorConnector,
+    build_connector,
+    concat_batches,
+    parser_for,
+    replay_run,
+)
+from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_after
+from arbx_dagster.ingestion.prices import PriceParseError, parse_clp
+from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.records import BATCH_SCHEMA
+from arbx_dagster.ingestion.sources import SourcesConfig, SourcesError, load_sources, parse_sources
+from arbx_dagster.ingestion.stats import FetchStats
+
+__all__ = [
+    "BATCH_SCHEMA",
+    "Archive",
+    "ArchivedRun",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Connector",
+    "DroppedFile",
+    "FetchBatch",
+    "FetchFailed",
+    "FetchMode",
+    "FetchRequest",
+    "FetchStats",
+    "FileDropConnector",
+    "IngestionError",
+    "KnownListing",
+    "PayloadRef",
+    "PriceParseError",
+    "RateLimiter",
+    "ReadyFiles",
+    "RetailerHttp",
+    "SimulatorConnector",
+    "SourcesConfig",
+    "SourcesError",
+    "build_connector",
+    "concat_batches",
+    "load_sources",
+    "market_day",
+    "parse_clp",
+    "parse_retry_after",
+    "parse_sources",
+    "parser_for",
+    "replay_run",
+]

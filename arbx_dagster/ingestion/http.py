@@ -1,0 +1,205 @@
+"""HTTP the polite way: one pooled ``httpx`` client per retailer, rate-limited, retried with
+exponential backoff and jitter on 429/5xx/timeouts (``Retry-After`` honoured), behind a
+circuit breaker, with an honest User-Agent.
+
+A request that still fails after its retries raises :class:`FetchFailed`; the caller writes
+no price for it. 404/410 are answers (the listing is gone), not failures.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from arbx_dagster.ingestion.circuit import CircuitBreaker
+from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.sources import USER_AGENT, RetryPolicy
+from arbx_dagster.ingestion.stats import FetchStats
+
+log = logging.getLogger(__name__)
+
+GONE = (404, 410)
+
+
+class FetchFailed(RuntimeError):
+    """A request failed for good (after retries, or a status not worth retrying)."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None, attempts: int = 0):
+        super().__init__(f"GET {url} failed after {attempts} attempt(s): {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    url: str
+    status: int
+    content: bytes
+    content_type: str
+    attempts: int
+    fetched_at: datetime
+
+    @property
+    def gone(self) -> bool:
+        return self.status in GONE
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
+    """Exponential backoff for the ``attempt``-th failure (1-based), with jitter so that
+    workers that failed together do not retry together."""
+    base = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** (attempt - 1))
+    return base * (1 - policy.jitter * (rng or random).random())
+
+
+class RetailerHttp:
+    """The HTTP side of one retailer. Thread-safe; close it (or use ``with``) when done."""
+
+    def __init__(
+        self,
+        retailer: str,
+        *,
+        timeout_seconds: float = 20.0,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        breaker: CircuitBreaker | None = None,
+        user_agent: str = USER_AGENT,
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 4,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.retailer = retailer
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.breaker = breaker
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={
+                "User-Agent": user_agent,
+                "Accept": "application/json, text/html;q=0.9, */*;q=0.5",
+                "Accept-Language": "es-CL,es;q=0.9",
+                **(headers or {}),
+            },
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    def __enter__(self) -> RetailerHttp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str | int] | None = None,
+        stats: FetchStats | None = None,
+    ) -> HttpResponse:
+        """GET with rate limit, retries and circuit breaker; updates ``stats`` in place.
+
+        Raises :class:`FetchFailed` when the request failed for good and
+        :class:`~arbx_dagster.ingestion.circuit.CircuitOpenError` when the circuit is open.
+        """
+        stats = stats if stats is not None else FetchStats()
+        policy = self.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.breaker is not None:
+                self.breaker.before_request()
+            if self.limiter is not None:
+                stats.rate_limited_seconds += self.limiter.acquire()
+            stats.requests += 1
+            retry_after: float | None = None
+            try:
+                # httpx replaces a URL's own query with ``params``: pass None when empty
+                response = self.client.get(url, params=params or None)
+            except httpx.TimeoutException as exc:
+                stats.status_counts["timeout"] += 1
+                reason, status = f"timeout ({type(exc).__name__})", None
+            except httpx.TransportError as exc:
+                stats.status_counts["error"] += 1
+                reason, status = f"{type(exc).__name__}: {exc}", None
+            else:
+                status = response.status_code
+                stats.status_counts[str(status)] += 1
+                stats.bytes += len(response.content)
+                if status < 400 or status in GONE:
+                    if self.breaker is not None:
+                        self.breaker.record_success()
+                    return HttpResponse(
+                        url=str(response.url),
+                        status=status,
+                        content=response.content,
+                        content_type=response.headers.get("content-type", ""),
+                        attempts=attempt,
+                        fetched_at=datetime.now(UTC),
+                    )
+                reason = f"HTTP {status}"
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if status not in policy.retry_on_status:
+                    self._failed(reason)
+                    raise FetchFailed(url, reason, status, attempt)
+            self._failed(reason)
+            if retry_after is not None and self.limiter is not None:
+                self.limiter.pause(min(retry_after, policy.max_retry_after_seconds))
+            if retry_after is not None and retry_after > policy.max_retry_after_seconds:
+                raise FetchFailed(
+                    url,
+                    f"{reason}, server asked to wait {retry_after:.0f} s "
+                    f"(more than retry.max_retry_after_seconds={policy.max_retry_after_seconds:g})",
+                    status,
+                    attempt,
+                )
+            if attempt >= policy.max_attempts:
+                raise FetchFailed(url, reason, status, attempt)
+            delay = backoff_delay(attempt, policy, self._rng)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            stats.retries += 1
+            log.info(
+                "%s: %s on %s; retry %d/%d in %.2f s",
+                self.retailer, reason, url, attempt, policy.max_attempts - 1, delay,
+            )  # fmt: skip
+            self._sleep(delay)
+
+    def _failed(self, reason: str) -> None:
+        if self.breaker is not None:
+            self.breaker.record_failure(reason)

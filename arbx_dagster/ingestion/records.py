@@ -1,0 +1,316 @@
+"""From extracted values to ``RAW_PRICE_SCHEMA`` rows, one vectorised path for every connector.
+
+Connectors only extract text (per JSON/HTML item, or whole CSV/JSONL/Parquet columns); the
+typing rules live here once: Chilean price strings, stock flags, conditions, first-party
+sellers. Two promises hold for every row:
+
+* a price that is shown but unreadable nulls *all three* prices of the row and says why in
+  ``parse_error`` (so the validator quarantines it; a row is never half-priced);
+* nothing is dropped: a malformed item is still a row, with ``source_location`` saying where
+  it came from (``url#item-3``, ``file.csv:17``).
+
+The three prices stay separate: a card-only price is never copied into the offer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
+from arbx_dagster.ingestion.prices import clp_error_expr, clp_expr
+from arbx_dagster.ingestion.sources import MAPPABLE_FIELDS, FirstParty
+
+UTC_DATETIME = RAW_PRICE_SCHEMA["observed_at"]
+PRICE_FIELDS = ("price_list", "price_offer", "price_card")
+
+# What a connector hands the pipeline: raw prices plus where each row came from and, for a
+# row the parser could not read, why (the validator quarantines it with its location).
+BATCH_SCHEMA: dict[str, pl.DataType] = {
+    **RAW_PRICE_SCHEMA,
+    "source_location": pl.String(),
+    "parse_error": pl.String(),
+}
+TEXT_INPUTS: tuple[str, ...] = (
+    *MAPPABLE_FIELDS,
+    "retailer",
+    "observed_at",
+    "listing_rank",
+    "fetch_status",
+    "payload_sha256",
+    "source_location",
+    "parse_error",
+)
+
+_IN_STOCK = (
+    "true", "1", "yes", "si", "sí", "instock", "in_stock", "in stock", "available",
+    "disponible", "limitedavailability", "onlineonly", "instoreonly", "presale", "preorder",
+)  # fmt: skip
+_OUT_OF_STOCK = (
+    "false", "0", "no", "outofstock", "out_of_stock", "out of stock", "soldout", "sold out",
+    "agotado", "sin stock", "unavailable", "no disponible", "discontinued",
+)  # fmt: skip
+_CONDITIONS = {
+    "new": "new", "nuevo": "new", "newcondition": "new",
+    "refurbished": "refurbished", "reacondicionado": "refurbished", "renewed": "refurbished",
+    "refurbishedcondition": "refurbished", "used": "used", "usado": "used",
+    "usedcondition": "used", "damagedcondition": "used", "open box": "used",
+    "caja abierta": "used",
+}  # fmt: skip
+_CURRENCIES = {"$": "CLP", "CLP$": "CLP", "PESO": "CLP", "PESOS": "CLP"}
+
+
+@dataclass(frozen=True)
+class RecordContext:
+    """What every row of a batch shares: who produced it, when, and the store's rules."""
+
+    source: str
+    observed_at: datetime
+    retailer: str | None = None
+    currency: str = "CLP"
+    card_program: str | None = None
+    first_party: FirstParty = field(default_factory=FirstParty)
+    payload_sha256: str | None = None
+    constants: Mapping[str, str] = field(default_factory=dict)  # fill-ins for absent fields
+
+
+def to_text(field: str, value: Any) -> str | None:
+    """One extracted value as text, the way the vectorised parsers expect it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float | str):
+        return str(value)
+    if isinstance(value, dict):
+        for key in ("name", "value", "@id", "url"):
+            if key in value:
+                return to_text(field, value[key])
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, list | tuple):
+        parts = [p for p in (to_text(field, v) for v in value) if p]
+        if not parts:
+            return None
+        if field == "category":
+            return " > ".join(parts)
+        if field in PRICE_FIELDS:  # one price in a list is fine; several is ambiguous
+            return parts[0] if len(parts) == 1 else " / ".join(parts)
+        return parts[0]
+    return str(value)
+
+
+def items_frame(items: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Extracted item dicts (any values) -> a String frame for :func:`normalise`."""
+    rows = [{k: to_text(k, v) for k, v in item.items() if k in TEXT_INPUTS} for item in items]
+    return pl.DataFrame(rows, schema=dict.fromkeys(TEXT_INPUTS, pl.String()))
+
+
+def normalise(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
+    """Type and clean extracted columns into ``BATCH_SCHEMA`` (vectorised; see module doc)."""
+    text = _as_text(raw)
+    observed = _observed_at(text, raw, context)
+    frame = text.lazy()
+    if context.constants:
+        frame = frame.with_columns(
+            pl.col(name).fill_null(pl.lit(value)) for name, value in context.constants.items()
+        )
+    frame = frame.with_columns(
+        **{f"_{c}_bad": clp_error_expr(pl.col(c)) for c in PRICE_FIELDS},
+        **{f"_{c}": clp_expr(pl.col(c)) for c in PRICE_FIELDS},
+    )
+    # a row the reader already found broken (cut, bad JSON) is never priced either
+    any_bad = pl.any_horizontal(
+        [pl.col(f"_{c}_bad") for c in PRICE_FIELDS] + [pl.col("parse_error").is_not_null()]
+    )
+    price_error = pl.coalesce(
+        [
+            pl.when(pl.col(f"_{c}_bad")).then(pl.format(f"unparsable {c}: '{{}}'", pl.col(c)))
+            for c in PRICE_FIELDS
+        ]
+    )
+    frame = frame.with_columns(
+        **{c: pl.when(any_bad).then(None).otherwise(pl.col(f"_{c}")) for c in PRICE_FIELDS},
+        observed_at=observed,
+        parse_error=pl.coalesce(
+            pl.col("parse_error"),
+            price_error,
+            pl.when(observed.is_null() & pl.col("observed_at").is_not_null()).then(
+                pl.format("unparsable observed_at: '{}'", pl.col("observed_at"))
+            ),
+        ),
+    )
+    stock_qty = _int_expr(pl.col("stock_qty"))
+    frame = frame.with_columns(
+        retailer=pl.col("retailer").str.to_lowercase().fill_null(pl.lit(context.retailer)),
+        currency=pl.col("currency")
+        .str.to_uppercase()
+        .replace(_CURRENCIES)
+        .fill_null(pl.lit(context.currency)),
+        stock_qty=stock_qty.cast(pl.Int32, strict=False),
+        in_stock=pl.coalesce(_bool_expr(pl.col("in_stock")), stock_qty > 0),
+        condition=_condition_expr(pl.col("condition")),
+        listing_rank=pl.col("listing_rank").cast(pl.Int32, strict=False),
+        fetch_status=pl.col("fetch_status").fill_null("ok"),
+        payload_sha256=pl.col("payload_sha256").fill_null(pl.lit(context.payload_sha256)),
+        source=pl.lit(context.source),
+    )
+    frame = frame.with_columns(
+        card_program=pl.col("card_program").fill_null(
+            pl.when(pl.col("price_card").is_not_null()).then(pl.lit(context.card_program))
+        ),
+        is_first_party=_first_party_expr(context.first_party),
+    )
+    if context.first_party.default_seller:
+        frame = frame.with_columns(
+            seller=pl.when(pl.col("is_first_party").fill_null(False))
+            .then(pl.col("seller").fill_null(pl.lit(context.first_party.default_seller)))
+            .otherwise(pl.col("seller"))
+        )
+    return conform(frame.collect(), BATCH_SCHEMA)
+
+
+def missing_frame(
+    listings: Iterable[Mapping[str, str | None]], context: RecordContext, location: str
+) -> pl.DataFrame:
+    """Listings that should have been seen and were not: ``fetch_status = 'missing'``,
+    no prices (a listing that disappeared is never priced, and never a price drop)."""
+    rows = [
+        {**{k: v for k, v in known.items() if k in TEXT_INPUTS}, "fetch_status": "missing"}
+        for known in listings
+    ]
+    frame = items_frame(rows).with_columns(source_location=pl.lit(location))
+    return normalise(frame, context).with_columns(
+        [pl.lit(None, dtype=pl.Int64).alias(c) for c in PRICE_FIELDS]
+        + [pl.lit(None, dtype=pl.Boolean).alias("in_stock")]
+    )
+
+
+def unparsable(frame: pl.DataFrame) -> pl.Expr:
+    """Rows the validator will certainly reject: a layout change shows up as many of these."""
+    return (
+        pl.col("parse_error").is_not_null()
+        | pl.col("sku").is_null()
+        | pl.col("name").is_null()
+        | (
+            (pl.col("fetch_status") == "ok")
+            & pl.all_horizontal([pl.col(c).is_null() for c in PRICE_FIELDS])
+        )
+    )
+
+
+def count_unparsable(frame: pl.DataFrame) -> int:
+    if frame.is_empty():
+        return 0
+    return int(frame.select(unparsable(frame).sum()).item())
+
+
+def empty_batch_frame() -> pl.DataFrame:
+    return pl.DataFrame(schema=BATCH_SCHEMA)
+
+
+# --- expressions ----------------------------------------------------------------------
+
+
+def _as_text(raw: pl.DataFrame) -> pl.DataFrame:
+    """Every known input column as stripped text (typed file columns included); absent ones
+    null. A typed ``observed_at`` (Parquet) stays a datetime, in UTC (naive means UTC)."""
+    columns = []
+    for name in TEXT_INPUTS:
+        if name not in raw.columns:
+            columns.append(pl.lit(None, dtype=pl.String).alias(name))
+            continue
+        dtype, col = raw.schema[name], pl.col(name)
+        if name == "observed_at" and isinstance(dtype, pl.Datetime):
+            aware = (
+                col.dt.replace_time_zone("UTC")
+                if dtype.time_zone is None
+                else col.dt.convert_time_zone("UTC")
+            )
+            columns.append(aware.cast(UTC_DATETIME))
+            continue
+        if dtype.is_float():  # 449990.0 -> "449990"; 12.5 stays "12.5" (and will not parse)
+            whole = col.cast(pl.Int64, strict=False).cast(pl.String)
+            col = pl.when(col == col.round()).then(whole).otherwise(col.cast(pl.String))
+        if dtype == pl.Boolean:
+            col = pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false"))
+        text = col.cast(pl.String).str.strip_chars()
+        columns.append(pl.when(text != "").then(text).alias(name))
+    return raw.select(columns)
+
+
+_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f")
+
+
+def _observed_at(frame: pl.DataFrame, raw: pl.DataFrame, context: RecordContext) -> pl.Expr:
+    """ISO text (``Z``, offsets, or naive = UTC) -> UTC. No column (or an empty one) -> the
+    fetch time; a blank cell in a filled column stays null (the validator rejects it)."""
+    given = raw.get_column("observed_at") if "observed_at" in raw.columns else None
+    if given is None or given.null_count() == raw.height:
+        return pl.lit(context.observed_at.astimezone(UTC)).cast(UTC_DATETIME)
+    if isinstance(frame.schema["observed_at"], pl.Datetime):
+        return pl.col("observed_at")
+    text = (
+        pl.col("observed_at")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
+        .str.replace(r"(?i)z$", "+00:00")
+    )
+    return pl.coalesce(
+        [
+            text.str.to_datetime(format=fmt, strict=False, time_zone="UTC").cast(UTC_DATETIME)
+            for fmt in _DATETIME_FORMATS
+        ]
+    )
+
+
+def _bool_expr(col: pl.Expr) -> pl.Expr:
+    text = col.str.to_lowercase().str.replace(r"^https?://schema\.org/", "").str.strip_chars()
+    return (
+        pl.when(text.is_in(_IN_STOCK))
+        .then(pl.lit(True))
+        .when(text.is_in(_OUT_OF_STOCK))
+        .then(pl.lit(False))
+        .otherwise(pl.lit(None, dtype=pl.Boolean))
+    )
+
+
+def _int_expr(col: pl.Expr) -> pl.Expr:
+    """``12``, ``"Quedan 12 unidades"``, ``"1.234"`` -> int; several numbers -> null."""
+    digits = col.str.replace_all(r"(\d)\.(\d{3})", "${1}${2}").str.extract_all(r"\d+")
+    return pl.when(digits.list.len() == 1).then(digits.list.first().cast(pl.Int64, strict=False))
+
+
+def _condition_expr(col: pl.Expr) -> pl.Expr:
+    text = col.str.to_lowercase().str.replace(r"^https?://schema\.org/", "").str.strip_chars()
+    return text.replace(_CONDITIONS)
+
+
+def _first_party_expr(rule: FirstParty) -> pl.Expr:
+    """Explicit flag, else the marketplace SKU prefix, else seller id, else seller name."""
+    candidates: list[pl.Expr] = [_bool_expr(pl.col("is_first_party"))]
+    if rule.marketplace_sku_prefixes:
+        marketplace = pl.any_horizontal(
+            [pl.col("sku").str.starts_with(p) for p in rule.marketplace_sku_prefixes]
+        )
+        candidates.append(pl.when(pl.col("sku").is_not_null()).then(~marketplace))
+    if rule.seller_ids:
+        ids = [s.lower() for s in rule.seller_ids]
+        candidates.append(
+            pl.when(pl.col("seller_id").is_not_null()).then(
+                pl.col("seller_id").str.to_lowercase().is_in(ids)
+            )
+        )
+    if rule.seller_names:
+        names = [s.lower() for s in rule.seller_names]
+        candidates.append(
+            pl.when(pl.col("seller").is_not_null()).then(
+                pl.col("seller").str.to_lowercase().is_in(names)
+            )
+        )
+    return pl.coalesce(candidates)

@@ -1,0 +1,553 @@
+"""``sources.yaml``: which retailers ArbX reads, how, and how politely.
+
+Adding a retailer is an edit to this file, so it is validated up front with errors that say
+where the problem is (``sources.yaml:14: retailers[1] (ripley).listing.pagination.kind: must
+be one of page, cursor, offset, none (got 'pages')``) rather than failing mid-scrape.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jmespath
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from arbx_dagster.domain.schema import RETAILERS
+
+ENV_VAR = "ARBX_SOURCES"
+DEFAULT_FILE = "sources.example.yaml"
+USER_AGENT = "ArbX/0.1 (+https://github.com/arbx; price-intelligence bot)"
+
+# Record fields a mapping may fill. ``seller_id`` only feeds the first-party rule.
+MAPPABLE_FIELDS: tuple[str, ...] = (
+    "sku", "product_id", "variant", "url", "name", "brand", "model", "ean", "category",
+    "price_list", "price_offer", "price_card", "card_program", "currency", "in_stock",
+    "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_url",
+)  # fmt: skip
+FieldName = Literal[
+    "sku", "product_id", "variant", "url", "name", "brand", "model", "ean", "category",
+    "price_list", "price_offer", "price_card", "card_program", "currency", "in_stock",
+    "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_url",
+]  # fmt: skip
+ConnectorKind = Literal["http_json", "html", "file_drop", "simulator"]
+Tier = Literal["critical", "important", "tracking"]
+
+
+class SourcesError(ValueError):
+    """``sources.yaml`` is missing or wrong; the message lists every problem with its place."""
+
+
+# --- expression types ------------------------------------------------------------------
+
+
+def _check_jmespath(expression: str) -> str:
+    """Compile once at load time so a typo fails the config, not the 3 a.m. scrape."""
+    try:
+        jmespath.compile(_fill_templates(expression))
+    except jmespath.exceptions.JMESPathError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"invalid JMESPath {expression!r}: {reason}") from None
+    return expression
+
+
+def _check_css(spec: str) -> str:
+    from arbx_dagster.ingestion.extract import CssSpec
+
+    CssSpec.parse(spec)  # raises ValueError with the reason
+    return spec
+
+
+def _fill_templates(expression: str) -> str:
+    return re.sub(r"\{(sku|product_id)\}", "x", expression)
+
+
+JmesPath = Annotated[str, AfterValidator(_check_jmespath)]
+Css = Annotated[str, AfterValidator(_check_css)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- politeness ------------------------------------------------------------------------
+
+
+class RateLimit(_Model):
+    """Token bucket shared by every worker scraping the retailer."""
+
+    requests_per_second: float = Field(1.0, gt=0)
+    burst: int = Field(2, ge=1)
+
+
+class RetryPolicy(_Model):
+    """Exponential backoff with jitter; ``Retry-After`` wins when the server sends one."""
+
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_base_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(30.0, ge=0)
+    jitter: float = Field(0.5, ge=0, le=1)
+    retry_on_status: tuple[int, ...] = (429, 500, 502, 503, 504)
+    max_retry_after_seconds: float = Field(120.0, ge=0)
+
+
+class CircuitBreakerPolicy(_Model):
+    """Stop hammering a retailer that keeps failing; probe again after a cool-down."""
+
+    failure_threshold: int = Field(5, ge=1)
+    cooldown_seconds: float = Field(300.0, gt=0)
+
+
+# --- crawling --------------------------------------------------------------------------
+
+
+class Pagination(_Model):
+    """How listing pages follow each other.
+
+    ``page``: ``param`` = 1, 2, … until the first empty page, or ``total_pages_path``.
+    ``offset``: ``param`` = start, start + page_size, … until a short page or ``total_items_path``.
+    ``cursor``: the next cursor from ``cursor_path`` (JSON) or the next link's href
+    (``next_selector``, HTML) until there is none. ``none``: one page per target.
+    """
+
+    kind: Literal["page", "cursor", "offset", "none"] = "none"
+    param: str | None = None
+    start: int | None = None
+    page_size: int | None = Field(None, ge=1)
+    size_param: str | None = None
+    total_pages_path: JmesPath | None = None
+    total_items_path: JmesPath | None = None
+    cursor_path: JmesPath | None = None
+    next_selector: Css | None = None
+    max_pages: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Pagination:
+        if self.kind == "offset" and self.page_size is None:
+            raise ValueError("offset pagination needs page_size")
+        if self.kind == "cursor" and not (self.cursor_path or self.next_selector):
+            raise ValueError("cursor pagination needs cursor_path (JSON) or next_selector (HTML)")
+        return self
+
+    @property
+    def first(self) -> int:
+        if self.start is not None:
+            return self.start
+        return 0 if self.kind == "offset" else 1
+
+    @property
+    def query_param(self) -> str:
+        return self.param or {"page": "page", "offset": "offset", "cursor": "cursor"}.get(
+            self.kind, "page"
+        )
+
+
+def _require_sku(fields: dict[str, str]) -> dict[str, str]:
+    if "sku" not in fields:
+        raise ValueError("must map 'sku' (the retailer's id of the listing)")
+    return fields
+
+
+class _Listing(_Model):
+    """Category/search pages: the cheap pass that the critical tier runs every 30 minutes."""
+
+    url: str = Field(description="URL template, relative to base_url; {vars} from targets")
+    targets: list[dict[str, str]] = Field(default_factory=lambda: [{}])
+    params: dict[str, str] = Field(default_factory=dict)
+    pagination: Pagination = Pagination()
+
+    @model_validator(mode="after")
+    def _targets_fill_template(self) -> _Listing:
+        needed = _placeholders(self.url) - {"base_url", "page", "offset", "cursor"}
+        for i, target in enumerate(self.targets):
+            missing = sorted(needed - set(target))
+            if missing:
+                raise ValueError(f"targets[{i}] lacks {missing} used by url {self.url!r}")
+        return self
+
+
+class JsonListing(_Listing):
+    items_path: JmesPath = Field(description="JMESPath to the list of items in a page")
+    fields: Annotated[dict[FieldName, JmesPath], AfterValidator(_require_sku)]
+
+
+class HtmlListing(_Listing):
+    container: Css | None = Field(None, description="Must exist on every page, else layout changed")
+    item: Css = Field(description="CSS selector of one product tile")
+    fields: Annotated[dict[FieldName, Css], AfterValidator(_require_sku)]
+
+
+class ProductPage(_Model):
+    """Product detail page or API (full mode).
+
+    ``embedded`` says where the data is: ``json`` (the response is JSON), or in an HTML page
+    as ``json_ld`` (schema.org Product), ``next_data`` (``__NEXT_DATA__``), ``script_var``
+    (``window.<variable> = {...}``); ``fields`` read it with JMESPath (``{sku}`` picks the
+    variant). ``selectors`` read HTML pages with CSS.
+    """
+
+    url: str = Field("{url}", description="template: {url}, {sku}, {product_id}, {base_url}")
+    embedded: Literal["json", "json_ld", "next_data", "script_var", "none"] = "json"
+    variable: str | None = Field(None, description="script_var: e.g. productJSON")
+    fields: dict[FieldName, JmesPath] = Field(default_factory=dict)
+    selectors: dict[FieldName, Css] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProductPage:
+        if self.embedded == "script_var" and not self.variable:
+            raise ValueError("embedded: script_var needs variable (e.g. productJSON)")
+        if self.fields and self.embedded == "none":
+            raise ValueError("fields read embedded JSON: set embedded, or use selectors")
+        if self.selectors and self.embedded == "json":
+            raise ValueError("selectors read HTML pages; a JSON response uses fields")
+        if not self.fields and not self.selectors:
+            raise ValueError("map at least one field (fields or selectors)")
+        return self
+
+
+class FirstParty(_Model):
+    """How to tell the store itself from marketplace sellers (in this order)."""
+
+    marketplace_sku_prefixes: tuple[str, ...] = ()  # Ripley: marketplace SKUs start with MPM
+    seller_ids: tuple[str, ...] = ()  # Falabella: the seller id of Falabella itself
+    seller_names: tuple[str, ...] = ()  # Paris: "Paris.cl"
+    default_seller: str | None = None  # seller shown for first-party rows without one
+
+
+# --- sources ---------------------------------------------------------------------------
+
+
+class _Source(_Model):
+    name: Name
+    enabled: bool = True
+    currency: str = "CLP"
+    card_program: str | None = None
+    default_tier: Tier = "tracking"
+    first_party: FirstParty = FirstParty()
+    constants: dict[FieldName, str] = Field(
+        default_factory=dict, description="values for fields the store leaves out, e.g. condition"
+    )
+
+    @property
+    def retailers(self) -> tuple[str, ...]:
+        """Retailers whose rows this source yields."""
+        return (self.name,)
+
+
+class _HttpSource(_Source):
+    base_url: str = Field(pattern=r"^https?://")
+    timeout_seconds: float = Field(20.0, gt=0)
+    user_agent: str = USER_AGENT
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_connections: int = Field(4, ge=1)
+    rate_limit: RateLimit = RateLimit()
+    retry: RetryPolicy = RetryPolicy()
+    circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
+
+
+class HttpJsonSource(_HttpSource):
+    connector: Literal["http_json"]
+    listing: JsonListing
+    product: ProductPage | None = None
+
+
+class HtmlSource(_HttpSource):
+    connector: Literal["html"]
+    listing: HtmlListing
+    product: ProductPage | None = None
+
+
+class FileDropSource(_Source):
+    """Exports dropped in a landing folder: ``<path>/<retailer>/*.csv`` or a retailer column."""
+
+    connector: Literal["file_drop"]
+    path: Path
+    retailer: str | None = Field(None, description="fixed retailer; else folder or column")
+    known_retailers: tuple[str, ...] = RETAILERS
+    formats: tuple[Literal["csv", "jsonl", "parquet"], ...] = ("csv", "jsonl", "parquet")
+    columns: dict[str, str] = Field(default_factory=dict, description="record field -> column")
+    csv_separator: str = Field(",", min_length=1, max_length=1)
+    settle_seconds: float = Field(10.0, ge=0)
+    require_stable_size: bool = True
+    partial_suffixes: tuple[str, ...] = (".part", ".tmp", ".crdownload", ".partial")
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        known = {*MAPPABLE_FIELDS, "retailer", "observed_at", "listing_rank", "fetch_status"}
+        unknown = sorted(set(columns) - known)
+        if unknown:
+            raise ValueError(f"unknown record fields {unknown}")
+        return columns
+
+    @property
+    def retailers(self) -> tuple[str, ...]:
+        return (self.retailer,) if self.retailer else self.known_retailers
+
+
+class SimulatorSource(_Source):
+    """The deterministic market simulator behind the connector interface."""
+
+    connector: Literal["simulator"]
+    simulated_retailers: tuple[str, ...] = Field(RETAILERS, alias="retailers")
+    seed: int = 7
+    n_products: int = Field(400, ge=1)
+    days: int = Field(60, ge=1)
+    end: date | None = Field(None, description="last simulated day; default: today (Chile)")
+
+    @property
+    def retailers(self) -> tuple[str, ...]:
+        return self.simulated_retailers
+
+
+Source = Annotated[
+    HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource,
+    Field(discriminator="connector"),
+]
+HttpSource = HttpJsonSource | HtmlSource
+
+
+class ArchiveConfig(_Model):
+    """Where raw payloads go: a local folder or any fsspec URL (``s3://bucket/arbx``)."""
+
+    root: str = ".arbx/archive"
+    codec: Literal["zstd", "gzip"] = "zstd"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourcesConfig(_Model):
+    version: Literal[1] = 1
+    archive: ArchiveConfig = ArchiveConfig()
+    retailers: list[Source]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        """``defaults:`` fill each retailer's unset keys (nested tables merged)."""
+        if not isinstance(data, dict) or "defaults" not in data:
+            return data
+        data = dict(data)
+        defaults = data.pop("defaults") or {}
+        if not isinstance(defaults, dict):
+            raise ValueError("defaults must be a mapping")
+        retailers = data.get("retailers")
+        if isinstance(retailers, list):
+            data["retailers"] = [
+                _merge(defaults, r, r.get("connector")) if isinstance(r, dict) else r
+                for r in retailers
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SourcesConfig:
+        names = [s.name for s in self.retailers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"retailer names must be unique; repeated: {dupes}")
+        return self
+
+    def get(self, name: str) -> HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource:
+        for source in self.retailers:
+            if source.name == name:
+                return source
+        raise KeyError(f"no source named {name!r}; known: {[s.name for s in self.retailers]}")
+
+    def enabled(self) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:
+        return [s for s in self.retailers if s.enabled]
+
+    def sources_for(
+        self, retailer: str
+    ) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:
+        """Enabled sources whose rows include ``retailer`` (a store may have several)."""
+        return [s for s in self.enabled() if retailer in s.retailers]
+
+
+_HTTP_ONLY = {
+    "timeout_seconds", "user_agent", "headers", "max_connections", "rate_limit", "retry",
+    "circuit_breaker",
+}  # fmt: skip
+
+
+def _merge(defaults: dict[str, Any], source: dict[str, Any], kind: object) -> dict[str, Any]:
+    merged = dict(source)
+    for key, value in defaults.items():
+        if key in _HTTP_ONLY and kind not in ("http_json", "html"):
+            continue
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = {**value, **merged[key]}
+    return merged
+
+
+def _placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def default_sources_path() -> Path:
+    """``$ARBX_SOURCES``, else the documented example at the repository top."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured)
+    for candidate in (
+        Path.cwd() / DEFAULT_FILE,
+        Path(__file__).resolve().parents[2] / DEFAULT_FILE,
+    ):
+        if candidate.exists():
+            return candidate
+    return Path(DEFAULT_FILE)
+
+
+def load_sources(path: str | Path | None = None) -> SourcesConfig:
+    """Read and validate ``sources.yaml``; raise :class:`SourcesError` listing every problem."""
+    path = Path(path) if path is not None else default_sources_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourcesError(f"{path}: cannot read sources file ({exc.strerror or exc})") from None
+    return parse_sources(text, origin=str(path))
+
+
+def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
+    """Validate YAML text. ``${VAR}`` / ``${VAR:-default}`` in values (not comments) expand
+    from the environment."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SourcesError(f"{origin}: expected a mapping with a 'retailers' list at the top")
+    data = _expand_env(data, (), root, origin)
+    try:
+        return SourcesConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(error, data, root, origin) for error in exc.errors()]
+        raise SourcesError("\n".join(lines)) from None
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any, loc: tuple[Any, ...], root: yaml.Node | None, origin: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*loc, k), root, origin) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*loc, i), root, origin) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        line = _line_of(root, loc)
+        where = f"{origin}:{line}" if line else origin
+        raise SourcesError(
+            f"{where}: {_loc_text(loc, {})}: environment variable {name} is not set "
+            f"(use ${{{name}:-default}} for a default)"
+        )
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _describe(error: Any, data: dict[str, Any], root: yaml.Node | None, origin: str) -> str:
+    loc = _clean_loc(tuple(error["loc"]))
+    if error["type"].startswith("union_tag"):
+        loc = (*loc, "connector")
+    where = _loc_text(loc, data)
+    line = _line_of(root, loc)
+    prefix = f"{origin}:{line}" if line else origin
+    return f"{prefix}: {where or '(top)'}: {_message(error)}"
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's internal steps (union tags, ``[key]``) from an error location."""
+    kinds = {"http_json", "html", "file_drop", "simulator"}
+    cleaned: list[Any] = []
+    for i, step in enumerate(loc):
+        if step in kinds and i > 0 and isinstance(loc[i - 1], int):
+            continue
+        if step == "[key]" or (isinstance(step, str) and step.startswith("function-")):
+            continue
+        cleaned.append(step)
+    return tuple(cleaned)
+
+
+def _loc_text(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """``retailers[1] (ripley).listing.pagination.kind`` from pydantic's location tuple."""
+    text = ""
+    for i, step in enumerate(loc):
+        if not isinstance(step, int):
+            text += f".{step}" if text else str(step)
+            continue
+        text += f"[{step}]"
+        if i == 1 and loc[0] == "retailers" and step < len(data.get("retailers") or []):
+            entry = data["retailers"][step]
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                text += f" ({entry['name']})"
+    return text
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node the error location reaches."""
+    node, line = root, None
+    for step in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == step), None)
+            if node is None:  # a missing key: point at the mapping that lacks it
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            node = node.value[step] if step < len(node.value) else None
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else line
+
+
+_PATTERN_HINTS = {
+    r"^[a-z][a-z0-9_-]*$": "must be lower case letters, digits, '-' or '_', starting with a letter",
+    r"^https?://": "must start with http:// or https://",
+}
+
+
+def _message(error: Any) -> str:
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"must be one of {', '.join(expected)} (got {value!r})"
+    if kind == "union_tag_invalid":
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return f"must be one of {', '.join(expected)} (got {ctx.get('tag')!r})"
+    if kind == "union_tag_not_found":
+        return "missing 'connector' (http_json, html, file_drop or simulator)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        return _PATTERN_HINTS.get(pattern, f"must match {pattern}") + f" (got {value!r})"
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see sources.example.yaml)"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")

@@ -1,0 +1,80 @@
+"""The `arbx` command: help everywhere, status health and exit codes, audited config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from arbx_dagster.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def embedded_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("ARBX_POSTGRES_URL", "ARBX_REDIS_URL", "DAGSTER_HOME", "ARBX_DUCKDB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ARBX_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["status"], ["ui"], ["config"], ["config", "set"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_status_on_a_fresh_machine_is_healthy_and_says_what_to_do(embedded_home: Path) -> None:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    components = {c["name"]: c for c in payload["components"]}
+    assert set(components) == {"warehouse", "cache", "dagster"}
+    assert "arbx demo" in components["warehouse"]["detail"]
+    assert all(c["ok"] for c in components.values())
+
+
+def test_status_fails_when_a_configured_component_is_down(
+    embedded_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBX_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 1
+    cache = next(c for c in json.loads(result.output)["components"] if c["name"] == "cache")
+    assert cache == cache | {"ok": False, "configured": True, "backend": "redis"}
+
+
+def test_config_set_validates_and_is_audited(embedded_home: Path) -> None:
+    ok = runner.invoke(app, ["config", "set", "min_roi_pct", "12.5", "--actor", "ops"])
+    assert ok.exit_code == 0, ok.output
+    assert "min_roi_pct = 12.5" in ok.output
+    bad = runner.invoke(app, ["config", "set", "min_roi_pct", "lots", "--actor", "ops"])
+    assert bad.exit_code == 2
+    assert "expects float" in bad.output
+    shown = runner.invoke(app, ["config", "show"])
+    assert "12.5" in shown.output
+
+    from arbx_dagster.storage.warehouse import DuckDBWarehouse
+
+    with DuckDBWarehouse(embedded_home / "warehouse.duckdb") as warehouse:
+        outcomes = warehouse.query("SELECT outcome FROM audit_log ORDER BY id")["outcome"]
+    assert outcomes[0] == "ok" and outcomes[1].startswith("rejected")
+
+
+@pytest.mark.services
+def test_status_on_postgres_and_redis(
+    embedded_home: Path, postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBX_POSTGRES_URL", postgres_url)
+    monkeypatch.setenv("ARBX_REDIS_URL", redis_url)
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    components = {c["name"]: c for c in json.loads(result.output)["components"]}
+    assert components["warehouse"]["backend"] == "postgres"
+    assert components["cache"]["backend"] == "redis"
+    assert components["dagster"]["backend"] == "PostgresRunStorage"
+    assert all(c["ok"] and c["configured"] for c in components.values())
