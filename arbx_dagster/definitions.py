@@ -1,13 +1,20 @@
 """The single Dagster code location: ``defs`` is what workspace.yaml loads."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
-from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
+from arbx_dagster.automation import SENSOR_STATUS
+from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
+from arbx_dagster.automation.schedules import TIER_SCHEDULES
+from arbx_dagster.automation.sensors import file_drop_sensor
+from arbx_dagster.resources import (
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from arbx_dagster.settings import Settings
 
 
@@ -24,13 +31,17 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "cache": CacheResource(redis_url=_secret("ARBX_REDIS_URL") if settings.redis_url else None),
         "clock": ClockResource(as_of=os.environ.get("ARBX_AS_OF") or None),
+        "sources": SourcesResource(path=os.environ.get("ARBX_SOURCES") or None),
     }
 
 
-full_refresh_job = dg.define_asset_job(
-    "full_refresh",
-    selection=dg.AssetSelection.all(),
-    description="Materialize the whole graph: raw prices through intelligence metrics.",
+# Fresh prices landing (a tier run, a dropped file) refresh everything downstream.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "refresh_on_fresh_prices",
+    target=DOWNSTREAM,
+    default_status=SENSOR_STATUS,
+    minimum_interval_seconds=60,
+    description="Materializes downstream assets whose automation condition (eager) is met.",
 )
 
 _settings = Settings.from_env()
@@ -38,7 +49,9 @@ _settings = Settings.from_env()
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[full_refresh_job],
+    jobs=ALL_JOBS,
+    schedules=TIER_SCHEDULES,
+    sensors=[file_drop_sensor, automation_sensor],
     resources=build_resources(_settings),
     # DuckDB allows one writing process: run every step in the run's own process.
     executor=dg.in_process_executor if _settings.warehouse_engine == "duckdb" else None,

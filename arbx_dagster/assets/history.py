@@ -12,6 +12,7 @@ from arbx_dagster.resources import WarehouseResource
 @dg.asset(
     deps=[raw_prices, product_matches],
     group_name="history",
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars"},
     description=(
         "Daily close (last good observation of the Chilean calendar day) of the list, offer "

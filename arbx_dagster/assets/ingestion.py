@@ -1,56 +1,156 @@
-"""Raw price observations from the configured source."""
+"""Raw price observations, one partition per market day and retailer."""
+
+from datetime import date
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
-from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.domain.history import day_of
-from arbx_dagster.domain.simulator import SimulatorConfig, simulate_market
-from arbx_dagster.pipeline.ingest import ingest_observations
-from arbx_dagster.resources import ClockResource, WarehouseResource
+from arbx_dagster.assets.metadata import markdown_table, stage_metadata
+from arbx_dagster.assets.partitions import RAW_PRICE_PARTITIONS
+from arbx_dagster.pipeline.ingest import (
+    TARGETED_TIERS,
+    IngestionFailed,
+    PartitionRequest,
+    fetch_partition,
+    ingest_partition,
+    open_connectors,
+    tier_listings,
+)
+from arbx_dagster.pipeline.report import StageReport
+from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+
+INGESTION_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
-class SimulatorSource(dg.Config):
-    """The built-in deterministic market simulator (real connectors arrive with ingestion)."""
-
-    seed: int = Field(default=7, description="Same seed, same market")
-    n_products: int = Field(default=400, description="Distinct real-world products")
-    days: int = Field(default=60, description="Days of daily price history ending today")
+class IngestConfig(dg.Config):
+    tier: str | None = Field(
+        default=None,
+        description="critical / important / tracking: refresh that tier's listings "
+        "(critical reads listing pages only). Unset: the whole catalogue.",
+    )
+    paths: list[str] | None = Field(
+        default=None, description="Dropped files to ingest (set by the file-drop sensor)."
+    )
 
 
 @dg.asset(
+    partitions_def=RAW_PRICE_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=INGESTION_RETRY,
     group_name="ingestion",
     kinds={"polars"},
     description=(
-        "Every price observation (list, offer and card prices in CLP) as the source yielded "
-        "it. Malformed rows go to the `quarantine` table with a reason; fetched = stored + "
-        "quarantined. Upserted by (retailer, sku, observed_at), so re-runs never duplicate."
+        "Every price observation (list, offer and card prices in CLP) per market day and "
+        "retailer, from the sources in sources.yaml. Today is scraped live (tier runs refresh "
+        "their listings); a past day is rebuilt from the raw-payload archive and replaces that "
+        "partition's rows. Malformed rows go to `quarantine` with a reason: fetched = stored + "
+        "quarantined + repeated."
     ),
 )
 def raw_prices(
     context: dg.AssetExecutionContext,
-    config: SimulatorSource,
+    config: IngestConfig,
     warehouse: WarehouseResource,
+    cache: CacheResource,
     clock: ClockResource,
+    sources: SourcesResource,
 ) -> dg.MaterializeResult:
     now = clock.now()
-    market = simulate_market(
-        SimulatorConfig(
-            seed=config.seed,
-            n_products=config.n_products,
-            days=config.days,
-            end=day_of(now),
-            now=now,
+    sources_config = sources.config
+    archive = sources.archive
+    reports: dict[str, StageReport] = {}
+    failures: dict[str, str] = {}
+    with open_connectors(sources_config, cache.cache, archive, now=now) as connectors:
+        for key in context.partition_keys:
+            dims = key.keys_by_dimension  # type: ignore[attr-defined]
+            request = PartitionRequest(
+                day=date.fromisoformat(dims["day"]),
+                retailer=dims["retailer"],
+                tier=config.tier,
+                paths=tuple(config.paths) if config.paths is not None else None,
+            )
+            listings = (
+                tier_listings(warehouse.warehouse, request.retailer, config.tier)
+                if config.tier in TARGETED_TIERS
+                else None
+            )
+            try:
+                fetched = fetch_partition(
+                    sources_config,
+                    connectors,
+                    archive,
+                    request,
+                    now=now,
+                    run_id=context.run.run_id,
+                    listings=listings,
+                )
+                reports[key] = ingest_partition(
+                    warehouse.warehouse, fetched, request, now=now, run_id=context.run.run_id
+                )
+            except IngestionFailed as exc:
+                failures[key] = str(exc)
+                context.log.error("partition %s failed: %s", key, exc)
+                continue
+            counts = reports[key].counts
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=context.asset_key,
+                    partition=key,
+                    metadata={
+                        name: counts[name]
+                        for name in ("how", "fetched", "stored", "quarantined", "listings")
+                    },
+                )
+            )
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} partition(s) could not be trusted",
+            metadata={
+                "failures": dg.MetadataValue.json(failures),
+                "landed": dg.MetadataValue.json(sorted(reports)),
+            },
         )
+    return dg.MaterializeResult(metadata=_metadata(reports, config))
+
+
+def _metadata(reports: dict[str, StageReport], config: IngestConfig) -> dict:
+    """Totals over the run's partitions, plus one row per partition."""
+    total = StageReport(
+        rows=sum(r.rows for r in reports.values()),
+        counts={
+            name: sum(r.counts[name] for r in reports.values())
+            for name in ("fetched", "stored", "quarantined", "repeated", "missing")
+        },
     )
-    report = ingest_observations(
-        warehouse.warehouse,
-        market.observations,
-        now=now,
-        run_id=context.run.run_id,
-        source_location=f"simulator(seed={config.seed})",
+    reasons: dict[str, int] = {}
+    for report in reports.values():
+        for reason, n in report.counts["quarantine_reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    per_partition = pl.DataFrame(
+        [
+            {
+                "partition": key,
+                "how": r.counts["how"],
+                "fetched": r.counts["fetched"],
+                "stored": r.counts["stored"],
+                "quarantined": r.counts["quarantined"],
+                "listings": r.counts["listings"],
+                "pages": r.counts["fetch"].get("pages", 0),
+                "http_errors": r.counts["fetch"].get("pages_failed", 0),
+                "seconds": round(float(r.counts["fetch"].get("duration_seconds", 0.0)), 2),
+            }
+            for key, r in sorted(reports.items())
+        ]
     )
-    context.log.info(
-        "ingested %s rows, quarantined %s", report.counts["stored"], report.counts["quarantined"]
+    return stage_metadata(
+        total,
+        partitions=len(reports),
+        tier=config.tier or "all",
+        quarantine_reasons=dg.MetadataValue.json(
+            dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:10])
+        ),
+        per_partition=dg.MetadataValue.md(markdown_table(per_partition, max_rows=40)),
     )
-    return dg.MaterializeResult(metadata=stage_metadata(report, source="simulator"))

@@ -12,6 +12,7 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 @dg.asset(
     deps=[opportunities],
     group_name="intelligence",
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars"},
     description=(
         "How much prices move per listing, category and retailer, and the scraping tier each "

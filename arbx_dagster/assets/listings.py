@@ -11,6 +11,7 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 @dg.asset(
     deps=[raw_prices],
     group_name="listings",
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars"},
     description=(
         "One row per (retailer, sku): latest prices and stock, first/last seen, and the "

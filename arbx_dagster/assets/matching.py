@@ -11,6 +11,7 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 @dg.asset(
     deps=[normalized_listings],
     group_name="matching",
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars", "scikitlearn"},
     description=(
         "Canonical products and the listings that belong to them (at most one per retailer), "

@@ -11,6 +11,7 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 @dg.asset(
     deps=[price_history],
     group_name="opportunities",
+    automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars"},
     description=(
         "Money found: spreads (buy at the cheapest in-stock retailer, compared with the "

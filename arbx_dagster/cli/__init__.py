@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
-from arbx_dagster.cli import config_cmd, demo, status, ui
+from arbx_dagster.cli import backfill, config_cmd, demo, status, ui
 
 app = typer.Typer(
     name="arbx",
@@ -16,8 +18,11 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("status")(status.status)
 app.command("ui")(ui.ui)
+app.command("backfill")(backfill.backfill)
 app.add_typer(config_cmd.app, name="config")
 
 
 def main() -> None:
+    # Dagster flags beta parameters (backfill policies) at import; users cannot act on it.
+    warnings.filterwarnings("ignore", category=UserWarning, module="dagster")
     app()

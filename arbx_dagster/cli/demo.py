@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from arbx_dagster.instance import prepare_dagster_home
 from arbx_dagster.reporting.format import console as make_console
@@ -17,90 +13,42 @@ from arbx_dagster.settings import Settings
 from arbx_dagster.storage.queries import live_opportunities
 from arbx_dagster.storage.warehouse import open_warehouse
 
-STAGES = {
-    "raw_prices": "ingesting simulated prices",
-    "normalized_listings": "normalising listings",
-    "product_matches": "matching products across retailers",
-    "price_history": "building price history",
-    "opportunities": "finding spreads and glitches",
-    "intelligence_metrics": "measuring volatility and tiers",
-}
+
+def partition_range(first: str, last: str) -> list[str]:
+    """Raw-price partition keys (day x retailer) from day ``first`` to day ``last``."""
+    from arbx_dagster.assets.partitions import RETAILERS
+
+    start, end = datetime.fromisoformat(first).date(), datetime.fromisoformat(last).date()
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return [f"{day.isoformat()}|{retailer}" for day in days for retailer in RETAILERS]
 
 
 def demo(
-    products: int = typer.Option(400, help="Distinct products in the simulated market."),
-    days: int = typer.Option(60, help="Days of daily price history."),
-    seed: int = typer.Option(7, help="Simulator seed (same seed, same market)."),
+    days: int = typer.Option(60, help="Days of price history to ingest, ending today."),
     top: int = typer.Option(15, help="How many opportunities to show."),
 ) -> None:
-    """Materialize the whole asset graph on the simulator and show the top opportunities."""
-    from dagster import DagsterEventType, DagsterInstance
+    """Materialize the whole asset graph on the simulated market and show the top
+    opportunities (no server needed: DuckDB and SQLite under .arbx/)."""
+    from arbx_dagster.cli.runner import run_with_progress
+    from arbx_dagster.domain.history import day_of
 
     console = make_console()
     settings = Settings.from_env()
     prepare_dagster_home(settings)
-    from arbx_dagster.definitions import defs  # reads the environment prepared above
-
+    today = day_of(datetime.now(UTC))
+    partitions = partition_range((today - timedelta(days=days - 1)).isoformat(), today.isoformat())
     console.print(
-        f"[bold]ArbX demo[/] · warehouse {settings.warehouse_engine} · "
-        f"Dagster instance {settings.dagster_home if settings.dagster_home else ''}"
+        f"[bold]ArbX demo[/] · {days} days x {len(partitions) // days} retailers · warehouse "
+        f"{settings.warehouse_engine} · Dagster instance {settings.dagster_home}"
     )
-    instance = DagsterInstance.get()
-    job = defs.resolve_job_def("full_refresh")
-    run_id = str(uuid.uuid4())
-    run_config = {
-        "ops": {"raw_prices": {"config": {"seed": seed, "n_products": products, "days": days}}},
-        # The progress bar tells the story; the full event log is in the UI.
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    outcome: dict[str, Any] = {}
-
-    def execute() -> None:
-        try:
-            outcome["result"] = job.execute_in_process(
-                run_config=run_config,
-                instance=instance,
-                run_id=run_id,
-                raise_on_error=False,
-                tags={"arbx/trigger": "demo"},
-            )
-        except Exception as exc:  # surfaced below with the run id
-            outcome["error"] = exc
-
-    started = time.monotonic()
-    worker = threading.Thread(target=execute, daemon=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("starting run", total=len(STAGES))
-        worker.start()
-        done: set[str] = set()
-        while worker.is_alive():
-            worker.join(0.5)
-            for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-                asset = record.dagster_event.asset_key.path[-1]  # type: ignore[union-attr]
-                done.add(asset)
-            pending = [name for name in STAGES if name not in done]
-            description = STAGES[pending[0]] if pending else "finishing"
-            progress.update(task, completed=len(done), description=description)
-    elapsed = time.monotonic() - started
-
-    result = outcome.get("result")
-    if result is None or not result.success:
-        reason = outcome.get("error") or "a step failed"
-        console.print(f"[red]The run {run_id} failed: {reason}[/]. See `arbx ui` for its logs.")
+    outcome = run_with_progress(
+        "full_refresh", console, partitions=partitions, tags={"arbx/trigger": "demo"}
+    )
+    if not outcome.success:
+        console.print(f"[red]Run {outcome.run_id} failed:[/] {outcome.error}")
+        console.print("See its logs with [bold]make ui[/].")
         raise typer.Exit(1)
 
-    counts = {
-        event.asset_key.path[-1]: event.step_materialization_data.materialization.metadata
-        for event in result.get_asset_materialization_events()
-    }
     with open_warehouse(settings.postgres_url, settings.duckdb_path) as warehouse:
         top_rows = live_opportunities(warehouse, limit=top)
         live = int(warehouse.scalar("SELECT count(*) FROM opportunities WHERE status <> 'expired'"))
@@ -108,21 +56,19 @@ def demo(
         opportunities_table(top_rows, f"Top {min(top, live)} of {live} live opportunities")
     )
 
-    def metric(asset: str, key: str) -> Any:
-        value = counts.get(asset, {}).get(key)
-        return getattr(value, "value", value)
-
+    raw = outcome.metadata.get("raw_prices", {})
+    listings = outcome.metadata.get("normalized_listings", {})
+    matches = outcome.metadata.get("product_matches", {})
+    found = outcome.metadata.get("opportunities", {})
     console.print(
-        f"[bold]{metric('raw_prices', 'stored'):,}[/] observations of "
-        f"[bold]{metric('raw_prices', 'listings'):,}[/] listings ingested "
-        f"({metric('raw_prices', 'quarantined')} quarantined) · "
-        f"[bold]{metric('product_matches', 'matched_pairs'):,}[/] matches into "
-        f"{metric('product_matches', 'canonical_products'):,} products · "
-        f"[bold]{live}[/] opportunities "
-        f"({metric('opportunities', 'spreads')} spreads, {metric('opportunities', 'glitches')} "
-        f"glitches) · {elapsed:.1f} s"
+        f"[bold]{raw.get('stored', 0):,}[/] observations of "
+        f"[bold]{listings.get('listings', 0):,}[/] listings ingested ({raw.get('quarantined', 0)} quarantined) · "
+        f"[bold]{matches.get('matched_pairs', 0):,}[/] matches into "
+        f"{matches.get('canonical_products', 0):,} products · [bold]{live}[/] opportunities "
+        f"({found.get('spreads', 0)} spreads, {found.get('glitches', 0)} glitches) · "
+        f"{outcome.seconds:.1f} s"
     )
     console.print(
         "Next: [bold]make ui[/] to browse the run, lineage and metadata; "
-        "[bold]arbx status[/] for health."
+        "[bold].venv/bin/arbx status[/] for health."
     )

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from arbx_dagster.domain.schema import RETAILERS
+
+# Retailers are named in sources.yaml (lower case, e.g. falabella); new ones are allowed.
+_RETAILER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,11 @@ def coerce_setting(key: str, value: Any) -> Any:
     if isinstance(current, tuple):
         items = value.split(",") if isinstance(value, str) else list(value)
         retailers = tuple(str(item).strip().lower() for item in items if str(item).strip())
-        unknown = sorted(set(retailers) - set(RETAILERS))
-        if unknown:
-            raise ValueError(f"unknown retailers {unknown}; known: {list(RETAILERS)}")
+        invalid = sorted(r for r in retailers if not _RETAILER_NAME.match(r))
+        if invalid or not retailers:
+            raise ValueError(
+                f"{key} expects retailer names such as {','.join(RETAILERS)}, got {value!r}"
+            )
         return retailers
     try:
         if isinstance(current, bool):

@@ -1,8 +1,10 @@
 """Row-level validation of incoming price observations.
 
 Bad rows are never dropped: each goes to quarantine with the first reason it failed and
-where it came from, so ``fetched == accepted + quarantined`` always holds and a fixed
-parser can replay them.
+where it came from, so a fixed parser can replay them. The same observation delivered
+twice (an archived day replayed over itself, a page re-read) is one observation, not bad
+input: it is collapsed and counted, so ``fetched == accepted + quarantined + repeated``
+always holds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ MAX_PLAUSIBLE_CLP = 50_000_000
 MAX_OFFER_OVER_LIST = 1.5
 
 PRICE_COLUMNS = ("price_list", "price_offer", "price_card")
+# Columns connectors may add beside the record: where it came from and why it failed to parse.
+_CONTEXT: dict[str, pl.DataType] = {"source_location": pl.String(), "parse_error": pl.String()}
 REQUIRED_TEXT = ("retailer", "sku", "name")
 
 
@@ -28,6 +32,7 @@ REQUIRED_TEXT = ("retailer", "sku", "name")
 class ValidationResult:
     accepted: pl.DataFrame  # RAW_PRICE_SCHEMA
     quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
+    repeated: int = 0  # identical copies of an accepted observation, collapsed
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -38,10 +43,26 @@ class ValidationResult:
 def _first_failure(now: datetime) -> pl.Expr:
     """The reason a row is rejected, or null when it is fine; first rule wins."""
     prices = [pl.col(c) for c in PRICE_COLUMNS]
-    rules: list[tuple[pl.Expr, str]] = [
+    priced = pl.col("fetch_status") == "ok"
+    rules: list[tuple[pl.Expr, str | pl.Expr]] = [
+        (pl.col("parse_error").is_not_null(), pl.col("parse_error")),
         *(
             (pl.col(c).is_null() | (pl.col(c).str.strip_chars() == ""), f"missing {c}")
             for c in REQUIRED_TEXT
+            if c != "name"
+        ),
+        # A listing reported missing has no title to show; a priced one must have one.
+        (
+            priced & (pl.col("name").is_null() | (pl.col("name").str.strip_chars() == "")),
+            "missing name",
+        ),
+        (
+            ~pl.col("fetch_status").is_in(["ok", "missing"]).fill_null(False),
+            "unknown fetch_status (expected ok or missing)",
+        ),
+        (
+            ~priced & pl.any_horizontal([p.is_not_null() for p in prices]),
+            "price on a listing reported missing",
         ),
         (pl.col("observed_at").is_null(), "missing observed_at"),
         (pl.col("observed_at") > pl.lit(now + timedelta(hours=1)), "observed_at in the future"),
@@ -52,7 +73,7 @@ def _first_failure(now: datetime) -> pl.Expr:
         (pl.any_horizontal([p <= 0 for p in prices]), "non-positive price"),
         (pl.any_horizontal([p > MAX_PLAUSIBLE_CLP for p in prices]), "implausible price"),
         (
-            (pl.col("fetch_status") == "ok") & pl.all_horizontal([p.is_null() for p in prices]),
+            priced & pl.all_horizontal([p.is_null() for p in prices]),
             "no price on a successful fetch",
         ),
         (
@@ -62,7 +83,8 @@ def _first_failure(now: datetime) -> pl.Expr:
     ]
     expr = pl.lit(None, dtype=pl.String)
     for condition, reason in reversed(rules):
-        expr = pl.when(condition.fill_null(False)).then(pl.lit(reason)).otherwise(expr)
+        text = pl.lit(reason) if isinstance(reason, str) else reason
+        expr = pl.when(condition.fill_null(False)).then(text).otherwise(expr)
     return expr
 
 
@@ -73,7 +95,7 @@ def _duplicate_of_a_later_row() -> pl.Expr:
     superseded = is_valid & ~key.is_last_distinct().over(is_valid)
     return (
         pl.when(superseded)
-        .then(pl.lit("duplicate observation (a later row has the same key)"))
+        .then(pl.lit("conflicting duplicate (a later row has the same key, other values)"))
         .otherwise(pl.col("_reason"))
     )
 
@@ -86,15 +108,18 @@ def validate_observations(
     ``source_location`` prefixes the row number when the frame has no
     ``source_location`` column of its own (connectors that know file:line provide one).
     """
+    located = "source_location" in observations.columns
     frame = observations.with_row_index("_row")
-    if "source_location" not in frame.columns:
+    if not located:
         frame = frame.with_columns(
             source_location=pl.format(f"{source_location}:{{}}", pl.col("_row"))
         )
-    typed = (
-        conform(frame, {**RAW_PRICE_SCHEMA, "source_location": pl.String()})
-        .with_columns(_reason=_first_failure(now))
-        .with_columns(_reason=_duplicate_of_a_later_row())
+    typed = conform(frame, {**RAW_PRICE_SCHEMA, **_CONTEXT})
+    # The same row from the same place (a replayed payload) is one observation.
+    identity = [*RAW_PRICE_SCHEMA, "parse_error", *(["source_location"] if located else [])]
+    distinct = typed.unique(subset=identity, keep="last", maintain_order=True)
+    typed = distinct.with_columns(_reason=_first_failure(now)).with_columns(
+        _reason=_duplicate_of_a_later_row()
     )
     accepted = conform(typed.filter(pl.col("_reason").is_null()), RAW_PRICE_SCHEMA)
     rejected = typed.filter(pl.col("_reason").is_not_null())
@@ -110,7 +135,11 @@ def validate_observations(
         raw_record=raw_json,
         quarantined_at=pl.lit(now).cast(QUARANTINE_SCHEMA["quarantined_at"]),
     )
-    return ValidationResult(accepted=accepted, quarantined=conform(quarantined, QUARANTINE_SCHEMA))
+    return ValidationResult(
+        accepted=accepted,
+        quarantined=conform(quarantined, QUARANTINE_SCHEMA),
+        repeated=observations.height - distinct.height,
+    )
 
 
 def _sha256(texts: pl.Series) -> pl.Series:

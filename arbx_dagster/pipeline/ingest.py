@@ -1,18 +1,204 @@
-"""Stage 1: land raw price observations (validated; bad rows quarantined, never lost)."""
+"""Stage 1: land raw price observations (validated; bad rows quarantined, never lost).
+
+A raw-prices partition is one market day of one retailer. Today's partition is fetched
+live (a tier run refreshes the listings of its tier; every payload is archived); a past
+day is rebuilt from the archive, or from the source's own history (dated exports, the
+simulator) when nothing was archived — and then *replaces* that day's rows, so re-running
+a partition never duplicates anything.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from arbx_dagster.domain.history import MARKET_TZ, day_of
 from arbx_dagster.domain.quality import validate_observations
 from arbx_dagster.domain.schema import RAW_PRICE_KEY, RAW_PRICE_SCHEMA
+from arbx_dagster.ingestion.archive import Archive
+from arbx_dagster.ingestion.connectors import (
+    Connector,
+    FetchBatch,
+    FetchMode,
+    FetchRequest,
+    FileDropConnector,
+    build_connector,
+    concat_batches,
+)
+from arbx_dagster.ingestion.sources import SourcesConfig
+from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.pipeline.report import StageReport
+from arbx_dagster.storage.cache import Cache
 from arbx_dagster.storage.warehouse import Warehouse
 
 # Re-ingesting a row refreshes everything but the moment it first landed.
 _UPDATABLE = [c for c in RAW_PRICE_SCHEMA if c not in RAW_PRICE_KEY] + ["run_id"]
+
+# The cheap pass (prices from category/search pages only) is for the most frequent tier.
+MODE_BY_TIER = {"critical": FetchMode.LISTING_PAGES}
+# Tiers that refresh only their own listings; the tracking run walks the whole catalogue
+# (so it also discovers new listings).
+TARGETED_TIERS = ("critical", "important")
+
+
+class IngestionFailed(RuntimeError):
+    """A partition cannot be trusted (layout change, every fetch failed): fail loudly."""
+
+
+@dataclass(frozen=True)
+class PartitionRequest:
+    day: date
+    retailer: str
+    tier: str | None = None  # None: the whole catalogue
+    paths: tuple[str, ...] | None = None  # files a sensor picked up from a landing folder
+
+
+@dataclass(frozen=True)
+class FetchedPartition:
+    frame: pl.DataFrame  # BATCH_SCHEMA rows (observations + where they came from)
+    stats: FetchStats
+    how: str  # live (today), history (a past day, rebuilt), files (a sensor's drop)
+    sources: tuple[str, ...]
+
+
+def day_window(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants bounding one market (Santiago) day."""
+    tz = ZoneInfo(MARKET_TZ)
+    start = datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+    return start, datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+
+
+def tier_listings(warehouse: Warehouse, retailer: str, tier: str) -> pl.DataFrame:
+    """The listings a tier currently owns at a retailer (from the intelligence stage)."""
+    return warehouse.query(
+        "SELECT l.sku, l.url, l.name, l.product_id FROM listing_tiers AS t "
+        "JOIN listings AS l ON l.retailer = t.retailer AND l.sku = t.sku "
+        "WHERE t.retailer = $1 AND t.tier = $2 ORDER BY l.sku",
+        [retailer, tier],
+    )
+
+
+@contextmanager
+def open_connectors(
+    sources: SourcesConfig, cache: Cache, archive: Archive, *, now: datetime
+) -> Iterator[dict[str, Connector]]:
+    """One connector per enabled source for a whole run (pooled clients, one simulated
+    market), closed at the end."""
+    connectors = {s.name: build_connector(s, cache, archive, now=now) for s in sources.enabled()}
+    try:
+        yield connectors
+    finally:
+        for connector in connectors.values():
+            connector.close()
+
+
+def fetch_partition(
+    sources: SourcesConfig,
+    connectors: dict[str, Connector],
+    archive: Archive,
+    request: PartitionRequest,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+    listings: pl.DataFrame | None = None,
+) -> FetchedPartition:
+    """Gather one partition's observations from every enabled source of the retailer."""
+    live = request.day >= day_of(now)
+    how = "files" if request.paths is not None else "live" if live else "history"
+    batches: list[FetchBatch] = []
+    used: list[str] = []
+    for source in sources.sources_for(request.retailer):
+        connector = connectors[source.name]
+        if how == "files":
+            found = list(_dropped_files(connector, request, now, run_id))
+        elif how == "live":
+            found = list(_live(connector, request, now, run_id, listings))
+        else:
+            found = list(_history(connector, archive, request, now, run_id))
+        if found:
+            used.append(source.name)
+            batches.extend(found)
+    frame, stats = concat_batches(batches)
+    return FetchedPartition(frame, stats, how, tuple(used))
+
+
+def _dropped_files(
+    connector: Connector, request: PartitionRequest, now: datetime, run_id: str | None
+) -> Iterator[FetchBatch]:
+    """A sensor's run: exactly the files it picked up, from the landing folder."""
+    if isinstance(connector, FileDropConnector):
+        yield from connector.fetch(
+            FetchRequest(
+                retailer=request.retailer,
+                paths=request.paths,
+                observed_at=now,
+                day=request.day,
+                run_id=run_id,
+            )
+        )
+
+
+def _live(
+    connector: Connector,
+    request: PartitionRequest,
+    now: datetime,
+    run_id: str | None,
+    listings: pl.DataFrame | None,
+) -> Iterator[FetchBatch]:
+    """Today: scrape now (dropped files arrive through the sensor instead)."""
+    if isinstance(connector, FileDropConnector):
+        return
+    mode = MODE_BY_TIER.get(request.tier or "", FetchMode.FULL)
+    common = {"mode": mode, "observed_at": now, "day": request.day, "run_id": run_id}
+    if request.tier in TARGETED_TIERS:
+        if listings is None or listings.is_empty():
+            return  # nothing assigned to this tier yet
+        yield from connector.fetch(FetchRequest.for_listings(request.retailer, listings, **common))
+    else:
+        yield from connector.fetch(FetchRequest(retailer=request.retailer, **common))
+
+
+def _history(
+    connector: Connector,
+    archive: Archive,
+    request: PartitionRequest,
+    now: datetime,
+    run_id: str | None,
+) -> Iterator[FetchBatch]:
+    """A past day: replay what was archived for the retailer, else the source's own history
+    of that day (a source's archive may hold other retailers' payloads only)."""
+    replayed = [
+        batch
+        for batch in archive.replay(connector.name, request.day, retailer=request.retailer)
+        if not batch.frame.is_empty()
+    ]
+    if replayed:
+        yield from replayed
+        return
+    if isinstance(connector, FileDropConnector) and not any(
+        f.day == request.day for f in connector.files()
+    ):
+        return  # no export dated that day
+    yield from connector.fetch(
+        FetchRequest(retailer=request.retailer, day=request.day, observed_at=now, run_id=run_id)
+    )
+
+
+def check_fetch(fetched: FetchedPartition) -> None:
+    """Raise when the partition cannot be trusted instead of quietly landing nothing."""
+    problem = fetched.stats.layout_problem()
+    if problem:
+        raise IngestionFailed(f"layout change suspected: {problem}")
+    if fetched.stats.pages_failed and fetched.frame.is_empty():
+        raise IngestionFailed(
+            f"every fetch failed ({fetched.stats.pages_failed} pages): "
+            + "; ".join(fetched.stats.errors[:3])
+        )
 
 
 def ingest_observations(
@@ -22,8 +208,13 @@ def ingest_observations(
     now: datetime,
     run_id: str | None = None,
     source_location: str = "row",
+    replace: tuple[str, date] | None = None,
 ) -> StageReport:
-    """Validate and upsert ``observations``; fetched == stored + quarantined, always."""
+    """Validate and land observations; fetched == stored + quarantined + repeated, always.
+
+    ``replace=(retailer, day)`` makes the rows the complete truth for that partition: the
+    day's previous rows of that retailer are deleted in the same transaction.
+    """
     result = validate_observations(observations, now=now, source_location=source_location)
     accepted = result.accepted.with_columns(
         ingested_at=pl.lit(now).cast(RAW_PRICE_SCHEMA["observed_at"]),
@@ -31,6 +222,14 @@ def ingest_observations(
     )
     quarantined = result.quarantined.with_columns(run_id=pl.lit(run_id, dtype=pl.String))
     with warehouse.transaction():
+        if replace is not None:
+            retailer, day = replace
+            start, end = day_window(day)
+            warehouse.execute(
+                "DELETE FROM raw_prices WHERE retailer = $1 AND observed_at >= $2 "
+                "AND observed_at < $3",
+                [retailer, start, end],
+            )
         warehouse.upsert("raw_prices", accepted, RAW_PRICE_KEY, update=_UPDATABLE)
         warehouse.upsert("quarantine", quarantined, ["record_hash"])
     per_retailer = dict(accepted.group_by("retailer").len().sort("retailer").iter_rows())
@@ -40,9 +239,46 @@ def ingest_observations(
             "fetched": observations.height,
             "stored": accepted.height,
             "quarantined": quarantined.height,
+            "repeated": result.repeated,
+            "missing": int((accepted["fetch_status"] == "missing").sum()),
             "quarantine_reasons": result.reasons,
             "per_retailer": per_retailer,
             "listings": accepted.select("retailer", "sku").n_unique(),
         },
         preview=accepted.sort("observed_at", descending=True).head(10),
     )
+
+
+def ingest_partition(
+    warehouse: Warehouse,
+    fetched: FetchedPartition,
+    request: PartitionRequest,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+) -> StageReport:
+    """Land one fetched partition: history replaces its day, live data accumulates."""
+    check_fetch(fetched)
+    rebuilt = fetched.how == "history"
+    frame = fetched.frame
+    if rebuilt:
+        # A day's rebuild only speaks for that day (replays may carry neighbours).
+        start, end = day_window(request.day)
+        frame = frame.filter(
+            pl.col("observed_at").is_null()
+            | pl.col("observed_at").is_between(start, end, closed="left")
+        )
+    report = ingest_observations(
+        warehouse,
+        frame,
+        now=now,
+        run_id=run_id,
+        source_location=f"{request.retailer}/{request.day}",
+        replace=(request.retailer, request.day) if rebuilt else None,
+    )
+    report.counts.update(
+        how=fetched.how,
+        sources=list(fetched.sources),
+        fetch=fetched.stats.as_metadata(),
+    )
+    return report

@@ -2,6 +2,7 @@
 
 from arbx_dagster.resources.cache import CacheResource
 from arbx_dagster.resources.clock import ClockResource
+from arbx_dagster.resources.sources import SourcesResource
 from arbx_dagster.resources.warehouse import WarehouseResource
 
-__all__ = ["CacheResource", "ClockResource", "WarehouseResource"]
+__all__ = ["CacheResource", "ClockResource", "SourcesResource", "WarehouseResource"]

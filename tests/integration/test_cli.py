@@ -21,7 +21,9 @@ def embedded_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "state"
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["status"], ["ui"], ["config"], ["config", "set"]])
+@pytest.mark.parametrize(
+    "command", [[], ["demo"], ["status"], ["ui"], ["config"], ["config", "set"]]
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ PostgreSQL + Redis, and the two must agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,13 @@ import pytest
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.domain.simulator import SimulatedMarket, SimulatorConfig, simulate_market
-from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
+from arbx_dagster.assets.partitions import RETAILERS
+from arbx_dagster.resources import (
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from arbx_dagster.storage.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.slow
@@ -60,19 +66,45 @@ class PipelineRun:
         return {t: int(self.warehouse.scalar(f"SELECT count(*) FROM {t}")) for t in TABLES}
 
 
+def _sources_file(folder: Path) -> Path:
+    """A sources.yaml with only the simulator, archiving under ``folder``."""
+    path = folder / "sources.yaml"
+    path.write_text(
+        f"""
+version: 1
+archive: {{root: {folder / "archive"}}}
+retailers:
+  - name: simulator
+    connector: simulator
+    seed: {SIMULATION["seed"]}
+    n_products: {SIMULATION["n_products"]}
+    days: {SIMULATION["days"]}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
 def _materialize(resources: dict[str, Any], as_of: str) -> dg.ExecuteInProcessResult:
+    today = day_of(datetime.fromisoformat(as_of))
+    first = today - timedelta(days=SIMULATION["days"] - 1)
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         resources={**resources, "clock": ClockResource(as_of=as_of)},
-        run_config={"ops": {"raw_prices": {"config": SIMULATION}}},
+        tags={
+            "dagster/asset_partition_range_start": f"{first.isoformat()}|{RETAILERS[0]}",
+            "dagster/asset_partition_range_end": f"{today.isoformat()}|{RETAILERS[-1]}",
+        },
         instance=dg.DagsterInstance.ephemeral(),
     )
 
 
-def _run_twice(postgres_url: str | None, redis_url: str | None, duckdb_path: Path) -> PipelineRun:
+def _run_twice(postgres_url: str | None, redis_url: str | None, folder: Path) -> PipelineRun:
+    duckdb_path = folder / "warehouse.duckdb"
     resources = {
         "warehouse": WarehouseResource(postgres_url=postgres_url, duckdb_path=str(duckdb_path)),
         "cache": CacheResource(redis_url=redis_url),
+        "sources": SourcesResource(path=str(_sources_file(folder))),
     }
     first = _materialize(resources, AS_OF)
     with open_warehouse(postgres_url, duckdb_path) as warehouse:
@@ -84,7 +116,7 @@ def _run_twice(postgres_url: str | None, redis_url: str | None, duckdb_path: Pat
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    run = _run_twice(None, None, tmp_path_factory.mktemp("embedded") / "warehouse.duckdb")
+    run = _run_twice(None, None, tmp_path_factory.mktemp("embedded"))
     yield run
     run.warehouse.close()
 
@@ -109,7 +141,8 @@ def test_every_run_succeeds_with_its_checks(embedded: PipelineRun) -> None:
 def test_ingestion_counts_add_up_and_malformed_rows_are_quarantined(embedded: PipelineRun) -> None:
     meta = embedded.metadata("raw_prices")
     assert meta["fetched"] == embedded.market.observations.height
-    assert meta["fetched"] == meta["stored"] + meta["quarantined"]
+    assert meta["fetched"] == meta["stored"] + meta["quarantined"] + meta["repeated"]
+    assert meta["repeated"] == 0
     assert meta["quarantined"] == embedded.market.truth_malformed.height
     stored = embedded.warehouse.scalar("SELECT count(*) FROM raw_prices")
     assert stored == meta["stored"]
@@ -208,7 +241,7 @@ def test_intelligence_assigns_every_listing_a_tier(embedded: PipelineRun) -> Non
 def test_postgres_and_redis_give_the_same_opportunities(
     embedded: PipelineRun, postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    on_servers = _run_twice(postgres_url, redis_url, tmp_path / "unused.duckdb")
+    on_servers = _run_twice(postgres_url, redis_url, tmp_path)
     try:
         assert all(r.success for r in on_servers.results)
         assert on_servers.table_counts() == embedded.table_counts()

@@ -65,7 +65,7 @@ def test_an_unreadable_price_nulls_every_price_of_the_row_and_says_why() -> None
     assert result.accepted["sku"].to_list() == ["2"]
     quarantined = result.quarantined.row(0, named=True)
     assert quarantined["source_location"] == "page#item-0"
-    assert quarantined["reason"] == "no price on a successful fetch"
+    assert quarantined["reason"] == "unparsable price_offer: 'Consultar precio'"
 
 
 def test_malformed_items_still_become_rows_with_their_location() -> None:

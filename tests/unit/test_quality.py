@@ -76,7 +76,7 @@ def test_a_repeated_observation_keeps_its_last_copy_and_quarantines_the_rest() -
     result = validate_observations(rows, now=NOW)
     assert result.accepted.select("sku", "price_offer").rows() == [("a", 389_990), ("b", 399_990)]
     assert result.quarantined["reason"].to_list() == [
-        "duplicate observation (a later row has the same key)"
+        "conflicting duplicate (a later row has the same key, other values)"
     ]
 
 
@@ -85,3 +85,30 @@ def test_an_invalid_row_does_not_shadow_a_valid_duplicate() -> None:
     result = validate_observations(rows, now=NOW)
     assert result.accepted["price_offer"].to_list() == [399_990]
     assert result.quarantined["reason"].to_list() == ["non-positive price"]
+
+
+def test_an_identical_observation_delivered_twice_is_collapsed_not_quarantined() -> None:
+    rows = pl.concat([_observations(sku=["a", "b"]), _observations(sku=["a"])])
+    result = validate_observations(rows, now=NOW)
+    assert result.accepted["sku"].sort().to_list() == ["a", "b"]
+    assert result.quarantined.is_empty()
+    assert result.repeated == 1
+    assert rows.height == result.accepted.height + result.quarantined.height + result.repeated
+
+
+def test_a_parse_error_from_the_connector_is_the_reason() -> None:
+    rows = _observations(price_offer=[None], price_list=[None]).with_columns(
+        parse_error=pl.lit("unparsable price_offer: 'Consultar precio'")
+    )
+    result = validate_observations(rows, now=NOW)
+    assert result.quarantined["reason"].to_list() == ["unparsable price_offer: 'Consultar precio'"]
+
+
+def test_a_listing_reported_missing_lands_without_a_price_or_a_name() -> None:
+    missing = _observations(
+        fetch_status=["missing"], name=[None], price_offer=[None], price_list=[None]
+    )
+    priced_missing = _observations(fetch_status=["missing"], sku=["x"])
+    result = validate_observations(pl.concat([missing, priced_missing]), now=NOW)
+    assert result.accepted.select("fetch_status", "price_offer").rows() == [("missing", None)]
+    assert result.quarantined["reason"].to_list() == ["price on a listing reported missing"]

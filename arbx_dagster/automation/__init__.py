@@ -1,0 +1,15 @@
+"""When things run: jobs, tier schedules, sensors and automation conditions."""
+
+import os
+
+import dagster as dg
+
+# Schedules and sensors start STOPPED in a development instance (turn them on in the UI,
+# Automation tab); ARBX_AUTOMATION=on starts them running (production, `make up`).
+DEFAULT_STATUS_RUNNING = os.environ.get("ARBX_AUTOMATION", "").lower() in ("1", "on", "true")
+SCHEDULE_STATUS = (
+    dg.DefaultScheduleStatus.RUNNING if DEFAULT_STATUS_RUNNING else dg.DefaultScheduleStatus.STOPPED
+)
+SENSOR_STATUS = (
+    dg.DefaultSensorStatus.RUNNING if DEFAULT_STATUS_RUNNING else dg.DefaultSensorStatus.STOPPED
+)

@@ -1,0 +1,63 @@
+"""Jobs: ingest a tier, refresh everything downstream of raw prices."""
+
+import dagster as dg
+
+from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.domain.schema import TIERS
+
+DOWNSTREAM = dg.AssetSelection.assets(raw_prices).downstream() - dg.AssetSelection.assets(
+    raw_prices
+)
+
+
+def _ingest_job(tier: str):
+    return dg.define_asset_job(
+        f"ingest_{tier}",
+        selection=[raw_prices],
+        config={"ops": {"raw_prices": {"config": {"tier": tier}}}},
+        tags={"arbx/tier": tier},
+        description=(
+            f"Refresh the prices of the listings in the {tier} tier "
+            f"(every {TIERS[tier]} minutes) for one day x retailer partition."
+        ),
+    )
+
+
+INGEST_JOBS = {tier: _ingest_job(tier) for tier in TIERS}
+
+backfill_raw_prices = dg.define_asset_job(
+    "backfill_raw_prices",
+    selection=[raw_prices],
+    tags={"arbx/trigger": "backfill"},
+    description="Rebuild past days from the raw-payload archive or dated exports "
+    "(re-running a day replaces its rows). What `arbx backfill` runs.",
+)
+
+ingest_files = dg.define_asset_job(
+    "ingest_files",
+    selection=[raw_prices],
+    tags={"arbx/trigger": "file-drop"},
+    description="Ingest files dropped in a landing folder (launched by the file-drop sensor).",
+)
+
+refresh_downstream = dg.define_asset_job(
+    "refresh_downstream",
+    selection=DOWNSTREAM,
+    description="Listings → matches → history → opportunities → intelligence, from the "
+    "raw prices already landed.",
+)
+
+full_refresh = dg.define_asset_job(
+    "full_refresh",
+    selection=dg.AssetSelection.all(),
+    description="The whole graph: the selected raw-price partitions (one run for a range) "
+    "and everything downstream. What `arbx demo` and `arbx backfill` run.",
+)
+
+ALL_JOBS = [
+    *INGEST_JOBS.values(),
+    backfill_raw_prices,
+    ingest_files,
+    refresh_downstream,
+    full_refresh,
+]

@@ -1,0 +1,48 @@
+"""Tier schedules: critical every 30 min, important every 6 h, tracking daily."""
+
+from datetime import datetime
+
+import dagster as dg
+
+from arbx_dagster.assets.partitions import RETAILERS, partition_key
+from arbx_dagster.automation import SCHEDULE_STATUS
+from arbx_dagster.automation.jobs import INGEST_JOBS
+from arbx_dagster.domain.history import MARKET_TZ, day_of
+
+CRON_BY_TIER = {
+    "critical": "*/30 * * * *",
+    "important": "0 */6 * * *",
+    "tracking": "0 3 * * *",  # 03:00 in Santiago: after the stores' nightly price updates
+}
+
+
+def tier_run_requests(tier: str, moment: datetime) -> list[dg.RunRequest]:
+    """One run per retailer for today's partition; runs of one retailer never overlap
+    (the ``arbx/retailer`` tag is limited to one concurrent run in dagster.yaml)."""
+    day = day_of(moment).isoformat()
+    return [
+        dg.RunRequest(
+            run_key=f"{tier}:{retailer}:{moment.isoformat()}",
+            partition_key=partition_key(day, retailer),
+            tags={"arbx/retailer": retailer, "arbx/tier": tier},
+        )
+        for retailer in RETAILERS
+    ]
+
+
+def _tier_schedule(tier: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{tier}_tier",
+        job=INGEST_JOBS[tier],
+        cron_schedule=CRON_BY_TIER[tier],
+        execution_timezone=MARKET_TZ,
+        default_status=SCHEDULE_STATUS,
+        description=f"Re-scrape the {tier} tier's listings at every retailer.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        return tier_run_requests(tier, context.scheduled_execution_time)
+
+    return _schedule
+
+
+TIER_SCHEDULES = [_tier_schedule(tier) for tier in CRON_BY_TIER]

@@ -1,0 +1,71 @@
+"""Sensors: files dropped in landing folders, and failed runs."""
+
+import json
+from datetime import date
+
+import dagster as dg
+
+from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS, partition_key
+from arbx_dagster.automation import SENSOR_STATUS
+from arbx_dagster.automation.jobs import ingest_files
+from arbx_dagster.domain.history import day_of
+from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
+from arbx_dagster.ingestion.sources import FileDropSource
+from arbx_dagster.resources import ClockResource, SourcesResource
+
+
+def file_run_requests(
+    source: FileDropSource, files: list[DroppedFile], today: date
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """One run per (file, retailer): the file's date (or today) picks the day partition.
+
+    Returns the requests and a note for each file that cannot be placed in a partition.
+    """
+    first_day = DAY_PARTITIONS.start.date()
+    requests, skipped = [], []
+    for f in files:
+        day = min(f.day or today, today)
+        if day < first_day:
+            skipped.append(f"{f.relpath}: dated {day}, before the first partition {first_day}")
+            continue
+        for retailer in (
+            [f.retailer] if f.retailer else [r for r in source.retailers if r in RETAILERS]
+        ):
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{source.name}:{f.key}:{retailer}",
+                    partition_key=partition_key(day.isoformat(), retailer),
+                    run_config={"ops": {"raw_prices": {"config": {"paths": [f.path]}}}},
+                    tags={"arbx/retailer": retailer, "arbx/file": f.relpath},
+                )
+            )
+    return requests, skipped
+
+
+@dg.sensor(
+    job=ingest_files,
+    minimum_interval_seconds=30,
+    default_status=SENSOR_STATUS,
+    description=(
+        "Ingest each complete file dropped in a file_drop source's landing folder exactly "
+        "once (cursor per source; a file still being written is left for the next look)."
+    ),
+)
+def file_drop_sensor(
+    context: dg.SensorEvaluationContext, sources: SourcesResource, clock: ClockResource
+) -> dg.SensorResult:
+    cursors: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    today = day_of(clock.now())
+    requests: list[dg.RunRequest] = []
+    for source in sources.config.enabled():
+        if not isinstance(source, FileDropSource):
+            continue
+        ready = FileDropConnector(source).ready_files(cursors.get(source.name))
+        made, skipped = file_run_requests(source, ready.files, today)
+        requests.extend(made)
+        for note in skipped:
+            context.log.warning("not ingested: %s", note)
+        if ready.waiting:
+            context.log.info("%s: waiting for %s to settle", source.name, ready.waiting)
+        cursors[source.name] = ready.cursor
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursors, sort_keys=True))

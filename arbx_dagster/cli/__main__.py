@@ -1,0 +1,5 @@
+"""``python -m arbx_dagster.cli`` is the ``arbx`` command."""
+
+from arbx_dagster.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""Run a job of the code location in-process, on the CLI's instance, with a progress bar."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+STAGES = {
+    "normalized_listings": "normalising listings",
+    "product_matches": "matching products across retailers",
+    "price_history": "building price history",
+    "opportunities": "finding spreads and glitches",
+    "intelligence_metrics": "measuring volatility and tiers",
+}
+
+
+@dataclass
+class JobOutcome:
+    run_id: str
+    success: bool
+    seconds: float
+    metadata: dict[str, dict[str, Any]]  # asset name -> last materialization's metadata
+    error: str | None = None
+
+
+def run_with_progress(
+    job_name: str,
+    console: Console,
+    *,
+    partitions: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> JobOutcome:
+    """Execute ``job_name`` for a contiguous range of raw-price ``partitions`` (one run),
+    showing one tick per partition landed and per downstream asset materialized."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    from arbx_dagster.definitions import defs  # after the CLI prepared the environment
+
+    instance = DagsterInstance.get()
+    job = defs.resolve_job_def(job_name)
+    selected = {key.path[-1] for key in job.asset_layer.executable_asset_keys}
+    downstream = [name for name in STAGES if name in selected]
+    run_tags = dict(tags or {})
+    if partitions:
+        run_tags["dagster/asset_partition_range_start"] = partitions[0]
+        run_tags["dagster/asset_partition_range_end"] = partitions[-1]
+    run_id = str(uuid.uuid4())
+    outcome: dict[str, Any] = {}
+
+    def execute() -> None:
+        try:
+            outcome["result"] = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                raise_on_error=False,
+                tags=run_tags,
+                # The progress bar tells the story; the full event log is in the UI.
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+        except Exception as exc:  # reported with the run id below
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+
+    started = time.monotonic()
+    worker = threading.Thread(target=execute, daemon=True)
+    total = len(partitions or []) + len(downstream)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("starting", total=total)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+            landed = len(instance.all_logs(run_id, of_type=DagsterEventType.ASSET_OBSERVATION))
+            done = {
+                record.dagster_event.asset_key.path[-1]  # type: ignore[union-attr]
+                for record in instance.all_logs(
+                    run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+                )
+            }
+            pending = [name for name in downstream if name not in done]
+            if partitions and landed < len(partitions):
+                description = f"ingesting raw prices ({landed}/{len(partitions)} partitions)"
+            else:
+                description = STAGES[pending[0]] if pending else "finishing"
+            finished = min(landed, len(partitions or [])) + len(downstream) - len(pending)
+            progress.update(task, completed=finished, description=description)
+    result = outcome.get("result")
+    metadata: dict[str, dict[str, Any]] = {}
+    if result is not None:
+        for event in result.get_asset_materialization_events():
+            meta = event.step_materialization_data.materialization.metadata
+            metadata[event.asset_key.path[-1]] = {
+                k: getattr(v, "value", v) for k, v in meta.items()
+            }
+    error = outcome.get("error")
+    if result is not None and not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        error = failure.message if failure else "a step failed"
+    return JobOutcome(
+        run_id=run_id,
+        success=result is not None and result.success,
+        seconds=time.monotonic() - started,
+        metadata=metadata,
+        error=error,
+    )

@@ -1,0 +1,193 @@
+"""Ingestion as a Dagster citizen: tier schedules, the file-drop sensor, backfills."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.assets.partitions import RETAILERS
+from arbx_dagster.automation.schedules import CRON_BY_TIER
+from arbx_dagster.automation.sensors import file_drop_sensor
+from arbx_dagster.definitions import defs
+from arbx_dagster.resources import (
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
+from arbx_dagster.storage.warehouse import DuckDBWarehouse
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 12:00 in Santiago
+HEADER = "sku,name,brand,price_list,price_offer,price_card,in_stock,observed_at\n"
+
+
+def _sources(folder: Path) -> Path:
+    path = folder / "sources.yaml"
+    path.write_text(
+        f"""
+version: 1
+archive: {{root: {folder / "archive"}}}
+retailers:
+  - name: exports
+    connector: file_drop
+    path: {folder / "landing"}
+    settle_seconds: 0
+    require_stable_size: true
+""",
+        encoding="utf-8",
+    )
+    (folder / "landing").mkdir(exist_ok=True)
+    return path
+
+
+def _export(folder: Path, retailer: str, day: date, rows: int, bad: int = 0) -> Path:
+    """A retailer's dated export: ``rows`` good observations and ``bad`` broken ones."""
+    lines = [
+        f"{retailer}-{i},Smart TV {40 + i} pulgadas,LG,{300_000 + i * 1_000},"
+        f"{250_000 + i * 1_000},,true,{day.isoformat()}T15:00:00Z"
+        for i in range(rows)
+    ]
+    lines += [f"{retailer}-bad-{i},Radio,SONY,59990,-5,,true,{day}T15:00:00Z" for i in range(bad)]
+    path = folder / "landing" / retailer / f"{day.isoformat()}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tier", "cron"),
+    [("critical", "*/30 * * * *"), ("important", "0 */6 * * *"), ("tracking", "0 3 * * *")],
+)
+def test_each_tier_has_its_cadence_and_refreshes_only_its_tier(tier: str, cron: str) -> None:
+    schedule = defs.resolve_schedule_def(f"{tier}_tier")
+    assert schedule.cron_schedule == cron == CRON_BY_TIER[tier]
+    assert schedule.execution_timezone == "America/Santiago"
+    job = defs.resolve_job_def(schedule.job_name)
+    assert job.partitions_def is not None
+    config = job.get_run_config_for_partition_key("2026-11-23|ripley")
+    assert config["ops"]["raw_prices"]["config"]["tier"] == tier
+
+    context = dg.build_schedule_context(
+        scheduled_execution_time=NOW, repository_def=defs.get_repository_def()
+    )
+    requests = schedule.evaluate_tick(context).run_requests
+    assert requests is not None
+    assert sorted(r.partition_key for r in requests) == [f"2026-11-23|{r}" for r in RETAILERS]
+    assert all(r.tags["arbx/tier"] == tier for r in requests)
+    assert sorted(r.tags["arbx/retailer"] for r in requests) == RETAILERS
+
+
+def test_ingestion_retries_with_backoff_and_runs_are_limited_per_retailer() -> None:
+    policy = raw_prices.op.retry_policy
+    assert policy is not None and policy.max_retries >= 3
+    assert policy.backoff == dg.Backoff.EXPONENTIAL
+    config = Path(__file__).resolve().parents[2].joinpath("dagster.yaml").read_text()
+    assert "key: arbx/retailer" in config and "applyLimitPerUniqueValue: true" in config
+
+
+# --- the file-drop sensor ------------------------------------------------------------
+
+
+def test_the_file_drop_sensor_ingests_each_file_exactly_once(tmp_path: Path) -> None:
+    sources = SourcesResource(path=str(_sources(tmp_path)))
+    clock = ClockResource(as_of=NOW.isoformat())
+    _export(tmp_path, "ripley", date(2026, 11, 22), rows=3, bad=1)
+
+    with dg.instance_for_test() as instance:
+
+        def evaluate(cursor: str | None) -> dg.SensorResult:
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"sources": sources, "clock": clock}
+            )
+            return file_drop_sensor(context)
+
+        first = evaluate(None)  # the file is new: wait one look to be sure it is complete
+        assert first.run_requests == []
+        second = evaluate(first.cursor)
+        assert [r.partition_key for r in second.run_requests] == ["2026-11-22|ripley"]
+        # A restarted daemon continues from the stored cursor: nothing is ingested twice.
+        assert evaluate(second.cursor).run_requests == []
+        assert evaluate(second.cursor).run_requests == []
+
+        request = second.run_requests[0]
+        result = dg.materialize(
+            [raw_prices],
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            instance=instance,
+            resources={
+                "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb")),
+                "cache": CacheResource(),
+                "clock": clock,
+                "sources": sources,
+            },
+        )
+    assert result.success
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        assert warehouse.scalar("SELECT count(*) FROM raw_prices") == 3
+        assert warehouse.scalar("SELECT count(*) FROM quarantine") == 1
+
+
+def test_a_file_being_written_is_not_picked_up(tmp_path: Path) -> None:
+    sources = SourcesResource(path=str(_sources(tmp_path)))
+    clock = ClockResource(as_of=NOW.isoformat())
+    partial = tmp_path / "landing" / "paris" / "2026-11-22.csv.part"
+    partial.parent.mkdir(parents=True)
+    partial.write_text(HEADER + "p-1,Mouse,HP,9990,8990,,true,2026-11-22T15:00:00Z\n")
+    context = dg.build_sensor_context(resources={"sources": sources, "clock": clock})
+    first = file_drop_sensor(context)
+    context = dg.build_sensor_context(
+        cursor=first.cursor, resources={"sources": sources, "clock": clock}
+    )
+    assert file_drop_sensor(context).run_requests == []
+
+
+# --- backfills ---------------------------------------------------------------------------
+
+
+def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arbx_dagster.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_backfill_from_dated_exports_run_twice_lands_the_same_rows(tmp_path: Path) -> None:
+    days = [date(2026, 11, 10) + timedelta(days=i) for i in range(7)]
+    for day in days:
+        for retailer in RETAILERS:
+            _export(tmp_path, retailer, day, rows=4, bad=1)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        "ARBX_HOME": str(tmp_path / "state"),
+        "ARBX_SOURCES": str(_sources(tmp_path)),
+    }
+    counts = []
+    for _ in range(2):
+        done = _arbx(env, "backfill", "--from", "2026-11-10", "--to", "2026-11-16", "--no-refresh")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "84 observations stored, 21 quarantined" in done.stdout
+        with DuckDBWarehouse(tmp_path / "state" / "warehouse.duckdb") as warehouse:
+            counts.append(
+                warehouse.query(
+                    "SELECT retailer, count(*) AS n FROM raw_prices GROUP BY retailer "
+                    "ORDER BY retailer"
+                ).rows()
+                + [("quarantine", warehouse.scalar("SELECT count(*) FROM quarantine"))]
+            )
+    assert counts[0] == counts[1] == [*((r, 28) for r in RETAILERS), ("quarantine", 21)]
