@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.arbx-installed
 
-.PHONY: install demo test test-fast lint format ui clean
+.PHONY: install demo test test-fast lint format ui up down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ArbX needs Python 3.11 or newer")'
@@ -37,6 +37,13 @@ format: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/arbx ui
+
+# A real deployment on this machine: webserver + daemon (+ API) on PostgreSQL.
+up: $(STAMP)
+	$(BIN)/arbx up
+
+down: $(STAMP)
+	$(BIN)/arbx down
 
 clean:
 	rm -rf .arbx .pytest_cache .ruff_cache

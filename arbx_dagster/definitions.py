@@ -7,6 +7,7 @@ import dagster as dg
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.automation import SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
+from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
 from arbx_dagster.automation.schedules import TIER_SCHEDULES
 from arbx_dagster.automation.sensors import file_drop_sensor
 from arbx_dagster.resources import (
@@ -49,8 +50,8 @@ _settings = Settings.from_env()
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=ALL_JOBS,
-    schedules=TIER_SCHEDULES,
+    jobs=[*ALL_JOBS, maintenance],
+    schedules=[*TIER_SCHEDULES, maintenance_schedule],
     sensors=[file_drop_sensor, automation_sensor],
     resources=build_resources(_settings),
     # DuckDB allows one writing process: run every step in the run's own process.

@@ -74,6 +74,25 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of its own for one test (e.g. a whole Dagster deployment), dropped after."""
+    if not _reachable(POSTGRES_ADMIN_URL, 5432):
+        _unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}")
+    import adbc_driver_postgresql.dbapi as adbc
+
+    name = f"arbx_test_{uuid.uuid4().hex[:10]}"
+    admin = adbc.connect(POSTGRES_ADMIN_URL, autocommit=True)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        yield _with_database(POSTGRES_ADMIN_URL, name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
 def postgres_warehouse(postgres_url: str) -> Iterator[Warehouse]:
     """A migrated warehouse on the session's database, emptied of ArbX tables after use."""
     warehouse = PostgresWarehouse(postgres_url)

@@ -1,6 +1,7 @@
 """Sensors: files dropped in landing folders, and failed runs."""
 
 import json
+import os
 from datetime import date
 
 import dagster as dg
@@ -12,6 +13,9 @@ from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
 from arbx_dagster.resources import ClockResource, SourcesResource
+
+# How often the daemon looks at landing folders (ARBX_FILE_DROP_INTERVAL_SECONDS).
+FILE_DROP_INTERVAL_SECONDS = int(os.environ.get("ARBX_FILE_DROP_INTERVAL_SECONDS", "30"))
 
 
 def file_run_requests(
@@ -44,7 +48,7 @@ def file_run_requests(
 
 @dg.sensor(
     job=ingest_files,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=FILE_DROP_INTERVAL_SECONDS,
     default_status=SENSOR_STATUS,
     description=(
         "Ingest each complete file dropped in a file_drop source's landing folder exactly "

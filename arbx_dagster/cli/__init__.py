@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from arbx_dagster.cli import backfill, config_cmd, demo, status, ui
+from arbx_dagster.cli import backfill, config_cmd, demo, deploy, status, ui
 
 app = typer.Typer(
     name="arbx",
@@ -19,6 +19,8 @@ app.command("demo")(demo.demo)
 app.command("status")(status.status)
 app.command("ui")(ui.ui)
 app.command("backfill")(backfill.backfill)
+app.command("up")(deploy.up)
+app.command("down")(deploy.down)
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -1,0 +1,128 @@
+"""``arbx up`` / ``arbx down``: a real deployment on this machine — dagster-webserver,
+dagster-daemon (schedules, sensors, run queue) and, when available, the ArbX API —
+sharing one PostgreSQL instance."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import typer
+
+from arbx_dagster.instance import WORKSPACE_YAML, prepare_dagster_home
+from arbx_dagster.settings import Settings
+from arbx_dagster.storage.warehouse import redact
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/arbx"
+
+
+def _run_dir(settings: Settings) -> Path:
+    path = settings.home / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in ``url`` if the server does not have it yet."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with adbc.connect(admin, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = $1", (name,))
+        if cursor.fetchone():
+            return False
+        cursor.execute(f'CREATE DATABASE "{name}"')
+        return True
+
+
+def _commands(webserver_port: int, api_port: int) -> dict[str, list[str]]:
+    bin_dir = Path(sys.executable).parent
+    workspace = ["-w", str(WORKSPACE_YAML)]
+    commands = {
+        "webserver": [str(bin_dir / "dagster-webserver"), *workspace, "-h", "127.0.0.1",
+                      "-p", str(webserver_port)],
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", *workspace],
+    }
+    try:
+        from arbx_dagster.cli import serve  # noqa: F401 - only when the API is installed
+
+        commands["api"] = [sys.executable, "-m", "arbx_dagster.cli", "serve",
+                           "--port", str(api_port)]
+    except ImportError:
+        pass
+    return commands
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def up(
+    port: int = typer.Option(3000, help="Dagster webserver port."),
+    api_port: int = typer.Option(8080, help="ArbX API port (when the service is installed)."),
+    wait: bool = typer.Option(True, help="Wait until the webserver answers."),
+) -> None:
+    """Start dagster-webserver, dagster-daemon (schedules and sensors on) and the API on
+    PostgreSQL (ARBX_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/arbx)."""
+    os.environ.setdefault("ARBX_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    settings = Settings.from_env()
+    assert settings.postgres_url is not None
+    if ensure_database(settings.postgres_url):
+        typer.echo(f"created database {redact(settings.postgres_url)}")
+    home = prepare_dagster_home(settings)
+    env = {**os.environ, "ARBX_HOME": str(settings.home), "DAGSTER_HOME": str(home)}
+    env.setdefault("ARBX_AUTOMATION", "on")
+    run_dir = _run_dir(settings)
+    for name, command in _commands(port, api_port).items():
+        pid_file = run_dir / f"{name}.pid"
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            typer.echo(f"{name} already running (pid {pid_file.read_text()})")
+            continue
+        log = (run_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=home,
+        )
+        pid_file.write_text(str(process.pid))
+        typer.echo(f"started {name} (pid {process.pid}, log {run_dir / f'{name}.log'})")
+    if wait:
+        deadline = time.monotonic() + 180
+        url = f"http://127.0.0.1:{port}/server_info"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    typer.echo(f"Dagster UI: http://127.0.0.1:{port}")
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        typer.secho("the webserver did not answer within 180 s; see its log", fg="red", err=True)
+        raise typer.Exit(1)
+
+
+def down() -> None:
+    """Stop what `arbx up` started (SIGTERM, then SIGKILL after 20 s)."""
+    run_dir = _run_dir(Settings.from_env())
+    for pid_file in sorted(run_dir.glob("*.pid")):
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+            typer.echo(f"stopped {pid_file.stem} (pid {pid})")
+        pid_file.unlink()

@@ -1,0 +1,129 @@
+"""A real deployment: `arbx up` starts dagster-webserver and dagster-daemon on PostgreSQL;
+the daemon's sensor launches runs that materialize assets, and a restart repeats nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from arbx_dagster.domain.history import day_of
+from arbx_dagster.storage.warehouse import PostgresWarehouse
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+HEADER = "sku,name,brand,price_list,price_offer,price_card,in_stock,observed_at\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arbx_dagster.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.fixture
+def deployment(fresh_postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    (tmp_path / "landing").mkdir()
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"""
+version: 1
+archive: {{root: {tmp_path / "archive"}}}
+retailers:
+  - name: exports
+    connector: file_drop
+    path: {tmp_path / "landing"}
+    settle_seconds: 0
+""",
+        encoding="utf-8",
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        "ARBX_HOME": str(tmp_path / "state"),
+        "ARBX_POSTGRES_URL": fresh_postgres_url,
+        "ARBX_SOURCES": str(sources),
+        "ARBX_FILE_DROP_INTERVAL_SECONDS": "5",
+        "ARBX_TEST_WEBSERVER_PORT": str(_free_port()),
+    }
+    yield env
+    _arbx(env, "down")
+
+
+def _up(env: dict[str, str]) -> None:
+    port = env["ARBX_TEST_WEBSERVER_PORT"]
+    started = _arbx(env, "up", "--port", port, "--api-port", str(_free_port()))
+    assert started.returncode == 0, started.stdout + started.stderr
+
+
+def _file_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return [
+        r.dagster_run
+        for r in instance.get_run_records(
+            filters=dg.RunsFilter(tags={"arbx/file": "ripley/today.csv"})
+        )
+    ]
+
+
+def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
+    deployment: dict[str, str], tmp_path: Path
+) -> None:
+    _up(deployment)
+    port = deployment["ARBX_TEST_WEBSERVER_PORT"]
+    today = day_of(datetime.now(UTC)).isoformat()
+    (tmp_path / "landing" / "ripley").mkdir()
+    (tmp_path / "landing" / "ripley" / "today.csv").write_text(
+        HEADER
+        + "".join(
+            f"r-{i},Smart TV {50 + i},LG,{500_000 + i},{400_000 + i},,true,{today}T15:00:00Z\n"
+            for i in range(3)
+        )
+    )
+    home = tmp_path / "state" / "dagster_home"
+    os.environ["ARBX_POSTGRES_URL"] = deployment["ARBX_POSTGRES_URL"]  # for dagster.yaml
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            deadline = time.monotonic() + 200
+            runs: list[dg.DagsterRun] = []
+            while time.monotonic() < deadline:
+                runs = _file_runs(instance)
+                if runs and runs[0].is_finished:
+                    break
+                time.sleep(2)
+            assert len(runs) == 1, "the sensor should launch exactly one run for the file"
+            assert runs[0].is_success, runs[0].status
+
+            # The webserver sees the same run through its GraphQL API.
+            query = '{ runOrError(runId: "%s") { ... on Run { status } } }' % runs[0].run_id
+            answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
+            assert answer["data"]["runOrError"]["status"] == "SUCCESS"
+
+            with PostgresWarehouse(deployment["ARBX_POSTGRES_URL"]) as warehouse:
+                assert warehouse.scalar("SELECT count(*) FROM raw_prices") == 3
+
+            # Restart everything: the sensor's cursor lives in PostgreSQL, nothing repeats.
+            assert _arbx(deployment, "down").returncode == 0
+            _up(deployment)
+            time.sleep(25)  # several sensor intervals
+            assert len(_file_runs(instance)) == 1
+    finally:
+        del os.environ["ARBX_POSTGRES_URL"]
