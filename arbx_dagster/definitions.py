@@ -9,7 +9,7 @@ from arbx_dagster.automation import SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
 from arbx_dagster.automation.schedules import TIER_SCHEDULES
-from arbx_dagster.automation.sensors import file_drop_sensor
+from arbx_dagster.automation.sensors import alert_on_run_failure, file_drop_sensor
 from arbx_dagster.resources import (
     CacheResource,
     ClockResource,
@@ -52,7 +52,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[*ALL_JOBS, maintenance],
     schedules=[*TIER_SCHEDULES, maintenance_schedule],
-    sensors=[file_drop_sensor, automation_sensor],
+    sensors=[file_drop_sensor, automation_sensor, alert_on_run_failure],
     resources=build_resources(_settings),
     # DuckDB allows one writing process: run every step in the run's own process.
     executor=dg.in_process_executor if _settings.warehouse_engine == "duckdb" else None,

@@ -158,3 +158,13 @@ def abt_buy_dir() -> Path:
     if not (path / "dataset.json").exists():
         pytest.skip(f"benchmark dataset not found at {path} (set ARBX_DATASETS_DIR)")
     return path
+
+
+@pytest.fixture
+def alert_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A local webhook receiver; ARBX_ALERT_URLS points every alert at its /alerts path."""
+    from webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        monkeypatch.setenv("ARBX_ALERT_URLS", receiver.url("/alerts"))
+        yield receiver

@@ -1,107 +1,72 @@
-"""Data-quality checks on each stage; blocking ones stop bad data flowing downstream."""
+"""Data-quality checks on every stage. Blocking ones stop bad data flowing downstream;
+every failure at ERROR severity also raises a 🚨 alert."""
+
+from collections.abc import Callable
 
 import dagster as dg
 
+from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.assets.intelligence import intelligence_metrics
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.matching import product_matches
 from arbx_dagster.assets.opportunities import opportunities
-from arbx_dagster.domain.quality import MAX_PLAUSIBLE_CLP
-from arbx_dagster.resources import WarehouseResource
+from arbx_dagster.pipeline import quality_checks as q
+from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
 
-# Above this share of quarantined rows in one run the source is broken (e.g. a layout
-# change), not merely noisy: fail loudly instead of quietly ingesting nothing.
-MAX_QUARANTINE_SHARE = 0.5
-WARN_QUARANTINE_SHARE = 0.05
+ERROR = dg.AssetCheckSeverity.ERROR
+WARN = dg.AssetCheckSeverity.WARN
 
 
-def _count(warehouse: WarehouseResource, sql: str, params: list | None = None) -> int:
-    return int(warehouse.warehouse.scalar(sql, params or []) or 0)
+def _alerting(
+    check: Callable[..., q.CheckOutcome],
+) -> Callable[..., dg.AssetCheckResult]:
+    """Turn a plain check into an asset check result, with a 🚨 alert when it fails hard."""
+
+    def run(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        cache: CacheResource,
+        clock: ClockResource,
+    ) -> dg.AssetCheckResult:
+        outcome = check(warehouse.warehouse, context.run.run_id, clock.now())
+        severity = ERROR if outcome.severity == "error" else WARN
+        if not outcome.passed and severity == ERROR:
+            AlertDispatcher(cache.cache, channels_from_env(), clock.now).system_error(
+                f"Data-quality check {check.__name__} failed",
+                outcome.summary,
+                key=f"check:{check.__name__}",
+                run_id=context.run.run_id,
+            )
+        return dg.AssetCheckResult(
+            passed=outcome.passed,
+            severity=severity,
+            metadata=outcome.metadata,
+            description=outcome.summary,
+        )
+
+    run.__name__ = check.__name__
+    run.__doc__ = check.__doc__
+    return run
 
 
-@dg.asset_check(asset=raw_prices, blocking=True, description="Stored prices are > 0 and plausible")
-def raw_prices_are_plausible(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    bad = _count(
-        warehouse,
-        "SELECT count(*) FROM raw_prices WHERE price_offer <= 0 OR price_list <= 0 "
-        "OR price_card <= 0 OR price_offer > $1 OR price_list > $1 OR price_card > $1",
-        [MAX_PLAUSIBLE_CLP],
-    )
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"implausible_rows": bad})
-
-
-@dg.asset_check(
-    asset=raw_prices,
-    blocking=True,
-    description="This run's quarantine share stays low (a spike means the source broke)",
-)
-def raw_prices_quarantine_rate(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    run_id = context.run.run_id
-    stored = _count(warehouse, "SELECT count(*) FROM raw_prices WHERE run_id = $1", [run_id])
-    quarantined = _count(warehouse, "SELECT count(*) FROM quarantine WHERE run_id = $1", [run_id])
-    share = quarantined / (stored + quarantined) if stored + quarantined else 0.0
-    severity = (
-        dg.AssetCheckSeverity.ERROR if share > MAX_QUARANTINE_SHARE else dg.AssetCheckSeverity.WARN
-    )
-    return dg.AssetCheckResult(
-        passed=share <= WARN_QUARANTINE_SHARE,
-        severity=severity,
-        metadata={"stored": stored, "quarantined": quarantined, "share": round(share, 4)},
-    )
-
-
-@dg.asset_check(
-    asset=normalized_listings, blocking=True, description="Every listing has a key and a title"
-)
-def listings_have_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    bad = _count(
-        warehouse,
-        "SELECT count(*) FROM listings WHERE retailer IS NULL OR sku IS NULL "
-        "OR name_norm IS NULL OR name_norm = ''",
-    )
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"bad_rows": bad})
-
-
-@dg.asset_check(
-    asset=product_matches,
-    blocking=True,
-    description="A canonical product holds at most one listing per retailer",
-)
-def one_listing_per_retailer(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    conflicts = _count(
-        warehouse,
-        "SELECT count(*) FROM (SELECT canonical_id, retailer FROM product_matches "
-        "GROUP BY canonical_id, retailer HAVING count(*) > 1) AS c",
-    )
-    unmatched = _count(
-        warehouse,
-        "SELECT count(*) FROM listings AS l LEFT JOIN product_matches AS m "
-        "ON m.retailer = l.retailer AND m.sku = l.sku WHERE m.canonical_id IS NULL",
-    )
-    return dg.AssetCheckResult(
-        passed=conflicts == 0 and unmatched == 0,
-        metadata={"conflicting_products": conflicts, "listings_without_product": unmatched},
-    )
-
-
-@dg.asset_check(
-    asset=opportunities, description="Live opportunities buy below their reference, for a profit"
-)
-def opportunities_are_consistent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    bad = _count(
-        warehouse,
-        "SELECT count(*) FROM opportunities WHERE status <> 'expired' AND "
-        "(buy_price >= ref_price OR margin_clp <= 0 OR confidence < 0 OR confidence > 1)",
-    )
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"inconsistent_rows": bad})
+def _check(asset: object, blocking: bool, check: Callable[..., q.CheckOutcome]):
+    return dg.asset_check(
+        asset=asset,  # type: ignore[arg-type]
+        name=check.__name__,
+        blocking=blocking,
+        description=(check.__doc__ or "").strip().splitlines()[0],
+    )(_alerting(check))
 
 
 ALL_CHECKS = [
-    raw_prices_are_plausible,
-    raw_prices_quarantine_rate,
-    listings_have_keys,
-    one_listing_per_retailer,
-    opportunities_are_consistent,
+    _check(raw_prices, True, q.raw_prices_are_plausible),
+    _check(raw_prices, True, q.quarantine_rate),
+    _check(raw_prices, False, q.volume_versus_recent_days),
+    _check(normalized_listings, True, q.listings_have_unique_keys),
+    _check(normalized_listings, False, q.prices_plausible_for_category),
+    _check(product_matches, True, q.one_listing_per_retailer),
+    _check(opportunities, False, q.opportunities_are_consistent),
+    _check(opportunities, False, q.no_retailer_wide_glitching),
+    _check(intelligence_metrics, False, q.tier_freshness),
 ]

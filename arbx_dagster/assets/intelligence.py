@@ -5,8 +5,8 @@ import dagster as dg
 from arbx_dagster.assets.metadata import png_markdown, stage_metadata
 from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.pipeline.intelligence import refresh_intelligence
-from arbx_dagster.reporting.charts import volatility_by_category_chart
-from arbx_dagster.resources import ClockResource, WarehouseResource
+from arbx_dagster.reporting.charts import top_opportunities_chart, volatility_by_category_chart
+from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
 
 
 @dg.asset(
@@ -22,10 +22,20 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
     ),
 )
 def intelligence_metrics(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    cache: CacheResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
-    report = refresh_intelligence(warehouse.warehouse, now=clock.now())
-    chart = volatility_by_category_chart(report.preview)
+    report = refresh_intelligence(
+        warehouse.warehouse, now=clock.now(), cache_hit_rate=cache.cache.hit_rate()
+    )
+    tiers_chart = volatility_by_category_chart(report.preview)
+    prices_chart = top_opportunities_chart(report.frames.get("top_opportunities"))
     return dg.MaterializeResult(
-        metadata=stage_metadata(report, volatility_by_category=png_markdown(chart, "volatility"))
+        metadata=stage_metadata(
+            report,
+            volatility_by_category=png_markdown(tiers_chart, "scraping tier by category"),
+            top_opportunities_prices=png_markdown(prices_chart, "prices of the top opportunities"),
+        )
     )

@@ -1,11 +1,15 @@
-"""Opportunities: cross-retailer spreads and price glitches, with their lifecycle."""
+"""Opportunities: cross-retailer spreads and price glitches, with their lifecycle and alerts."""
 
 import dagster as dg
 
+from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
+from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import refresh_opportunities
-from arbx_dagster.resources import ClockResource, WarehouseResource
+from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+from arbx_dagster.storage.settings_store import read_thresholds
 
 
 @dg.asset(
@@ -14,15 +18,39 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
     automation_condition=dg.AutomationCondition.eager(),
     kinds={"polars"},
     description=(
-        "Money found: spreads (buy at the cheapest in-stock retailer, compared with the "
+        "Money found: spreads (buy at the cheapest fresh, in-stock retailer, compared with the "
         "cheapest other retailer, after costs) and glitches (a price far below the listing's "
-        "common price and the same product elsewhere). Thresholds come from system_config. "
-        "One row per opportunity: new → active → expired."
+        "common price, the same product elsewhere and the pre-event baseline; high-severity "
+        "ones are re-fetched to confirm). Thresholds come from system_config. One row per "
+        "opportunity: new → active → expired. Alerts (🎯 💰 📈, watch rules) go out after."
     ),
 )
 def opportunities(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    cache: CacheResource,
+    clock: ClockResource,
+    sources: SourcesResource,
 ) -> dg.MaterializeResult:
-    report = refresh_opportunities(warehouse.warehouse, now=clock.now())
+    now = clock.now()
+    run_id = context.run.run_id
+    with open_connectors(sources.config, cache.cache, sources.archive, now=now) as connectors:
+        report = refresh_opportunities(
+            warehouse.warehouse,
+            now=now,
+            refetch=lambda wanted: refetch_listings(
+                sources.config, connectors, wanted, now=now, run_id=run_id
+            ),
+        )
+    dispatcher = AlertDispatcher(
+        cache.cache, channels_from_env(), clock.now, thresholds=read_thresholds(warehouse.warehouse)
+    )
+    alerts = send_alerts(
+        warehouse.warehouse,
+        dispatcher,
+        now=now,
+        run_id=run_id,
+        shared_cache=cache.cache.backend == "redis",
+    )
     context.log.info("opportunity transitions: %s", report.counts["transitions"])
-    return dg.MaterializeResult(metadata=stage_metadata(report))
+    return dg.MaterializeResult(metadata=stage_metadata(report, alerts=merge_reports(alerts)))

@@ -12,7 +12,8 @@ from arbx_dagster.automation.jobs import ingest_files
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
-from arbx_dagster.resources import ClockResource, SourcesResource
+from arbx_dagster.alerts import AlertDispatcher, channels_from_env
+from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource
 
 # How often the daemon looks at landing folders (ARBX_FILE_DROP_INTERVAL_SECONDS).
 FILE_DROP_INTERVAL_SECONDS = int(os.environ.get("ARBX_FILE_DROP_INTERVAL_SECONDS", "30"))
@@ -73,3 +74,21 @@ def file_drop_sensor(
             context.log.info("%s: waiting for %s to settle", source.name, ready.waiting)
         cursors[source.name] = ready.cursor
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursors, sort_keys=True))
+
+
+@dg.run_failure_sensor(
+    default_status=SENSOR_STATUS,
+    description="🚨 alert (ARBX_ALERT_URLS and the log) when any ArbX run fails, e.g. a "
+    "failed blocking data-quality check or a scraper that broke.",
+)
+def alert_on_run_failure(
+    context: dg.RunFailureSensorContext, cache: CacheResource, clock: ClockResource
+) -> None:
+    run = context.dagster_run
+    failure = context.failure_event.message or "the run failed"
+    AlertDispatcher(cache.cache, channels_from_env(), clock.now).system_error(
+        f"Run of {run.job_name} failed",
+        failure,
+        key=f"run:{run.job_name}",
+        run_id=run.run_id,
+    )

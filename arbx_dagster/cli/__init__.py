@@ -1,4 +1,4 @@
-"""``arbx``: the command line (demo, status, ui, config; later bench, serve, backfill)."""
+"""``arbx``: the command line — demo, status, ui, config, watch, backfill, up/down."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import warnings
 
 import typer
 
-from arbx_dagster.cli import backfill, config_cmd, demo, deploy, status, ui
+from arbx_dagster.cli import (
+    backfill,
+    config_cmd,
+    demo,
+    deploy,
+    status,
+    ui,
+    watch_cmd,
+)
 
 app = typer.Typer(
     name="arbx",
@@ -22,6 +30,7 @@ app.command("backfill")(backfill.backfill)
 app.command("up")(deploy.up)
 app.command("down")(deploy.down)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(watch_cmd.app, name="watch")
 
 
 def main() -> None:

@@ -11,14 +11,15 @@ from rich.table import Table
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
-from arbx_dagster.storage.warehouse import open_warehouse
+from arbx_dagster.storage.warehouse import Warehouse, open_warehouse
 
 app = typer.Typer(
     help="Show or change thresholds (min margin, min ROI, retailers…).", no_args_is_help=True
 )
 
 
-def _open():
+def open_warehouse_migrated() -> Warehouse:
+    """The configured warehouse, schema up to date (for commands that edit settings)."""
     settings = Settings.from_env()
     warehouse = open_warehouse(settings.postgres_url, settings.duckdb_path)
     migrate(warehouse)
@@ -28,7 +29,7 @@ def _open():
 @app.command("show")
 def show() -> None:
     """Print every setting and its current value."""
-    with _open() as warehouse:
+    with open_warehouse_migrated() as warehouse:
         thresholds = read_thresholds(warehouse)
     table = Table("setting", "value", title="ArbX settings")
     for key, value in thresholds.to_rows().items():
@@ -43,7 +44,7 @@ def set_(
     actor: str = typer.Option(None, help="Who is changing it (default: your user name)."),
 ) -> None:
     """Change one setting; the change is validated and written to the audit log."""
-    with _open() as warehouse:
+    with open_warehouse_migrated() as warehouse:
         try:
             thresholds = set_setting(warehouse, key, value, actor=actor or getpass.getuser())
         except ValueError as exc:

@@ -62,7 +62,8 @@ def demo(
     found = outcome.metadata.get("opportunities", {})
     console.print(
         f"[bold]{raw.get('stored', 0):,}[/] observations of "
-        f"[bold]{listings.get('listings', 0):,}[/] listings ingested ({raw.get('quarantined', 0)} quarantined) · "
+        f"[bold]{listings.get('listings', 0):,}[/] listings ingested "
+        f"({raw.get('quarantined', 0)} quarantined) · "
         f"[bold]{matches.get('matched_pairs', 0):,}[/] matches into "
         f"{matches.get('canonical_products', 0):,} products · [bold]{live}[/] opportunities "
         f"({found.get('spreads', 0)} spreads, {found.get('glitches', 0)} glitches) · "

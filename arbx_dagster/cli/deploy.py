@@ -47,15 +47,27 @@ def _commands(webserver_port: int, api_port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     workspace = ["-w", str(WORKSPACE_YAML)]
     commands = {
-        "webserver": [str(bin_dir / "dagster-webserver"), *workspace, "-h", "127.0.0.1",
-                      "-p", str(webserver_port)],
+        "webserver": [
+            str(bin_dir / "dagster-webserver"),
+            *workspace,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(webserver_port),
+        ],
         "daemon": [str(bin_dir / "dagster-daemon"), "run", *workspace],
     }
     try:
         from arbx_dagster.cli import serve  # noqa: F401 - only when the API is installed
 
-        commands["api"] = [sys.executable, "-m", "arbx_dagster.cli", "serve",
-                           "--port", str(api_port)]
+        commands["api"] = [
+            sys.executable,
+            "-m",
+            "arbx_dagster.cli",
+            "serve",
+            "--port",
+            str(api_port),
+        ]
     except ImportError:
         pass
     return commands
@@ -92,7 +104,11 @@ def up(
             continue
         log = (run_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=home,
         )
         pid_file.write_text(str(process.pid))

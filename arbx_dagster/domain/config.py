@@ -35,6 +35,8 @@ class Thresholds:
     # Alert levels the original system used.
     high_margin_clp: int = 50_000
     high_roi_pct: float = 20.0
+    # A price older than this is neither bought nor compared (24 h tracking cadence + slack).
+    max_price_age_hours: float = 26.0
 
     def to_rows(self) -> dict[str, str]:
         """Serialise each setting as JSON text, one row per key in ``system_config``."""

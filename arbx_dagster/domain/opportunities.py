@@ -9,6 +9,14 @@ Shared by every detector (glitches import these rather than copying them):
       margin_clp = ref_price - buy_price - shipping_cost_clp - round(fee_pct / 100 * ref_price)
       roi_pct    = 100 * margin_clp / (buy_price + shipping_cost_clp)
 
+* Stale prices never make an opportunity (:func:`is_fresh`). A listing whose price was last
+  seen more than ``MAX_PRICE_AGE_HOURS`` before the evaluation, or whose age is unknown, is
+  neither a buy side nor a reference: the store may have changed it since. 26 h is the
+  slowest polling interval (24 h, the ``tracking`` tier) plus 2 h of scheduling slack, so a
+  listing polled on schedule stays fresh and one whose last refresh failed does not — its last
+  price is not repeated as if it were current (the day after Black Friday, yesterday's event
+  price against today's regular prices elsewhere is a fake spread).
+
 * Confidence in [0, 1] is a product of independent discounts, each 1 when all is well:
   ``match x freshness x stability``.
 
@@ -16,28 +24,39 @@ Shared by every detector (glitches import these rather than copying them):
     fake spread). Unknown probability counts as 0.
   - freshness: ``0.5 ** (age_hours / 24)``, age of the *older* price relative to ``now``.
     The 24 h half-life equals the slowest polling interval (the ``tracking`` tier): a price
-    polled on schedule never loses more than about half, a week-old one keeps under 1 %.
+    polled on schedule never loses more than about half.
   - stability: ``0.5 ** (volatility / 0.05)`` with the higher volatility of the listings
     (``volatility.py``: mean absolute daily log change). A listing that moves 5 % a day on
     average halves the confidence; a flat one (volatility 0) keeps it whole.
 
 * Ids: ``opportunity_id`` is the sha256 hex of ``kind|canonical_id|buy_retailer|buy_sku``,
   so the same opportunity keeps its id across runs while its prices change.
+
+* Panels. The detectors work on a *panel*: market rows with an ``as_of`` instant (the "now"
+  of the evaluation) and a ``panel`` key; cross-store comparisons stay inside a panel. The
+  pipeline evaluates one panel (``find_spreads``); the benchmark evaluates one panel per
+  simulated day with the very same code (``spread_panel``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.history import as_utc
-from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
+from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, UTC_DATETIME, conform, empty
+from arbx_dagster.reporting.format import clp
 
 FRESHNESS_HALF_LIFE_HOURS = 24.0
 STABILITY_HALF_VOLATILITY = 0.05
+MAX_PRICE_AGE_HOURS = 26.0
+
+# Extra columns the detectors compute beside OPPORTUNITY_SCHEMA (kept when the schema has them).
+DETAIL_SCHEMA: dict[str, pl.DataType] = {"reason": pl.String()}
 
 
 def with_margin(frame: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
@@ -51,10 +70,25 @@ def with_margin(frame: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     )
 
 
-def freshness(last_seen: pl.Expr, now: datetime) -> pl.Expr:
+def _instant(now: datetime | pl.Expr) -> pl.Expr:
+    return now if isinstance(now, pl.Expr) else pl.lit(as_utc(now)).cast(UTC_DATETIME)
+
+
+def freshness(last_seen: pl.Expr, now: datetime | pl.Expr) -> pl.Expr:
     """Half-life decay with the age of a price; future timestamps count as age 0."""
-    age_hours = ((pl.lit(as_utc(now)) - last_seen).dt.total_seconds() / 3600.0).clip(0.0)
+    age_hours = ((_instant(now) - last_seen).dt.total_seconds() / 3600.0).clip(0.0)
     return pl.lit(0.5).pow(age_hours / FRESHNESS_HALF_LIFE_HOURS).fill_null(0.0)
+
+
+def max_price_age_hours(thresholds: Thresholds) -> float:
+    """The stale-price cut-off (a ``Thresholds.max_price_age_hours`` setting wins when present)."""
+    return float(getattr(thresholds, "max_price_age_hours", MAX_PRICE_AGE_HOURS))
+
+
+def is_fresh(last_seen: pl.Expr, now: datetime | pl.Expr, thresholds: Thresholds) -> pl.Expr:
+    """Seen at most ``max_price_age_hours`` before ``now``; unknown age is not fresh."""
+    cutoff = _instant(now) - pl.duration(seconds=round(max_price_age_hours(thresholds) * 3600))
+    return (last_seen >= cutoff).fill_null(False)
 
 
 def stability(volatility: pl.Expr) -> pl.Expr:
@@ -76,10 +110,10 @@ def opportunity_id(*parts: str | pl.Expr) -> pl.Expr:
     return joined.map_batches(_sha256_hex, return_dtype=pl.String)
 
 
-def enabled_listings(market: pl.DataFrame, thresholds: Thresholds) -> pl.LazyFrame:
+def enabled_listings(market: pl.DataFrame | pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     """Market rows of enabled retailers, with ``volatility`` present (0 when unknown)."""
     lf = market.lazy().filter(pl.col("retailer").is_in(list(thresholds.enabled_retailers)))
-    if "volatility" not in market.columns:
+    if "volatility" not in lf.collect_schema().names():
         lf = lf.with_columns(volatility=pl.lit(0.0))
     return lf.with_columns(pl.col("volatility").cast(pl.Float64).fill_null(0.0))
 
@@ -89,36 +123,78 @@ def shown(column: str) -> pl.Expr:
     return pl.col(column).fill_null(0) > 0
 
 
-def find_spreads(market: pl.DataFrame, thresholds: Thresholds, now: datetime) -> pl.DataFrame:
-    """One spread per canonical product sold by at least two enabled retailers.
+def as_panel(market: pl.DataFrame | pl.LazyFrame, now: datetime) -> pl.LazyFrame:
+    """The market as a single panel evaluated at ``now`` (what the pipeline does)."""
+    return market.lazy().with_columns(
+        panel=pl.lit(0, dtype=pl.Int64), as_of=pl.lit(as_utc(now)).cast(UTC_DATETIME)
+    )
 
-    Buy: the in-stock listing with the lowest effective price (the offer price, or the card
-    price when ``include_card_prices`` and it is lower; then ``buy_price_type='card'``).
-    Reference: the cheapest in-stock *offer* price at any other retailer — the gap anyone
-    can see, and the conservative one (not the median or the dearest store). Card prices never
-    set the reference, and a store that cannot sell the product now does not set its price.
-    Kept when the margin and ROI clear the thresholds (cost model in the module docstring).
+
+def text_map(fn: object, *columns: str) -> pl.Expr:
+    """Apply a Python formatter row by row to a few columns (used on reported rows only)."""
+
+    def apply(batch: pl.Series) -> pl.Series:
+        return pl.Series([fn(**row) for row in batch], dtype=pl.String)  # type: ignore[operator]
+
+    return pl.struct(list(columns)).map_batches(apply, return_dtype=pl.String)
+
+
+def _spread_reason(
+    buy_retailer: str,
+    buy_price: int,
+    buy_price_type: str,
+    ref_retailer: str,
+    ref_price: int,
+    n_retailers: int,
+) -> str:
+    card = " (card only)" if buy_price_type == "card" else ""
+    return (
+        f"{buy_retailer} {clp(buy_price)}{card} vs {ref_retailer} {clp(ref_price)}, "
+        f"the cheapest of {n_retailers - 1} other store(s) in stock"
+    )
+
+
+def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    """Spreads of every panel: OPPORTUNITY_SCHEMA columns plus ``panel`` and ``reason``.
+
+    Per panel, canonical product and condition (new / refurbished / used, when the market
+    says; like is compared with like), the buy side is the fresh, in-stock listing with the
+    lowest effective price (the offer price, or the card price when ``include_card_prices``
+    and it is lower; then ``buy_price_type='card'``). The reference is the cheapest fresh,
+    in-stock *offer* price at any other retailer — the gap anyone can see, and the
+    conservative one (not the median or the dearest store). Card prices never set the
+    reference, and a store that cannot sell the product now does not set its price. Kept when
+    the margin and ROI clear the thresholds (cost model in the module docstring).
     """
-    if market.is_empty():
-        return empty(OPPORTUNITY_SCHEMA)
-    listings = enabled_listings(market, thresholds).filter(pl.col("canonical_id").is_not_null())
-
+    listings = (
+        enabled_listings(panel, thresholds)
+        .filter(pl.col("canonical_id").is_not_null())
+        .filter(pl.col("in_stock").fill_null(False))
+        .filter(is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds))
+    )
+    # Like with like: a refurbished unit does not resell at the new price (no condition
+    # column: every listing counts as new).
+    if "condition" in listings.collect_schema().names():
+        listings = listings.with_columns(like=pl.col("condition").fill_null("new"))
+    else:
+        listings = listings.with_columns(like=pl.lit("new"))
+    group = ["panel", "canonical_id", "like"]
     use_card = (
         pl.lit(thresholds.include_card_prices)
         & shown("price_card")
         & (~shown("price_offer") | (pl.col("price_card") < pl.col("price_offer")))
     )
     buys = (
-        listings.filter(pl.col("in_stock").fill_null(False))
-        .with_columns(
+        listings.with_columns(
             buy_price=pl.when(use_card).then(pl.col("price_card")).otherwise(pl.col("price_offer")),
             buy_price_type=pl.when(use_card).then(pl.lit("card")).otherwise(pl.lit("offer")),
         )
         .filter(shown("buy_price"))
         .sort("buy_price", "retailer", "sku")
-        .unique(subset=["canonical_id"], keep="first", maintain_order=True)
+        .unique(subset=group, keep="first", maintain_order=True)
         .select(
-            "canonical_id",
+            *group,
+            "as_of",
             "buy_price",
             "buy_price_type",
             "category",
@@ -131,8 +207,8 @@ def find_spreads(market: pl.DataFrame, thresholds: Thresholds, now: datetime) ->
             buy_volatility="volatility",
         )
     )
-    refs = listings.filter(pl.col("in_stock").fill_null(False) & shown("price_offer")).select(
-        "canonical_id",
+    refs = listings.filter(shown("price_offer")).select(
+        *group,
         ref_retailer="retailer",
         ref_price="price_offer",
         ref_match="match_probability",
@@ -140,18 +216,16 @@ def find_spreads(market: pl.DataFrame, thresholds: Thresholds, now: datetime) ->
         ref_volatility="volatility",
     )
     pairs = (
-        buys.join(refs, on="canonical_id", how="inner")
+        buys.join(refs, on=group, how="inner")
         .filter(pl.col("ref_retailer") != pl.col("buy_retailer"))
+        .with_columns(n_retailers=pl.col("ref_retailer").n_unique().over(group) + 1)
         .sort("ref_price", "ref_retailer")
-        .unique(subset=["canonical_id"], keep="first", maintain_order=True)
+        .unique(subset=group, keep="first", maintain_order=True)
     )
     match = pl.min_horizontal(pl.col("buy_match", "ref_match").fill_null(0.0)).clip(0.0, 1.0)
-    # Unknown when either is unknown (``min_horizontal`` alone would skip a null).
-    observed = pl.when(pl.all_horizontal(pl.col("buy_seen", "ref_seen").is_not_null())).then(
-        pl.min_horizontal("buy_seen", "ref_seen")
-    )
+    observed = pl.min_horizontal("buy_seen", "ref_seen")  # both fresh, hence known
     volatility = pl.max_horizontal("buy_volatility", "ref_volatility")
-    spreads = (
+    return (
         with_margin(pairs, thresholds)
         .filter(
             (pl.col("margin_clp") >= thresholds.min_margin_clp)
@@ -159,16 +233,58 @@ def find_spreads(market: pl.DataFrame, thresholds: Thresholds, now: datetime) ->
         )
         .with_columns(
             kind=pl.lit("spread"),
-            confidence=match * freshness(observed, now) * stability(volatility),
+            confidence=match * freshness(observed, pl.col("as_of")) * stability(volatility),
             severity=pl.lit(None, dtype=pl.String),
             observed_at=observed,
         )
         .with_columns(
             opportunity_id=opportunity_id(
                 "spread", pl.col("canonical_id"), pl.col("buy_retailer"), pl.col("buy_sku")
-            )
+            ),
+            reason=text_map(
+                _spread_reason,
+                "buy_retailer",
+                "buy_price",
+                "buy_price_type",
+                "ref_retailer",
+                "ref_price",
+                "n_retailers",
+            ),
         )
-        .sort(["margin_clp", "opportunity_id"], descending=[True, False])
-        .collect()
     )
-    return conform(spreads, OPPORTUNITY_SCHEMA)
+
+
+def opportunity_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """``OPPORTUNITY_SCHEMA`` (plus ``reason`` once the schema carries it), largest margin first."""
+    columns = {**OPPORTUNITY_SCHEMA}
+    if frame.is_empty():
+        return empty(columns)
+    return conform(frame.sort(["margin_clp", "opportunity_id"], descending=[True, False]), columns)
+
+
+def find_spreads(market: pl.DataFrame, thresholds: Thresholds, now: datetime) -> pl.DataFrame:
+    """One spread per canonical product sold by at least two enabled retailers (see
+    :func:`spread_panel`), evaluated at ``now``."""
+    if market.is_empty():
+        return empty(OPPORTUNITY_SCHEMA)
+    return opportunity_frame(spread_panel(as_panel(market, now), thresholds).collect())
+
+
+def spread_details(market: pl.DataFrame, thresholds: Thresholds, now: datetime) -> pl.DataFrame:
+    """Like :func:`find_spreads`, with the ``reason`` column (for alerts and evidence)."""
+    if market.is_empty():
+        return empty({**OPPORTUNITY_SCHEMA, **DETAIL_SCHEMA})
+    found = spread_panel(as_panel(market, now), thresholds).collect()
+    return conform(
+        found.sort(["margin_clp", "opportunity_id"], descending=[True, False]),
+        {**OPPORTUNITY_SCHEMA, **DETAIL_SCHEMA},
+    )
+
+
+def drop_glitching_buys(
+    spreads: pl.DataFrame, glitches: pl.DataFrame, by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Spreads whose buy listing is not glitching: a listing caught glitching is reported as a
+    glitch, not also as a spread (``by``: extra keys such as ``panel``)."""
+    keys = [*by, "buy_retailer", "buy_sku"]
+    return spreads.join(glitches.select(keys).unique(), on=keys, how="anti")

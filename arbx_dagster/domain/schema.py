@@ -139,6 +139,9 @@ OPPORTUNITY_SCHEMA: dict[str, pl.DataType] = {
     "confidence": pl.Float64(),
     "severity": pl.String(),  # glitches: low / medium / high; spreads: null
     "observed_at": UTC_DATETIME,
+    "reason": pl.String(),  # one line of evidence a user can check
+    "glitch_type": pl.String(),  # pack_size / digit_slip / currency / ... (glitches)
+    "confirmation": pl.String(),  # high glitches: confirmed / pending (after a re-fetch)
 }
 
 TIERS: dict[str, int] = {"critical": 30, "important": 6 * 60, "tracking": 24 * 60}

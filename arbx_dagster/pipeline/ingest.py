@@ -282,3 +282,27 @@ def ingest_partition(
         fetch=fetched.stats.as_metadata(),
     )
     return report
+
+
+def refetch_listings(
+    sources: SourcesConfig,
+    connectors: dict[str, Connector],
+    wanted: pl.DataFrame,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+) -> pl.DataFrame:
+    """Fetch ``wanted`` listings (``retailer, sku`` and their ``url``) again, now, product
+    pages included: how severe glitches are confirmed before anyone is alerted."""
+    batches: list[FetchBatch] = []
+    for (retailer,), group in wanted.group_by("retailer"):
+        for source in sources.sources_for(str(retailer)):
+            connector = connectors[source.name]
+            if isinstance(connector, FileDropConnector):
+                continue  # a landing folder cannot be asked again
+            request = FetchRequest.for_listings(
+                str(retailer), group, mode=FetchMode.FULL, observed_at=now, run_id=run_id
+            )
+            batches.extend(connector.fetch(request))
+    frame, _ = concat_batches(batches)
+    return frame.join(wanted.select("retailer", "sku"), on=["retailer", "sku"], how="semi")

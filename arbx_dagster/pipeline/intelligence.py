@@ -30,7 +30,59 @@ def _metric_rows(frame: pl.DataFrame, scope: str, key_column: str) -> pl.DataFra
     )
 
 
-def refresh_intelligence(warehouse: Warehouse, *, now: datetime) -> StageReport:
+def pipeline_kpis(warehouse: Warehouse, now: datetime) -> dict[str, float]:
+    """How much the pipeline did over the last 24 hours."""
+    counts = warehouse.query(
+        """
+        SELECT
+          (SELECT count(DISTINCT retailer || '|' || sku) FROM raw_prices
+             WHERE ingested_at >= $1) AS listings_refreshed,
+          (SELECT count(*) FROM opportunities WHERE first_seen >= $1) AS opportunities_found,
+          (SELECT coalesce(sum(n), 0) FROM alert_events
+             WHERE sent_at >= $1 AND outcome = 'sent') AS alerts_sent,
+          (SELECT coalesce(sum(n), 0) FROM alert_events
+             WHERE sent_at >= $1 AND outcome = 'suppressed') AS alerts_suppressed,
+          (SELECT coalesce(sum(n), 0) FROM alert_events
+             WHERE sent_at >= $1 AND outcome = 'failed') AS alert_failures
+        """,
+        [now - timedelta(hours=24)],
+    ).row(0, named=True)
+    return {
+        "listings_per_minute": float(counts["listings_refreshed"] or 0) / (24 * 60),
+        "opportunities_per_hour": float(counts["opportunities_found"] or 0) / 24,
+        **{
+            name: float(counts[name] or 0)
+            for name in ("listings_refreshed", "alerts_sent", "alerts_suppressed", "alert_failures")
+        },
+    }
+
+
+def top_opportunity_series(warehouse: Warehouse, now: datetime, top: int = 4) -> pl.DataFrame:
+    """Daily offer prices of the buy and reference listings of the top live opportunities."""
+    return warehouse.query(
+        """
+        WITH top AS (
+            SELECT opportunity_id, product_name, kind, buy_retailer, buy_sku, ref_retailer,
+                   canonical_id
+            FROM opportunities WHERE status <> 'expired'
+            ORDER BY margin_clp DESC, opportunity_id LIMIT $2
+        )
+        SELECT t.opportunity_id, t.product_name, t.kind, h.retailer, h.day, h.price_offer,
+               h.retailer = t.buy_retailer AS is_buy
+        FROM top AS t
+        JOIN product_matches AS m ON m.canonical_id = t.canonical_id
+        JOIN price_history AS h ON h.retailer = m.retailer AND h.sku = m.sku
+        WHERE h.day >= $1 AND (h.retailer = t.buy_retailer OR h.retailer = t.ref_retailer
+                               OR t.ref_retailer IS NULL)
+        ORDER BY t.opportunity_id, h.retailer, h.day
+        """,
+        [(now - timedelta(days=30)).date(), top],
+    )
+
+
+def refresh_intelligence(
+    warehouse: Warehouse, *, now: datetime, cache_hit_rate: float | None = None
+) -> StageReport:
     history = warehouse.query(
         "SELECT * FROM price_history WHERE day >= $1", [(now - timedelta(days=HISTORY_DAYS)).date()]
     )
@@ -59,8 +111,13 @@ def refresh_intelligence(warehouse: Warehouse, *, now: datetime) -> StageReport:
             },
         }
     )
+    kpis = pipeline_kpis(warehouse, now)
+    if cache_hit_rate is not None:
+        kpis["cache_hit_rate"] = cache_hit_rate
+    pipeline = pl.DataFrame({"scope_key": ["all"], **{k: [v] for k, v in kpis.items()}})
     metrics = pl.concat(
         [
+            _metric_rows(pipeline, "pipeline", "scope_key"),
             _metric_rows(market, "market", "scope_key"),
             _metric_rows(by_category, "category", "category"),
             _metric_rows(by_retailer, "retailer", "retailer"),
@@ -82,6 +139,8 @@ def refresh_intelligence(warehouse: Warehouse, *, now: datetime) -> StageReport:
             "tier_moves": moves.height,
             "mean_volatility": float(tiers["volatility"].mean() or 0.0),
             "categories": by_category.height,
+            "kpis": {k: round(v, 3) for k, v in kpis.items()},
         },
         preview=by_category,
+        frames={"top_opportunities": top_opportunity_series(warehouse, now)},
     )

@@ -13,3 +13,4 @@ class StageReport:
     rows: int  # rows the stage wrote (its main table)
     counts: dict[str, Any] = field(default_factory=dict)
     preview: pl.DataFrame | None = None
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # inputs for charts

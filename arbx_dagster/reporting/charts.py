@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: charts are rendered to PNG for metadata and files
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib.figure import Figure
@@ -37,5 +38,37 @@ def volatility_by_category_chart(by_category: pl.DataFrame | None) -> Figure:
     axis.set_xlabel("listings")
     axis.set_title("Scraping tier by category (sorted by mean volatility)")
     axis.legend(loc="lower right")
+    plt.close(figure)
+    return figure
+
+
+def top_opportunities_chart(series: pl.DataFrame | None) -> Figure:
+    """Last 30 days of the offer price at the buy store (bold) and the reference stores,
+    one panel per top opportunity: is the gap new, and is it holding?"""
+    if series is None or series.is_empty():
+        figure, axis = plt.subplots(figsize=(8, 2))
+        axis.text(0.5, 0.5, "no live opportunities", ha="center", va="center")
+        axis.set_axis_off()
+        return figure
+    ids = series["opportunity_id"].unique(maintain_order=True).to_list()
+    figure, axes = plt.subplots(len(ids), 1, figsize=(8, 2.4 * len(ids)), squeeze=False)
+    for axis, (oid,) in zip(axes[:, 0], [(i,) for i in ids], strict=True):
+        panel = series.filter(pl.col("opportunity_id") == oid)
+        for (retailer, is_buy), line in panel.group_by("retailer", "is_buy", maintain_order=True):
+            axis.step(
+                line["day"].to_list(),
+                line["price_offer"].to_list(),
+                where="post",
+                linewidth=2.5 if is_buy else 1.2,
+                label=f"{retailer}{' (buy)' if is_buy else ''}",
+            )
+        name = panel["product_name"][0] or oid
+        axis.set_title(f"{panel['kind'][0]}: {name[:70]}", fontsize=9, loc="left")
+        axis.yaxis.set_major_formatter(lambda value, _: "$" + f"{value:,.0f}".replace(",", "."))
+        locator = mdates.AutoDateLocator(maxticks=8)
+        axis.xaxis.set_major_locator(locator)
+        axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        axis.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
     plt.close(figure)
     return figure

@@ -91,6 +91,10 @@ class Cache(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (no-op for the in-process cache)."""
 
+    def hit_rate(self) -> float | None:
+        """Share of reads answered from the cache (this process's reads by default)."""
+        return self.stats.hit_rate
+
     @contextmanager
     def lock(self, name: str, ttl_seconds: float = 600, wait_seconds: float = 0) -> Iterator[str]:
         """A lease-style mutex: expires on its own if the holder dies."""
@@ -264,6 +268,15 @@ class RedisCache(Cache):
 
     def describe(self) -> str:
         return f"redis:{redact(self.url)}"
+
+    def hit_rate(self) -> float | None:
+        """Server-wide keyspace hit rate: every worker's reads, not just this process's."""
+        try:
+            info = self.client.info("stats")
+        except self._redis_errors:
+            return self.stats.hit_rate
+        hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
+        return hits / (hits + misses) if hits + misses else None
 
     def close(self) -> None:
         self.client.close()

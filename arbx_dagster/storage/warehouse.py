@@ -170,9 +170,14 @@ class Warehouse(ABC):
         """
         with self.transaction():
             self._run(f"DELETE FROM {_ident(table)} WHERE {where}", params)
-            if frame.is_empty():
-                return 0
-            columns = ", ".join(_ident(c) for c in frame.columns)
+            return self.insert(table, frame)
+
+    def insert(self, table: str, frame: pl.DataFrame) -> int:
+        """Append ``frame`` (tables without a natural key: logs, events)."""
+        if frame.is_empty():
+            return 0
+        columns = ", ".join(_ident(c) for c in frame.columns)
+        with self.transaction():
             stage = self._stage(_to_arrow(frame))
             try:
                 self._run(f"INSERT INTO {_ident(table)} ({columns}) SELECT {columns} FROM {stage}")

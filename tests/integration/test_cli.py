@@ -80,3 +80,17 @@ def test_status_on_postgres_and_redis(
     assert components["cache"]["backend"] == "redis"
     assert components["dagster"]["backend"] == "PostgresRunStorage"
     assert all(c["ok"] and c["configured"] for c in components.values())
+
+
+def test_watch_rules_can_be_added_listed_and_removed(embedded_home: Path) -> None:
+    added = runner.invoke(
+        app, ["watch", "add", "target_price", "--target-price", "299990", "--id", "tv",
+              "--retailer", "Paris", "--first-party-only"],
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["watch", "list"])
+    assert "tv" in listed.output and "299990" in listed.output and "paris" in listed.output
+    invalid = runner.invoke(app, ["watch", "add", "target_price"])
+    assert invalid.exit_code == 2 and "positive target_price" in invalid.output
+    assert runner.invoke(app, ["watch", "remove", "tv"]).exit_code == 0
+    assert runner.invoke(app, ["watch", "remove", "tv"]).exit_code == 1

@@ -113,7 +113,7 @@ def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
             assert runs[0].is_success, runs[0].status
 
             # The webserver sees the same run through its GraphQL API.
-            query = '{ runOrError(runId: "%s") { ... on Run { status } } }' % runs[0].run_id
+            query = f'{{ runOrError(runId: "{runs[0].run_id}") {{ ... on Run {{ status }} }} }}'
             answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
             assert answer["data"]["runOrError"]["status"] == "SUCCESS"
 

@@ -184,10 +184,12 @@ def test_a_backfill_from_dated_exports_run_twice_lands_the_same_rows(tmp_path: P
         assert "84 observations stored, 21 quarantined" in done.stdout
         with DuckDBWarehouse(tmp_path / "state" / "warehouse.duckdb") as warehouse:
             counts.append(
-                warehouse.query(
-                    "SELECT retailer, count(*) AS n FROM raw_prices GROUP BY retailer "
-                    "ORDER BY retailer"
-                ).rows()
-                + [("quarantine", warehouse.scalar("SELECT count(*) FROM quarantine"))]
+                [
+                    *warehouse.query(
+                        "SELECT retailer, count(*) AS n FROM raw_prices GROUP BY retailer "
+                        "ORDER BY retailer"
+                    ).rows(),
+                    ("quarantine", warehouse.scalar("SELECT count(*) FROM quarantine")),
+                ]
             )
     assert counts[0] == counts[1] == [*((r, 28) for r in RETAILERS), ("quarantine", 21)]

@@ -142,12 +142,10 @@ def test_margin_uses_the_spread_cost_model():
 
 def test_step_shaped_history_has_zero_mad_but_a_finite_score():
     steps = [249_990] * 40 + [199_990] * 50
-    past = (
-        history(closes("ripley", "r1", steps))
-        .lazy()
-        .with_columns(past_price=pl.col("price_offer"), current_day=pl.lit(TODAY))
+    windows = pl.DataFrame({"retailer": ["ripley"], "sku": ["r1"], "current_day": [TODAY]})
+    stats = g.window_stats(windows, history(closes("ripley", "r1", steps)), "price_offer").row(
+        0, named=True
     )
-    stats = g.robust_log_stats(past).collect().row(0, named=True)
     assert stats["log_median"] == pytest.approx(math.log(199_990))
     assert stats["log_scale"] == g.MAD_FLOOR  # the raw MAD is exactly 0
 
@@ -284,10 +282,20 @@ def test_a_permanently_lower_card_price_is_not_an_offer_glitch():
     assert find_glitches(hist, rows, Thresholds(), NOW).is_empty()
 
 
+def test_a_card_price_that_follows_its_offer_down_is_judged_by_the_offer_series():
+    # The card series is sparse (shown only during card promotions): its history says
+    # 279 990, but today's card price sits where card prices sit, 10 % under the offer.
+    hist = history(closes("ripley", "r1", [299_990] * 60, cards=[279_990] * 10 + [None] * 50))
+    rows = market(now_listing("ripley", "r1", 154_990, card=139_490))
+    assert find_glitches(hist, rows, Thresholds(), NOW).is_empty()  # offer: 52 % of normal
+    deeper = market(now_listing("ripley", "r1", 139_990, card=125_990))
+    assert find_glitches(hist, deeper, Thresholds(), NOW)["buy_price_type"].to_list() == ["offer"]
+
+
 def test_offer_and_card_glitches_of_one_listing_get_different_ids():
     hist = history(closes("ripley", "r1", [299_990] * 60, cards=[279_990] * 60))
     found = find_glitches(
-        hist, market(now_listing("ripley", "r1", 2_990, card=1_990)), Thresholds(), NOW
+        hist, market(now_listing("ripley", "r1", 2_990, card=990)), Thresholds(), NOW
     )
     assert sorted(found["buy_price_type"]) == ["card", "offer"]
     assert found["opportunity_id"].n_unique() == 2
@@ -326,3 +334,216 @@ def test_empty_inputs_give_an_empty_frame_with_the_contract():
     found = find_glitches(history(), market(), Thresholds(), NOW)
     assert found.is_empty()
     assert found.schema == pl.Schema(OPPORTUNITY_SCHEMA)
+
+
+# --- The issue's bar: level resets, event baselines, unit errors, stale prices, confirmation
+
+
+def series_closes(retailer: str, sku: str, offers: list[int], end: date) -> list[dict]:
+    """Daily closes for the days before ``end``, oldest first."""
+    start = end - timedelta(days=len(offers))
+    return [
+        {
+            "retailer": retailer,
+            "sku": sku,
+            "day": start + timedelta(days=i),
+            "price_list": None,
+            "price_offer": offer,
+            "price_card": None,
+            "in_stock": True,
+            "observations": 1,
+        }
+        for i, offer in enumerate(offers)
+    ]
+
+
+def noon_utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 16, 0, tzinfo=UTC)  # 12:00 or 13:00 Santiago
+
+
+def test_window_stats_equal_a_direct_computation_on_every_day():
+    # Steps, a wiggle, a glitch and a permanent cut: every path through the reset rule.
+    offers = [100_000] * 20 + [104_990] * 9 + [9_990] + [100_000] * 30 + [59_990] * 12
+    offers += [61_990] * 3 + [59_990] * 5
+    hist = history(series_closes("paris", "p1", offers, TODAY))
+    days = [*hist["day"].to_list()[1:], TODAY]
+    windows = pl.DataFrame({"retailer": "paris", "sku": "p1", "current_day": days})
+    stats = {r["current_day"]: r for r in g.window_stats(windows, hist, "price_offer").to_dicts()}
+
+    by_day = dict(zip(hist["day"], hist["price_offer"], strict=True))
+    for day in days:
+        past = [(d, p) for d, p in sorted(by_day.items()) if day - timedelta(days=90) <= d < day]
+        last = past[-1][1]
+        counts = {p: sum(1 for _, q in past if q == p) for _, p in past}
+        mode = min(counts, key=lambda p: (-counts[p], p))
+        breaks = [d for d, p in past if abs(math.log(p / last)) > g.LEVEL_BAND]
+        run = [(d, p) for d, p in past if not breaks or d > max(breaks)]
+        reset = bool(breaks) and len(run) >= g.RESET_DAYS and abs(math.log(mode / last)) > 0.15
+        used = run if reset else past
+        counts = {p: sum(1 for _, q in used if q == p) for _, p in used}
+        logs = sorted(math.log(p) for _, p in used)
+        median = (logs[(len(logs) - 1) // 2] + logs[len(logs) // 2]) / 2
+        devs = sorted(abs(x - median) for x in logs)
+        mad = (devs[(len(devs) - 1) // 2] + devs[len(devs) // 2]) / 2
+        got = stats[day]
+        assert got["level_reset"] is reset, day
+        assert got["common_price"] == min(counts, key=lambda p: (-counts[p], p)), day
+        assert got["history_days"] == len(used)
+        assert got["log_median"] == pytest.approx(median)
+        assert got["log_scale"] == pytest.approx(max(mad * g.MAD_TO_SIGMA, g.MAD_FLOOR))
+
+
+def test_a_permanent_cut_is_a_glitch_for_days_then_becomes_the_new_normal():
+    def glitches_after(days_at_new_level: int, today_price: int) -> pl.DataFrame:
+        offers = [199_990] * 60 + [79_990] * days_at_new_level
+        return glitch_details_for("falabella", "f1", offers, today_price)
+
+    # Three days at 40 % of the usual price: still far below a 60-day habit.
+    assert glitches_after(3, 79_990)["buy_price"].to_list() == [79_990]
+    # A week at the new price: it *is* the price now (the 90-day mode would say 199 990).
+    assert glitches_after(7, 79_990).is_empty()
+    # And a glitch at the new level is measured against the new level.
+    found = glitches_after(10, 7_990).row(0, named=True)
+    assert (found["ref_price"], found["level_reset"], found["severity"]) == (79_990, True, "high")
+    assert found["history_days"] == 10
+
+
+def glitch_details_for(
+    retailer: str, sku: str, offers: list[int], price: int, *, today: date = TODAY, name=None
+) -> pl.DataFrame:
+    row = now_listing(retailer, sku, price) | {"last_seen": noon_utc(today)}
+    if name:
+        row["name"] = name
+    return g.glitch_details(
+        history(series_closes(retailer, sku, offers, today)),
+        market(row),
+        Thresholds(),
+        noon_utc(today),
+    )
+
+
+def test_on_cyberday_the_pre_event_low_is_the_reference_so_an_inflated_price_fools_no_one():
+    cyberday = date(2026, 6, 1)
+    # 12 days "before" price raised from 100 000 to 150 000 (long enough to reset the level),
+    # then the event price: 53 % off the inflated price, only 30 % off the real one.
+    offers = [100_000] * 78 + [150_000] * 12
+    assert glitch_details_for("paris", "p1", offers, 69_990, today=cyberday).is_empty()
+    # The same drop on an ordinary day is judged against the (reset) 150 000 level.
+    day = cyberday - timedelta(days=10)
+    assert glitch_details_for("paris", "p1", offers, 69_990, today=day).height == 1
+
+    # A real mistake during the event is still one, with the baseline as evidence.
+    found = glitch_details_for("paris", "p1", offers, 9_990, today=cyberday).row(0, named=True)
+    assert (found["event_baseline"], found["ref_price"]) == (100_000, 100_000)
+    assert "pre-event low $100.000" in found["reason"]
+
+
+@pytest.mark.parametrize(
+    ("name", "usual", "shown", "kind"),
+    [
+        ("Pack 6 Bebida Lata 350cc", 35_990, 5_990, "pack_size"),
+        ("Bebida Lata 350cc 12 unidades", 71_990, 5_990, "pack_size"),
+        ("Notebook 14", 1_299_990, 129_990, "digit_slip"),
+        ("Notebook 14", 1_299_990, 12_999, "digit_slip"),
+        ("Notebook 14", 1_299_990, 1_300, "thousands"),
+        ("Notebook 14", 1_299_990, 1_625, "currency"),  # US$ at ~800 CLP
+        ("Audífonos", 199_990, 4, "implausible"),
+        ("Audífonos", 199_990, 39_990, "deep_discount"),
+    ],
+)
+def test_unit_pack_and_currency_mistakes_are_glitches_with_a_reason_never_rescaled(
+    name, usual, shown, kind
+):
+    found = glitch_details_for("ripley", "r1", [usual] * 30, shown, name=name).row(0, named=True)
+    assert found["glitch_type"] == kind
+    assert found["buy_price"] == shown  # the price the store showed, as it showed it
+    assert found["ref_price"] == usual
+
+
+def test_the_reason_reads_like_evidence():
+    found = glitch_details_for("ripley", "r1", [1_299_990] * 30, 129_990).row(0, named=True)
+    assert found["reason"] == (
+        "offer $129.990 is 10 % of $1.299.990 (its own history); most frequent price "
+        "$1.299.990 over 30 d, robust z -46.1; likely a lost digit (x10)"
+    )
+
+
+def test_a_stale_price_makes_no_glitch_and_is_no_reference():
+    hist = history(closes("falabella", "f1", FLAT), closes("paris", "p1", FLAT))
+    stale = now_listing("falabella", "f1", 9_990) | {"last_seen": NOW - timedelta(hours=30)}
+    assert find_glitches(hist, market(stale), Thresholds(), NOW).is_empty()
+    fresh = now_listing("falabella", "f1", 9_990) | {"last_seen": NOW - timedelta(hours=2)}
+    assert find_glitches(hist, market(fresh), Thresholds(), NOW).height == 1
+
+    # Paris's price of two days ago says nothing about the market level now.
+    rows = market(
+        now_listing("falabella", "f1", 9_990, canonical="tv"),
+        now_listing("paris", "p1", 150_000, canonical="tv")
+        | {"last_seen": NOW - timedelta(hours=48)},
+    )
+    glitch = only(find_glitches(hist, rows, Thresholds(), NOW))
+    assert (glitch["ref_retailer"], glitch["ref_price"]) == (None, 199_990)
+
+
+def _candidates() -> pl.DataFrame:
+    hist = history(*[closes("paris", f"p{i}", [200_000] * 30) for i in range(5)])
+    rows = [now_listing("paris", f"p{i}", 9_990, category=f"c{i}") for i in range(5)]
+    return g.glitch_details(hist, market(*rows), Thresholds(), NOW)
+
+
+def test_high_severity_glitches_need_confirmation():
+    found = _candidates()
+    assert found["needs_confirmation"].all()
+    assert found.select(g.needs_confirmation()).to_series().all()
+
+
+def test_confirmation_by_refetch_confirms_rejects_or_waits():
+    candidates = _candidates()
+    later = NOW + timedelta(minutes=5)
+    refetched = pl.DataFrame(
+        {
+            "retailer": ["paris"] * 5,
+            "sku": ["p0", "p1", "p2", "p3", "p4"],
+            "price_offer": [19_990, 199_990, 9_990, 9_990, 9_990],
+            "price_card": [None] * 5,
+            "in_stock": [True, True, False, True, True],
+            "observed_at": [later, later, later, NOW - timedelta(hours=1), later],
+            "fetch_status": ["ok", "ok", "ok", "ok", "missing"],
+        }
+    )
+    outcome = g.confirm_glitches(candidates, refetched, Thresholds())
+
+    confirmed = only(outcome.confirmed)
+    assert (confirmed["buy_sku"], confirmed["buy_price"]) == ("p0", 19_990)
+    assert confirmed["severity"] == "high"  # 19 990 / 200 000 = 0.0999
+    assert confirmed["margin_clp"] == 200_000 - 19_990
+    assert confirmed["observed_at"] == later
+    rejected = dict(outcome.rejected.select("buy_sku", "rejection").iter_rows())
+    assert rejected == {"p1": "price recovered", "p2": "out of stock"}
+    # An older observation or a failed fetch proves nothing yet.
+    assert sorted(outcome.pending["buy_sku"]) == ["p3", "p4"]
+
+
+def test_the_benchmark_panel_finds_exactly_what_the_pipeline_finds_each_day():
+    offers = {"f1": FLAT, "f2": [89_990] * 60, "r1": [199_990] * 60}
+    hist = history(
+        *[closes("ripley" if s[0] == "r" else "falabella", s, o) for s, o in offers.items()]
+    )
+    today = [
+        now_listing("falabella", "f1", 19_990, canonical="tv"),
+        now_listing("falabella", "f2", 89_990),
+        now_listing("ripley", "r1", 189_990, canonical="tv"),
+    ]
+    live = find_glitches(hist, market(*today), Thresholds(), NOW)
+
+    # The same market twice, as two panels: each panel alone gives the pipeline's answer.
+    points = pl.concat(
+        [
+            g.market_points(market(*today), Thresholds(), NOW).with_columns(panel=pl.lit(p))
+            for p in (1, 2)
+        ]
+    )
+    panel = g.glitch_panel(points, hist, Thresholds())
+    assert panel.height == 2 * live.height == 2
+    for p in (1, 2):
+        assert panel.filter(pl.col("panel") == p).select(live.columns).equals(live)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from arbx_dagster.domain import opportunities as o
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.opportunities import find_spreads
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA
@@ -187,13 +188,13 @@ def test_confidence_decays_with_the_age_of_the_older_price():
             market(listing("falabella", 100_000), listing("ripley", 150_000)), Thresholds(), NOW
         )
     )
-    stale_ref = market(
-        listing("falabella", 100_000), listing("ripley", 150_000, seen=NOW - timedelta(hours=48))
+    older_ref = market(
+        listing("falabella", 100_000), listing("ripley", 150_000, seen=NOW - timedelta(hours=24))
     )
-    stale = only(find_spreads(stale_ref, Thresholds(), NOW))
+    older = only(find_spreads(older_ref, Thresholds(), NOW))
 
-    assert stale["confidence"] == pytest.approx(0.25 * fresh["confidence"])  # two half-lives
-    assert stale["observed_at"] == NOW - timedelta(hours=48)
+    assert older["confidence"] == pytest.approx(0.5 * fresh["confidence"])  # one half-life
+    assert older["observed_at"] == NOW - timedelta(hours=24)
 
 
 def test_confidence_is_bounded_by_the_weaker_match():
@@ -201,12 +202,14 @@ def test_confidence_is_bounded_by_the_weaker_match():
     assert only(find_spreads(rows, Thresholds(), NOW))["confidence"] == pytest.approx(0.6)
 
 
-def test_unknown_match_probability_or_age_gives_no_confidence():
+def test_unknown_match_probability_gives_no_confidence():
     no_match = market(listing("falabella", 100_000, match=None), listing("ripley", 150_000))
     assert only(find_spreads(no_match, Thresholds(), NOW))["confidence"] == 0.0
 
+
+def test_a_price_of_unknown_age_makes_no_spread():
     no_age = market(listing("falabella", 100_000), listing("ripley", 150_000, seen=None))
-    assert only(find_spreads(no_age, Thresholds(), NOW))["confidence"] == 0.0
+    assert find_spreads(no_age, Thresholds(), NOW).is_empty()
 
 
 def test_confidence_decays_with_volatility_and_missing_volatility_counts_as_flat():
@@ -221,3 +224,70 @@ def test_empty_market_gives_an_empty_frame_with_the_contract():
     spreads = find_spreads(market(), Thresholds(), NOW)
     assert spreads.is_empty()
     assert spreads.schema == pl.Schema(OPPORTUNITY_SCHEMA)
+
+
+def test_a_stale_price_is_neither_bought_nor_a_reference():
+    """A listing not refreshed for over 26 h (its last crawl failed) may have changed."""
+    stale = NOW - timedelta(hours=o.MAX_PRICE_AGE_HOURS + 1)
+    # The cheap listing's price is from before its last failed refresh: no spread.
+    rows = market(listing("falabella", 70_000, seen=stale), listing("ripley", 100_000))
+    assert find_spreads(rows, Thresholds(), NOW).is_empty()
+
+    # A stale reference is skipped; the next fresh store is the reference.
+    rows = market(
+        listing("falabella", 100_000),
+        listing("ripley", 150_000, seen=stale),
+        listing("paris", 170_000),
+    )
+    spread = only(find_spreads(rows, Thresholds(), NOW))
+    assert (spread["ref_retailer"], spread["ref_price"]) == ("paris", 170_000)
+
+    # Right at the limit still counts.
+    edge = NOW - timedelta(hours=o.MAX_PRICE_AGE_HOURS)
+    rows = market(listing("falabella", 100_000, seen=edge), listing("ripley", 150_000))
+    assert only(find_spreads(rows, Thresholds(), NOW))["observed_at"] == edge
+
+
+def test_confidence_is_match_times_freshness_times_stability():
+    rows = market(
+        listing("falabella", 100_000, match=0.9, seen=NOW - timedelta(hours=12)),
+        listing("ripley", 150_000, match=0.8, volatility=0.025),
+    )
+    expected = 0.8 * 0.5 ** (12 / 24) * 0.5 ** (0.025 / 0.05)
+    assert only(find_spreads(rows, Thresholds(), NOW))["confidence"] == pytest.approx(expected)
+
+
+def test_spread_details_say_why_in_one_line():
+    rows = market(
+        listing("falabella", 120_000, card=90_000),
+        listing("ripley", 140_000),
+        listing("paris", 150_000),
+    )
+    found = o.spread_details(rows, Thresholds(include_card_prices=True), NOW).row(0, named=True)
+    assert found["reason"] == (
+        "falabella $90.000 (card only) vs ripley $140.000, the cheapest of 2 other store(s) "
+        "in stock"
+    )
+
+
+def test_panels_never_compare_prices_across_each_other():
+    day1 = o.as_panel(market(listing("falabella", 100_000)), NOW).with_columns(panel=pl.lit(1))
+    day2 = o.as_panel(market(listing("ripley", 150_000)), NOW).with_columns(panel=pl.lit(2))
+    assert o.spread_panel(pl.concat([day1, day2]), Thresholds()).collect().is_empty()
+
+
+def test_a_listing_caught_glitching_is_not_also_a_spread():
+    rows = market(listing("falabella", 10_000), listing("ripley", 150_000))
+    spreads = find_spreads(rows, Thresholds(), NOW)
+    glitches = spreads.with_columns(kind=pl.lit("glitch"))
+    assert o.drop_glitching_buys(spreads, glitches).is_empty()
+    assert o.drop_glitching_buys(spreads, glitches.clear()).height == 1
+
+
+def test_a_refurbished_unit_is_compared_with_refurbished_ones_only():
+    rows = market(listing("falabella", 100_000), listing("ripley", 150_000)).with_columns(
+        condition=pl.Series(["refurbished", "new"])
+    )
+    assert find_spreads(rows, Thresholds(), NOW).is_empty()
+    same = rows.with_columns(condition=pl.lit("refurbished"))
+    assert only(find_spreads(same, Thresholds(), NOW))["buy_retailer"] == "falabella"

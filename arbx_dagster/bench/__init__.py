@@ -1,0 +1,1 @@
+"""Benchmarks behind ``arbx bench``: measured quality of the detectors and matchers."""

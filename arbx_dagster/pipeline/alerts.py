@@ -1,0 +1,56 @@
+"""Alerts after each opportunities run: opportunities users should hear about, watch-rule
+hits, and the log of what was sent (the alert KPIs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from arbx_dagster.alerts import AlertDispatcher, DispatchReport, evaluate_watch_rules
+from arbx_dagster.pipeline.opportunities import read_history, read_market, read_opportunity_state
+from arbx_dagster.pipeline.quality_checks import glitching_retailers
+from arbx_dagster.storage.alerts_store import read_watch_rules, record_alerts
+from arbx_dagster.storage.warehouse import Warehouse
+
+
+def send_alerts(
+    warehouse: Warehouse,
+    dispatcher: AlertDispatcher,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+    shared_cache: bool = True,
+) -> list[DispatchReport]:
+    """Dispatch opportunity and watch alerts; never raises for a failing channel.
+
+    Without a shared cache (no Redis) the dispatcher remembers nothing between runs, so
+    only opportunities first seen in this run are announced.
+    """
+    live = read_opportunity_state(warehouse).filter(pl.col("status") != "expired")
+    # A retailer glitching wholesale is a scraper bug: its glitches are not news.
+    suspect = glitching_retailers(warehouse)["retailer"].to_list()
+    live = live.filter(~((pl.col("kind") == "glitch") & pl.col("buy_retailer").is_in(suspect)))
+    if not shared_cache:
+        live = live.filter(pl.col("status") == "new")
+    confirmed = live.filter(pl.col("confirmation") == "confirmed")["opportunity_id"].to_list()
+    reports = [dispatcher.dispatch(live, confirmed=confirmed)]
+    rules = read_watch_rules(warehouse)
+    if not rules.is_empty():
+        history = read_history(warehouse, now)
+        hits = evaluate_watch_rules(rules, read_market(warehouse, history), history, now)
+        reports.append(dispatcher.dispatch_watch(hits))
+    record_alerts(warehouse, reports, now=now, run_id=run_id)
+    return reports
+
+
+def merge_reports(reports: list[DispatchReport]) -> dict[str, object]:
+    """One metadata entry for several dispatches."""
+    merged = DispatchReport()
+    for report in reports:
+        merged.sent.update(report.sent)
+        merged.suppressed.update(report.suppressed)
+        merged.failures.extend(report.failures)
+        merged.errors.extend(report.errors)
+        merged.seconds += report.seconds
+    return merged.as_metadata()

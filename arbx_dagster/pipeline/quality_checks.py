@@ -1,0 +1,270 @@
+"""Data-quality rules over the warehouse, as plain functions (the asset checks call them).
+
+Each returns a :class:`CheckOutcome`: whether it passed, how bad a failure is, a one-line
+summary a user can act on, and the numbers behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from arbx_dagster.domain.history import day_of, market_day
+from arbx_dagster.domain.quality import MAX_PLAUSIBLE_CLP
+from arbx_dagster.domain.schema import TIERS
+from arbx_dagster.storage.warehouse import Warehouse
+
+# Above this share of quarantined rows the source is broken (e.g. a layout change).
+MAX_QUARANTINE_SHARE = 0.5
+WARN_QUARANTINE_SHARE = 0.05
+# A day with less than this share of a retailer's usual volume lost most of its listings.
+LOW_VOLUME_SHARE = 0.5
+VOLUME_BASELINE_DAYS = 7
+# A listing priced this many times its category's median is a unit or currency mistake.
+CATEGORY_PRICE_FACTOR = 20
+# A whole retailer "glitching" at once is a scraper bug, not an opportunity.
+MAX_GLITCH_SHARE = 0.05
+MIN_GLITCHES_FOR_SPIKE = 5
+# A tier is stale when listings were last seen more than twice its interval ago.
+STALE_FACTOR = 2
+MAX_STALE_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    passed: bool
+    summary: str
+    severity: str = "error"  # error / warn (how bad a failure is)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _count(warehouse: Warehouse, sql: str, params: list[Any] | None = None) -> int:
+    return int(warehouse.scalar(sql, params or []) or 0)
+
+
+def raw_prices_are_plausible(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """Stored prices are above zero and below the plausible ceiling."""
+    bad = _count(
+        warehouse,
+        "SELECT count(*) FROM raw_prices WHERE price_offer <= 0 OR price_list <= 0 "
+        "OR price_card <= 0 OR price_offer > $1 OR price_list > $1 OR price_card > $1",
+        [MAX_PLAUSIBLE_CLP],
+    )
+    return CheckOutcome(
+        bad == 0,
+        f"{bad} stored prices are not plausible CLP prices",
+        metadata={"implausible_rows": bad},
+    )
+
+
+def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """This run quarantined few rows (a spike means the source or its parser broke)."""
+    stored = _count(warehouse, "SELECT count(*) FROM raw_prices WHERE run_id = $1", [run_id])
+    quarantined = _count(warehouse, "SELECT count(*) FROM quarantine WHERE run_id = $1", [run_id])
+    share = quarantined / (stored + quarantined) if stored + quarantined else 0.0
+    reasons = warehouse.query(
+        "SELECT reason, count(*) AS n FROM quarantine WHERE run_id = $1 GROUP BY reason "
+        "ORDER BY n DESC LIMIT 5",
+        [run_id],
+    )
+    return CheckOutcome(
+        share <= WARN_QUARANTINE_SHARE,
+        f"{share:.1%} of this run's rows were quarantined",
+        "error" if share > MAX_QUARANTINE_SHARE else "warn",
+        {
+            "stored": stored,
+            "quarantined": quarantined,
+            "share": round(share, 4),
+            "top_reasons": dict(reasons.rows()),
+        },
+    )
+
+
+def volume_versus_recent_days(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """Each past day this run landed has about the retailer's usual number of rows."""
+    since = now - timedelta(days=3 * VOLUME_BASELINE_DAYS)
+    rows = warehouse.query(
+        "SELECT retailer, observed_at, run_id FROM raw_prices WHERE observed_at >= $1", [since]
+    ).with_columns(day=market_day(pl.col("observed_at")))
+    today = day_of(now)
+    touched = (
+        rows.filter((pl.col("run_id") == run_id) & (pl.col("day") != today))
+        .select("retailer", "day")
+        .unique()
+    )
+    per_day = rows.group_by("retailer", "day").agg(n=pl.len())
+    baseline = (
+        touched.join(per_day.rename({"day": "past_day", "n": "past_n"}), on="retailer")
+        .filter(
+            (pl.col("past_day") < pl.col("day"))
+            & (pl.col("past_day") >= pl.col("day") - pl.duration(days=VOLUME_BASELINE_DAYS))
+        )
+        .group_by("retailer", "day")
+        .agg(baseline=pl.col("past_n").median())
+    )
+    compared = (
+        per_day.join(baseline, on=["retailer", "day"])
+        .with_columns(share=pl.col("n") / pl.col("baseline"))
+        .sort("share")
+    )
+    low = compared.filter(pl.col("share") < LOW_VOLUME_SHARE)
+    return CheckOutcome(
+        low.is_empty(),
+        f"{low.height} retailer-day(s) landed under {LOW_VOLUME_SHARE:.0%} of their usual volume",
+        "error",
+        {
+            "compared_days": compared.height,
+            "low_days": [
+                f"{r['day']}|{r['retailer']}: {r['share']:.0%}"
+                for r in low.head(10).iter_rows(named=True)
+            ],
+        },
+    )
+
+
+def listings_have_unique_keys(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """Every listing has a key, a title, and appears once."""
+    missing = _count(
+        warehouse,
+        "SELECT count(*) FROM listings WHERE retailer IS NULL OR sku IS NULL "
+        "OR name_norm IS NULL OR name_norm = ''",
+    )
+    repeated = _count(
+        warehouse,
+        "SELECT count(*) FROM (SELECT retailer, sku FROM listings GROUP BY retailer, sku "
+        "HAVING count(*) > 1) AS d",
+    )
+    return CheckOutcome(
+        missing == 0 and repeated == 0,
+        f"{missing} listings without key or title, {repeated} repeated keys",
+        metadata={"missing_keys": missing, "repeated_keys": repeated},
+    )
+
+
+def prices_plausible_for_category(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """No listing costs many times its category's median (unit or currency mistakes)."""
+    listings = warehouse.query(
+        "SELECT retailer, sku, name, category, price_offer FROM listings "
+        "WHERE price_offer IS NOT NULL"
+    )
+    outliers = listings.with_columns(median=pl.col("price_offer").median().over("category")).filter(
+        pl.col("price_offer") > CATEGORY_PRICE_FACTOR * pl.col("median")
+    )
+    return CheckOutcome(
+        outliers.is_empty(),
+        f"{outliers.height} listings cost over {CATEGORY_PRICE_FACTOR}x their category median",
+        "warn",
+        {
+            "outliers": [
+                f"{r['retailer']}/{r['sku']} {r['name']}: {r['price_offer']}"
+                for r in outliers.head(10).iter_rows(named=True)
+            ]
+        },
+    )
+
+
+def one_listing_per_retailer(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """A canonical product holds at most one listing per retailer; every listing has one."""
+    conflicts = _count(
+        warehouse,
+        "SELECT count(*) FROM (SELECT canonical_id, retailer FROM product_matches "
+        "GROUP BY canonical_id, retailer HAVING count(*) > 1) AS c",
+    )
+    unmatched = _count(
+        warehouse,
+        "SELECT count(*) FROM listings AS l LEFT JOIN product_matches AS m "
+        "ON m.retailer = l.retailer AND m.sku = l.sku WHERE m.canonical_id IS NULL",
+    )
+    return CheckOutcome(
+        conflicts == 0 and unmatched == 0,
+        f"{conflicts} products with two listings of one retailer, {unmatched} unmatched listings",
+        metadata={"conflicting_products": conflicts, "listings_without_product": unmatched},
+    )
+
+
+def opportunities_are_consistent(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """Live opportunities buy below their reference, for a profit, with a sane confidence."""
+    bad = _count(
+        warehouse,
+        "SELECT count(*) FROM opportunities WHERE status <> 'expired' AND "
+        "(buy_price >= ref_price OR margin_clp <= 0 OR confidence < 0 OR confidence > 1)",
+    )
+    return CheckOutcome(
+        bad == 0, f"{bad} live opportunities are inconsistent", metadata={"inconsistent_rows": bad}
+    )
+
+
+def glitching_retailers(warehouse: Warehouse) -> pl.DataFrame:
+    """Retailers with an implausible share of their listings glitching right now."""
+    return (
+        warehouse.query(
+            """
+        SELECT l.retailer, count(*) AS listings, count(o.opportunity_id) AS glitches
+        FROM listings AS l
+        LEFT JOIN opportunities AS o
+          ON o.buy_retailer = l.retailer AND o.buy_sku = l.sku
+         AND o.kind = 'glitch' AND o.status <> 'expired'
+        GROUP BY l.retailer
+        """
+        )
+        .with_columns(share=pl.col("glitches") / pl.col("listings"))
+        .filter(
+            (pl.col("glitches") >= MIN_GLITCHES_FOR_SPIKE) & (pl.col("share") > MAX_GLITCH_SHARE)
+        )
+    )
+
+
+def no_retailer_wide_glitching(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """No retailer is "glitching" wholesale (that is a scraper bug; its glitches are not
+    alerted while this fails)."""
+    spiking = glitching_retailers(warehouse)
+    return CheckOutcome(
+        spiking.is_empty(),
+        f"{spiking.height} retailer(s) with over {MAX_GLITCH_SHARE:.0%} of listings glitching",
+        metadata={
+            "retailers": {
+                r["retailer"]: round(r["share"], 3) for r in spiking.iter_rows(named=True)
+            }
+        },
+    )
+
+
+def tier_freshness(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """Each tier's listings were seen within twice its scrape interval (critical: 1 h)."""
+    tiers = warehouse.query(
+        "SELECT t.tier, l.last_seen FROM listing_tiers AS t JOIN listings AS l "
+        "ON l.retailer = t.retailer AND l.sku = t.sku"
+    )
+    limits = pl.DataFrame(
+        {"tier": list(TIERS), "max_age_minutes": [STALE_FACTOR * m for m in TIERS.values()]}
+    )
+    stale = (
+        tiers.join(limits, on="tier")
+        .with_columns(
+            stale=pl.lit(now) - pl.col("last_seen") > pl.duration(minutes=pl.col("max_age_minutes"))
+        )
+        .group_by("tier")
+        .agg(listings=pl.len(), stale=pl.col("stale").sum())
+        .with_columns(share=pl.col("stale") / pl.col("listings"))
+        .sort("tier")
+    )
+    failing = stale.filter(pl.col("share") > MAX_STALE_SHARE)
+    critical = "critical" in failing["tier"].to_list()
+    return CheckOutcome(
+        failing.is_empty(),
+        "stale tiers: "
+        + (
+            ", ".join(f"{r['tier']} {r['share']:.0%}" for r in failing.iter_rows(named=True))
+            or "none"
+        ),
+        "error" if critical else "warn",
+        {
+            "by_tier": {
+                r["tier"]: {"listings": r["listings"], "stale": r["stale"]}
+                for r in stale.iter_rows(named=True)
+            }
+        },
+    )
