@@ -4,6 +4,7 @@ the daemon's sensor launches runs that materialize assets, and a restart repeats
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -69,6 +70,14 @@ retailers:
     _arbx(env, "down")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _up(env: dict[str, str]) -> None:
     port = env["ARBX_TEST_WEBSERVER_PORT"]
     started = _arbx(env, "up", "--port", port, "--api-port", str(_free_port()))
@@ -120,10 +129,16 @@ def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
             with PostgresWarehouse(deployment["ARBX_POSTGRES_URL"]) as warehouse:
                 assert warehouse.scalar("SELECT count(*) FROM raw_prices") == 3
 
-            # Restart everything: the sensor's cursor lives in PostgreSQL, nothing repeats.
-            assert _arbx(deployment, "down").returncode == 0
-            _up(deployment)
-            time.sleep(25)  # several sensor intervals
+            # Restart the daemon: the sensor's cursor lives in PostgreSQL, nothing repeats.
+            pid_file = tmp_path / "state" / "run" / "daemon.pid"
+            old_pid = int(pid_file.read_text())
+            os.killpg(old_pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _alive(old_pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            _up(deployment)  # starts what is not running: the daemon again
+            assert int(pid_file.read_text()) != old_pid
+            time.sleep(20)  # several sensor intervals
             assert len(_file_runs(instance)) == 1
     finally:
         del os.environ["ARBX_POSTGRES_URL"]
