@@ -29,6 +29,7 @@ def refresh_matches(warehouse: Warehouse, *, now: datetime) -> StageReport:
         rows=result.product_matches.height,
         counts={
             "listings": listings.height,
+            "candidate_pairs": int(result.stats.get("candidates", 0)),
             "matched_pairs": result.pairs.height,
             "canonical_products": products.height,
             "products_by_retailer_count": {str(k): v for k, v in by_retailers.items()},

@@ -1,0 +1,53 @@
+"""``arbx bench scale``: seconds, throughput and memory of the pipeline at N listings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from arbx_dagster.bench.scale import run_scale
+
+
+def scale_command(
+    listings: Annotated[int, typer.Option("--listings", help="Listings in total.", min=10)],
+    retailers: Annotated[int, typer.Option(help="Retailers sharing them.", min=1, max=3)] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON to this file.")
+    ] = None,
+    postgres: Annotated[
+        bool, typer.Option(help="Run on PostgreSQL (ARBX_POSTGRES_URL) instead of DuckDB.")
+    ] = False,
+) -> None:
+    """Generate a simulated catalogue and time load, normalization, matching (blocking,
+    scoring, assignment), history and opportunities on it, in this process."""
+    postgres_url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
+    if postgres and not postgres_url:
+        raise typer.BadParameter("--postgres needs ARBX_POSTGRES_URL")
+    console = Console(stderr=True)
+    with console.status("starting") as status:
+        result = run_scale(
+            listings,
+            retailers=retailers,
+            postgres_url=postgres_url,
+            progress=lambda stage: status.update(f"{stage} ({listings:,} listings)…"),
+        )
+    table = Table(
+        "stage",
+        "seconds",
+        title=f"bench scale · {result['listings']:,} listings · {result['warehouse']}",
+    )
+    for stage, seconds in result["seconds"].items():
+        table.add_row(stage, f"{seconds:.2f}")
+    console.print(table)
+    console.print(
+        f"{result['listings_per_second']:,} listings/s · {result['candidate_pairs']:,} candidate "
+        f"pairs · peak RSS {result['peak_rss_mb']:,.0f} MB (total excludes generation)"
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
