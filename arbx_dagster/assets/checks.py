@@ -66,6 +66,7 @@ ALL_CHECKS = [
     _check(normalized_listings, True, q.listings_have_unique_keys),
     _check(normalized_listings, False, q.prices_plausible_for_category),
     _check(product_matches, True, q.one_listing_per_retailer),
+    _check(product_matches, False, q.match_quality_on_labels),
     _check(opportunities, False, q.opportunities_are_consistent),
     _check(opportunities, False, q.no_retailer_wide_glitching),
     _check(intelligence_metrics, False, q.tier_freshness),

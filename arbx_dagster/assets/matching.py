@@ -1,11 +1,38 @@
-"""Product matches: the same real-world product recognised across retailers."""
+"""The match model, and product matches: the same real-world product across retailers."""
 
 import dagster as dg
 
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.pipeline.matching import refresh_matches
+from arbx_dagster.domain.matching import TrainedPairModel
+from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource
+
+
+@dg.asset(
+    deps=[normalized_listings],
+    group_name="matching",
+    kinds={"scikitlearn"},
+    # Retrain once a day (new user labels), not on every price refresh.
+    automation_condition=dg.AutomationCondition.on_cron("0 5 * * *", "America/Santiago"),
+    description=(
+        "The pair classifier product_matches uses: gradient boosting with calibrated "
+        "probabilities over bulk pair features (rapidfuzz scorers, TF-IDF cosine, model-code "
+        "and numeric-token agreement, brand, price ratio, catalogue context). Trained on "
+        "simulated Chilean listings plus the pairs users labelled (`arbx matches label`); "
+        "threshold chosen on a separate simulated market. Versioned by its training data."
+    ),
+)
+def match_model(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.Output[TrainedPairModel]:
+    model = train_match_model(warehouse.warehouse)
+    metrics = {f"validation_{k}": round(float(v), 4) for k, v in sorted(model.metrics.items())}
+    return dg.Output(
+        model,
+        data_version=dg.DataVersion(model.version),
+        metadata={"version": model.version, "threshold": model.threshold, **metrics},
+    )
 
 
 @dg.asset(
@@ -15,13 +42,16 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
     kinds={"polars", "scikitlearn"},
     description=(
         "Canonical products and the listings that belong to them (at most one per retailer), "
-        "from vectorized blocking on model codes and text similarity, rapidfuzz pair scoring "
-        "and transitive, one-per-retailer clustering. Tables: product_matches, match_pairs, "
-        "canonical_products."
+        "from vectorized blocking on model codes and TF-IDF neighbours, the match model's "
+        "probabilities and transitive, one-per-retailer clustering; canonical ids carry over "
+        "between runs. Tables: product_matches, match_pairs, canonical_products."
     ),
 )
 def product_matches(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    context: dg.AssetExecutionContext,
+    match_model: TrainedPairModel,
+    warehouse: WarehouseResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
-    report = refresh_matches(warehouse.warehouse, now=clock.now())
+    report = refresh_matches(warehouse.warehouse, now=clock.now(), scorer=match_model)
     return dg.MaterializeResult(metadata=stage_metadata(report))

@@ -6,13 +6,13 @@ from datetime import date
 
 import dagster as dg
 
+from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS, partition_key
 from arbx_dagster.automation import SENSOR_STATUS
 from arbx_dagster.automation.jobs import ingest_files
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource
 
 # How often the daemon looks at landing folders (ARBX_FILE_DROP_INTERVAL_SECONDS).

@@ -1,4 +1,5 @@
-"""``arbx``: the command line — demo, status, ui, config, watch, backfill, up/down."""
+"""``arbx``: the command line — demo, status, ui, config, watch,
+backfill, bench, matches, up/down."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import typer
 
 from arbx_dagster.cli import (
     backfill,
+    bench,
     config_cmd,
     demo,
     deploy,
+    matches_cmd,
     status,
     ui,
     watch_cmd,
@@ -31,6 +34,8 @@ app.command("up")(deploy.up)
 app.command("down")(deploy.down)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(watch_cmd.app, name="watch")
+app.add_typer(bench.app, name="bench")
+app.add_typer(matches_cmd.app, name="matches")
 
 
 def main() -> None:

@@ -24,8 +24,7 @@ def scale_command(
         bool, typer.Option(help="Run on PostgreSQL (ARBX_POSTGRES_URL) instead of DuckDB.")
     ] = False,
 ) -> None:
-    """Generate a simulated catalogue and time load, normalization, matching (blocking,
-    scoring, assignment), history and opportunities on it, in this process."""
+    """Time every pipeline stage on a simulated catalogue of N listings, in this process."""
     postgres_url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
     if postgres and not postgres_url:
         raise typer.BadParameter("--postgres needs ARBX_POSTGRES_URL")

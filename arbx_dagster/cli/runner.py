@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 STAGES = {
     "normalized_listings": "normalising listings",
+    "match_model": "training the match model",
     "product_matches": "matching products across retailers",
     "price_history": "building price history",
     "opportunities": "finding spreads and glitches",

@@ -1,4 +1,4 @@
-"""Stage 3: canonical products across retailers."""
+"""Stage 3: the match model, and canonical products across retailers."""
 
 from __future__ import annotations
 
@@ -6,16 +6,32 @@ from datetime import datetime
 
 import polars as pl
 
-from arbx_dagster.domain.matching import match_listings
+from arbx_dagster.domain.matching import TrainedPairModel, match_listings, train_pipeline_model
 from arbx_dagster.domain.schema import LISTING_SCHEMA, UTC_DATETIME, conform
 from arbx_dagster.pipeline.report import StageReport
+from arbx_dagster.storage.labels import read_labels
 from arbx_dagster.storage.warehouse import Warehouse
 
 
-def refresh_matches(warehouse: Warehouse, *, now: datetime) -> StageReport:
-    """Re-match every current listing and replace the derived match tables atomically."""
-    listings = conform(warehouse.query("SELECT * FROM listings"), LISTING_SCHEMA)
-    result = match_listings(listings)
+def read_listings(warehouse: Warehouse) -> pl.DataFrame:
+    return conform(warehouse.query("SELECT * FROM listings"), LISTING_SCHEMA)
+
+
+def train_match_model(warehouse: Warehouse) -> TrainedPairModel:
+    """Train on simulated Chilean listings plus the pairs users confirmed or rejected."""
+    return train_pipeline_model(labels=read_labels(warehouse), listings=read_listings(warehouse))
+
+
+def refresh_matches(
+    warehouse: Warehouse, *, now: datetime, scorer: TrainedPairModel | None = None
+) -> StageReport:
+    """Re-match every current listing and replace the derived match tables atomically;
+    canonical ids carry over from the previous run when a product's members mostly stay."""
+    listings = read_listings(warehouse)
+    previous = warehouse.query(
+        "SELECT retailer, sku, canonical_id, match_probability FROM product_matches"
+    )
+    result = match_listings(listings, scorer=scorer).carry_over(previous)
     stamp = pl.lit(now).cast(UTC_DATETIME)
     with warehouse.transaction():
         warehouse.replace("product_matches", result.product_matches.with_columns(matched_at=stamp))
@@ -29,6 +45,8 @@ def refresh_matches(warehouse: Warehouse, *, now: datetime) -> StageReport:
         rows=result.product_matches.height,
         counts={
             "listings": listings.height,
+            "scorer": scorer.version if scorer is not None else "rules",
+            "threshold": float(result.stats.get("threshold", 0.0)),
             "candidate_pairs": int(result.stats.get("candidates", 0)),
             "matched_pairs": result.pairs.height,
             "canonical_products": products.height,

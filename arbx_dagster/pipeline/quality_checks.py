@@ -268,3 +268,33 @@ def tier_freshness(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOut
             }
         },
     )
+
+
+# Below this precision on the pairs users labelled, matches are inventing opportunities.
+MIN_LABELLED_PRECISION = 0.9
+
+
+def match_quality_on_labels(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """The current matches agree with the pairs users confirmed or rejected."""
+    judged = warehouse.query(
+        """
+        SELECT l.is_match, a.canonical_id = b.canonical_id AS matched
+        FROM match_labels AS l
+        JOIN product_matches AS a ON a.retailer = l.left_retailer AND a.sku = l.left_sku
+        JOIN product_matches AS b ON b.retailer = l.right_retailer AND b.sku = l.right_sku
+        """
+    )
+    predicted = judged.filter(pl.col("matched"))
+    true_positive = predicted.filter(pl.col("is_match")).height
+    positives = judged.filter(pl.col("is_match")).height
+    precision = true_positive / predicted.height if predicted.height else 1.0
+    recall = true_positive / positives if positives else 1.0
+    return CheckOutcome(
+        precision >= MIN_LABELLED_PRECISION,
+        f"precision {precision:.3f} and recall {recall:.3f} on {judged.height} labelled pairs",
+        metadata={
+            "labelled_pairs": judged.height,
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+        },
+    )

@@ -10,11 +10,12 @@ from arbx_dagster.bench.scale import run_scale
 def test_a_small_scale_run_reports_every_stage() -> None:
     stages: list[str] = []
     result = run_scale(600, progress=stages.append)
-    assert stages == ["generate", "load", "normalize", "match", "history", "opportunities"]
+    assert stages == ["generate", "load", "normalize", "train", "match", "history", "opportunities"]
     assert result["listings"] == 600
     assert set(result["seconds"]) == {*stages, "total"}
     assert result["seconds"]["total"] == pytest.approx(
-        sum(v for k, v in result["seconds"].items() if k not in ("generate", "total")), abs=0.01
+        sum(v for k, v in result["seconds"].items() if k not in ("generate", "train", "total")),
+        abs=0.01,
     )
     assert result["listings_per_second"] > 0
     assert result["candidate_pairs"] >= result["matched_pairs"] > 0

@@ -1,28 +1,53 @@
-"""Load a two-catalog entity-matching benchmark as listings, and score a match against it.
+"""Two-catalogue entity-matching benchmarks: loading, feature frames, metrics.
 
-The datasets live outside the repository (``$ARBX_DATASETS_DIR``, default
-``<repo>/../shared/datasets``), one folder each with ``left.csv``, ``right.csv``,
-``matches.csv`` and ``dataset.json`` whose ``fields`` map the source's attribute names
-onto listing fields. The two catalogs play two retailers. Nothing here knows any
-particular dataset: other datasets of the same shape must work unchanged.
+A dataset folder holds ``left.csv`` and ``right.csv`` (the two catalogues, column ``id``
+plus the source's attributes), ``matches.csv`` (``left_id,right_id``), the labelled pair
+splits ``pairs/{train,valid,test}.jsonl`` and ``dataset.json``, whose ``fields`` map the
+source's attribute names onto listing fields (``name``, ``description``, ``brand``,
+``model``, ``category``, ``price``). The two catalogues play two retailers. Nothing here
+knows any particular dataset: only ``fields`` says which attribute is what.
 
-Run ``python -m arbx_dagster.domain.matching.benchmark abt_buy`` to print the numbers.
+Pair records are lower-cased and tokenised by the benchmark's authors, so they are scored
+on their own text. Their *context* (how a pair ranks among each record's other plausible
+partners) comes from the full, unlabelled catalogues: each pair record is located in its
+catalogue by text similarity and the pair is placed among the blocker's candidates there.
+No label other than the training split's is ever read, and ``matches.csv`` only to score.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from arbx_dagster.domain.matching.blocking import _topk_groups, candidate_pairs
+from arbx_dagster.domain.matching.features import (
+    BASE_FEATURES,
+    CONTEXT_FEATURES,
+    PairFeaturizer,
+    context_features,
+    context_for_queries,
+)
+from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
+from arbx_dagster.domain.matching.vectorize import TextVectors, text_vectors
 from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+LISTING_FIELDS = ("name", "description", "brand", "model", "category", "price")
+SPLITS = ("train", "valid", "test")
+PAIR_RECORD_COLUMNS = ("name", "description", "brand", "model", "category", "price_offer")
+# A pair record is the catalogue row it was derived from when their texts are this close.
+TWIN_SIMILARITY = 0.8
+
+
+class BenchmarkError(ValueError):
+    """The dataset folder is missing a file or a file does not have the expected shape."""
 
 
 def datasets_dir() -> Path:
@@ -33,52 +58,444 @@ def datasets_dir() -> Path:
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One dataset folder, read and mapped onto listing fields.
+
+    ``listings``: both catalogues as raw listing rows (``retailer`` = catalogue name,
+    ``sku`` = source id, plus ``description`` when the source has one); ``truth``:
+    ``left_sku, right_sku``; ``pairs``: per split, ``left_*`` / ``right_*`` listing fields
+    and ``label``.
+    """
+
     name: str
-    listings: pl.DataFrame  # raw listing columns, not yet enriched
-    truth: pl.DataFrame  # left_sku, right_sku
+    listings: pl.DataFrame
+    truth: pl.DataFrame
     left_retailer: str
     right_retailer: str
+    fields: dict[str, str]
+    pairs: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
-def load_benchmark(name: str, root: Path | None = None) -> Benchmark:
-    """Read one dataset folder into listing rows (retailer = catalog name, sku = id)."""
-    folder = (root or datasets_dir()) / name
-    meta = json.loads((folder / "dataset.json").read_text())
-    fields: dict[str, str] = meta.get("fields", {})
+def _resolve(dataset: str | Path, root: Path | None) -> Path:
+    if root is not None:
+        return Path(root) / str(dataset)
+    path = Path(dataset)
+    return path if path.is_dir() or path.is_absolute() else datasets_dir() / str(dataset)
+
+
+def _read_meta(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise BenchmarkError(f"{folder} is not a directory")
+    missing = [
+        name
+        for name in ("dataset.json", "left.csv", "right.csv", "matches.csv")
+        if not (folder / name).is_file()
+    ]
+    if missing:
+        raise BenchmarkError(f"{folder} is missing {', '.join(missing)}")
+    try:
+        meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BenchmarkError(f"{folder / 'dataset.json'} is not valid JSON: {exc}") from None
+    fields = meta.get("fields") if isinstance(meta, dict) else None
+    if not isinstance(fields, dict) or "name" not in fields:
+        raise BenchmarkError(
+            f"{folder / 'dataset.json'} needs a 'fields' object mapping at least 'name'"
+        )
+    unknown = set(fields) - set(LISTING_FIELDS)
+    if unknown:
+        raise BenchmarkError(
+            f"{folder / 'dataset.json'}: unknown listing fields {sorted(unknown)} "
+            f"(known: {', '.join(LISTING_FIELDS)})"
+        )
+    return meta
+
+
+def _price_cents(expr: pl.Expr) -> pl.Expr:
+    """'$1,299.00' -> 129900; anything unparsable -> null (integer cents, as listings)."""
+    value = expr.cast(pl.String).str.replace_all(r"[^0-9.]", "").cast(pl.Float64, strict=False)
+    return (value * 100).round(0).cast(pl.Int64)
+
+
+def _as_listing_fields(raw: pl.DataFrame, fields: dict[str, str], prefix: str = "") -> list:
+    """Expressions for the listing fields from a frame with the source's column names."""
+    cols = []
+    for target in ("name", "description", "brand", "model", "category"):
+        src = fields.get(target)
+        expr = (
+            pl.col(prefix + src).cast(pl.String)
+            if src is not None and prefix + src in raw.columns
+            else pl.lit(None, pl.String)
+        )
+        cols.append(expr.alias(target))
+    src = fields.get("price")
+    cols.append(
+        _price_cents(pl.col(prefix + src))
+        if src is not None and prefix + src in raw.columns
+        else pl.lit(None, pl.Int64)
+    )
+    cols[-1] = cols[-1].alias("price_offer")
+    return cols
+
+
+def _catalogue(folder: Path, file: str, retailer: str, fields: dict[str, str]) -> pl.DataFrame:
+    try:
+        raw = pl.read_csv(folder / file, infer_schema=False)
+    except Exception as exc:  # polars raises several error types for broken CSV
+        raise BenchmarkError(f"cannot read {folder / file}: {exc}") from None
+    if "id" not in raw.columns:
+        raise BenchmarkError(f"{folder / file} has no 'id' column")
+    if fields["name"] not in raw.columns:
+        raise BenchmarkError(
+            f"{folder / file} has no column {fields['name']!r} (the 'name' field in dataset.json)"
+        )
+    return raw.select(
+        pl.lit(retailer).alias("retailer"),
+        pl.col("id").alias("sku"),
+        *_as_listing_fields(raw, fields),
+    )
+
+
+def _pairs(path: Path, fields: dict[str, str], limit: int | None) -> pl.DataFrame:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                left, right, label = obj["left"], obj["right"], int(obj["label"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise BenchmarkError(
+                    f"{path}:{number}: expected {{'left': {{...}}, 'right': {{...}}, 'label': 0|1}}"
+                ) from None
+            row = {"label": label}
+            for side, record in (("left", left), ("right", right)):
+                for src in fields.values():
+                    value = record.get(src)
+                    row[f"{side}_{src}"] = None if value is None else str(value)
+            rows.append(row)
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    if limit is not None:
+        frame = frame.head(limit)
+    return frame.select(
+        pl.col("label").cast(pl.Int8),
+        *[e.name.prefix("left_") for e in _as_listing_fields(frame, fields, "left_")],
+        *[e.name.prefix("right_") for e in _as_listing_fields(frame, fields, "right_")],
+    )
+
+
+def load_benchmark(
+    dataset: str | Path, root: Path | None = None, *, limit: int | None = None
+) -> Benchmark:
+    """Read a dataset folder (a path, or a name under ``root`` / ``datasets_dir()``).
+
+    ``limit`` keeps the first ``limit`` pairs of each split, the catalogue rows behind
+    them (found by folded title) with their true partners, and the true matches among
+    those rows: a small self-consistent benchmark for quick checks. Raises
+    ``BenchmarkError`` with a readable message when the folder is malformed.
+    """
+    folder = _resolve(dataset, root)
+    meta = _read_meta(folder)
+    fields: dict[str, str] = {k: str(v) for k, v in meta["fields"].items()}
     left_name = str(meta.get("left_name", "left"))
     right_name = str(meta.get("right_name", "right"))
     if left_name == right_name:
         right_name = right_name + "_2"
-
-    def side(file: str, retailer: str) -> pl.DataFrame:
-        raw = pl.read_csv(folder / file, infer_schema=False)
-        cols: dict[str, pl.Expr] = {
-            "retailer": pl.lit(retailer),
-            "sku": pl.col("id"),
-        }
-        for target in ("name", "brand", "model", "category"):
-            src = fields.get(target)
-            cols[target] = pl.col(src) if src in raw.columns else pl.lit(None, pl.String)
-        price_src = fields.get("price")
-        price = (
-            pl.col(price_src).str.replace_all(r"[^0-9.]", "").cast(pl.Float64, strict=False)
-            if price_src in raw.columns
-            else pl.lit(None, pl.Float64)
-        )
-        # Prices are integers in the listing contract: keep cents so ratios stay exact.
-        cols["price_offer"] = (price * 100).round(0).cast(pl.Int64)
-        return raw.select(**cols)
-
-    listings = pl.concat([side("left.csv", left_name), side("right.csv", right_name)])
-    truth = pl.read_csv(folder / "matches.csv", infer_schema=False).select(
-        pl.col("left_id").alias("left_sku"), pl.col("right_id").alias("right_sku")
+    listings = pl.concat(
+        [
+            _catalogue(folder, "left.csv", left_name, fields),
+            _catalogue(folder, "right.csv", right_name, fields),
+        ]
     )
-    return Benchmark(name, listings, truth, left_name, right_name)
+    try:
+        truth = pl.read_csv(folder / "matches.csv", infer_schema=False).select(
+            pl.col("left_id").alias("left_sku"), pl.col("right_id").alias("right_sku")
+        )
+    except Exception as exc:
+        raise BenchmarkError(
+            f"{folder / 'matches.csv'} needs columns left_id,right_id ({exc})"
+        ) from None
+    pairs = {}
+    for split in SPLITS:
+        path = folder / "pairs" / f"{split}.jsonl"
+        if path.is_file():
+            pairs[split] = _pairs(path, fields, limit)
+    if limit is not None:
+        listings, truth = _subset(listings, truth, pairs, left_name, right_name)
+    return Benchmark(
+        str(meta.get("name", folder.name)), listings, truth, left_name, right_name, fields, pairs
+    )
+
+
+def _subset(
+    listings: pl.DataFrame,
+    truth: pl.DataFrame,
+    pairs: dict[str, pl.DataFrame],
+    left: str,
+    right: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The catalogue rows behind the (already truncated) pairs, with their true partners,
+    and the true matches among those rows: a small, self-consistent benchmark."""
+
+    def key(expr: pl.Expr) -> pl.Expr:
+        return expr.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "")
+
+    names = pl.concat(
+        [
+            frame.select(
+                pl.lit(retailer).alias("retailer"), key(pl.col(f"{side}_name")).alias("key")
+            )
+            for frame in pairs.values()
+            for side, retailer in (("left", left), ("right", right))
+        ]
+        or [pl.DataFrame(schema={"retailer": pl.String, "key": pl.String})]
+    ).unique()
+    twins = (
+        listings.with_columns(key=key(pl.col("name")))
+        .join(names, on=["retailer", "key"], how="semi")
+        .select("retailer", "sku")
+    )
+    left_ids = twins.filter(pl.col("retailer") == left)["sku"]
+    right_ids = twins.filter(pl.col("retailer") == right)["sku"]
+    partners = truth.filter(
+        pl.col("left_sku").is_in(left_ids.implode())
+        | pl.col("right_sku").is_in(right_ids.implode())
+    )
+    chosen = pl.concat(
+        [
+            twins,
+            partners.select(pl.lit(left).alias("retailer"), pl.col("left_sku").alias("sku")),
+            partners.select(pl.lit(right).alias("retailer"), pl.col("right_sku").alias("sku")),
+        ]
+    ).unique()
+    return listings.join(chosen, on=["retailer", "sku"], how="semi"), partners
 
 
 def to_listing_frame(enriched: pl.DataFrame) -> pl.DataFrame:
-    """Conform enriched benchmark rows to ``LISTING_SCHEMA`` (what the pipeline feeds)."""
-    return conform(enriched, LISTING_SCHEMA)
+    """Conform enriched benchmark rows to ``LISTING_SCHEMA`` (what the pipeline feeds),
+    keeping ``description`` when the source has one (the matcher reads it if present)."""
+    out = conform(enriched, LISTING_SCHEMA)
+    if "description" in enriched.columns:
+        out = out.with_columns(enriched["description"].cast(pl.String))
+    return out
+
+
+# --- feature frames --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchmarkFrames:
+    """Everything the learned matcher needs from one benchmark, computed once.
+
+    * ``records`` / ``vectors``: catalogue rows (ids ``0 .. catalogue_rows - 1``) and pair
+      records (after them) in one index space;
+    * ``universe``: record ids that form the catalogues (catalogue rows plus the pair
+      records that have no twin there), the pool pair contexts are computed in;
+    * ``candidates``: the blocker's pairs over the catalogues with their full feature rows
+      (context from the candidates themselves) — what the end-to-end matcher scores;
+    * ``pairwise[split]``: labelled pairs scored on their own text, context from the
+      catalogues; ``catalogue_pairs[split]``: the same pairs located in the catalogues
+      (twin rows, catalogue text), labels attached, for training the end-to-end model.
+    """
+
+    records: pl.DataFrame
+    vectors: TextVectors
+    catalogue_rows: int
+    universe: np.ndarray
+    candidates: pl.DataFrame
+    blocking_stats: dict[str, int]
+    pairwise: dict[str, pl.DataFrame]
+    catalogue_pairs: dict[str, pl.DataFrame]
+    seconds: dict[str, float]
+
+
+def _pair_record_listings(bench: Benchmark) -> pl.DataFrame:
+    """Every distinct pair record of every split as a raw listing (sku ``p<n>``)."""
+    columns = list(PAIR_RECORD_COLUMNS)
+    sides = []
+    for split, frame in bench.pairs.items():
+        for side, retailer in (("left", bench.left_retailer), ("right", bench.right_retailer)):
+            sides.append(
+                frame.select(
+                    pl.lit(retailer).alias("retailer"),
+                    *[pl.col(f"{side}_{c}").alias(c) for c in columns],
+                ).with_columns(pl.lit(split).alias("split"))
+            )
+    if not sides:
+        return pl.DataFrame(schema={"retailer": pl.String, "sku": pl.String})
+    records = pl.concat(sides).unique(["retailer", *columns], maintain_order=True)
+    return (
+        records.drop("split")
+        .with_row_index("n")
+        .select("retailer", ("p" + pl.col("n").cast(pl.String)).alias("sku"), *columns)
+    )
+
+
+def _nearest(
+    vectors: TextVectors, rows: np.ndarray, pool: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows``, its most similar record in ``pool`` and that cosine."""
+    best = np.full(len(rows), -1, dtype=np.int64)
+    score = np.zeros(len(rows), dtype=np.float64)
+    if len(rows) == 0 or len(pool) == 0:
+        return best, score
+    pool_t = vectors.matrix[pool].T.tocsr()
+    step = max(1, 8_000_000 // len(pool))
+    for start in range(0, len(rows), step):
+        sim = (vectors.matrix[rows[start : start + step]] @ pool_t).tocsr()
+        row = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
+        top = _topk_groups(row, sim.data, sim.shape[0], 1)
+        first = np.unique(row[top], return_index=True)[1]
+        top = top[first]
+        best[start + row[top]] = pool[sim.indices[top]]
+        score[start + row[top]] = sim.data[top]
+    return best, score
+
+
+def _orient(frame: pl.DataFrame, records: pl.DataFrame, a: str, b: str) -> pl.DataFrame:
+    """Put the alphabetically smaller retailer's record in column ``a`` (as the blocker)."""
+    retailer = records.select("idx", "retailer")
+    swap = pl.col("_ra") > pl.col("_rb")
+    return (
+        frame.join(retailer.rename({"idx": a, "retailer": "_ra"}), on=a, how="left")
+        .join(retailer.rename({"idx": b, "retailer": "_rb"}), on=b, how="left")
+        .with_columns(
+            pl.when(swap).then(pl.col(b)).otherwise(pl.col(a)).alias(a),
+            pl.when(swap).then(pl.col(a)).otherwise(pl.col(b)).alias(b),
+        )
+        .drop("_ra", "_rb")
+    )
+
+
+def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
+    """Vectorise, block and featurise a benchmark once for training and evaluation."""
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pair_records = _pair_record_listings(bench)
+    raw = pl.concat([bench.listings, pair_records], how="diagonal_relaxed")
+    listings = to_listing_frame(enrich_listings(raw))
+    records = matching_records(listings)
+    vectors = text_vectors(records["text"])
+    is_pair = np.arange(records.height) >= bench.listings.height
+
+    # Locate every pair record in its own catalogue.
+    retailer = records["retailer"].to_numpy()
+    twin = np.arange(records.height)
+    for side in (bench.left_retailer, bench.right_retailer):
+        rows = np.flatnonzero(is_pair & (retailer == side))
+        pool = np.flatnonzero(~is_pair & (retailer == side))
+        best, score = _nearest(vectors, rows, pool)
+        ok = (best >= 0) & (score >= TWIN_SIMILARITY)
+        twin[rows[ok]] = best[ok]
+    universe = np.flatnonzero(~is_pair | (twin == np.arange(records.height)))
+    seconds["vectorise"] = time.perf_counter() - t0
+
+    # The end-to-end matcher sees the catalogues only; the context of pair records that
+    # have no twin in their catalogue also needs their own neighbours there.
+    t1 = time.perf_counter()
+    catalogue = records.filter(pl.col("idx") < bench.listings.height)
+    pairs, stats = candidate_pairs(catalogue, vectors.matrix, k=k)
+    if len(universe) > catalogue.height:
+        in_universe = records.filter(pl.col("idx").is_in(universe.tolist()))
+        pool_pairs = candidate_pairs(in_universe, vectors.matrix, k=k)[0].select("i", "j")
+    else:
+        pool_pairs = pairs.select("i", "j")
+    seconds["blocking"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    featurizer = PairFeaturizer(records, vectors)
+    every = pl.concat([pairs.select("i", "j"), pool_pairs]).unique(maintain_order=True)
+    base = featurizer.base(every)
+    cat_base = pairs.select("i", "j").join(base, on=["i", "j"], how="left", maintain_order="left")
+    context = context_features(cat_base.select("i", "j", "cosine"), records)
+    candidates = cat_base.join(context, on=["i", "j"], how="left", maintain_order="left").join(
+        pairs, on=["i", "j"], how="left", maintain_order="left"
+    )
+    pool = pool_pairs.join(base.select("i", "j", "cosine"), on=["i", "j"], how="left")
+
+    # Pair records -> record ids (their own text) and twins (catalogue rows).
+    sku_to_idx = dict(
+        zip(
+            zip(records["retailer"].to_list(), records["sku"].to_list(), strict=True),
+            records["idx"].to_list(),
+            strict=True,
+        )
+    )
+    key_cols = list(PAIR_RECORD_COLUMNS)
+    pairwise: dict[str, pl.DataFrame] = {}
+    catalogue_pairs: dict[str, pl.DataFrame] = {}
+    for split, frame in bench.pairs.items():
+        located = []
+        for side, name in (("left", bench.left_retailer), ("right", bench.right_retailer)):
+            cols = frame.select(
+                pl.lit(name).alias("retailer"), *[pl.col(f"{side}_{c}").alias(c) for c in key_cols]
+            ).with_row_index("row")
+            skus = cols.join(
+                pair_records, on=["retailer", *key_cols], how="left", nulls_equal=True
+            ).sort("row")["sku"]
+            located.append(
+                np.array([sku_to_idx[(name, s)] for s in skus.to_list()], dtype=np.int64)
+            )
+        own = _orient(
+            pl.DataFrame({"i": located[0], "j": located[1], "label": frame["label"].to_numpy()}),
+            records,
+            "i",
+            "j",
+        )
+        twins = own.with_columns(
+            pl.Series("ci", twin[own["i"].to_numpy()]), pl.Series("cj", twin[own["j"].to_numpy()])
+        )
+        # Context: each pair inserted alone among the catalogue candidates of its twins.
+        query = twins.select(pl.col("ci").alias("i"), pl.col("cj").alias("j"))
+        catalogue_base = featurizer.base(query)
+        query_context = context_for_queries(
+            catalogue_base.select("i", "j", "cosine"), pool, records
+        )
+        own_base = featurizer.base(twins.select("i", "j"))
+        pairwise[split] = pl.concat(
+            [
+                own_base.select(*BASE_FEATURES),
+                query_context.select(*CONTEXT_FEATURES),
+                twins.select("i", "j", "ci", "cj", "label"),
+            ],
+            how="horizontal",
+        )
+        catalogue_pairs[split] = pl.concat(
+            [
+                catalogue_base.select("i", "j", *BASE_FEATURES),
+                query_context.select(*CONTEXT_FEATURES),
+                twins.select("label"),
+            ],
+            how="horizontal",
+        )
+    seconds["features"] = time.perf_counter() - t2
+    return BenchmarkFrames(
+        records,
+        vectors,
+        bench.listings.height,
+        universe,
+        candidates,
+        stats,
+        pairwise,
+        catalogue_pairs,
+        seconds,
+    )
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def binary_metrics(labels: Iterable[int], predicted: Iterable[bool]) -> dict[str, float]:
+    """Precision, recall and F1 of boolean predictions against 0/1 labels."""
+    y = np.asarray(list(labels) if not isinstance(labels, np.ndarray) else labels, dtype=bool)
+    p = np.asarray(
+        list(predicted) if not isinstance(predicted, np.ndarray) else predicted, dtype=bool
+    )
+    tp = float(np.sum(y & p))
+    precision = tp / float(p.sum()) if p.sum() else 0.0
+    recall = tp / float(y.sum()) if y.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def pair_metrics(
@@ -89,16 +506,7 @@ def pair_metrics(
     ``predicted`` has MATCH_PAIR_SCHEMA columns; pairs are re-oriented so the left
     catalog's sku comes first whatever order the matcher emitted them in.
     """
-    oriented = predicted.select(
-        pl.when(pl.col("left_retailer") == left_retailer)
-        .then(pl.col("left_sku"))
-        .otherwise(pl.col("right_sku"))
-        .alias("left_sku"),
-        pl.when(pl.col("left_retailer") == left_retailer)
-        .then(pl.col("right_sku"))
-        .otherwise(pl.col("left_sku"))
-        .alias("right_sku"),
-    ).unique()
+    oriented = _left_first(predicted, left_retailer)
     tp = oriented.join(truth.unique(), on=["left_sku", "right_sku"], how="inner").height
     precision = tp / oriented.height if oriented.height else 0.0
     recall = tp / truth.height if truth.height else 0.0
@@ -113,30 +521,9 @@ def pair_metrics(
     }
 
 
-def run(name: str) -> dict[str, float]:
-    """Enrich, block, match and score one dataset; returns the measured numbers."""
-    from arbx_dagster.domain.matching import match_listings
-    from arbx_dagster.domain.matching.blocking import blocking_recall
-    from arbx_dagster.domain.matching.normalize import enrich_listings
-
-    bench = load_benchmark(name)
-    t0 = time.perf_counter()
-    listings = to_listing_frame(enrich_listings(bench.listings))
-    result = match_listings(listings)
-    seconds = time.perf_counter() - t0
-    out = dict(result.stats)
-    out.update(blocking_recall(result.candidates, bench.truth, bench.left_retailer))
-    n_left = listings.filter(pl.col("retailer") == bench.left_retailer).height
-    out["candidates_per_left_record"] = result.candidates.height / max(n_left, 1)
-    out.update(pair_metrics(result.pairs, bench.truth, bench.left_retailer))
-    out["seconds"] = seconds
-    return out
-
-
-if __name__ == "__main__":
-    for dataset in sys.argv[1:] or ["abt_buy"]:
-        print(dataset)
-        for key, value in run(dataset).items():
-            print(
-                f"  {key:32s} {value:.4f}" if isinstance(value, float) else f"  {key:32s} {value}"
-            )
+def _left_first(pairs: pl.DataFrame, left_retailer: str) -> pl.DataFrame:
+    is_left = pl.col("left_retailer") == left_retailer
+    return pairs.select(
+        pl.when(is_left).then(pl.col("left_sku")).otherwise(pl.col("right_sku")).alias("left_sku"),
+        pl.when(is_left).then(pl.col("right_sku")).otherwise(pl.col("left_sku")).alias("right_sku"),
+    ).unique()

@@ -5,9 +5,11 @@ generators propose candidates and only those are scored:
 
 * exact keys: listings sharing a normalised model code or code stem meet directly
   (keys shared by too many listings are dropped: they are not discriminative);
-* similarity: a TF-IDF vector of character n-grams per listing, and for each listing its
-  ``k`` most similar listings at every *other* retailer, computed as chunked sparse matrix
-  products so memory stays bounded whatever the catalogue size.
+* similarity: a TF-IDF vector of character 4-grams and words per listing
+  (``vectorize``), and for each listing its ``k`` most similar listings at every *other*
+  retailer, computed as chunked sparse matrix products (features shared by too many
+  listings pruned, so the product stays sparse) with a linear-time top-k per row and per
+  column, so memory stays bounded whatever the catalogue size.
 
 Pairs never join two listings of the same retailer. They are oriented so the
 alphabetically smaller retailer is on the left (``i`` side).
@@ -18,10 +20,19 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN
+from arbx_dagster.domain.matching.vectorize import tfidf_matrix
+
+__all__ = [
+    "blocking_recall",
+    "candidate_pairs",
+    "code_key_pairs",
+    "prune_common_features",
+    "similarity_pairs",
+    "tfidf_matrix",
+]
 
 PAIR_SCHEMA = {"i": pl.Int64, "j": pl.Int64}
 
@@ -33,25 +44,13 @@ DEFAULT_MAX_DF = 0.1
 # ... and by more than this many listings, whatever the catalogue size: this bounds the
 # work per feature, so the product grows roughly linearly with the catalogue.
 DEFAULT_MAX_DF_COUNT = 2_000
-
-
-def tfidf_matrix(texts: pl.Series) -> sp.csr_matrix:
-    """L2-normalised TF-IDF: character 3-5-grams within words (robust to typos and to
-    codes written with or without separators) stacked with whole words (exact tokens)."""
-    docs = texts.fill_null("").to_list()
-    parts = []
-    for vectorizer in (
-        TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, dtype=np.float32
-        ),
-        TfidfVectorizer(analyzer="word", token_pattern=r"\S+", sublinear_tf=True, dtype=np.float32),
-    ):
-        try:
-            parts.append(vectorizer.fit_transform(docs))
-        except ValueError:  # empty vocabulary: no listing has any text
-            parts.append(sp.csr_matrix((len(docs), 0), dtype=np.float32))
-    stacked = sp.hstack(parts).tocsr().astype(np.float32)
-    return normalize(stacked).astype(np.float32) if stacked.shape[1] else stacked
+# Pairs whose (pruned) cosine is below this share no distinctive text at all: they are
+# never similarity candidates (shared model codes still meet through the code keys).
+DEFAULT_MIN_SIMILARITY = 0.05
+# Resolution of the histograms that find each group's k-th best value (``_topk_groups``):
+# at most ``_LEVELS`` buckets per group and ``_HIST_CELLS`` buckets in all.
+_LEVELS = 1024
+_HIST_CELLS = 4_000_000
 
 
 def _orient(pairs: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
@@ -145,12 +144,72 @@ def _topk_sparse(
     return mask
 
 
+def _topk_groups(group: np.ndarray, vals: np.ndarray, n_groups: int, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest values of every group (values in [0, 1]).
+
+    Sorting millions of similarities per chunk was the blocker's bottleneck. Instead a
+    histogram of the values per group (``np.bincount`` over group x bucket) gives the
+    bucket holding each group's k-th best; only entries in or above it survive (a
+    handful per group) and those are ranked exactly. Linear in the number of entries.
+    """
+    if len(vals) == 0:
+        return np.empty(0, dtype=np.int64)
+    levels = int(np.clip(_HIST_CELLS // max(n_groups, 1), 16, _LEVELS))
+    level = (levels - 1) - np.minimum(
+        (np.clip(vals, 0.0, 1.0) * levels).astype(np.int64), levels - 1
+    )
+    hist = np.bincount(group * levels + level, minlength=n_groups * levels)
+    cut = (np.cumsum(hist.reshape(n_groups, levels), axis=1) < k).sum(axis=1)
+    near = np.flatnonzero(level <= cut[group])
+    best = _topk_sparse(group[near], group[near], vals[near], k, "row")
+    return near[best]
+
+
+class _ColumnTopK:
+    """Running ``k`` best rows per column across row chunks, with a rising floor.
+
+    Each column's current k-th best value is a threshold: later entries below it cannot
+    enter, so after the first chunks almost everything is rejected by one comparison.
+    """
+
+    def __init__(self, n_cols: int, k: int, pool_limit: int = 2_000_000) -> None:
+        self.k, self.n_cols, self.pool_limit = k, n_cols, pool_limit
+        self.floor = np.full(n_cols, -np.inf, dtype=np.float32)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+        keep = vals >= self.floor[cols]
+        self.parts.append((rows[keep], cols[keep], vals[keep]))
+        self.size += int(keep.sum())
+        if self.size > self.pool_limit:
+            self._compact()
+
+    def _compact(self) -> None:
+        rows, cols, vals = (np.concatenate(x) for x in zip(*self.parts, strict=True))
+        best = _topk_groups(cols, vals, self.n_cols, self.k)
+        rows, cols, vals = rows[best], cols[best], vals[best]
+        counts = np.bincount(cols, minlength=self.n_cols)
+        lowest = np.full(self.n_cols, np.inf, dtype=np.float32)
+        np.minimum.at(lowest, cols, vals)
+        self.floor = np.where(counts >= self.k, lowest, -np.inf).astype(np.float32)
+        self.parts, self.size = [(rows, cols, vals)], len(rows)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        self._compact()
+        rows, cols, _ = self.parts[0]
+        return rows, cols
+
+
 def similarity_pairs(
     matrix: sp.csr_matrix,
     records: pl.DataFrame,
     *,
     k: int = 4,
     chunk_cells: int = DEFAULT_CHUNK_CELLS,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
 ) -> pl.DataFrame:
     """For every listing, its ``k`` nearest listings (cosine) at each other retailer.
 
@@ -158,8 +217,8 @@ def similarity_pairs(
     A), so a listing whose best partner ranks it low still gets a chance. The product
     ``X_A[chunk] @ X_B.T`` is computed for chunks of A's rows sized so that even a fully
     dense block stays under ``chunk_cells`` entries; row-wise top-k is taken per chunk and
-    the column-wise top-k of B is merged across chunks, so memory is bounded by the chunk
-    plus ``k`` entries per listing.
+    the column-wise top-k of B is carried across chunks, so memory is bounded by the chunk
+    plus ``k`` entries per listing. Entries under ``min_similarity`` are dropped first.
     """
     retailers = sorted(records["retailer"].unique().to_list())
     idx_by_retailer = {
@@ -173,28 +232,22 @@ def similarity_pairs(
             ia, ib = idx_by_retailer[a], idx_by_retailer[b]
             if len(ia) == 0 or len(ib) == 0:
                 continue
-            xa, xb_t = matrix[ia], matrix[ib].T.tocsc()
-            col_rows = np.empty(0, np.int64)
-            col_cols = np.empty(0, np.int64)
-            col_vals = np.empty(0, np.float32)
+            xa, xb_t = matrix[ia], matrix[ib].T.tocsr()
+            columns = _ColumnTopK(len(ib), k)
             step = max(1, chunk_cells // len(ib))
             for start in range(0, len(ia), step):
                 sim = (xa[start : start + step] @ xb_t).tocsr()
+                if min_similarity > 0:
+                    sim.data[sim.data < min_similarity] = 0
                 sim.eliminate_zeros()
-                rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr)) + start
-                cols, vals = sim.indices.astype(np.int64), sim.data
-                keep = _topk_sparse(rows, cols, vals, k, "row")
-                out_i.append(ia[rows[keep]])
-                out_j.append(ib[cols[keep]])
-                # Column-wise: merge this chunk's best with the running best per column.
-                keep = _topk_sparse(rows, cols, vals, k, "col")
-                col_rows = np.r_[col_rows, rows[keep]]
-                col_cols = np.r_[col_cols, cols[keep]]
-                col_vals = np.r_[col_vals, vals[keep]]
-                best = _topk_sparse(col_rows, col_cols, col_vals, k, "col")
-                col_rows, col_cols, col_vals = col_rows[best], col_cols[best], col_vals[best]
-            out_i.append(ia[col_rows])
-            out_j.append(ib[col_cols])
+                rows = np.repeat(np.arange(sim.shape[0], dtype=np.int64), np.diff(sim.indptr))
+                best = _topk_groups(rows, sim.data, sim.shape[0], k)
+                out_i.append(ia[rows[best] + start])
+                out_j.append(ib[sim.indices[best]])
+                columns.add(rows + start, sim.indices.astype(np.int64), sim.data)
+            rows, cols = columns.result()
+            out_i.append(ia[rows])
+            out_j.append(ib[cols])
     if not out_i:
         return pl.DataFrame(schema=PAIR_SCHEMA)
     return pl.DataFrame(
@@ -210,6 +263,7 @@ def candidate_pairs(
     max_block: int = 30,
     max_df: float = DEFAULT_MAX_DF,
     chunk_cells: int = DEFAULT_CHUNK_CELLS,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Union of code-key and similarity candidates, with counts for reporting.
 
@@ -218,7 +272,12 @@ def candidate_pairs(
     """
     by_code = _orient(code_key_pairs(records, max_block=max_block), records)
     sparse = prune_common_features(matrix, max_df)
-    by_sim = _orient(similarity_pairs(sparse, records, k=k, chunk_cells=chunk_cells), records)
+    by_sim = _orient(
+        similarity_pairs(
+            sparse, records, k=k, chunk_cells=chunk_cells, min_similarity=min_similarity
+        ),
+        records,
+    )
     pairs = (
         pl.concat(
             [

@@ -289,3 +289,66 @@ def build_outputs(
         MATCH_PAIR_SCHEMA,
     )
     return pairs, product_matches, canonical_products
+
+
+def carry_over_canonical_ids(previous: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """``current`` product matches with canonical ids carried over from ``previous``.
+
+    Opportunities and reports reference canonical ids across runs, so a product must keep
+    its id while its membership drifts (a listing joins, one is delisted). The rule, for
+    each current cluster C and each previous cluster P it overlaps:
+
+    * only P's members still present in ``current`` count (delisted listings do not vote);
+    * C takes P's id when the overlap is a strict majority of P's surviving members and
+      at least half of C's members (so at most one current cluster can claim each P);
+    * when two P qualify (C merged two halves), the larger overlap wins, then the smaller
+      id, so the result does not depend on row order;
+    * otherwise C keeps its freshly computed id (a hash of its members); should that
+      equal an id carried by another cluster, it is re-hashed with a suffix.
+
+    Both frames follow ``PRODUCT_MATCH_SCHEMA``; rows and row order of ``current`` are kept.
+    """
+    cur = current.select("retailer", "sku", pl.col("canonical_id").alias("cur_id"))
+    prev = previous.select("retailer", "sku", pl.col("canonical_id").alias("prev_id"))
+    alive = prev.join(cur, on=["retailer", "sku"], how="inner")
+    if alive.height == 0:
+        return current
+    p_size = alive.group_by("prev_id").len("p_size")
+    c_size = cur.group_by("cur_id").len("c_size")
+    chosen = (
+        alive.group_by("cur_id", "prev_id")
+        .len("overlap")
+        .join(p_size, on="prev_id")
+        .join(c_size, on="cur_id")
+        .filter(
+            (pl.col("overlap") * 2 > pl.col("p_size")) & (pl.col("overlap") * 2 >= pl.col("c_size"))
+        )
+        .sort(["cur_id", "overlap", "prev_id"], descending=[False, True, False])
+        .unique("cur_id", keep="first")
+        .select("cur_id", "prev_id")
+    )
+    carried = set(chosen["prev_id"].to_list())
+    fresh = sorted(set(cur["cur_id"].unique().to_list()) - set(chosen["cur_id"].to_list()))
+    renamed: dict[str, str] = {}
+    for old in fresh:
+        new, salt = old, 0
+        while new in carried:
+            salt += 1
+            digest = hashlib.sha1(f"{old}#{salt}".encode()).hexdigest()[:20]
+            new = "cp_" + digest
+        renamed[old] = new
+    mapping = pl.concat(
+        [
+            chosen.rename({"prev_id": "new_id"}),
+            pl.DataFrame(
+                {"cur_id": list(renamed), "new_id": list(renamed.values())},
+                schema={"cur_id": pl.String, "new_id": pl.String},
+            ),
+        ]
+    )
+    return (
+        current.with_columns(pl.col("canonical_id").alias("cur_id"))
+        .join(mapping, on="cur_id", how="left", maintain_order="left")
+        .with_columns(pl.coalesce("new_id", "cur_id").alias("canonical_id"))
+        .select(current.columns)
+    )

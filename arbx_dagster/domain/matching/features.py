@@ -2,13 +2,25 @@
 
 ``pair_features`` returns one row per candidate (``i``, ``j`` plus the columns in
 ``FEATURE_COLUMNS``, all Float64). That frame is the contract between blocking and
-scoring: the phase-1 rule scorer reads it, and a phase-2 learned classifier can be fit on
-the same columns (NaN marks "not applicable", e.g. a price that one store does not show,
-which gradient-boosted trees take natively; for linear models impute first).
+scoring: the rule scorer reads it and the learned classifier is fit on it (NaN marks
+"not applicable", e.g. a price that one store does not show, which gradient-boosted trees
+take natively).
 
-Everything is vectorised: string similarities with ``rapidfuzz.process.cpdist`` (C++,
-multi-threaded), cosine as a row-wise sparse product, list/set logic with Polars list
-expressions. Pairs are processed in chunks so millions of candidates fit in memory.
+Three groups:
+
+* text: TF-IDF cosines (character, word), IDF-weighted word overlap, edit-distance ratios;
+* evidence: model codes (shared, found inside the other title, how rare they are, missing
+  on the other side), units and numbers that agree or conflict, tier and colour words,
+  brand, category, price;
+* context (``CONTEXT_FEATURES``): how the pair ranks among each listing's candidates at
+  the other retailer (rank, gap to the best, margin over the second best, mutual best).
+  They need every candidate of both listings in the frame, which ``pair_features`` has
+  when it is given the blocker's full output.
+
+Everything is vectorised. Sets per listing (codes, units, numbers, tier words, colours...)
+become rows of one sparse 0/1 matrix, so "how many X do the two listings share" for all
+pairs is a single row-wise sparse product; string similarities use
+``rapidfuzz.process.cpdist`` (C++); containment checks use Polars string kernels.
 """
 
 from __future__ import annotations
@@ -19,33 +31,39 @@ import scipy.sparse as sp
 from rapidfuzz import distance, fuzz, process
 
 from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN, code_stem
+from arbx_dagster.domain.matching.vectorize import TextVectors, _dense_ids
 
-FEATURE_COLUMNS: tuple[str, ...] = (
+BASE_FEATURES: tuple[str, ...] = (
     # title similarity (0..1)
-    "cosine",  # TF-IDF char n-gram cosine of title + codes
+    "cosine",  # TF-IDF cosine of title + codes (mean of the two below)
+    "char_cosine",  # character 4-grams: robust to typos and glued/split codes
+    "word_cosine",  # whole words
+    "idf_jaccard",  # IDF mass of shared words / IDF mass of all words of the two titles
+    "idf_containment",  # IDF mass of shared words / IDF mass of the smaller title
     "token_set",  # rapidfuzz token_set_ratio: one title's words are a subset of the other's
-    "token_sort",  # token_sort_ratio: same words, any order
-    "partial",  # partial_ratio: best matching substring
+    "token_sort",  # same words, any order (ratio of the sorted word lists)
     "ratio",  # plain normalised Indel similarity
     "len_ratio",  # shorter / longer title, in tokens
-    # relative rank of this pair among each side's candidates (1 = best)
-    "cosine_gap_i",  # best cosine of i over its candidates minus this pair's
-    "cosine_gap_j",
     # model codes
     "both_codes",  # 1 if both listings carry at least one code
     "code_exact",  # a full code in common
     "code_stem",  # a code or its stem in common (colour / region suffix differs)
-    "code_contained",  # a code of one appears inside the other's compact title
-    "code_similarity",  # best normalised Levenshtein similarity of the primary codes
+    "code_contained",  # a main code of one appears inside the other's compact title
+    "code_similarity",  # normalised Levenshtein similarity of the primary codes
     "code_conflict",  # both have codes and none of the above holds
     "short_code_conflict",  # both have short model tokens (a8, m2, x85l) the other lacks
+    "code_share_min",  # share of a side's codes found in the other's de-spaced text (min)
+    "code_share_max",  # ... (max of the two sides); NaN when neither side has codes
+    "code_share_desc",  # as code_share_max, also searching descriptions; NaN without any
+    "code_found_idf",  # rarity (IDF among listings) of the rarest code found on both sides
+    "code_missing_idf",  # rarity of the rarest code of one side the other does not have
     # numbers and units
     "unit_shared",  # units whose values agree (55in, 128gb; 24.7cuft ~ 25cuft)
-    "unit_conflict",  # units on both sides whose values all differ (128gb vs 256gb)
+    "unit_conflict",  # units on both sides with values the other lacks (128gb vs 256gb)
     "unit_one_side",  # units mentioned by one side only
     "number_shared",  # plain numbers in common
     "number_conflict",  # both have plain numbers, none in common
-    "number_one_side",
+    "number_one_side",  # plain numbers (sizes, versions, years) on one side only
     "model_number_conflict",  # same word followed by different numbers (iphone 14 / 15)
     "model_number_one_side",  # a word numbered on one side only (redmi pad 2 / redmi pad)
     # model tier and colour
@@ -62,21 +80,19 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "price_ratio",  # min / max of the two prices; NaN when either is missing
 )
 
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "cosine_gap_i",  # best cosine of i among its candidates at j's retailer minus this one
+    "cosine_gap_j",
+    "cosine_rank_i",  # 1 = j is i's most similar candidate at j's retailer
+    "cosine_rank_j",
+    "cosine_margin_i",  # this cosine minus the best *other* candidate's (> 0: clear best)
+    "cosine_margin_j",
+    "mutual_best",  # each is the other's most similar candidate
+)
+
+FEATURE_COLUMNS: tuple[str, ...] = BASE_FEATURES + CONTEXT_FEATURES
+
 DEFAULT_CHUNK_PAIRS = 500_000
-
-
-def _unit_variants(units: pl.Expr) -> pl.Expr:
-    """Each unit token plus its value rounded down and up ('14.7mp' -> 14.7mp, 14mp, 15mp).
-
-    Titles often truncate decimals (24.7 cu ft at one store, 25 cu ft at another), so two
-    values of a unit agree when they share any variant; 50in and 55in still do not.
-    """
-    value = pl.element().str.extract(r"^([\d.]+)", 1).cast(pl.Float64, strict=False)
-    unit = pl.element().str.replace(r"^[\d.]+", "")
-    floor = value.floor().cast(pl.Int64).cast(pl.String) + unit
-    ceil = value.ceil().cast(pl.Int64).cast(pl.String) + unit
-    return pl.concat_list(units, units.list.eval(floor), units.list.eval(ceil)).list.unique()
-
 
 # Words that are followed by a number without naming a model ('with 3 ...', 'pack 2').
 ANCHOR_STOPWORDS = (
@@ -106,7 +122,6 @@ ANCHOR_STOPWORDS = (
     "modelo",
     "model",
 )
-
 
 # Words that make a different model of the same line (iPhone 15 vs iPhone 15 Pro).
 TIER_WORDS = (
@@ -182,15 +197,31 @@ COLORS: dict[str, str] = {
 NOT_SHORT_CODES = ("2g", "3g", "4g", "5g", "2k", "4k", "8k", "hd", "mp3", "mp4", "usb")
 
 
+# --- per-listing inputs -----------------------------------------------------------------
+
+
+def _unit_variants(units: pl.Expr) -> pl.Expr:
+    """Each unit token plus its value rounded down and up ('14.7mp' -> 14.7mp, 14mp, 15mp).
+
+    Titles often truncate decimals (24.7 cu ft at one store, 25 cu ft at another), so two
+    values of a unit agree when they share any variant; 50in and 55in still do not.
+    """
+    value = pl.element().str.extract(r"^([\d.]+)", 1).cast(pl.Float64, strict=False)
+    unit = pl.element().str.replace(r"^[\d.]+", "")
+    floor = value.floor().cast(pl.Int64).cast(pl.String) + unit
+    ceil = value.ceil().cast(pl.Int64).cast(pl.String) + unit
+    return pl.concat_list(units, units.list.eval(floor), units.list.eval(ceil)).list.unique()
+
+
 def _anchored_numbers(name_norm: pl.Expr) -> pl.Expr:
     """'word number' pairs such as 'iphone 15', 'ideapad 3', 'x1504ga 2' as 'word:15'."""
     pairs = name_norm.str.extract_all(r"\b[a-z0-9]*[a-z][a-z0-9]* \d{1,4}\b")
+    word = pl.element().str.extract(r"^([a-z0-9]+):", 1)
     return (
         pairs.list.eval(pl.element().str.replace(" ", ":"))
         .list.eval(
             pl.element().filter(
-                ~pl.element().str.extract(r"^([a-z0-9]+):", 1).is_in(list(ANCHOR_STOPWORDS))
-                & ~pl.element().str.extract(r"^([a-z0-9]+):", 1).str.contains(UNIT_TOKEN)
+                ~word.is_in(list(ANCHOR_STOPWORDS)) & ~word.str.contains(UNIT_TOKEN)
             )
         )
         .list.unique()
@@ -198,7 +229,7 @@ def _anchored_numbers(name_norm: pl.Expr) -> pl.Expr:
 
 
 def record_features(records: pl.DataFrame) -> pl.DataFrame:
-    """Per-listing inputs of the pair features, derived once per listing not per pair."""
+    """Per-listing inputs of the pair features, derived once per listing, not per pair."""
     tokens = pl.col("name_norm").str.split(" ")
     tb = pl.element().str.extract(r"^([\d.]+)tb$", 1).cast(pl.Float64, strict=False)
     units = (
@@ -212,30 +243,42 @@ def record_features(records: pl.DataFrame) -> pl.DataFrame:
     )
     code0 = pl.col("codes").list.get(0, null_on_oob=True)
     code1 = pl.col("codes").list.get(1, null_on_oob=True)
+    description = (
+        pl.col("description").cast(pl.String)
+        if "description" in records.columns
+        else pl.lit(None, dtype=pl.String)
+    )
+    anchored = _anchored_numbers(pl.col("name_norm"))
+    brand_key = pl.col("brand").str.replace_all(r"[^a-z0-9]", "")
     return records.select(
         "idx",
+        "retailer",
         "name_norm",
-        "brand",
+        pl.when(brand_key.str.len_chars() > 0).then(brand_key).alias("brand"),
         "category",
         "price",
         "codes",
-        "stems",
         code0.alias("code0"),
         code1.alias("code1"),
         code_stem(code0).alias("stem0"),
         code_stem(code1).alias("stem1"),
+        pl.col("codes").list.eval(code_stem(pl.element())).alias("code_stems"),
         pl.concat_list("codes", "stems").list.unique().alias("code_keys"),
         pl.col("name_norm").str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "").alias("compact"),
         pl.col("name_norm").str.replace_all(r"[^a-z0-9]", "").alias("compact_lower"),
+        description.str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "").alias("compact_desc"),
         tokens.list.len().alias("n_tokens"),
+        tokens.list.sort().list.join(" ").alias("sorted_title"),
         units.alias("units"),
         _unit_variants(units).alias("unit_keys"),
-        units.list.eval(pl.element().str.replace(r"^[\d.]+", "")).list.unique().alias("unit_names"),
         tokens.list.eval(pl.element().filter(pl.element().str.contains(r"^\d{1,4}(?:\.\d+)?$")))
         .list.unique()
         .alias("numbers"),
-        _anchored_numbers(pl.col("name_norm")).alias("anchored"),
-        tokens.list.unique().alias("tokens"),
+        anchored.alias("anchored"),
+        anchored.list.eval(pl.element().str.replace(r":.*$", ""))
+        .list.unique()
+        .alias("anchor_words"),
+        (" " + pl.col("name_norm") + " ").alias("padded"),
         tokens.list.eval(pl.element().filter(pl.element().is_in(list(TIER_WORDS))))
         .list.unique()
         .alias("tiers"),
@@ -254,137 +297,358 @@ def record_features(records: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _contains(haystack: str, needle: pl.Expr) -> pl.Expr:
-    """Literal containment of a code (``MIN_KEY_LEN``+ characters) in the other side's
-    compact title (its alphanumerics, separators dropped)."""
-    return (
-        pl.when(needle.str.len_chars() >= MIN_KEY_LEN)
-        .then(pl.col(haystack).str.contains(needle, literal=True))
-        .otherwise(False)
-        .fill_null(False)
-    )
+# --- sets as sparse rows ------------------------------------------------------------------
 
 
-def _unmatched(p: pl.DataFrame, side: str, other: str) -> pl.DataFrame:
-    """Per pair row: units with a value the other side lacks, and short model tokens
-    that do not occur in the other side's compact title.
+class _ItemSets:
+    """Per-listing sets of several kinds as sparse 0/1 rows over one item space.
 
-    A unit value is matched when it, or the other's value, is the same once decimals are
-    rounded down or up (14.7mp ~ 14mp, 24.7cuft ~ 25cuft); '8gb 512gb' vs '8gb 256gb'
-    still leaves 512gb and 256gb unmatched, which is a conflict.
+    ``kinds`` maps a name to ``(list column, segment)``. Kinds of one segment share their
+    item space (unit values and their rounded variants), so "how many of i's A are among
+    j's B" is the number of stored entries of the row-wise product of ``A[i]`` and
+    ``B[j]``. Units are counted per unit name (gb, in, kg...), so that '8gb 512gb' vs
+    '8gb 256gb' still shows a conflict on gb.
     """
-    units = (
-        p.select(
-            "row", pl.col(f"units{side}").alias("tok"), pl.col(f"unit_keys{other}").alias("keys")
+
+    def __init__(self, rec: pl.DataFrame, kinds: dict[str, tuple[str, str]]) -> None:
+        parts = [
+            rec.select(
+                pl.col("idx"),
+                pl.col(column).alias("item"),
+                pl.lit(name).alias("kind"),
+                pl.lit(segment).alias("segment"),
+            )
+            .explode("item")
+            .drop_nulls("item")
+            for name, (column, segment) in kinds.items()
+        ]
+        long = pl.concat(parts).unique(["idx", "kind", "item"])
+        unit_name = pl.col("item").str.replace(r"^[\d.]+", "")
+        long = long.with_columns(
+            key=(pl.col("segment") + "\x00" + pl.col("item")).hash(seed=1),
+            unit=pl.when(pl.col("segment") == "unit").then(unit_name),
         )
-        .explode("tok")
-        .drop_nulls("tok")
+        self.units = sorted(long["unit"].drop_nulls().unique().to_list())
+        unit_id = {u: n for n, u in enumerate(self.units)}
+        long = long.with_columns(
+            unit_id=pl.col("unit").replace_strict(unit_id, default=-1, return_dtype=pl.Int64)
+        )
+        n = int(rec["idx"].max()) + 1 if rec.height else 0
+        column, n_items = (
+            _dense_ids(long["key"].to_numpy()) if long.height else (np.empty(0, np.int64), 0)
+        )
+        self.unit_of = np.full(max(n_items, 1), -1, dtype=np.int64)
+        self.unit_of[column] = long["unit_id"].to_numpy()
+        kind_values = long["kind"].to_numpy()
+        idx = long["idx"].to_numpy()
+        self.matrices: dict[str, sp.csr_matrix] = {}
+        for name in kinds:
+            mask = kind_values == name
+            self.matrices[name] = sp.csr_matrix(
+                (np.ones(int(mask.sum()), dtype=np.float32), (idx[mask], column[mask])),
+                shape=(n, max(n_items, 1)),
+            )
+        self.sizes = {name: np.diff(m.indptr) for name, m in self.matrices.items()}
+
+    def shared(self, kind_a: str, kind_b: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """How many items of ``A[i]`` are in ``B[j]``, per pair."""
+        product = self.matrices[kind_a][i].multiply(self.matrices[kind_b][j]).tocsr()
+        return np.diff(product.indptr).astype(np.float64)
+
+    def per_unit(self, m: sp.csr_matrix) -> np.ndarray:
+        """Entries per row and unit name: (rows, units)."""
+        n_units = max(len(self.units), 1)
+        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+        unit = self.unit_of[m.indices]
+        ok = unit >= 0
+        counts = np.bincount(rows[ok] * n_units + unit[ok], minlength=m.shape[0] * n_units)
+        return counts.reshape(m.shape[0], n_units)
+
+    def shared_units(self, kind_a: str, kind_b: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        product = self.matrices[kind_a][i].multiply(self.matrices[kind_b][j]).tocsr()
+        return self.per_unit(product)
+
+
+_KINDS: dict[str, tuple[str, str]] = {
+    "codes": ("codes", "codes"),
+    "code_keys": ("code_keys", "code_keys"),
+    "unit": ("units", "unit"),
+    "unit_key": ("unit_keys", "unit"),
+    "numbers": ("numbers", "numbers"),
+    "anchored": ("anchored", "anchored"),
+    "anchor_words": ("anchor_words", "anchor_words"),
+    "tiers": ("tiers", "tiers"),
+    "colors": ("colors", "colors"),
+}
+
+
+def _set_counts(items: _ItemSets, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
+    """Count features from set intersections (see ``_ItemSets``)."""
+    size = items.sizes
+    units_all = items.per_unit(items.matrices["unit"])
+    units_i, units_j = units_all[i], units_all[j]
+    found_i = items.shared_units("unit", "unit_key", i, j)  # i's values that j has
+    found_j = items.shared_units("unit_key", "unit", i, j)
+    agree = items.shared_units("unit_key", "unit_key", i, j)
+    lost_i = (units_i - found_i) > 0
+    lost_j = (units_j - found_j) > 0
+    has_i, has_j = units_i > 0, units_j > 0
+
+    n_i, n_j = size["numbers"][i], size["numbers"][j]
+    n_shared = items.shared("numbers", "numbers", i, j)
+    t_i, t_j = size["tiers"][i], size["tiers"][j]
+    t_shared = items.shared("tiers", "tiers", i, j)
+    c_i, c_j = size["colors"][i], size["colors"][j]
+    anchor_words = items.shared("anchor_words", "anchor_words", i, j)
+    return {
+        "both_codes": ((size["codes"][i] > 0) & (size["codes"][j] > 0)).astype(np.float64),
+        "codes_shared": items.shared("codes", "codes", i, j),
+        "keys_shared": items.shared("code_keys", "code_keys", i, j),
+        "unit_shared": (agree > 0).sum(axis=1).astype(np.float64),
+        "unit_conflict": (lost_i & lost_j).sum(axis=1).astype(np.float64),
+        "unit_one_side": (has_i ^ has_j).sum(axis=1).astype(np.float64),
+        "number_shared": n_shared,
+        "number_conflict": ((n_i > 0) & (n_j > 0) & (n_shared == 0)).astype(np.float64),
+        "number_one_side": (n_i + n_j - 2 * n_shared).astype(np.float64),
+        # a word numbered on both sides, never with the same number
+        "model_number_conflict": np.maximum(
+            anchor_words - items.shared("anchored", "anchored", i, j), 0.0
+        ),
+        "tier_one_side": (t_i + t_j - 2 * t_shared).astype(np.float64),
+        "tier_conflict": ((t_i > 0) & (t_j > 0) & (t_shared == 0)).astype(np.float64),
+        "color_conflict": (
+            (c_i > 0) & (c_j > 0) & (items.shared("colors", "colors", i, j) == 0)
+        ).astype(np.float64),
+    }
+
+
+# --- containment and strings ------------------------------------------------------------------
+
+
+def _code_idf(rec: pl.DataFrame) -> pl.DataFrame:
+    """``code -> idf``: how rare each code is among the listings (ln((1+n)/(1+df)))."""
+    n = rec.height
+    return (
+        rec.select(pl.col("codes").alias("code"))
+        .explode("code")
+        .drop_nulls("code")
+        .group_by("code")
+        .len("df")
+        .select("code", (((1.0 + n) / (1.0 + pl.col("df"))).log()).alias("idf"))
     )
-    value = pl.col("tok").str.extract(r"^([\d.]+)", 1).cast(pl.Float64, strict=False)
-    unit = pl.col("tok").str.replace(r"^[\d.]+", "")
-    floor = value.floor().cast(pl.Int64).cast(pl.String) + unit
-    ceil = value.ceil().cast(pl.Int64).cast(pl.String) + unit
-    matched = (
-        pl.col("tok").is_in(pl.col("keys"))
-        | floor.is_in(pl.col("keys"))
-        | ceil.is_in(pl.col("keys"))
+
+
+def _code_evidence(p: pl.DataFrame, idf: pl.DataFrame) -> pl.DataFrame:
+    """Per pair row: for every code of each side, is it (or its stem) in the other's text?
+
+    A code is *found* when the other side lists it or its compact title contains it; its
+    stem (suffix dropped) is *found* likewise. Aggregated to shares per side, the rarity
+    of the rarest code found and of the rarest one missing even as a stem.
+    """
+    sides = []
+    for me, other in (("", "_r"), ("_r", "")):
+        codes = (
+            p.select(
+                "row",
+                pl.col(f"codes{me}").alias("code"),
+                pl.col(f"code_stems{me}").alias("stem"),
+                pl.col(f"code0{me}").alias("code0"),
+                pl.col(f"code1{me}").alias("code1"),
+                pl.col(f"codes{other}").alias("their_codes"),
+                pl.col(f"code_keys{other}").alias("their_keys"),
+                pl.col(f"compact{other}").alias("hay"),
+                pl.col(f"compact_desc{other}").alias("hay_desc"),
+            )
+            .explode(["code", "stem"])
+            .drop_nulls("code")
+        )
+        main = (pl.col("code") == pl.col("code0")) | (pl.col("code") == pl.col("code1")).fill_null(
+            False
+        )
+        long_code = pl.col("code").str.len_chars() >= MIN_KEY_LEN
+        long_stem = pl.col("stem").str.len_chars() >= MIN_KEY_LEN
+        in_title = (long_code & pl.col("hay").str.contains(pl.col("code"), literal=True)).fill_null(
+            False
+        )
+        stem_in_title = (
+            long_stem & pl.col("hay").str.contains(pl.col("stem"), literal=True)
+        ).fill_null(False)
+        in_desc = (
+            long_code & pl.col("hay_desc").str.contains(pl.col("code"), literal=True)
+        ).fill_null(False)
+        codes = codes.join(idf, on="code", how="left").with_columns(
+            found=pl.col("their_codes").list.contains(pl.col("code")) | in_title,
+            stem_found=pl.col("their_keys").list.contains(pl.col("stem")) | stem_in_title,
+            contained=in_title & main,
+            stem_contained=stem_in_title & main,
+            in_desc=in_desc,
+            has_desc=pl.col("hay_desc").is_not_null(),
+        )
+        found = pl.col("found")
+        sides.append(
+            codes.group_by("row").agg(
+                found.mean().alias(f"share{me}"),
+                (found | pl.col("in_desc")).mean().alias(f"share_desc{me}"),
+                pl.col("has_desc").any().alias(f"has_desc{me}"),
+                pl.col("contained").any().alias(f"contained{me}"),
+                pl.col("stem_contained").any().alias(f"stem_contained{me}"),
+                pl.col("idf").filter(found).max().alias(f"found_idf{me}"),
+                pl.col("idf")
+                .filter(~found & ~pl.col("stem_found"))
+                .max()
+                .alias(f"missing_idf{me}"),
+            )
+        )
+    return p.select("row").join(sides[0], on="row", how="left").join(sides[1], on="row", how="left")
+
+
+def _words_numbered_one_side(p: pl.DataFrame) -> pl.DataFrame:
+    """Per pair row: words one side numbers ('pad 2') that the other writes bare ('pad')."""
+    parts = []
+    for me, other in (("", "_r"), ("_r", "")):
+        parts.append(
+            p.select(
+                "row",
+                pl.col(f"anchor_words{me}").alias("w"),
+                pl.col(f"anchor_words{other}").alias("theirs"),
+                pl.col(f"padded{other}").alias("hay"),
+            )
+            .explode("w")
+            .drop_nulls("w")
+            .filter(
+                pl.col("hay").str.contains(" " + pl.col("w") + " ", literal=True)
+                & ~pl.col("theirs").list.contains(pl.col("w"))
+            )
+            .select("row")
+        )
+    counts = pl.concat(parts).group_by("row").len("model_number_one_side")
+    return (
+        p.select("row")
+        .join(counts, on="row", how="left")
+        .select("row", pl.col("model_number_one_side").fill_null(0).cast(pl.Float64))
     )
-    lost_units = (
-        units.filter(~matched.fill_null(False))
-        .group_by("row")
-        .agg(unit.unique().alias(f"lost_units{side}"))
-    )
-    short = (
+
+
+def _lost_short_codes(p: pl.DataFrame, me: str, other: str) -> pl.DataFrame:
+    """Per pair row: short model tokens of one side not in the other's compact title."""
+    return (
         p.select(
             "row",
-            pl.col(f"short_codes{side}").alias("tok"),
+            pl.col(f"short_codes{me}").alias("tok"),
             pl.col(f"compact_lower{other}").alias("hay"),
         )
         .explode("tok")
         .drop_nulls("tok")
         .filter(~pl.col("hay").str.contains(pl.col("tok"), literal=True).fill_null(False))
         .group_by("row")
-        .agg(pl.len().alias(f"lost_short{side}"))
+        .agg(pl.len().alias(f"lost_short{me}"))
     )
-    return p.select("row").join(lost_units, on="row", how="left").join(short, on="row", how="left")
 
 
-def _set_features(p: pl.DataFrame) -> pl.DataFrame:
-    """Code, number, brand, category and price features from the joined pair frame."""
-    one = pl.lit(1.0)
-    zero = pl.lit(0.0)
+class _Strings:
+    """Per-listing strings as Python lists, gathered per pair by index (cheaper than
+    converting the joined pair frame's string columns)."""
+
+    def __init__(self, rec: pl.DataFrame) -> None:
+        n = int(rec["idx"].max()) + 1 if rec.height else 0
+        order = rec["idx"].to_numpy()
+
+        def column(name: str) -> list[str]:
+            values = [""] * n
+            for k, v in zip(order.tolist(), rec[name].fill_null("").to_list(), strict=True):
+                values[k] = v
+            return values
+
+        self.title = column("name_norm")
+        self.sorted_title = column("sorted_title")
+        self.code0 = column("code0")
+
+    def features(self, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
+        """rapidfuzz bulk scorers over the aligned pairs, scaled to 0..1."""
+        ii, jj = i.tolist(), j.tolist()
+
+        def cpdist(values: list[str], scorer: object) -> np.ndarray:
+            a = [values[k] for k in ii]
+            b = [values[k] for k in jj]
+            return process.cpdist(a, b, scorer=scorer, workers=-1, dtype=np.float32).astype(
+                np.float64
+            )
+
+        code_a = [self.code0[k] for k in ii]
+        code_b = [self.code0[k] for k in jj]
+        both = np.array([bool(x) and bool(y) for x, y in zip(code_a, code_b, strict=True)])
+        similarity = process.cpdist(
+            code_a, code_b, scorer=distance.Levenshtein.normalized_similarity, workers=-1
+        ).astype(np.float64)
+        return {
+            "token_set": cpdist(self.title, fuzz.token_set_ratio) / 100.0,
+            "ratio": cpdist(self.title, fuzz.ratio) / 100.0,
+            # token_sort_ratio on titles whose words were sorted once per listing
+            "token_sort": cpdist(self.sorted_title, fuzz.ratio) / 100.0,
+            "code_similarity": np.where(both, similarity, 0.0),
+        }
+
+
+class _Stacked:
+    """Character TF-IDF, word TF-IDF and IDF-weighted word presence side by side, so one
+    row-wise product per chunk yields the three dot products."""
+
+    def __init__(self, vectors: TextVectors) -> None:
+        parts = (vectors.chars, vectors.words, vectors.word_idf)
+        self.matrix = sp.hstack(parts).tocsr().astype(np.float32)
+        edges = np.cumsum([0, *(m.shape[1] for m in parts)])
+        self.segment_of = np.searchsorted(edges, np.arange(self.matrix.shape[1]), side="right") - 1
+        self.vectors = vectors
+
+
+def _vector_features(stacked: _Stacked, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
+    """Character / word cosines and IDF-weighted word overlap of aligned pairs."""
+    vectors, segment_of = stacked.vectors, stacked.segment_of
+    product = stacked.matrix[i].multiply(stacked.matrix[j]).tocsr()
+    rows = np.repeat(np.arange(len(i)), np.diff(product.indptr))
+    sums = np.bincount(
+        rows * 3 + segment_of[product.indices], weights=product.data, minlength=len(i) * 3
+    ).reshape(len(i), 3)
+    char_cos, word_cos, shared_idf = sums[:, 0], sums[:, 1], sums[:, 2]
+    total_i, total_j = vectors.word_idf_total[i], vectors.word_idf_total[j]
+    union = total_i + total_j - shared_idf
+    smaller = np.minimum(total_i, total_j)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jaccard = np.where(union > 0, shared_idf / union, 0.0)
+        containment = np.where(smaller > 0, shared_idf / smaller, 0.0)
+    has_chars = vectors.chars.shape[1] > 0
+    has_words = vectors.words.shape[1] > 0
+    parts = int(has_chars) + int(has_words)
+    return {
+        "cosine": (char_cos + word_cos) / max(parts, 1),
+        "char_cosine": char_cos,
+        "word_cosine": word_cos,
+        "idf_jaccard": np.clip(jaccard, 0.0, 1.0),
+        "idf_containment": np.clip(containment, 0.0, 1.0),
+    }
+
+
+def _evidence(p: pl.DataFrame, counts: dict[str, np.ndarray], codes: pl.DataFrame) -> pl.DataFrame:
+    """Assemble code, brand, category and price features on the joined pair frame."""
+    one, zero, nan = pl.lit(1.0), pl.lit(0.0), pl.lit(float("nan"))
 
     def flag(cond: pl.Expr) -> pl.Expr:
         return pl.when(cond).then(one).otherwise(zero)
 
-    both_codes = (pl.col("codes").list.len() > 0) & (pl.col("codes_r").list.len() > 0)
-    exact = pl.col("codes").list.set_intersection("codes_r").list.len() > 0
-    stem = pl.col("code_keys").list.set_intersection("code_keys_r").list.len() > 0
-    contained = pl.any_horizontal(
-        _contains(haystack, pl.col(needle))
-        for haystack, suffix in (("compact_r", ""), ("compact", "_r"))
-        for needle in (f"code0{suffix}", f"code1{suffix}")
+    p = p.with_columns(pl.Series(k, v) for k, v in counts.items()).join(codes, on="row", how="left")
+    both_codes = pl.col("both_codes") > 0
+    exact = pl.col("codes_shared") > 0
+    stem = (
+        (pl.col("keys_shared") > 0)
+        | pl.col("stem_contained").fill_null(False)
+        | pl.col("stem_contained_r").fill_null(False)
     )
-    # A stem found in the other title ('COOLPIXS710' in 'nikon coolpix s710') counts as a
-    # stem match, not as the same code: the suffix may be a colour.
-    stem = stem | pl.any_horizontal(
-        _contains(haystack, pl.col(needle))
-        for haystack, suffix in (("compact_r", ""), ("compact", "_r"))
-        for needle in (f"stem0{suffix}", f"stem1{suffix}")
-    )
-    unit_of = pl.element().str.replace(r"^[\d.]+", "")
-    agreeing = (
-        pl.col("unit_keys").list.set_intersection("unit_keys_r").list.eval(unit_of).list.unique()
-    )
-    common = pl.col("unit_names").list.set_intersection("unit_names_r")
-    p = (
-        p.with_row_index("row")
-        .join(_unmatched(p.with_row_index("row"), "", "_r"), on="row", how="left")
-        .join(_unmatched(p.with_row_index("row"), "_r", ""), on="row", how="left")
-    )
-    empty = pl.lit([], dtype=pl.List(pl.String))
-    unit_conflict = (
-        pl.col("lost_units")
-        .fill_null(empty)
-        .list.set_intersection(pl.col("lost_units_r").fill_null(empty))
-        .list.len()
-    )
+    contained = pl.col("contained").fill_null(False) | pl.col("contained_r").fill_null(False)
     short_conflict = (pl.col("lost_short").fill_null(0) > 0) & (
         pl.col("lost_short_r").fill_null(0) > 0
     )
-    tier_one_side = (
-        pl.col("tiers").list.len()
-        + pl.col("tiers_r").list.len()
-        - 2 * pl.col("tiers").list.set_intersection("tiers_r").list.len()
-    )
-    colors_known = (pl.col("colors").list.len() > 0) & (pl.col("colors_r").list.len() > 0)
-    color_conflict = colors_known & (
-        pl.col("colors").list.set_intersection("colors_r").list.len() == 0
-    )
-    unit_one_side = (
-        pl.col("unit_names").list.len() + pl.col("unit_names_r").list.len() - 2 * common.list.len()
-    )
-    n_shared = pl.col("numbers").list.set_intersection("numbers_r").list.len()
-    anchor_of = pl.element().str.replace(r":.*$", "")
-    shared_anchors = (
-        pl.col("anchored").list.set_intersection("anchored_r").list.eval(anchor_of).list.unique()
-    )
-    common_anchors = (
-        pl.col("anchored")
-        .list.eval(anchor_of)
-        .list.set_intersection(pl.col("anchored_r").list.eval(anchor_of))
-    )
-    model_number_conflict = common_anchors.list.set_difference(shared_anchors).list.len()
-    anchors_i = pl.col("anchored").list.eval(anchor_of)
-    anchors_j = pl.col("anchored_r").list.eval(anchor_of)
-    model_number_one_side = (
-        anchors_i.list.set_intersection("tokens_r").list.set_difference(anchors_j).list.len()
-        + anchors_j.list.set_intersection("tokens").list.set_difference(anchors_i).list.len()
-    )
-    n_i, n_j = pl.col("numbers").list.len(), pl.col("numbers_r").list.len()
     brand_known = pl.col("brand").is_not_null() & pl.col("brand_r").is_not_null()
-    brand_i = pl.col("brand").str.replace_all(r"[^a-z0-9]", "")
-    brand_j = pl.col("brand_r").str.replace_all(r"[^a-z0-9]", "")
+    brand_i, brand_j = pl.col("brand"), pl.col("brand_r")
     # Equal, or one a prefix of the other ('pan' / 'panasonic', 'polk' / 'polkaudio').
     brand_same = brand_known & (
         (brand_i == brand_j)
@@ -394,39 +658,33 @@ def _set_features(p: pl.DataFrame) -> pl.DataFrame:
     brand_seen = pl.col("compact_lower_r").str.contains(brand_i, literal=True) | pl.col(
         "compact_lower"
     ).str.contains(brand_j, literal=True)
+    share_lo = pl.min_horizontal("share", "share_r")
+    share_hi = pl.max_horizontal("share", "share_r")
+    any_desc = pl.col("has_desc").fill_null(False) | pl.col("has_desc_r").fill_null(False)
     price_lo = pl.min_horizontal("price", "price_r")
     price_hi = pl.max_horizontal("price", "price_r")
     return p.with_columns(
-        both_codes=flag(both_codes),
         code_exact=flag(both_codes & exact),
         code_stem=flag(both_codes & stem),
         code_contained=flag(contained),
         code_conflict=flag(both_codes & ~exact & ~stem & ~contained),
         short_code_conflict=flag(short_conflict),
-        tier_one_side=tier_one_side.cast(pl.Float64),
-        tier_conflict=flag(
-            (pl.col("tiers").list.len() > 0)
-            & (pl.col("tiers_r").list.len() > 0)
-            & (pl.col("tiers").list.set_intersection("tiers_r").list.len() == 0)
-        ),
-        color_conflict=flag(color_conflict),
-        unit_shared=agreeing.list.len().cast(pl.Float64),
-        unit_conflict=unit_conflict.cast(pl.Float64),
-        unit_one_side=unit_one_side.cast(pl.Float64),
-        number_shared=n_shared.cast(pl.Float64),
-        number_conflict=flag((n_i > 0) & (n_j > 0) & (n_shared == 0)),
-        number_one_side=(n_i + n_j - 2 * n_shared).cast(pl.Float64),
-        model_number_conflict=model_number_conflict.cast(pl.Float64),
-        model_number_one_side=model_number_one_side.cast(pl.Float64),
+        code_share_min=pl.when(share_lo.is_not_null()).then(share_lo).otherwise(nan),
+        code_share_max=pl.when(share_hi.is_not_null()).then(share_hi).otherwise(nan),
+        code_share_desc=pl.when(any_desc & share_hi.is_not_null())
+        .then(pl.max_horizontal("share_desc", "share_desc_r"))
+        .otherwise(nan),
+        code_found_idf=pl.max_horizontal("found_idf", "found_idf_r").fill_null(0.0),
+        code_missing_idf=pl.max_horizontal("missing_idf", "missing_idf_r").fill_null(0.0),
         brand_match=flag(brand_same),
         brand_conflict=flag(brand_known & ~brand_same & ~brand_seen.fill_null(False)),
         brand_unknown=flag(~brand_known),
         category_match=pl.when(pl.col("category").is_null() | pl.col("category_r").is_null())
-        .then(pl.lit(float("nan")))
+        .then(nan)
         .otherwise(flag(pl.col("category") == pl.col("category_r"))),
         price_ratio=pl.when(price_hi > 0)
         .then(price_lo / price_hi)
-        .otherwise(pl.lit(float("nan")))
+        .otherwise(nan)
         .fill_null(float("nan")),
         len_ratio=(
             pl.min_horizontal("n_tokens", "n_tokens_r")
@@ -435,78 +693,211 @@ def _set_features(p: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _row_cosine(matrix: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Cosine of L2-normalised rows i[k] and j[k], without forming the full product."""
-    if len(i) == 0:
-        return np.empty(0, dtype=np.float64)
-    return np.asarray(matrix[i].multiply(matrix[j]).sum(axis=1), dtype=np.float64).ravel()
+# --- public API ---------------------------------------------------------------------------
 
 
-def _string_features(a: list[str], b: list[str], code_a: list[str], code_b: list[str]) -> dict:
-    """rapidfuzz bulk scorers over aligned lists (one score per position), scaled to 0..1."""
-    out = {}
-    for name, scorer in (
-        ("token_set", fuzz.token_set_ratio),
-        ("token_sort", fuzz.token_sort_ratio),
-        ("partial", fuzz.partial_ratio),
-        ("ratio", fuzz.ratio),
-    ):
-        out[name] = (
-            process.cpdist(a, b, scorer=scorer, workers=-1, dtype=np.float32).astype(np.float64)
-            / 100.0
+class PairFeaturizer:
+    """Per-listing work done once (sets, code rarity, stacked vectors), pairs featurised
+    on demand: several calls over one catalogue do not repeat it."""
+
+    def __init__(self, records: pl.DataFrame, vectors: TextVectors) -> None:
+        self.records = records
+        self.rec = record_features(records)
+        self.items = _ItemSets(self.rec, _KINDS)
+        self.idf = _code_idf(self.rec)
+        self.stacked = _Stacked(vectors)
+        self.strings = _Strings(self.rec)
+        self.rec_r = self.rec.rename({c: f"{c}_r" for c in self.rec.columns})
+
+    def base(self, pairs: pl.DataFrame, *, chunk_pairs: int = DEFAULT_CHUNK_PAIRS) -> pl.DataFrame:
+        """``i, j`` and every column of ``BASE_FEATURES``, in the order of ``pairs``."""
+        chunks = []
+        frame = pairs.select(pl.col("i").cast(pl.Int64), pl.col("j").cast(pl.Int64))
+        for start in range(0, frame.height, chunk_pairs):
+            chunks.append(self._chunk(frame.slice(start, chunk_pairs)))
+        if not chunks:
+            return pl.DataFrame(
+                schema={"i": pl.Int64, "j": pl.Int64} | dict.fromkeys(BASE_FEATURES, pl.Float64)
+            )
+        return pl.concat(chunks)
+
+    def _chunk(self, part: pl.DataFrame) -> pl.DataFrame:
+        i, j = part["i"].to_numpy(), part["j"].to_numpy()
+        joined = (
+            part.join(self.rec, left_on="i", right_on="idx", how="left", maintain_order="left")
+            .join(self.rec_r, left_on="j", right_on="idx_r", how="left", maintain_order="left")
+            .with_row_index("row")
         )
-    out["code_similarity"] = process.cpdist(
-        code_a, code_b, scorer=distance.Levenshtein.normalized_similarity, workers=-1
-    ).astype(np.float64)
-    return out
+        for extra in (
+            _lost_short_codes(joined, "", "_r"),
+            _lost_short_codes(joined, "_r", ""),
+            _words_numbered_one_side(joined),
+        ):
+            joined = joined.join(extra, on="row", how="left")
+        columns = _vector_features(self.stacked, i, j) | self.strings.features(i, j)
+        joined = joined.with_columns(pl.Series(k, v) for k, v in columns.items())
+        out = _evidence(joined, _set_counts(self.items, i, j), _code_evidence(joined, self.idf))
+        return out.select("i", "j", *[pl.col(c).cast(pl.Float64) for c in BASE_FEATURES])
+
+    def features(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        """Base and context features; the context ranks each pair among ``pairs``."""
+        base = self.base(pairs)
+        context = context_features(base.select("i", "j", "cosine"), self.records)
+        return pl.concat([base, context.drop("i", "j")], how="horizontal").select(
+            "i", "j", *FEATURE_COLUMNS
+        )
 
 
-def pair_features(
+def base_features(
     records: pl.DataFrame,
-    matrix: sp.csr_matrix,
+    vectors: TextVectors,
     pairs: pl.DataFrame,
     *,
     chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
 ) -> pl.DataFrame:
-    """Feature frame for candidate ``pairs`` (columns ``i``, ``j`` indexing ``records``).
+    """``i, j`` and every column of ``BASE_FEATURES`` for ``pairs`` (indexing ``records``).
+
+    Only the two listings of each pair are read, so any subset of pairs can be scored.
+    """
+    return PairFeaturizer(records, vectors).base(pairs, chunk_pairs=chunk_pairs)
+
+
+def _rank_in_groups(group: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row: rank of ``score`` within its group (1 = best, ties share the better rank),
+    gap to the group's best and margin over the best *other* row of the group."""
+    n = len(score)
+    # one sort: by group, then score descending (scores are similarities in [0, 1])
+    order = np.argsort(group * 4.0 + (1.0 - np.clip(score, 0.0, 1.0)), kind="stable")
+    g, s = group[order], score[order]
+    pos = np.arange(n)
+    new_group = np.r_[True, g[1:] != g[:-1]] if n else np.zeros(0, bool)
+    new_value = new_group | np.r_[True, s[1:] != s[:-1]] if n else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(new_group, pos, 0)) if n else pos
+    value_start = np.maximum.accumulate(np.where(new_value, pos, 0)) if n else pos
+    sizes = np.diff(np.r_[np.flatnonzero(new_group), n]) if n else pos
+    size = np.repeat(sizes, sizes) if n else pos
+    best = s[group_start]
+    second = np.where(size > 1, s[np.minimum(group_start + 1, n - 1)], 0.0) if n else s
+    is_best = s >= best
+    margin = np.where(is_best, s - second, s - best)
+    out = {
+        "rank": (value_start - group_start + 1).astype(np.float64),
+        "gap": best - s,
+        "margin": margin,
+    }
+    result = {}
+    for key, values in out.items():
+        back = np.empty(n, dtype=np.float64)
+        back[order] = values
+        result[key] = back
+    return result
+
+
+def context_features(
+    scores: pl.DataFrame, records: pl.DataFrame, *, score: str = "cosine"
+) -> pl.DataFrame:
+    """``i, j`` and ``CONTEXT_FEATURES`` from every candidate's ``score`` (``i, j, score``).
+
+    Per listing and other retailer: the pair's rank among that listing's candidates, its
+    gap to the best and its margin over the best other candidate (the second best when it
+    is the best itself; its own score when it is the only one). ``scores`` must hold all
+    the candidates of the listings involved, or the ranks mean little.
+    """
+    retailers = sorted(records["retailer"].unique().to_list())
+    code = records.select(
+        pl.col("idx").cast(pl.Int64),
+        pl.col("retailer").replace_strict(
+            {r: n for n, r in enumerate(retailers)}, return_dtype=pl.Int64
+        ),
+    )
+    frame = scores.select(
+        pl.col("i").cast(pl.Int64), pl.col("j").cast(pl.Int64), pl.col(score).alias("s")
+    )
+    retailer_of = np.zeros(int(code["idx"].max()) + 1 if code.height else 0, dtype=np.int64)
+    retailer_of[code["idx"].to_numpy()] = code["retailer"].to_numpy()
+    i, j = frame["i"].to_numpy(), frame["j"].to_numpy()
+    s = frame["s"].fill_null(0.0).fill_nan(0.0).to_numpy().astype(np.float64)
+    n_retailers = max(len(retailers), 1)
+    side_i = _rank_in_groups(i * n_retailers + retailer_of[j], s)
+    side_j = _rank_in_groups(j * n_retailers + retailer_of[i], s)
+    return frame.select("i", "j").with_columns(
+        pl.Series("cosine_gap_i", side_i["gap"]),
+        pl.Series("cosine_gap_j", side_j["gap"]),
+        pl.Series("cosine_rank_i", side_i["rank"]),
+        pl.Series("cosine_rank_j", side_j["rank"]),
+        pl.Series("cosine_margin_i", side_i["margin"]),
+        pl.Series("cosine_margin_j", side_j["margin"]),
+        pl.Series(
+            "mutual_best", ((side_i["rank"] == 1) & (side_j["rank"] == 1)).astype(np.float64)
+        ),
+    )
+
+
+def context_for_queries(
+    queries: pl.DataFrame, candidates: pl.DataFrame, records: pl.DataFrame, *, score: str = "cosine"
+) -> pl.DataFrame:
+    """``CONTEXT_FEATURES`` of ``queries`` (``i, j, score``), each placed alone among
+    ``candidates`` (``i, j, score``), in the order of ``queries``.
+
+    The same quantities as ``context_features`` computes inside one frame (for a query
+    that is itself a candidate they coincide), but no query sees another query: labelled
+    pairs are scored as if each were the only extra pair the matcher looked at.
+    """
+    retailer = records.select(pl.col("idx").cast(pl.Int64), pl.col("retailer"))
+
+    def prepare(frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            frame.select(
+                pl.col("i").cast(pl.Int64),
+                pl.col("j").cast(pl.Int64),
+                pl.col(score).fill_null(0.0).fill_nan(0.0).cast(pl.Float64).alias("s"),
+            )
+            .join(retailer.rename({"idx": "i", "retailer": "ri"}), on="i", how="left")
+            .join(retailer.rename({"idx": "j", "retailer": "rj"}), on="j", how="left")
+        )
+
+    q = prepare(queries).with_row_index("q")
+    c = prepare(candidates).unique(["i", "j"])
+    out = q
+    for side, other, group in (("i", "j", ["i", "rj"]), ("j", "i", ["j", "ri"])):
+        others = (
+            q.join(c.select(*group, pl.col(other).alias("o"), pl.col("s").alias("so")), on=group)
+            .filter(pl.col("o") != pl.col(other))
+            .group_by("q")
+            .agg(
+                (pl.col("so") > pl.col("s")).sum().alias("above"),
+                pl.col("so").max().alias("best_other"),
+            )
+        )
+        best_other = pl.col("best_other").fill_null(0.0)
+        out = (
+            out.join(others, on="q", how="left")
+            .with_columns(
+                (pl.max_horizontal(best_other, pl.col("s")) - pl.col("s")).alias(
+                    f"cosine_gap_{side}"
+                ),
+                (pl.col("above").fill_null(0) + 1).cast(pl.Float64).alias(f"cosine_rank_{side}"),
+                (pl.col("s") - best_other).alias(f"cosine_margin_{side}"),
+            )
+            .drop("above", "best_other")
+        )
+    out = out.sort("q").with_columns(
+        mutual_best=((pl.col("cosine_rank_i") == 1) & (pl.col("cosine_rank_j") == 1)).cast(
+            pl.Float64
+        )
+    )
+    return out.select("i", "j", *[pl.col(c).cast(pl.Float64) for c in CONTEXT_FEATURES])
+
+
+def pair_features(
+    records: pl.DataFrame,
+    vectors: TextVectors,
+    pairs: pl.DataFrame,
+) -> pl.DataFrame:
+    """Feature frame for candidate ``pairs`` (``i``, ``j`` indexing ``records``).
 
     Returns ``i, j`` and every column of ``FEATURE_COLUMNS`` as Float64, in the order of
-    ``pairs``. ``matrix`` is the L2-normalised TF-IDF matrix the blocker used.
+    ``pairs``. ``vectors`` are the blocker's ``TextVectors`` of ``records['text']``; the
+    context columns rank each pair among the others in ``pairs``.
     """
-    rec = record_features(records)
-    rec_r = rec.rename({c: f"{c}_r" for c in rec.columns})
-    chunks = []
-    base = pairs.select("i", "j")
-    for start in range(0, max(base.height, 1), chunk_pairs):
-        part = base.slice(start, chunk_pairs)
-        if part.height == 0:
-            break
-        joined = part.join(rec, left_on="i", right_on="idx", how="left", maintain_order="left")
-        joined = joined.join(
-            rec_r, left_on="j", right_on="idx_r", how="left", maintain_order="left"
-        )
-        strings = _string_features(
-            joined["name_norm"].to_list(),
-            joined["name_norm_r"].to_list(),
-            joined["code0"].fill_null("").to_list(),
-            joined["code0_r"].fill_null("").to_list(),
-        )
-        cos = _row_cosine(matrix, part["i"].to_numpy(), part["j"].to_numpy())
-        both = joined["code0"].is_not_null() & joined["code0_r"].is_not_null()
-        strings["code_similarity"] = np.where(both.to_numpy(), strings["code_similarity"], 0.0)
-        joined = joined.with_columns(
-            pl.Series("cosine", cos),
-            *[pl.Series(name, values) for name, values in strings.items()],
-        )
-        chunks.append(_set_features(joined))
-    if not chunks:
-        return pl.DataFrame(
-            schema={"i": pl.Int64, "j": pl.Int64} | {c: pl.Float64 for c in FEATURE_COLUMNS}
-        )
-    feats = pl.concat(chunks)
-    # How far this pair is from each side's best candidate (0 = it is the best).
-    feats = feats.with_columns(
-        cosine_gap_i=pl.col("cosine").max().over("i") - pl.col("cosine"),
-        cosine_gap_j=pl.col("cosine").max().over("j") - pl.col("cosine"),
-    )
-    return feats.select("i", "j", *[pl.col(c).cast(pl.Float64) for c in FEATURE_COLUMNS])
+    return PairFeaturizer(records, vectors).features(pairs)

@@ -10,6 +10,7 @@ their dashes, slashes and dots.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 # --- brands ---------------------------------------------------------------------------
@@ -474,6 +475,17 @@ def code_stem(expr: pl.Expr) -> pl.Expr:
     return expr.str.replace(r"^(.*\d)[A-Z]+$", "${1}")
 
 
+def _position_in_runs(keys: pl.Series) -> pl.Series:
+    """0, 1, 2... within each run of equal consecutive keys (a window ``int_range().over()``
+    without the window: ~20x faster on a million rows)."""
+    values = keys.to_numpy()
+    n = len(values)
+    if n == 0:
+        return pl.Series(values=np.empty(0, dtype=np.int64))
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return pl.Series(values=np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])))
+
+
 def model_code_candidates(
     df: pl.DataFrame, text_cols: list[str], *, row_id: str = "__row"
 ) -> pl.DataFrame:
@@ -496,8 +508,8 @@ def model_code_candidates(
             )
             .with_columns(pl.lit(priority).alias("source"))
             .explode("raw")
-            .with_columns(pl.int_range(pl.len()).over(row_id).alias("position"))
         )
+        parts[-1] = parts[-1].with_columns(_position_in_runs(parts[-1][row_id]).alias("position"))
     tokens = pl.concat(parts).drop_nulls("raw")
     tokens = tokens.with_columns(code=normalize_code(pl.col("raw"))).with_columns(
         has_digit=pl.col("code").str.contains(r"\d"),
@@ -533,7 +545,7 @@ def model_code_candidates(
         [row_id, "source", "quality", "length", "position"],
         descending=[False, False, True, True, True],
     ).unique([row_id, "code"], keep="first", maintain_order=True)
-    return ranked.with_columns(rank=pl.int_range(pl.len()).over(row_id)).select(
+    return ranked.with_columns(_position_in_runs(ranked[row_id]).alias("rank")).select(
         row_id, "code", "stem", "rank"
     )
 
@@ -606,8 +618,11 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
     base = df.with_row_index(row_id)
     added = [c for c in ("brand", "model", "category", "model_code") if c not in df.columns]
     base = base.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in added)
+    # The folded title is materialised first: ``_screen_inches`` reads it several times,
+    # and as one nested expression Polars would re-run the whole regex chain each time.
+    base = base.with_columns(normalize_title(pl.col("name").fill_null("")).alias("name_norm"))
     base = base.with_columns(
-        _screen_inches(normalize_title(pl.col("name").fill_null(""))).alias("name_norm"),
+        _screen_inches(pl.col("name_norm")).alias("name_norm"),
         normalize_brand(pl.col("brand").cast(pl.String)).alias("__brand_field"),
         fold(pl.col("category").cast(pl.String))
         .str.split(">")
@@ -650,10 +665,11 @@ def matching_records(listings: pl.DataFrame) -> pl.DataFrame:
     Adds every code candidate (``codes``) and its stem (``stems``) as lists, the price used
     for comparisons (offer, else list, else card) and ``text``, the string the TF-IDF
     blocker and the cosine feature read: the normalised title plus the compact codes, so
-    'UN-55CU7000' and 'UN55CU7000GXZS' share most of their n-grams.
+    'UN-55CU7000' and 'UN55CU7000GXZS' share most of their n-grams. A ``description``
+    column is passed through when the listings have one (null otherwise).
     """
     base = listings.with_row_index("idx").with_columns(pl.col("idx").cast(pl.Int64))
-    for col in ("name_norm", "brand", "model_code", "category", "name"):
+    for col in ("name_norm", "brand", "model_code", "category", "name", "description"):
         if col not in base.columns:
             base = base.with_columns(pl.lit(None, dtype=pl.String).alias(col))
     for col in ("price_offer", "price_list", "price_card"):
@@ -705,5 +721,6 @@ def matching_records(listings: pl.DataFrame) -> pl.DataFrame:
             "codes",
             "stems",
             "text",
+            pl.col("description").cast(pl.String),
         )
     )

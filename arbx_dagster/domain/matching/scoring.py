@@ -1,10 +1,14 @@
 """Turning a pair's features into a match probability.
 
-Phase 1 is unsupervised: ``RuleScorer`` adds up hand-set log-odds for each piece of
-evidence and squashes the sum with a logistic, so every decision can be explained as
-"+3.5 for the same model code, -4 for 128gb vs 256gb". Phase 2 swaps in a trained
-classifier on the same feature frame through ``SklearnPairScorer``; anything with a
-``predict_proba(features) -> np.ndarray`` of match probabilities fits ``PairScorer``.
+Two kinds of scorer read the same feature frame (``features.pair_features``):
+
+* ``RuleScorer``: unsupervised, hand-set log-odds for each piece of evidence squashed
+  with a logistic, so every decision can be explained as "+3.5 for the same model code,
+  -4 for 128gb vs 256gb". It is the fallback when no trained model exists.
+* a learned classifier: ``training.TrainedPairModel`` (gradient boosting, calibrated,
+  threshold chosen on validation pairs), or any fitted scikit-learn classifier through
+  ``SklearnPairScorer``. Anything with ``threshold`` and ``predict_proba(features)``
+  fits ``PairScorer``.
 """
 
 from __future__ import annotations

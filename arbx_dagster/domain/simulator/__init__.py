@@ -16,9 +16,19 @@ see (see ``shared/notes/retail-domain.md``), and labels exactly what it plants:
 Everything is drawn from ``numpy.random.default_rng`` streams spawned from the seed, in a
 fixed order, with vectorised NumPy/Polars code: same config, same frames.
 
-Stock-outs: Falabella and Ripley keep showing their prices on a sold-out listing; Paris hides
-the offer and card prices (the crossed-out list price stays). Ripley never shows a stock
-quantity.
+What a consumer of the data should know:
+
+* Stock-outs: Falabella and Ripley keep showing their prices on a sold-out listing; Paris hides
+  the offer and card prices (the crossed-out list price stays). Ripley never shows a stock
+  quantity; elsewhere a sold-out listing shows 0.
+* Ordinary store-to-store differences in *offer* prices stay within 6 % of the product's
+  highest offer (events included); only planted gaps open more. Card prices are 3-10 % (on
+  events up to 15 %) below the offer at one store, so card-vs-offer comparisons can exceed
+  8 % without a planted gap: ``truth_gaps`` is about offer prices.
+* Some marketplace listings are refurbished (``condition``, and the title says so); they are
+  priced like new unless ``refurbished_discount`` is set, so compare like with like.
+* Titles always carry what identifies the product (its marketing name or its model code, and
+  the size/capacity), but not always the same way at every store.
 """
 
 from arbx_dagster.domain.simulator.calendar import MarketEvent, market_events

@@ -95,6 +95,8 @@ def plant_gaps(
 def _one_new_listing_each(
     rng: np.random.Generator, prod: np.ndarray, is_new: np.ndarray, products: np.ndarray
 ) -> np.ndarray:
+    if products.size == 0:
+        return np.zeros(0, dtype=np.int64)
     key = np.where(is_new, rng.random(prod.size), np.inf)
     order = np.lexsort((key, prod))
     return order[np.searchsorted(prod[order], products)]
@@ -107,7 +109,11 @@ def _latest_start(layout: Layout) -> np.ndarray:
 
 
 def _gap_days(
-    rng: np.random.Generator, event_day: np.ndarray, earliest: np.ndarray, days: int, active_at_end: float
+    rng: np.random.Generator,
+    event_day: np.ndarray,
+    earliest: np.ndarray,
+    days: int,
+    active_at_end: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """First/last day of each gap, inside one event-free run; last = -1 when none fits."""
     index = np.arange(days)
@@ -157,9 +163,13 @@ def plant_glitches(
     cell_day = np.concatenate([first[glitch], second[glitch][second[glitch] >= 0]])
     which = np.concatenate([glitch, glitch[second[glitch] >= 0]])
     card = on_card[which]
-    true_price = np.where(card, book.price_card[listing, cell_day], book.price_offer[listing, cell_day])
+    true_price = np.where(
+        card, book.price_card[listing, cell_day], book.price_offer[listing, cell_day]
+    )
     glitch_price = _glitch_prices(rng, true_price, which, chosen.size)
-    book.price_offer[listing, cell_day] = np.where(card, book.price_offer[listing, cell_day], glitch_price)
+    book.price_offer[listing, cell_day] = np.where(
+        card, book.price_offer[listing, cell_day], glitch_price
+    )
     book.price_card[listing, cell_day] = np.where(card, glitch_price, 0)
     book.in_stock[listing, cell_day] = True
     return PlantedGlitches(
@@ -213,31 +223,34 @@ def plant_malformed(
     n = min(round(rate * observations.height), candidates.size)
     rows = np.sort(rng.choice(candidates, size=n, replace=False))
     names = np.array(list(DEFECTS))
-    labels = pl.DataFrame(
-        {"row": rows.astype(np.int64), "defect": names[rng.integers(0, names.size, n)]},
-        schema={"row": pl.Int64(), "defect": pl.String()},
-    )
-    broken = (
-        observations.with_row_index("row")
-        .with_columns(pl.col("row").cast(pl.Int64))
-        .join(labels, on="row", how="left", maintain_order="left")
-        .with_columns(**_breakages(pl.col("defect")))
-    )
+    defects = names[rng.integers(0, names.size, n)]
     truth = (
-        broken.filter(pl.col("defect").is_not_null())
-        .select("row", "retailer", "observed_at", "defect", field=pl.col("defect").replace_strict(DEFECTS))
-        .join(observations.with_row_index("row").select(pl.col("row").cast(pl.Int64), "sku"), on="row")
+        observations.select("retailer", "sku", "observed_at")[rows]
+        .with_columns(
+            row=pl.Series(rows.astype(np.int64)),
+            defect=pl.Series(defects, dtype=pl.String),
+        )
+        .with_columns(field=pl.col("defect").replace_strict(DEFECTS, return_dtype=pl.String))
         .select("row", "retailer", "sku", "observed_at", "defect", "field")
-        .sort("row")
     )
-    return broken.drop("row", "defect"), truth
+    if n == 0:
+        return observations, truth
+    defect = (
+        pl.repeat(None, observations.height, dtype=pl.String, eager=True)
+        .alias("defect")
+        .scatter(rows, defects)
+    )
+    broken = observations.with_columns(defect).with_columns(**_breakages(pl.col("defect")))
+    return broken.drop("defect"), truth
 
 
 def _breakages(defect: pl.Expr) -> dict[str, pl.Expr]:
     offer, listed, card = pl.col("price_offer"), pl.col("price_list"), pl.col("price_card")
     factor = (
-        pl.when(offer * 1_000 > 100_000_000).then(1_000)
-        .when(offer * 100_000 > 100_000_000).then(100_000)
+        pl.when(offer * 1_000 > 100_000_000)
+        .then(1_000)
+        .when(offer * 100_000 > 100_000_000)
+        .then(100_000)
         .otherwise(1_000_000)
     )
     usd = defect == "wrong_currency"
@@ -246,18 +259,28 @@ def _breakages(defect: pl.Expr) -> dict[str, pl.Expr]:
         return (price * USD_PER_CLP).round().cast(pl.Int64).clip(lower_bound=1)
 
     return {
-        "price_offer": pl.when(defect == "negative_price").then(-offer)
-        .when(defect == "zero_price").then(0)
-        .when(defect == "absurd_price").then(offer * factor)
-        .when(defect == "offer_above_list").then(listed * 3)
-        .when(usd).then(in_usd(offer))
+        "price_offer": pl.when(defect == "negative_price")
+        .then(-offer)
+        .when(defect == "zero_price")
+        .then(0)
+        .when(defect == "absurd_price")
+        .then(offer * factor)
+        .when(defect == "offer_above_list")
+        .then(listed * 3)
+        .when(usd)
+        .then(in_usd(offer))
         .otherwise(offer),
-        "price_list": pl.when(defect == "absurd_price").then(listed * factor)
-        .when(usd).then(in_usd(listed))
+        "price_list": pl.when(defect == "absurd_price")
+        .then(listed * factor)
+        .when(usd)
+        .then(in_usd(listed))
         .otherwise(listed),
-        "price_card": pl.when(defect == "absurd_price").then(card * factor)
-        .when(defect == "offer_above_list").then(None)
-        .when(usd).then(in_usd(card))
+        "price_card": pl.when(defect == "absurd_price")
+        .then(card * factor)
+        .when(defect == "offer_above_list")
+        .then(None)
+        .when(usd)
+        .then(in_usd(card))
         .otherwise(card),
         "currency": pl.when(usd).then(pl.lit("USD")).otherwise(pl.col("currency")),
         "sku": pl.when(defect == "missing_sku").then(None).otherwise(pl.col("sku")),

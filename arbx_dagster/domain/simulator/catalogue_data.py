@@ -62,7 +62,7 @@ class Tier:
 
     @property
     def n_series(self) -> int:
-        return self.lines or max(len(self.sers), 3 if len(self.sers) == 1 else len(self.sers))
+        return self.lines or (len(self.sers) if len(self.sers) > 1 else 3)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def _single() -> tuple[Variant, ...]:
     return (Variant(size="", price=1.0, label=""),)
 
 
+# fmt: off
 # --- variant axes -----------------------------------------------------------------------
 
 _TV_SIZES = (32, 40, 43, 50, 55, 58, 65, 70, 75, 85)
@@ -98,7 +99,10 @@ TV_AXIS = tuple(
         size=str(s),
         price=p,
         label=f'{s}"',
-        attrs={"cm": str(int(s * 2.54)), "res": "HD" if s < 40 else "Full HD" if s < 43 else "4K UHD"},
+        attrs={
+            "cm": str(int(s * 2.54)),
+            "res": "HD" if s < 40 else "Full HD" if s < 43 else "4K UHD",
+        },
     )
     for s, p in zip(_TV_SIZES, _TV_PRICE, strict=True)
 )
@@ -108,8 +112,13 @@ PHONE_AXIS = tuple(
 )
 NOTEBOOK_AXIS = tuple(
     Variant(size=f"{r}/{d}", price=p, label=f"{r}GB RAM / {d} SSD", attrs={"ram": str(r), "ssd": d})
-    for r, d, p in ((8, "256GB", 0.88), (8, "512GB", 1.0), (16, "512GB", 1.18), (16, "1TB", 1.38),
-                    (32, "1TB", 1.8))
+    for r, d, p in (
+        (8, "256GB", 0.88),
+        (8, "512GB", 1.0),
+        (16, "512GB", 1.18),
+        (16, "1TB", 1.38),
+        (32, "1TB", 1.8),
+    )
 )
 _FRIDGE_L = (180, 230, 250, 280, 310, 340, 380, 420, 460, 520, 580, 620)
 _FRIDGE_PRICE = (0.55, 0.68, 0.74, 0.86, 1.0, 1.12, 1.25, 1.42, 1.6, 1.9, 2.3, 2.6)
@@ -118,10 +127,26 @@ FRIDGE_AXIS = tuple(
     for s, p in zip(_FRIDGE_L, _FRIDGE_PRICE, strict=True)
 )
 _WASHER_KG = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22)
-_WASHER_PRICE = (0.62, 0.68, 0.74, 0.8, 0.87, 0.93, 1.0, 1.07, 1.14, 1.22, 1.3, 1.38, 1.46, 1.55,
-                 1.75)
+_WASHER_PRICE = (
+    0.62,
+    0.68,
+    0.74,
+    0.8,
+    0.87,
+    0.93,
+    1.0,
+    1.07,
+    1.14,
+    1.22,
+    1.3,
+    1.38,
+    1.46,
+    1.55,
+    1.75,
+)
 WASHER_AXIS = tuple(
-    Variant(size=str(s), price=p, label=f"{s} kg") for s, p in zip(_WASHER_KG, _WASHER_PRICE, strict=True)
+    Variant(size=str(s), price=p, label=f"{s} kg")
+    for s, p in zip(_WASHER_KG, _WASHER_PRICE, strict=True)
 )
 TABLET_AXIS = tuple(
     Variant(size=str(s), price=p, label=f"{s}GB")
@@ -130,7 +155,8 @@ TABLET_AXIS = tuple(
 _MICRO_L = (17, 20, 23, 25, 28, 30, 32, 42)
 _MICRO_PRICE = (0.6, 0.72, 0.85, 1.0, 1.12, 1.25, 1.4, 2.1)
 MICRO_AXIS = tuple(
-    Variant(size=str(s), price=p, label=f"{s} L") for s, p in zip(_MICRO_L, _MICRO_PRICE, strict=True)
+    Variant(size=str(s), price=p, label=f"{s} L")
+    for s, p in zip(_MICRO_L, _MICRO_PRICE, strict=True)
 )
 
 # --- categories ---------------------------------------------------------------------------
@@ -164,24 +190,26 @@ TELEVISORES = Category(
     },
     brands=(
         Brand("Samsung", 25, "880", (
-            Tier("Crystal UHD {gen}{num}", "UN{size}{gen}{num}", 379_990, gens=("AU", "BU", "CU", "DU"),
-                 num=(7000, 100), lines=4, step=0.05, suffix=("GXZS",), sizes=(2, 10),
-                 attrs={"panel": "LED"}, weight=2),
+            Tier("Crystal UHD {gen}{num}", "UN{size}{gen}{num}", 379_990,
+                 gens=("AU", "BU", "CU", "DU"), num=(7000, 100), lines=4, step=0.05,
+                 suffix=("GXZS",), sizes=(2, 10), attrs={"panel": "LED"}, weight=2),
             Tier("QLED Q{num}{gen}", "QN{size}Q{num}{gen}", 549_990, gens=("A", "B", "C", "D"),
-                 num=(60, 5), lines=4, suffix=("AGXZS", "GXZS"), sizes=(2, 10), attrs={"panel": "QLED"}),
+                 num=(60, 5), lines=4, suffix=("AGXZS", "GXZS"), sizes=(2, 10),
+                 attrs={"panel": "QLED"}),
             Tier("Neo QLED QN{num}{gen}", "QN{size}QN{num}{gen}", 1_099_990, gens=("B", "C", "D"),
-                 num=(85, 5), lines=3, suffix=("AGXZS",), sizes=(4, 10), attrs={"panel": "Neo QLED"},
-                 weight=0.4),
+                 num=(85, 5), lines=3, suffix=("AGXZS",), sizes=(4, 10),
+                 attrs={"panel": "Neo QLED"}, weight=0.4),
         )),
         Brand("LG", 22, "880", (
-            Tier("UHD ThinQ AI {gen}{num}", "{size}{gen}{num}", 369_990, gens=("UP", "UQ", "UR", "UT"),
-                 num=(8050, 100), lines=4, suffix=("PSB", "PSA"), sizes=(2, 10), attrs={"panel": "LED"},
-                 weight=2),
-            Tier("NanoCell NANO{num}{gen}", "{size}NANO{num}{gen}", 429_990, gens=("P", "Q", "R", "S"),
-                 num=(75, 5), lines=3, suffix=("SRA", "PSA"), sizes=(2, 9), attrs={"panel": "NanoCell"}),
-            Tier("OLED evo {ser}{gen}", "OLED{size}{ser}{gen}", 1_199_990, gens=("1", "2", "3", "4"),
-                 sers=("B", "C", "G"), ser_price=(0.85, 1.0, 1.3), suffix=("PSA",), sizes=(4, 10),
-                 attrs={"panel": "OLED"}, weight=0.6),
+            Tier("UHD ThinQ AI {gen}{num}", "{size}{gen}{num}", 369_990,
+                 gens=("UP", "UQ", "UR", "UT"), num=(8050, 100), lines=4, suffix=("PSB", "PSA"),
+                 sizes=(2, 10), attrs={"panel": "LED"}, weight=2),
+            Tier("NanoCell NANO{num}{gen}", "{size}NANO{num}{gen}", 429_990,
+                 gens=("P", "Q", "R", "S"), num=(75, 5), lines=3, suffix=("SRA", "PSA"),
+                 sizes=(2, 9), attrs={"panel": "NanoCell"}),
+            Tier("OLED evo {ser}{gen}", "OLED{size}{ser}{gen}", 1_199_990,
+                 gens=("1", "2", "3", "4"), sers=("B", "C", "G"), ser_price=(0.85, 1.0, 1.3),
+                 suffix=("PSA",), sizes=(4, 10), attrs={"panel": "OLED"}, weight=0.6),
         )),
         Brand("Sony", 10, "454", (
             Tier("Bravia X{num}{gen}", "KD-{size}X{num}{gen}", 499_990, gens=("J", "K", "L"),
@@ -192,19 +220,19 @@ TELEVISORES = Category(
         Brand("TCL", 15, "693", (
             Tier("P{num}{gen}", "{size}P{num}{gen}", 299_990, gens=("35", "45", "55"), num=(6, 1),
                  lines=3, sizes=(0, 10), attrs={"panel": "LED"}, weight=2),
-            Tier("QLED C{num}{gen}", "{size}C{num}{gen}", 399_990, gens=("35", "45", "55"), num=(6, 1),
-                 lines=3, sizes=(2, 10), attrs={"panel": "QLED"}),
+            Tier("QLED C{num}{gen}", "{size}C{num}{gen}", 399_990, gens=("35", "45", "55"),
+                 num=(6, 1), lines=3, sizes=(2, 10), attrs={"panel": "QLED"}),
         )),
         Brand("Hisense", 12, "690", (
-            Tier("A{num}{gen}", "{size}A{num}{gen}", 289_990, gens=("H", "K", "N"), num=(6, 1), lines=3,
-                 sizes=(0, 10), attrs={"panel": "LED"}, weight=2),
-            Tier("ULED U{num}{gen}", "{size}U{num}{gen}", 549_990, gens=("H", "K", "N"), num=(6, 1),
-                 lines=3, sizes=(4, 10), attrs={"panel": "ULED"}),
+            Tier("A{num}{gen}", "{size}A{num}{gen}", 289_990, gens=("H", "K", "N"), num=(6, 1),
+                 lines=3, sizes=(0, 10), attrs={"panel": "LED"}, weight=2),
+            Tier("ULED U{num}{gen}", "{size}U{num}{gen}", 549_990, gens=("H", "K", "N"),
+                 num=(6, 1), lines=3, sizes=(4, 10), attrs={"panel": "ULED"}),
         )),
         Brand("Xiaomi", 8, "695", (
-            Tier("TV {ser} {gen}", "L{size}M{num}-{gc}LA", 319_990, gens=("2024", "2025"),
-                 gen_codes=("A2", "A3"), sers=("A", "A Pro", "Q2", "F2"), num=(7, 1),
-                 sizes=(1, 8), attrs={"panel": "LED"}),
+            Tier("TV {ser}{gen}", "L{size}M{num}-{ser}{gen}LA", 319_990, gens=("2", "3"),
+                 sers=("A", "Q", "F"), ser_price=(1.0, 1.3, 0.85), num=(7, 1), sizes=(1, 8),
+                 attrs={"panel": "LED"}),
         )),
         Brand("Philips", 8, "871", (
             Tier("Ambilight {num}{gen}", "{size}PUD{num}{gen}", 419_990, gens=("08", "18", "28"),
@@ -259,10 +287,11 @@ SMARTPHONES = Category(
         )),
         Brand("Xiaomi", 20, "695", (
             Tier("Redmi Note {gen}{ser}", "2{part}G", 199_990, gens=("12", "13", "14"),
-                 sers=("", " Pro", " Pro+", " 5G"), ser_price=(1.0, 1.35, 1.6, 1.15),
-                 part=ALNUM, part_len=8, sizes=(1, 3), attrs={"net": ""}, weight=2),
-            Tier("Redmi {gen}{ser}", "2{part}L", 119_990, gens=("12", "13", "14"), sers=("C", "", " 5G"),
-                 ser_price=(0.8, 1.0, 1.2), part=ALNUM, part_len=8, sizes=(0, 2), attrs={"net": ""}),
+                 sers=("", " Pro", " Pro+", " 5G"), ser_price=(1.0, 1.35, 1.6, 1.15), part=ALNUM,
+                 part_len=8, sizes=(1, 3), attrs={"net": ""}, weight=2),
+            Tier("Redmi {gen}{ser}", "2{part}L", 119_990, gens=("12", "13", "14"),
+                 sers=("C", "", " 5G"), ser_price=(0.8, 1.0, 1.2), part=ALNUM, part_len=8,
+                 sizes=(0, 2), attrs={"net": ""}),
             Tier("Xiaomi {gen}T{ser}", "2{part}G", 599_990, gens=("13", "14"), sers=("", " Pro"),
                  ser_price=(1.0, 1.35), part=ALNUM, part_len=8, sizes=(2, 4), attrs={"net": "5G"},
                  weight=0.5),
@@ -271,8 +300,8 @@ SMARTPHONES = Category(
             Tier("moto g{num}{gen}", "XT{part}-1", 129_990, gens=("4", "5"), num=(2, 1), lines=5,
                  step=0.18, part=DIGITS, part_len=4, sizes=(0, 3), attrs={"net": ""}, weight=2),
             Tier("Edge {gen} {ser}", "XT{part}-2", 399_990, gens=("40", "50"),
-                 sers=("Neo", "Fusion", "Pro", "Ultra"), ser_price=(0.9, 1.0, 1.4, 1.8), part=DIGITS,
-                 part_len=4, sizes=(2, 4), attrs={"net": "5G"}),
+                 sers=("Neo", "Fusion", "Pro", "Ultra"), ser_price=(0.9, 1.0, 1.4, 1.8),
+                 part=DIGITS, part_len=4, sizes=(2, 4), attrs={"net": "5G"}),
             Tier("razr {gen}{ser}", "XT{part}-3", 699_990, gens=("40", "50"), sers=("", " ultra"),
                  ser_price=(1.0, 1.5), part=DIGITS, part_len=4, sizes=(2, 3), attrs={"net": "5G"},
                  weight=0.3),
@@ -302,7 +331,7 @@ NOTEBOOKS = Category(
         ),
         "ripley": (
             'NOTEBOOK {brand} {name} {cpu} {ram}GB {ssd} SSD {screen}" {os}',
-            "Notebook {brand} {code} {cpu} {ram}GB RAM {ssd}",
+            "Notebook {brand} {name} {code} {cpu} {ram}GB RAM {ssd}",
         ),
         "paris": (
             'Notebook {brand} {name} {screen}" {cpu} {ram}GB {ssd}',
@@ -320,8 +349,8 @@ NOTEBOOKS = Category(
             Tier("LOQ 15I{ser}{gen}", "83{part}LM", 849_990, gens=("8", "9"), sers=("RH", "AX"),
                  part=ALNUM, part_len=6, sizes=(1, 5),
                  attrs={"cpu": "Intel Core i5 RTX 3050", "screen": "15.6", "os": "Windows 11"}),
-            Tier("Legion 5 16I{ser}{gen}", "82{part}CL", 1_399_990, gens=("8", "9"), sers=("RX", "AX"),
-                 part=ALNUM, part_len=6, sizes=(2, 5),
+            Tier("Legion 5 16I{ser}{gen}", "82{part}CL", 1_399_990, gens=("8", "9"),
+                 sers=("RX", "AX"), part=ALNUM, part_len=6, sizes=(2, 5),
                  attrs={"cpu": "Intel Core i7 RTX 4060", "screen": "16", "os": "Windows 11"},
                  weight=0.4),
         )),
@@ -343,14 +372,17 @@ NOTEBOOKS = Category(
             Tier("Vivobook 16 M160{gen}{ser}", "M160{gen}{ser}-{part}W", 549_990, gens=("5", "7"),
                  sers=("YA", "XA"), part=ALNUM, part_len=5, sizes=(0, 4),
                  attrs={"cpu": "AMD Ryzen 5", "screen": "16", "os": "Windows 11"}),
-            Tier("TUF Gaming F15 FX50{gen}{ser}", "FX50{gen}{ser}-{part}W", 899_990, gens=("6", "7"),
-                 sers=("HF", "VU"), part=ALNUM, part_len=5, sizes=(1, 5),
+            Tier("TUF Gaming F15 FX50{gen}{ser}", "FX50{gen}{ser}-{part}W", 899_990,
+                 gens=("6", "7"), sers=("HF", "VU"), part=ALNUM, part_len=5, sizes=(1, 5),
                  attrs={"cpu": "Intel Core i5 RTX 3050", "screen": "15.6", "os": "Windows 11"}),
         )),
         Brand("Apple", 18, "019", (
             Tier("MacBook Air{ser} M{gen}", "M{part}LE/A", 1_099_990, gens=("1", "2", "3", "4"),
-                 sers=(" 13", " 15"), ser_price=(1.0, 1.25), part=ALNUM, part_len=4, sizes=(0, 4),
+                 sers=(" 13",), lines=1, part=ALNUM, part_len=4, sizes=(0, 4),
                  attrs={"cpu": "Chip Apple", "screen": "13.6", "os": "macOS"}),
+            Tier("MacBook Air{ser} M{gen}", "M{part}LE/A", 1_349_990, gens=("2", "3", "4"),
+                 sers=(" 15",), lines=1, part=ALNUM, part_len=4, sizes=(1, 4),
+                 attrs={"cpu": "Chip Apple", "screen": "15.3", "os": "macOS"}, weight=0.6),
             Tier("MacBook Pro{ser} M{gen}", "M{part}LE/A", 1_899_990, gens=("3", "4"),
                  sers=(" 14", " 16"), ser_price=(1.0, 1.35), part=ALNUM, part_len=4, sizes=(1, 5),
                  attrs={"cpu": "Chip Apple", "screen": "14.2", "os": "macOS"}, weight=0.4),
@@ -399,14 +431,16 @@ REFRIGERADORES = Category(
                  sers=("SV", "BV", "MV"), sizes=(9, 12), attrs={"type": "Side by Side"}),
         )),
         Brand("Mabe", 18, "750", (
-            Tier("No Frost RM{ser} {gen}", "RM{ser}{size}F{gen}", 359_990, gens=("ZUU", "JCU", "YMX"),
-                 sers=("A", "P", "B"), sizes=(1, 8), attrs={"type": "No Frost"}, weight=2),
+            Tier("No Frost RM{ser} {gen}", "RM{ser}{size}F{gen}", 359_990,
+                 gens=("ZUU", "JCU", "YMX"), sers=("A", "P", "B"), sizes=(1, 8),
+                 attrs={"type": "No Frost"}, weight=2),
             Tier("Frío Directo RFD{ser}{gen}", "RFD{size}{ser}{gen}", 249_990, gens=("1", "2"),
                  sers=("W", "S", "G"), sizes=(0, 5), attrs={"type": "Frío Directo"}),
         )),
         Brand("Whirlpool", 15, "789", (
-            Tier("Xpert Energy Saver {ser}{gen}", "WRM{s10}{ser}{gen}", 399_990, gens=("DWC", "BHC"),
-                 sers=("AK", "AB", "BK"), sizes=(3, 10), attrs={"type": "No Frost"}),
+            Tier("Xpert Energy Saver {ser}{gen}", "WRM{s10}{ser}{gen}", 399_990,
+                 gens=("DWC", "BHC"), sers=("AK", "AB", "BK"), sizes=(3, 10),
+                 attrs={"type": "No Frost"}),
         )),
         Brand("Fensa", 15, "780", (
             Tier("Advantage {num}{gen}", "FRF{size}{num}{gen}", 309_990, gens=("E", "X"),
@@ -450,8 +484,8 @@ LAVADORAS = Category(
         )),
         Brand("LG", 25, "880", (
             Tier("Smart Inverter WT{ser}{gen}", "WT{size}{ser}{gen}", 429_990, gens=("B", "K"),
-                 sers=("BS", "WS", "DP", "DS"), sizes=(4, 14), attrs={"type": "Carga Superior Inverter"},
-                 weight=2),
+                 sers=("BS", "WS", "DP", "DS"), sizes=(4, 14),
+                 attrs={"type": "Carga Superior Inverter"}, weight=2),
             Tier("AI DD WM{ser}{gen}", "WM{size}{ser}{gen}", 549_990, gens=("2", "4", "6"),
                  sers=("VV", "WV", "BV"), suffix=("S6B", "S6W"), sizes=(3, 15),
                  attrs={"type": "Carga Frontal Inverter"}),
@@ -466,8 +500,8 @@ LAVADORAS = Category(
                  sers=("BS", "AB", "CS"), sizes=(4, 13), attrs={"type": "Carga Superior"}),
         )),
         Brand("Fensa", 12, "780", (
-            Tier("Advance {num}{gen}", "FLS{size}{num}{gen}", 299_990, gens=("A", "B"), num=(300, 100),
-                 lines=3, sizes=(1, 8), attrs={"type": "Carga Superior"}),
+            Tier("Advance {num}{gen}", "FLS{size}{num}{gen}", 299_990, gens=("A", "B"),
+                 num=(300, 100), lines=3, sizes=(1, 8), attrs={"type": "Carga Superior"}),
         )),
     ),
 )
@@ -502,8 +536,8 @@ AUDIFONOS = Category(
                  suffix=("/B", "/S"), attrs={"type": "Over Ear Noise Cancelling"}),
             Tier("WH-CH{num}{gen}", "WH-CH{num}{gen}", 49_990, gens=("", "N"), num=(520, 200),
                  lines=2, step=0.6, suffix=("/B", "/L"), attrs={"type": "Bluetooth On Ear"}),
-            Tier("WF-C{num}{gen}", "WF-C{num}{gen}", 69_990, gens=("", "N"), num=(500, 200), lines=2,
-                 step=0.5, attrs={"type": "In Ear True Wireless"}),
+            Tier("WF-C{num}{gen}", "WF-C{num}{gen}", 69_990, gens=("", "N"), num=(500, 200),
+                 lines=2, step=0.5, attrs={"type": "In Ear True Wireless"}),
             Tier("WF-1000XM{num}", "WF-1000XM{num}", 249_990, num=(3, 1), lines=3, step=0.1,
                  attrs={"type": "In Ear Noise Cancelling"}),
         )),
@@ -512,7 +546,8 @@ AUDIFONOS = Category(
                  lines=4, step=0.35, suffix=("BLKAM", "WHTAM", "BLUAM"),
                  attrs={"type": "Inalámbricos Bluetooth"}, weight=2),
             Tier("Live {num}{gen}", "JBLLIVE{num}{gen}", 99_990, gens=("NC", "BT"), num=(460, 200),
-                 lines=3, step=0.4, suffix=("BLKAM", "BLUAM"), attrs={"type": "Over Ear Bluetooth"}),
+                 lines=3, step=0.4, suffix=("BLKAM", "BLUAM"),
+                 attrs={"type": "Over Ear Bluetooth"}),
             Tier("Wave {ser}", "JBLW{SER}", 39_990, sers=("Buds", "Beam", "Flex", "200TWS"),
                  ser_price=(1.0, 1.2, 1.1, 0.8), suffix=("BLK", "WHT"),
                  attrs={"type": "In Ear True Wireless"}),
@@ -534,12 +569,13 @@ AUDIFONOS = Category(
         )),
         Brand("Xiaomi", 15, "695", (
             Tier("Redmi Buds {gen}{ser}", "M{part}E1", 24_990, gens=("4", "5", "6"),
-                 sers=("", " Pro", " Lite", " Active"), ser_price=(1.0, 1.8, 0.7, 0.8), part=DIGITS,
-                 part_len=4, attrs={"type": "True Wireless"}),
+                 sers=("", " Pro", " Lite", " Active"), ser_price=(1.0, 1.8, 0.7, 0.8),
+                 part=DIGITS, part_len=4, attrs={"type": "True Wireless"}),
         )),
         Brand("Huawei", 5, "694", (
-            Tier("FreeBuds {gen}{ser}", "T{part}", 69_990, gens=("5", "6"), sers=("i", " SE", " Pro"),
-                 ser_price=(1.0, 0.6, 2.0), part=DIGITS, part_len=4, attrs={"type": "True Wireless"}),
+            Tier("FreeBuds {gen}{ser}", "T{part}", 69_990, gens=("5", "6"),
+                 sers=("i", " SE", " Pro"), ser_price=(1.0, 0.6, 2.0), part=DIGITS, part_len=4,
+                 attrs={"type": "True Wireless"}),
         )),
         Brand("Philips", 5, "871", (
             Tier("TAT{num}", "TAT{num}", 19_990, num=(1108, 100), lines=4, step=0.3,
@@ -575,8 +611,9 @@ PARLANTES = Category(
     brands=(
         Brand("JBL", 40, "692", (
             Tier("{ser} {gen}", "JBL{SER}{gen}", 109_990, gens=("4", "5", "6"),
-                 sers=("Flip", "Charge", "Go", "Clip", "Xtreme"), ser_price=(1.0, 1.5, 0.35, 0.55, 2.8),
-                 suffix=("BLKAM", "BLUAM", "REDAM"), attrs={"type": "Bluetooth Portátil"}, weight=2),
+                 sers=("Flip", "Charge", "Go", "Clip", "Xtreme"),
+                 ser_price=(1.0, 1.5, 0.35, 0.55, 2.8), suffix=("BLKAM", "BLUAM", "REDAM"),
+                 attrs={"type": "Bluetooth Portátil"}, weight=2),
             Tier("PartyBox {num}{gen}", "JBLPARTYBOX{num}{gc}AM", 349_990, gens=("", " Encore"),
                  gen_codes=("", "ENC"), num=(110, 200), lines=4, step=0.5,
                  attrs={"type": "Karaoke para Fiestas"}),
@@ -596,14 +633,15 @@ PARLANTES = Category(
                  suffix=("B/00", "/00"), attrs={"type": "Bluetooth Portátil"}),
         )),
         Brand("Xiaomi", 10, "695", (
-            Tier("Sound {ser}{gen}", "MDZ-{num}-DB{gc}", 39_990, gens=("", " 2"), gen_codes=("", "2"),
-                 sers=("Pocket", "Outdoor", "Move", "Party"), ser_price=(0.6, 1.0, 1.5, 2.5),
-                 num=(35, 2), attrs={"type": "Bluetooth"}),
+            Tier("Sound {ser}{gen}", "MDZ-{num}-DB{gc}", 39_990, gens=("", " 2"),
+                 gen_codes=("", "2"), sers=("Pocket", "Outdoor", "Move", "Party"),
+                 ser_price=(0.6, 1.0, 1.5, 2.5), num=(35, 2), attrs={"type": "Bluetooth"}),
         )),
         Brand("Marshall", 10, "735", (
             Tier("{ser} {gen}", "{part}", 179_990, gens=("II", "III"),
-                 sers=("Emberton", "Willen", "Stanmore", "Middleton"), ser_price=(1.0, 0.55, 2.3, 1.6),
-                 part=DIGITS, part_len=7, attrs={"type": "Bluetooth Portátil"}),
+                 sers=("Emberton", "Willen", "Stanmore", "Middleton"),
+                 ser_price=(1.0, 0.55, 2.3, 1.6), part=DIGITS, part_len=7,
+                 attrs={"type": "Bluetooth Portátil"}),
         )),
     ),
 )
@@ -654,14 +692,14 @@ TABLETS = Category(
                  sizes=(0, 3), attrs={"screen": "10.1", "conn": "Wi-Fi"}),
         )),
         Brand("Xiaomi", 16, "695", (
-            Tier("Redmi Pad{ser}{gen}", "2{part}G", 179_990, gens=("", " 2"), sers=(" SE", "", " Pro"),
-                 ser_price=(0.8, 1.0, 1.4), part=ALNUM, part_len=8, sizes=(0, 3),
-                 attrs={"screen": "11", "conn": "Wi-Fi"}),
+            Tier("Redmi Pad{ser}{gen}", "2{part}G", 179_990, gens=("", " 2"),
+                 sers=(" SE", "", " Pro"), ser_price=(0.8, 1.0, 1.4), part=ALNUM, part_len=8,
+                 sizes=(0, 3), attrs={"screen": "11", "conn": "Wi-Fi"}),
         )),
         Brand("Huawei", 8, "694", (
-            Tier("MatePad {gen}{ser}", "{part}-W09", 249_990, gens=("11", "11.5"), sers=("", " SE", " Air"),
-                 ser_price=(1.0, 0.7, 1.5), part=LETTERS, part_len=3, sizes=(0, 3),
-                 attrs={"screen": "11", "conn": "Wi-Fi"}),
+            Tier("MatePad {gen}{ser}", "{part}-W09", 249_990, gens=("11", "11.5"),
+                 sers=("", " SE", " Air"), ser_price=(1.0, 0.7, 1.5), part=LETTERS, part_len=3,
+                 sizes=(0, 3), attrs={"screen": "11", "conn": "Wi-Fi"}),
         )),
     ),
 )
@@ -734,8 +772,9 @@ MICROONDAS = Category(
     },
     brands=(
         Brand("Samsung", 25, "880", (
-            Tier("MS{gen}{num}", "MS{size}{gen}{num}", 99_990, gens=("F", "J", "K", "T"), num=(3513, 100),
-                 lines=3, suffix=("AS", "AK", "AW"), sizes=(1, 5), attrs={"type": "Digital"}, weight=2),
+            Tier("MS{gen}{num}", "MS{size}{gen}{num}", 99_990, gens=("F", "J", "K", "T"),
+                 num=(3513, 100), lines=3, suffix=("AS", "AK", "AW"), sizes=(1, 5),
+                 attrs={"type": "Digital"}, weight=2),
             Tier("MG{gen}{num}", "MG{size}{gen}{num}", 129_990, gens=("F", "J", "K", "T"),
                  num=(3515, 100), lines=3, suffix=("AK", "AS"), sizes=(2, 6),
                  attrs={"type": "Con Grill"}),
@@ -743,12 +782,12 @@ MICROONDAS = Category(
         Brand("LG", 25, "880", (
             Tier("NeoChef {num}{gen}", "MS{size}{num}{gen}", 109_990, gens=("GIS", "DIS", "CIS"),
                  num=(32, 3), lines=4, sizes=(1, 7), attrs={"type": "Inverter"}, weight=2),
-            Tier("Grill MH{num}{gen}", "MH{size}{num}{gen}", 139_990, gens=("GIS", "DIS"), num=(35, 10),
-                 lines=3, sizes=(2, 7), attrs={"type": "Con Grill"}),
+            Tier("Grill MH{num}{gen}", "MH{size}{num}{gen}", 139_990, gens=("GIS", "DIS"),
+                 num=(35, 10), lines=3, sizes=(2, 7), attrs={"type": "Con Grill"}),
         )),
         Brand("Mabe", 20, "750", (
-            Tier("HMM {ser}{gen}", "HMM{size}{ser}{gen}", 84_990, gens=("BNWP", "SNWP"), sers=("S", "P", "M"),
-                 sizes=(0, 5), attrs={"type": "Digital"}),
+            Tier("HMM {ser}{gen}", "HMM{size}{ser}{gen}", 84_990, gens=("BNWP", "SNWP"),
+                 sers=("S", "P", "M"), sizes=(0, 5), attrs={"type": "Digital"}),
         )),
         Brand("Whirlpool", 15, "789", (
             Tier("WMS {num}{gen}", "WMS{size}{num}{gen}", 94_990, gens=("B", "S", "W"), num=(1, 1),
@@ -760,6 +799,8 @@ MICROONDAS = Category(
         )),
     ),
 )
+
+# fmt: on
 
 CATEGORIES: tuple[Category, ...] = (
     TELEVISORES,

@@ -1,9 +1,16 @@
-"""Putting the market together: configuration, observations and the labelled ground truth."""
+"""Putting the market together: configuration, observations and the labelled ground truth.
+
+Observation times: each store is crawled once a day in its own window of Santiago time
+(Falabella from 07:00, Ripley from 10:00, Paris from 13:00), each listing at its own slot
+give or take ten minutes, stored in UTC. With ``now`` set, the last day's observations that
+would fall after it are moved to just before it (same local day), as a crawl in progress.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -35,9 +42,18 @@ HIDES_PRICE_WHEN_OUT_OF_STOCK = ("paris",)  # Paris hides offer and card prices;
 HIDES_STOCK_QTY = ("ripley",)
 _HASH_CHUNK = 200_000
 _RATES = (
-    "glitch_rate", "gap_rate", "malformed_rate", "gap_active_at_end", "glitch_at_end",
-    "marketplace_rate", "refurbished_rate", "refurbished_discount", "late_listing_rate",
-    "stockout_rate", "event_participation", "fake_discount_rate",
+    "glitch_rate",
+    "gap_rate",
+    "malformed_rate",
+    "gap_active_at_end",
+    "glitch_at_end",
+    "marketplace_rate",
+    "refurbished_rate",
+    "refurbished_discount",
+    "late_listing_rate",
+    "stockout_rate",
+    "event_participation",
+    "fake_discount_rate",
 )
 
 
@@ -85,15 +101,29 @@ class SimulatorConfig:
 
 @dataclass(frozen=True)
 class SimulatedMarket:
-    observations: pl.DataFrame  # RAW_PRICE_SCHEMA
-    truth_listings: pl.DataFrame  # retailer, sku, true_product_id
-    truth_glitches: pl.DataFrame  # retailer, sku, observed_at, price_type, true_price, glitch_price
-    truth_gaps: pl.DataFrame  # true_product_id, cheap_retailer, cheap_sku, start_day, end_day, discount
-    truth_promotions: pl.DataFrame  # event, start_day, end_day
-    truth_malformed: pl.DataFrame  # row, retailer, sku, observed_at, defect, field
+    """The observations a scraper would have collected, and what was planted in them.
+
+    * ``observations`` — ``RAW_PRICE_SCHEMA``, sorted by ``observed_at``.
+    * ``truth_listings`` — ``retailer, sku, true_product_id``: every listing once.
+    * ``truth_glitches`` — ``retailer, sku, observed_at, price_type ('offer'/'card'),
+      true_price, glitch_price``: one row per glitched observation.
+    * ``truth_gaps`` — ``true_product_id, cheap_retailer, cheap_sku, start_day, end_day,
+      discount``: the cheap listing's offer is ``floor_990(normal * (1 - discount))`` on every
+      day of ``[start_day, end_day]`` (Santiago calendar days).
+    * ``truth_promotions`` — ``event, start_day, end_day``: market-wide events in the window.
+    * ``truth_malformed`` — ``row`` (position in ``observations``), ``retailer, sku`` (as
+      they were before breaking), ``observed_at, defect, field``.
+    """
+
+    observations: pl.DataFrame
+    truth_listings: pl.DataFrame
+    truth_glitches: pl.DataFrame
+    truth_gaps: pl.DataFrame
+    truth_promotions: pl.DataFrame
+    truth_malformed: pl.DataFrame
 
 
-def simulate_market(config: SimulatorConfig = SimulatorConfig()) -> SimulatedMarket:  # noqa: B008
+def simulate_market(config: SimulatorConfig = SimulatorConfig()) -> SimulatedMarket:
     """A multi-store market with ``config.days`` of daily prices and its ground truth."""
     return _simulate(config)
 
@@ -123,6 +153,11 @@ def simulate_catalogue(
 
 
 def _simulate(config: SimulatorConfig, max_listings: int | None = None) -> SimulatedMarket:
+    """Catalogue -> listings -> daily prices -> planted anomalies -> observations + truth.
+
+    Each step draws from its own random stream spawned from the seed, so changing how one
+    step draws never shifts what the others produce.
+    """
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(7)]
     products = build_products(config.n_products, rngs[0])
     listings = carry_products(
@@ -137,14 +172,7 @@ def _simulate(config: SimulatorConfig, max_listings: int | None = None) -> Simul
     if max_listings is not None:
         listings = listings.head(max_listings)
     events = market_events(config.first_day, config.end)
-    layout = Layout(
-        list_price=products["price"].to_numpy(),
-        product_of=listings["product_idx"].to_numpy(),
-        is_new=(listings["condition"] == "new").to_numpy(),
-        has_card=listings["has_card"].to_numpy(),
-        start_day=listings["start_day"].to_numpy(),
-        days=config.days,
-    )
+    layout = _layout(products, listings, config)
     book = simulate_prices(
         layout,
         [_window(event, config) for event in events],
@@ -154,27 +182,50 @@ def _simulate(config: SimulatorConfig, max_listings: int | None = None) -> Simul
         refurbished_discount=config.refurbished_discount,
         stockout_rate=config.stockout_rate,
     )
-    gaps = plant_gaps(book, layout, rngs[3], rate=config.gap_rate, active_at_end=config.gap_active_at_end)
+    gaps = plant_gaps(
+        book, layout, rngs[3], rate=config.gap_rate, active_at_end=config.gap_active_at_end
+    )
     glitches = plant_glitches(
-        book, layout, gaps.product_days, rngs[4], rate=config.glitch_rate, at_end=config.glitch_at_end
+        book,
+        layout,
+        gaps.product_days,
+        rngs[4],
+        rate=config.glitch_rate,
+        at_end=config.glitch_at_end,
     )
     _hide_prices_when_out_of_stock(book, listings)
+    # Gap days and glitched observations stay intact: malformed rows are planted elsewhere.
     protected = gaps.product_days[layout.product_of]
     protected[glitches.listing, glitches.day] = True
-    frame = _observation_frame(listings, book, protected, config, rngs[5])
+    cells = _observation_frame(listings, book, protected, config, rngs[5])
+    truth_glitches = _glitch_truth(glitches, cells, layout.start_day, config.days)
+    frame = cells.with_row_index("_cell").sort("observed_at", "_cell").drop("_cell")
+    del cells, book, protected  # large at scale
     eligible = (~frame["_protected"] & frame["price_offer"].is_not_null()).to_numpy()
-    cells = frame.select("listing_idx", "day", "observed_at")
     broken, truth_malformed = plant_malformed(
-        frame.drop("listing_idx", "day", "_protected"), eligible, rngs[6], rate=config.malformed_rate
+        frame.drop("_protected"), eligible, rngs[6], rate=config.malformed_rate
     )
-    observations = _with_payload_hash(conform(broken.with_columns(payload_sha256=pl.lit("")), RAW_PRICE_SCHEMA))
+    del frame
     return SimulatedMarket(
-        observations=observations,
-        truth_listings=listings.select("retailer", "sku", "true_product_id").sort("retailer", "sku"),
-        truth_glitches=_glitch_truth(glitches, listings, cells),
+        observations=_with_payload_hash(conform(broken, RAW_PRICE_SCHEMA)),
+        truth_listings=listings.select("retailer", "sku", "true_product_id").sort(
+            "retailer", "sku"
+        ),
+        truth_glitches=truth_glitches,
         truth_gaps=_gap_truth(gaps, listings, config),
         truth_promotions=_promotion_truth(events),
         truth_malformed=truth_malformed,
+    )
+
+
+def _layout(products: pl.DataFrame, listings: pl.DataFrame, config: SimulatorConfig) -> Layout:
+    return Layout(
+        list_price=products["price"].to_numpy(),
+        product_of=listings["product_idx"].to_numpy(),
+        is_new=(listings["condition"] == "new").to_numpy(),
+        has_card=listings["has_card"].to_numpy(),
+        start_day=listings["start_day"].to_numpy(),
+        days=config.days,
     )
 
 
@@ -204,7 +255,7 @@ def _observation_frame(
     config: SimulatorConfig,
     rng: np.random.Generator,
 ) -> pl.DataFrame:
-    """One row per listing per day it exists, sorted by (observed_at, retailer, sku)."""
+    """One row per listing per day it exists, listing by listing, day by day."""
     listing, day = np.nonzero(book.exists)
 
     def shown(matrix: np.ndarray) -> pl.Series:
@@ -227,9 +278,10 @@ def _observation_frame(
         price_offer=shown(book.price_offer),
         price_card=shown(book.price_card),
     )
-    frame = cells.join(listings, on="listing_idx", how="left", maintain_order="left").with_columns(
+    frame = cells.hstack(listings.select(_LISTING_FIELDS)[listing]).with_columns(
         observed_at=_observed_at(config),
-        stock_qty=pl.when(pl.col("retailer").is_in(list(HIDES_STOCK_QTY))).then(None)
+        stock_qty=pl.when(pl.col("retailer").is_in(list(HIDES_STOCK_QTY)))
+        .then(None)
         .otherwise(pl.col("stock_qty")),
         card_program=pl.when(pl.col("price_card").is_not_null()).then(pl.col("card_program")),
         category=pl.col("category_path"),
@@ -237,18 +289,35 @@ def _observation_frame(
         fetch_status=pl.lit("ok"),
         source=pl.lit(SOURCE),
     )
-    return frame.sort("observed_at", "retailer", "sku").select(
-        *[c for c in RAW_PRICE_SCHEMA if c != "payload_sha256"], "listing_idx", "day", "_protected"
-    )
+    return frame.select(*[c for c in RAW_PRICE_SCHEMA if c != "payload_sha256"], "_protected")
+
+
+_LISTING_FIELDS = (
+    "retailer",
+    "sku",
+    "product_id",
+    "variant",
+    "url",
+    "name",
+    "brand",
+    "model",
+    "ean",
+    "category_path",
+    "listing_rank",
+    "card_program",
+    "seller",
+    "is_first_party",
+    "condition",
+    "image_url",
+    "crawl_minute",
+)
 
 
 def _observed_at(config: SimulatorConfig) -> pl.Expr:
     """Local crawl time (store's window + the listing's slot + a few minutes' jitter), in UTC."""
     start_hour = pl.col("retailer").replace_strict(CRAWL_START_HOUR, return_dtype=pl.Int64)
     minute = (pl.col("crawl_minute") + pl.col("_jitter")).clip(0, CRAWL_MINUTES - 1)
-    seconds = (
-        pl.col("day") * 86_400 + start_hour * 3_600 + minute * 60 + pl.col("_second")
-    )
+    seconds = pl.col("day") * 86_400 + start_hour * 3_600 + minute * 60 + pl.col("_second")
     local = pl.lit(datetime.combine(config.first_day, time())) + pl.duration(seconds=seconds)
     observed = local.dt.replace_time_zone(MARKET_TZ).dt.convert_time_zone("UTC")
     if config.now is None:
@@ -263,33 +332,41 @@ def _observed_at(config: SimulatorConfig) -> pl.Expr:
 def _with_payload_hash(observations: pl.DataFrame) -> pl.DataFrame:
     """sha256 of the row as stable JSON (schema order, everything but the hash itself).
 
-    The JSON is built by Polars; the digests by ``hashlib`` over the raw bytes, the one
-    per-row Python step here: neither Polars nor NumPy has SHA-256, and DuckDB's is ~3x slower.
+    Polars writes the JSON; ``hashlib`` digests the raw bytes, the one per-row Python step
+    here (neither Polars nor NumPy has SHA-256; DuckDB's is ~3x slower). The next chunk's JSON
+    is encoded in a worker thread (Polars releases the GIL) while this one is hashed.
     """
-    payload_columns = [c for c in RAW_PRICE_SCHEMA if c != "payload_sha256"]
+    columns = [c for c in RAW_PRICE_SCHEMA if c != "payload_sha256"]
+
+    def encode(offset: int) -> pl.Series:
+        chunk = observations.slice(offset, _HASH_CHUNK)
+        return chunk.select(pl.struct(columns).struct.json_encode().cast(pl.Binary)).to_series()
+
     digests: list[str] = []
-    for offset in range(0, observations.height, _HASH_CHUNK):  # chunks bound the memory
-        payload = observations.slice(offset, _HASH_CHUNK).select(
-            pl.struct(payload_columns).struct.json_encode().cast(pl.Binary)
-        )
-        digests.extend(hashlib.sha256(row).hexdigest() for row in payload.to_series())
+    offsets = range(0, observations.height, _HASH_CHUNK)  # chunks bound the memory
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = worker.submit(encode, 0) if offsets else None
+        for offset in offsets:
+            payloads = pending.result() if pending is not None else pl.Series([], dtype=pl.Binary)
+            following = offset + _HASH_CHUNK
+            pending = worker.submit(encode, following) if following < observations.height else None
+            digests.extend(hashlib.sha256(payload).hexdigest() for payload in payloads)
     return observations.with_columns(payload_sha256=pl.Series(digests, dtype=pl.String))
 
 
-def _glitch_truth(glitches: PlantedGlitches, listings: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
-    planted = pl.DataFrame(
-        {
-            "listing_idx": glitches.listing.astype(np.int64),
-            "day": glitches.day.astype(np.int64),
-            "price_type": pl.Series(glitches.price_type.astype(str), dtype=pl.String),
-            "true_price": glitches.true_price.astype(np.int64),
-            "glitch_price": glitches.glitch_price.astype(np.int64),
-        }
-    )
+def _glitch_truth(
+    glitches: PlantedGlitches, cells: pl.DataFrame, start_day: np.ndarray, days: int
+) -> pl.DataFrame:
+    """One row per glitched observation; ``cells`` is in (listing, day) order."""
+    first_row = np.concatenate([[0], np.cumsum(days - start_day)[:-1]]).astype(np.int64)
+    rows = first_row[glitches.listing] + glitches.day - start_day[glitches.listing]
     return (
-        planted.join(cells, on=["listing_idx", "day"], how="left")
-        .join(listings.select("listing_idx", "retailer", "sku"), on="listing_idx", how="left")
-        .select("retailer", "sku", "observed_at", "price_type", "true_price", "glitch_price")
+        cells.select("retailer", "sku", "observed_at")[rows]
+        .with_columns(
+            price_type=pl.Series(glitches.price_type.astype(str), dtype=pl.String),
+            true_price=pl.Series(glitches.true_price.astype(np.int64)),
+            glitch_price=pl.Series(glitches.glitch_price.astype(np.int64)),
+        )
         .sort("observed_at", "retailer", "sku")
     )
 
@@ -308,7 +385,9 @@ def _gap_truth(gaps: PlantedGaps, listings: pl.DataFrame, config: SimulatorConfi
         end_day=first_day + pl.duration(days=pl.col("last")),
     )
     return (
-        planted.join(listings.select("listing_idx", "true_product_id", "retailer", "sku"), on="listing_idx")
+        planted.join(
+            listings.select("listing_idx", "true_product_id", "retailer", "sku"), on="listing_idx"
+        )
         .select(
             "true_product_id",
             cheap_retailer="retailer",
@@ -330,5 +409,3 @@ def _promotion_truth(events: list[MarketEvent]) -> pl.DataFrame:
         },
         schema={"event": pl.String(), "start_day": pl.Date(), "end_day": pl.Date()},
     )
-
-

@@ -120,10 +120,17 @@ def simulate_prices(
     n_products, n_listings, days = layout.list_price.size, layout.product_of.size, layout.days
     prod = layout.product_of
     market = 1.0 - step_process(
-        rng, (n_products, days), 1 / 14, lambda s: rng.choice(DISCOUNT_LEVELS, s, p=DISCOUNT_WEIGHTS)
+        rng,
+        (n_products, days),
+        1 / 14,
+        lambda s: rng.choice(DISCOUNT_LEVELS, s, p=DISCOUNT_WEIGHTS),
     )
     event_cut, joined, event_day = _event_cuts(rng, n_products, days, events, participation)
-    offer = to_990(layout.list_price[prod, None] * (market * event_cut)[prod] * _store_factor(rng, n_listings, days))
+    offer = to_990(
+        layout.list_price[prod, None]
+        * (market * event_cut)[prod]
+        * _store_factor(rng, n_listings, days)
+    )
     offer = _lift_to_floor(offer, prod, layout.is_new, n_products)
     if refurbished_discount > 0:
         offer = np.where(layout.is_new[:, None], offer, to_990(offer * (1 - refurbished_discount)))
@@ -142,7 +149,11 @@ def simulate_prices(
 
 
 def _event_cuts(
-    rng: np.random.Generator, n_products: int, days: int, events: list[EventWindow], participation: float
+    rng: np.random.Generator,
+    n_products: int,
+    days: int,
+    events: list[EventWindow],
+    participation: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Multiplier (P, D), which products take part on each day (P, D), and event days (D,)."""
     cut = np.ones((n_products, days))
@@ -166,7 +177,9 @@ def _store_factor(rng: np.random.Generator, n_listings: int, days: int) -> np.nd
     return 1.0 + step_process(rng, (n_listings, days), 1 / 9, draw)
 
 
-def _lift_to_floor(offer: np.ndarray, prod: np.ndarray, is_new: np.ndarray, n_products: int) -> np.ndarray:
+def _lift_to_floor(
+    offer: np.ndarray, prod: np.ndarray, is_new: np.ndarray, n_products: int
+) -> np.ndarray:
     """Keep every new listing's offer within ``SPREAD_FLOOR`` of its product's highest offer."""
     highest = np.zeros((n_products, offer.shape[1]), dtype=np.int64)
     np.maximum.at(highest, prod[is_new], offer[is_new])
@@ -191,7 +204,9 @@ def _list_prices(
         fakes = joined[prod, event.first] & (rng.random(n_listings) < fake_discount_rate)
         lead = rng.integers(7, 15, n_listings)
         window = (day >= (event.first - lead)[:, None]) & (day <= event.last) & fakes[:, None]
-        inflation = np.where(window, inflation * (1 + rng.choice(FAKE_MARKUPS, n_listings))[:, None], inflation)
+        inflation = np.where(
+            window, inflation * (1 + rng.choice(FAKE_MARKUPS, n_listings))[:, None], inflation
+        )
     return to_990(layout.list_price[prod, None] * markup[:, None] * inflation)
 
 

@@ -1,0 +1,143 @@
+"""``arbx bench matching``: the matcher measured on a two-catalogue benchmark folder.
+
+Trains on ``pairs/train.jsonl``, picks thresholds on ``pairs/valid.jsonl``, reports
+``pairs/test.jsonl`` (mean over seeds), then blocks, scores and assigns the full
+catalogues against ``matches.csv``. Method: ``arbx_dagster/bench/matching.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from arbx_dagster.cli.bench_glitches import glitches_command
+from arbx_dagster.cli.bench_scale import scale_command
+
+app = typer.Typer(help="Measure the matcher (and detectors) on benchmarks.", no_args_is_help=True)
+
+# Published results on the same splits, for the summary (F1).
+PUBLISHED: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "abt_buy": {
+        "pairwise": [
+            ("Magellan", "0.436"),
+            ("DeepMatcher", "0.628"),
+            ("Ditto (RoBERTa, fine-tuned)", "0.893"),
+            ("HierGAT", "0.898"),
+        ],
+        "end_to_end": [
+            ("pyJedAI (best unsupervised, tuned on truth)", "0.947"),
+            ("Splink (EM + one-to-one)", "~0.87-0.90"),
+        ],
+    }
+}
+
+
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter("seeds are integers separated by commas, e.g. 0,1,2") from None
+    if not seeds:
+        raise typer.BadParameter("give at least one seed")
+    return seeds
+
+
+def summary_table(report: dict[str, Any], details: dict[str, Any]) -> Table:
+    """The readable summary: the report's numbers, per-seed F1s and references."""
+    table = Table("stage", "metric", "value", title=f"bench matching · {report['dataset']}")
+    pw, bl, e2e, sec = (report[k] for k in ("pairwise", "blocking", "end_to_end", "seconds"))
+    seeds = ", ".join(f"{r['f1']:.3f}" for r in details.get("pairwise_runs", []))
+    table.add_row(
+        "pairwise (test)", "precision / recall", f"{pw['precision']:.3f} / {pw['recall']:.3f}"
+    )
+    table.add_row("", "F1 (mean of seeds)", f"[bold]{pw['f1']:.3f}[/]  ({seeds})")
+    table.add_row("", "threshold (from valid)", f"{pw['threshold']:.2f}")
+    table.add_row("blocking", "pair completeness", f"[bold]{bl['pair_completeness']:.3f}[/]")
+    table.add_row(
+        "",
+        "candidates (per left record)",
+        f"{bl['candidates']} ({bl['candidates_per_record']:.2f})",
+    )
+    table.add_row(
+        "end to end", "precision / recall", f"{e2e['precision']:.3f} / {e2e['recall']:.3f}"
+    )
+    table.add_row("", "F1 (mean of seeds)", f"[bold]{e2e['f1']:.3f}[/]")
+    unseen = details.get("end_to_end_unseen")
+    if unseen and unseen.get("true_pairs"):
+        table.add_row(
+            "",
+            "F1 on records in no training pair",
+            f"{unseen['f1']:.3f} ({int(unseen['true_pairs'])} true pairs)",
+        )
+    table.add_row(
+        "seconds",
+        "train / blocking / scoring / total",
+        f"{sec['train']:.1f} / {sec['blocking']:.1f} / {sec['scoring']:.1f} / {sec['total']:.1f}",
+    )
+    for stage, rows in PUBLISHED.get(report["dataset"], {}).items():
+        for name, value in rows:
+            table.add_row(f"published {stage.replace('_', ' ')}", name, value, style="dim")
+    return table
+
+
+@app.command("matching")
+def matching(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            help="A dataset folder (left.csv, right.csv, matches.csv, pairs/*.jsonl, dataset.json)."
+        ),
+    ],
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the report as JSON to this file ('-': stdout)."),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Use only the first N pairs of each split and N true matches "
+            "(a quick check; the numbers are not comparable).",
+            min=20,
+        ),
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Training seeds, comma-separated.")] = "0,1,2",
+) -> None:
+    """Pairwise, blocking and end-to-end quality of the matcher on DATASET."""
+    from arbx_dagster.bench.matching import run_matching_benchmark
+    from arbx_dagster.domain.matching.benchmark import BenchmarkError
+
+    seed_list = _parse_seeds(seeds)
+    to_stdout = json_out is not None and str(json_out) == "-"
+    console = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 120)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("starting", total=None)
+            result = run_matching_benchmark(
+                dataset,
+                seeds=seed_list,
+                limit=limit,
+                progress=lambda step: progress.update(task, description=step),
+            )
+    except BenchmarkError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    console.print(summary_table(result.report, result.details))
+    text = json.dumps(result.report, indent=2)
+    if to_stdout:
+        typer.echo(text)
+    elif json_out is not None:
+        json_out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {json_out}")
+
+
+# The other measurements live in modules of their own; the `bench` group gathers them.
+app.command("glitches")(glitches_command)
+app.command("scale")(scale_command)
