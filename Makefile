@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.arbx-installed
 
-.PHONY: install demo test test-fast lint format ui up down clean
+.PHONY: install demo test test-fast lint format ui up down browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ArbX needs Python 3.11 or newer")'
@@ -46,6 +46,10 @@ up: $(STAMP)
 
 down: $(STAMP)
 	$(BIN)/arbx down
+
+# Debian's Chromium for the dashboard's browser test (Playwright drives /usr/bin/chromium).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 clean:
 	rm -rf .arbx .pytest_cache .ruff_cache

@@ -7,8 +7,9 @@ from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata
 from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
-from arbx_dagster.pipeline.opportunities import refresh_opportunities
+from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+from arbx_dagster.service.events import publish_opportunity_events
 from arbx_dagster.storage.settings_store import read_thresholds
 
 
@@ -34,6 +35,7 @@ def opportunities(
 ) -> dg.MaterializeResult:
     now = clock.now()
     run_id = context.run.run_id
+    before = read_opportunity_state(warehouse.warehouse)
     with open_connectors(sources.config, cache.cache, sources.archive, now=now) as connectors:
         report = refresh_opportunities(
             warehouse.warehouse,
@@ -42,6 +44,10 @@ def opportunities(
                 sources.config, connectors, wanted, now=now, run_id=run_id
             ),
         )
+    # Dashboards and bots hear about new / changed / expired opportunities live (SSE).
+    publish_opportunity_events(
+        cache.cache, before, read_opportunity_state(warehouse.warehouse), run_id=run_id
+    )
     dispatcher = AlertDispatcher(
         cache.cache, channels_from_env(), clock.now, thresholds=read_thresholds(warehouse.warehouse)
     )

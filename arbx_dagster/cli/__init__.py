@@ -1,5 +1,5 @@
-"""``arbx``: the command line — demo, status, ui, config, watch,
-backfill, bench, matches, up/down."""
+"""``arbx``: the command line — demo, status, ui, config, watch, backfill, bench,
+matches, serve, up/down."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from arbx_dagster.cli import (
     demo,
     deploy,
     matches_cmd,
+    serve,
     status,
     ui,
     watch_cmd,
@@ -32,6 +33,7 @@ app.command("ui")(ui.ui)
 app.command("backfill")(backfill.backfill)
 app.command("up")(deploy.up)
 app.command("down")(deploy.down)
+app.command("serve")(serve.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(watch_cmd.app, name="watch")
 app.add_typer(bench.app, name="bench")

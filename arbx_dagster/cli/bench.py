@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from arbx_dagster.cli.bench_api import bench_api
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.cli.bench_scale import scale_command
 
@@ -141,3 +142,4 @@ def matching(
 # The other measurements live in modules of their own; the `bench` group gathers them.
 app.command("glitches")(glitches_command)
 app.command("scale")(scale_command)
+app.command("api")(bench_api)

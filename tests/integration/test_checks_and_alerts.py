@@ -53,8 +53,13 @@ def _plant_a_negative_price(path: Path) -> None:
     row = conform(
         pl.DataFrame(
             {
-                "retailer": ["ripley"], "sku": ["bad-1"], "name": ["TV"], "price_offer": [-5],
-                "currency": ["CLP"], "fetch_status": ["ok"], "source": ["manual"],
+                "retailer": ["ripley"],
+                "sku": ["bad-1"],
+                "name": ["TV"],
+                "price_offer": [-5],
+                "currency": ["CLP"],
+                "fetch_status": ["ok"],
+                "source": ["manual"],
                 "observed_at": [NOW - timedelta(days=10)],
             }
         ),

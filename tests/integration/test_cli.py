@@ -84,8 +84,19 @@ def test_status_on_postgres_and_redis(
 
 def test_watch_rules_can_be_added_listed_and_removed(embedded_home: Path) -> None:
     added = runner.invoke(
-        app, ["watch", "add", "target_price", "--target-price", "299990", "--id", "tv",
-              "--retailer", "Paris", "--first-party-only"],
+        app,
+        [
+            "watch",
+            "add",
+            "target_price",
+            "--target-price",
+            "299990",
+            "--id",
+            "tv",
+            "--retailer",
+            "Paris",
+            "--first-party-only",
+        ],
     )
     assert added.exit_code == 0, added.output
     listed = runner.invoke(app, ["watch", "list"])

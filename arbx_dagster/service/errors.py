@@ -1,0 +1,112 @@
+"""Every failure as a JSON answer with a clear status: bad input is a 4xx, a busy or
+unreachable dependency a 503 with ``Retry-After``, and only a bug is a 500 (logged
+without request headers or bodies, so no secret ever reaches the log)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from arbx_dagster.service.dagster_api import DagsterError, DagsterUnavailable
+from arbx_dagster.service.db import WarehouseBusy, WarehouseUnavailable
+from arbx_dagster.service.opportunities import BadCursor
+from arbx_dagster.service.pipeline import LaunchRejected
+from arbx_dagster.service.webhooks import SignatureError, WebhookRejected
+from arbx_dagster.storage.cache import CacheError
+
+log = logging.getLogger(__name__)
+
+_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"error": _NAMES.get(status, "error"), "message": message, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        details.append({"field": ".".join(loc), "message": error.get("msg", "invalid")})
+    return details[:50]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"field": "", "message": "invalid request"}
+        message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return error_response(422, message, details=details)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(BadCursor)
+    async def _cursor(request: Request, exc: BadCursor) -> JSONResponse:
+        return error_response(400, str(exc))
+
+    @app.exception_handler(SignatureError)
+    async def _signature(request: Request, exc: SignatureError) -> JSONResponse:
+        return error_response(401, str(exc))
+
+    @app.exception_handler(WebhookRejected)
+    async def _webhook(request: Request, exc: WebhookRejected) -> JSONResponse:
+        headers = {"Retry-After": "1"} if exc.status in (409, 503) else None
+        return error_response(exc.status, str(exc), headers=headers)
+
+    @app.exception_handler(LaunchRejected)
+    async def _launch(request: Request, exc: LaunchRejected) -> JSONResponse:
+        extra = {"run_id": exc.run_id} if exc.run_id else {}
+        return error_response(exc.status, str(exc), **extra)
+
+    @app.exception_handler(WarehouseBusy)
+    async def _busy(request: Request, exc: WarehouseBusy) -> JSONResponse:
+        return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(WarehouseUnavailable)
+    async def _warehouse_down(request: Request, exc: WarehouseUnavailable) -> JSONResponse:
+        log.error("warehouse unavailable: %s", exc)
+        return error_response(503, "the warehouse is unavailable", headers={"Retry-After": "5"})
+
+    @app.exception_handler(CacheError)
+    async def _cache_down(request: Request, exc: CacheError) -> JSONResponse:
+        log.error("cache unavailable: %s", exc)
+        return error_response(503, "Redis is unavailable", headers={"Retry-After": "5"})
+
+    @app.exception_handler(DagsterUnavailable)
+    async def _dagster_down(request: Request, exc: DagsterUnavailable) -> JSONResponse:
+        return error_response(
+            503, f"the Dagster webserver is unreachable: {exc}", headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DagsterError)
+    async def _dagster_error(request: Request, exc: DagsterError) -> JSONResponse:
+        return error_response(502, f"Dagster answered with an error: {exc}")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error")

@@ -1,0 +1,242 @@
+"""Pipeline control: launch, terminate and watch Dagster runs.
+
+Two API workers asked to launch the same job at the same moment must not start it twice:
+a launch takes a Redis lease on ``job + partition``, checks that no such run is already
+queued or running, launches, and only then releases the lease — so the second request
+finds the first run and gets 409 with its id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from arbx_dagster.service.dagster_api import (
+    ACTIVE_STATUSES,
+    DagsterClient,
+    DagsterError,
+    DagsterUnavailable,
+)
+from arbx_dagster.service.events import EventLog, publish_run_event
+from arbx_dagster.storage.cache import Cache, CacheError, LockNotAcquired
+
+log = logging.getLogger(__name__)
+
+PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}\|[a-z][a-z0-9_-]{0,63}$")
+TERMINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
+RUN_STATUS_TTL = 7 * 24 * 3600
+
+
+class LaunchRejected(ValueError):
+    """The request names a job or partition that cannot be launched (4xx)."""
+
+    def __init__(self, status: int, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    job: str
+    partition: str | None = None
+    partition_range: tuple[str, str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> str:
+        if self.partition:
+            return self.partition
+        if self.partition_range:
+            return f"{self.partition_range[0]}..{self.partition_range[1]}"
+        return "*"
+
+    def run_tags(self, actor: str) -> dict[str, str]:
+        tags = {f"arbx/{k}": v for k, v in self.tags.items()}
+        tags["arbx/trigger"] = "api"
+        tags["arbx/launched_by"] = actor
+        if self.partition:
+            day, retailer = self.partition.split("|")
+            tags["dagster/partition"] = self.partition
+            tags["dagster/partition/day"] = day
+            tags["dagster/partition/retailer"] = retailer
+            tags.setdefault("arbx/retailer", retailer)
+        elif self.partition_range:
+            tags["dagster/asset_partition_range_start"] = self.partition_range[0]
+            tags["dagster/asset_partition_range_end"] = self.partition_range[1]
+        return tags
+
+
+def _same_scope(run: dict[str, Any], request: LaunchRequest) -> bool:
+    if request.partition:
+        return run.get("partition") == request.partition
+    if request.partition_range:
+        return run.get("partition_range") == list(request.partition_range)
+    return True  # an unpartitioned launch conflicts with any active run of the job
+
+
+def launch(
+    client: DagsterClient,
+    cache: Cache,
+    request: LaunchRequest,
+    actor: str,
+    events: EventLog | None = None,
+) -> dict[str, Any]:
+    """Launch ``request.job`` unless the same job and partition is already active."""
+    repo = client.repository()
+    if request.job not in repo.jobs:
+        raise LaunchRejected(404, f"unknown job {request.job!r}; jobs: {', '.join(repo.jobs)}")
+    for key in (request.partition, *(request.partition_range or ())):
+        if key is not None and not PARTITION.match(key):
+            raise LaunchRejected(422, f"partition {key!r} must look like 2026-11-23|ripley")
+    lock = f"pipeline:launch:{request.job}:{request.scope}"
+    try:
+        with cache.lock(lock, ttl_seconds=60, wait_seconds=5):
+            active = [
+                r
+                for r in client.runs(limit=50, job=request.job, statuses=ACTIVE_STATUSES)
+                if _same_scope(r, request)
+            ]
+            if active:
+                raise LaunchRejected(
+                    409,
+                    f"{request.job} ({request.scope}) is already {active[0]['status'].lower()} "
+                    f"as run {active[0]['run_id']}",
+                    run_id=active[0]["run_id"],
+                )
+            try:
+                run_id = client.launch(request.job, request.run_tags(actor), None)
+            except DagsterError as exc:
+                raise LaunchRejected(422, f"Dagster refused the launch: {exc.message}") from exc
+    except LockNotAcquired as exc:
+        raise LaunchRejected(409, f"{request.job} is being launched by another worker") from exc
+    except CacheError as exc:
+        raise DagsterUnavailable(f"cannot take the launch lock: {exc}") from exc
+    publish_run_event(
+        cache, run_id, request.job, "QUEUED", log_=events, partition=request.partition
+    )
+    with contextlib.suppress(CacheError):
+        cache.set(f"runs:status:{run_id}", "QUEUED", RUN_STATUS_TTL)
+    return {"run_id": run_id, "job_name": request.job, "status": "QUEUED", "scope": request.scope}
+
+
+def terminate(
+    client: DagsterClient,
+    cache: Cache,
+    run_id: str,
+    force: bool,
+    events: EventLog | None = None,
+) -> dict[str, Any]:
+    """Ask the run to stop (its process unwinds: resources close, open transactions roll
+    back); with ``force``, a run whose process is gone is marked canceled."""
+    run = client.run(run_id)
+    if run is None:
+        raise LaunchRejected(404, f"no run {run_id}")
+    if run["status"] in TERMINAL_STATUSES:
+        raise LaunchRejected(409, f"run {run_id} already finished ({run['status']})")
+    result = client.terminate(run_id, "SAFE_TERMINATE")
+    kind = result["__typename"]
+    if kind != "TerminateRunSuccess" and force:
+        result = client.terminate(run_id, "MARK_AS_CANCELED_IMMEDIATELY")
+        kind = result["__typename"]
+    if kind == "RunNotFoundError":
+        raise LaunchRejected(404, f"no run {run_id}")
+    if kind != "TerminateRunSuccess":
+        raise LaunchRejected(409, f"could not terminate {run_id}: {result.get('message', kind)}")
+    after = client.run(run_id) or run
+    # Tell listeners now rather than at the watcher's next look (which then stays quiet).
+    with contextlib.suppress(CacheError):
+        cache.set(f"runs:status:{run_id}", after["status"], RUN_STATUS_TTL)
+    publish_run_event(cache, run_id, run["job_name"], after["status"], log_=events, terminated=True)
+    return {"run_id": run_id, "job_name": run["job_name"], "status": after["status"]}
+
+
+def status(client: DagsterClient, limit: int) -> dict[str, Any]:
+    repo = client.repository()
+    return {
+        "code_location": repo.location,
+        "jobs": list(repo.jobs),
+        "runs": client.runs(limit=limit),
+        "schedules": repo.schedules,
+        "sensors": repo.sensors,
+    }
+
+
+class RunWatcher:
+    """Announces run status changes (one worker at a time, elected through a lease)."""
+
+    def __init__(
+        self,
+        client: DagsterClient,
+        cache: Cache,
+        events: EventLog,
+        interval_seconds: float,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.events = events
+        self.interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._token = f"{id(self)}"
+        self._seeded = False
+
+    def start(self) -> None:
+        if self.interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="arbx-run-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+            self._thread = None
+
+    def _leader(self) -> bool:
+        lease = "lock:run-watcher"
+        ttl = max(self.interval * 3, 5)
+        if self.cache.add(lease, self._token, ttl):
+            return True
+        if self.cache.get(lease) == self._token:
+            self.cache.set(lease, self._token, ttl)
+            return True
+        return False
+
+    def tick(self) -> int:
+        """Publish one event per run whose status changed since the last look."""
+        if not self._leader():
+            return 0
+        published = 0
+        for run in self.client.runs(limit=25):
+            key = f"runs:status:{run['run_id']}"
+            known = self.cache.get(key)
+            if known == run["status"]:
+                continue
+            self.cache.set(key, run["status"], RUN_STATUS_TTL)
+            if known is None and not self._seeded and run["status"] in TERMINAL_STATUSES:
+                continue  # history from before this worker started: not news
+            publish_run_event(
+                self.cache,
+                run["run_id"],
+                run["job_name"],
+                run["status"],
+                log_=self.events,
+                partition=run["partition"],
+            )
+            published += 1
+        self._seeded = True
+        return published
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except (DagsterUnavailable, DagsterError, CacheError) as exc:
+                log.debug("run watcher: %s", exc)
+            except Exception:
+                log.exception("run watcher tick failed")

@@ -1,0 +1,40 @@
+"""Health, Prometheus metrics and the dashboard (no API key: not under ``/api``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+
+from arbx_dagster.service import health
+from arbx_dagster.service.schemas import HealthAnswer
+from arbx_dagster.service.state import ServiceState, get_state
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+router = APIRouter(tags=["system"])
+
+
+@router.get(
+    "/health",
+    response_model=HealthAnswer,
+    responses={503: {"model": HealthAnswer, "description": "A required component is down"}},
+)
+def get_health(st: Annotated[ServiceState, Depends(get_state)]) -> JSONResponse:
+    """Liveness and each component's state."""
+    status, body = health.check(st)
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def prometheus(st: Annotated[ServiceState, Depends(get_state)]) -> PlainTextResponse:
+    """Requests, latencies, SSE clients, webhook outcomes, rate-limit rejections."""
+    return PlainTextResponse(
+        st.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+@router.get("/", include_in_schema=False)
+def dashboard() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")

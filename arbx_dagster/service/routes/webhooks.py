@@ -1,0 +1,114 @@
+"""``POST /api/webhooks/prices``: signed by the sender instead of an API key."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from arbx_dagster.ingestion.sources import SourcesError
+from arbx_dagster.service import webhooks
+from arbx_dagster.service.audit import AuditRecord
+from arbx_dagster.service.state import ServiceState, get_state
+
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+
+SIGNATURE_DOC = (
+    "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 with ARBX_WEBHOOK_SECRET over `<t>.<raw body>`"
+)
+
+
+def parse_batch(raw: bytes, limit: int) -> webhooks.PriceWebhook:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise webhooks.WebhookRejected(400, f"body is not JSON: {exc}") from exc
+    try:
+        batch = webhooks.PriceWebhook.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+    if len(batch.observations) > limit:
+        raise webhooks.WebhookRejected(413, f"at most {limit} observations per delivery")
+    return batch
+
+
+def handle_delivery(
+    st: ServiceState, signature: str | None, key: str | None, raw: bytes
+) -> tuple[dict[str, Any], bool]:
+    """Verify, validate and land one delivery, counting and auditing the outcome."""
+    secret = st.settings.webhook_secret
+    if not secret:
+        st.metrics.inc("arbx_webhook_deliveries_total", outcome="disabled")
+        raise webhooks.WebhookRejected(503, "webhooks are disabled (set ARBX_WEBHOOK_SECRET)")
+    try:
+        webhooks.verify_signature(secret, signature, raw)
+    except webhooks.SignatureError:
+        st.metrics.inc("arbx_webhook_deliveries_total", outcome="bad_signature")
+        raise
+    limit = st.settings.max_webhook_observations
+    try:
+        sources = st.sources
+    except SourcesError as exc:
+        raise webhooks.WebhookRejected(503, f"sources.yaml cannot be used: {exc}") from exc
+    try:
+        answer, replayed = webhooks.accept(
+            st.cache,
+            sources,
+            st.settings.webhook_source,
+            key,
+            raw,
+            lambda source: parse_batch(raw, limit),
+        )
+    except (webhooks.WebhookRejected, RequestValidationError) as exc:
+        st.metrics.inc("arbx_webhook_deliveries_total", outcome="rejected")
+        status = getattr(exc, "status", 422)
+        st.auditor.record_rejection("webhook", "webhook.prices", {"status": status}, str(exc)[:300])
+        raise
+    st.metrics.inc("arbx_webhook_deliveries_total", outcome="replayed" if replayed else "accepted")
+    if not replayed:
+        st.auditor.record(
+            AuditRecord(
+                actor=f"webhook:{answer.get('source') or 'unnamed'}",
+                action="webhook.prices",
+                target=answer["landing"],
+                details={k: answer[k] for k in ("idempotency_key", "observations", "files")},
+            )
+        )
+    return answer, replayed
+
+
+@router.post(
+    "/prices",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PriceWebhook"}}
+            },
+        }
+    },
+    responses={
+        202: {"description": "Landed for ingestion (or a replay of an earlier delivery)"},
+        401: {"description": "Missing, wrong or stale signature"},
+        409: {"description": "The same delivery is being processed"},
+    },
+)
+async def receive_prices(
+    request: Request,
+    st: Annotated[ServiceState, Depends(get_state)],
+    x_arbx_signature: Annotated[str | None, Header(description=SIGNATURE_DOC)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Price observations from an external scraper, landed for the file-drop sensor."""
+    raw = await request.body()
+    answer, replayed = await to_thread.run_sync(
+        handle_delivery, st, x_arbx_signature, idempotency_key, raw
+    )
+    headers = {"Idempotent-Replayed": "true" if replayed else "false"}
+    return JSONResponse(answer, status_code=202, headers=headers)

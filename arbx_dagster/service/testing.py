@@ -1,0 +1,267 @@
+"""Helpers for exercising the service for real: a uvicorn server in a thread, and the
+pipeline steps a webhook delivery goes through (sensor, ingestion run, downstream run).
+
+Used by the integration tests, the dashboard test and ``arbx bench api``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from arbx_dagster.service.config import ServiceSettings
+from arbx_dagster.service.dagster_api import Repository
+from arbx_dagster.settings import Settings
+
+
+@contextmanager
+def throwaway_database(url: str) -> Iterator[str]:
+    """A new PostgreSQL database next to the one ``url`` names, dropped afterwards."""
+    import uuid
+    from urllib.parse import urlparse
+
+    import adbc_driver_postgresql.dbapi as adbc
+
+    name = f"arbx_tmp_{uuid.uuid4().hex[:10]}"
+    admin = adbc.connect(url, autocommit=True)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        yield urlparse(url)._replace(path=f"/{name}").geturl()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, port: int | None = None) -> Iterator[RunningServer]:
+    """Run ``app`` on uvicorn (lifespan included) until the block ends."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", server, thread)
+    finally:
+        state = getattr(app.state, "arbx", None)
+        if state is not None:  # end open event streams first, as a signal would
+            state.broadcaster.close_clients()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def ingest_dropped_files(instance: Any, resources: dict[str, Any], *, looks: int = 2) -> list[Any]:
+    """What the daemon does for landed files: evaluate the file-drop sensor (twice: a new
+    file must be seen unchanged on two looks) and run each request it makes."""
+    import dagster as dg
+
+    from arbx_dagster.assets.ingestion import raw_prices
+    from arbx_dagster.automation.sensors import file_drop_sensor
+
+    cursor = None
+    requests: list[dg.RunRequest] = []
+    sensor_resources = {"sources": resources["sources"], "clock": resources["clock"]}
+    for _ in range(looks):
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources=sensor_resources
+        )
+        result = file_drop_sensor(context)
+        cursor = result.cursor
+        requests.extend(result.run_requests or [])
+    results = []
+    for request in requests:
+        results.append(
+            dg.materialize(
+                [raw_prices],
+                partition_key=request.partition_key,
+                run_config=request.run_config,
+                tags=request.tags,
+                instance=instance,
+                resources=resources,
+            )
+        )
+    return results
+
+
+def refresh_downstream(instance: Any, resources: dict[str, Any]) -> Any:
+    """Run what the eager automation runs after fresh prices, up to the opportunities
+    (the intelligence metrics after them are left out: nothing here reads them)."""
+    import dagster as dg
+
+    from arbx_dagster.assets import ALL_ASSETS
+    from arbx_dagster.assets.ingestion import raw_prices
+    from arbx_dagster.assets.opportunities import opportunities
+
+    selection = dg.AssetSelection.assets(opportunities).upstream() - dg.AssetSelection.assets(
+        raw_prices
+    )
+    return dg.materialize(ALL_ASSETS, instance=instance, resources=resources, selection=selection)
+
+
+# --- configuration for tests and benchmarks ---------------------------------------------
+
+TEST_KEY = "test-key-0123456789abcdef"
+TEST_SECRET = "whsec-test-0123456789"
+
+
+def service_settings(
+    home: Path,
+    *,
+    postgres_url: str | None = None,
+    redis_url: str | None = None,
+    **overrides: Any,
+) -> ServiceSettings:
+    """Settings on a throwaway ``home``: one API key (``ops`` = :data:`TEST_KEY`), a
+    webhook secret, Dagster nowhere unless ``dagster_url`` is given."""
+    base = Settings(
+        home=home,
+        postgres_url=postgres_url,
+        redis_url=redis_url,
+        duckdb_path=home / "warehouse.duckdb",
+        dagster_home=home / "dagster_home",
+    )
+    values: dict[str, Any] = {
+        "api_keys": {"ops": TEST_KEY},
+        "webhook_secret": TEST_SECRET,
+        "dagster_url": "http://127.0.0.1:9",
+        "run_watch_seconds": 0,
+    }
+    values.update(overrides)
+    return ServiceSettings(base=base, **values)
+
+
+def write_sources(folder: Path) -> Path:
+    """A sources.yaml with one file_drop source (files settle at once) under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "landing").mkdir(exist_ok=True)
+    path = folder / "sources.yaml"
+    path.write_text(
+        "version: 1\n"
+        f"archive: {{root: {folder / 'archive'}}}\n"
+        "retailers:\n"
+        "  - name: exports\n"
+        "    connector: file_drop\n"
+        f"    path: {folder / 'landing'}\n"
+        "    settle_seconds: 0\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+class StubDagster:
+    """Stands in for the webserver where a test is not about Dagster (fuzzing, benches)."""
+
+    url = "stub://dagster"
+
+    def __init__(self) -> None:
+        self.launched: list[tuple[str, dict[str, str]]] = []
+
+    def close(self) -> None:
+        pass
+
+    def ping(self) -> dict[str, Any]:
+        return {"dagster_version": "stub"}
+
+    def repository(self, fresh: bool = False) -> Repository:
+        return Repository("stub", "__repository__", ("ingest_critical", "full_refresh"), [], [])
+
+    def launch(self, job: str, tags: dict[str, str], run_config: Any) -> str:
+        self.launched.append((job, tags))
+        return f"00000000-0000-0000-0000-{len(self.launched):012d}"
+
+    def runs(self, limit: int = 20, job: str | None = None, statuses: Any = None) -> list:
+        return []
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        return None
+
+    def terminate(self, run_id: str, policy: str = "SAFE_TERMINATE") -> dict[str, Any]:
+        return {"__typename": "RunNotFoundError", "message": run_id}
+
+
+def spread_observations(now: Any, sku_suffix: str = "55UR8750") -> list[dict[str, Any]]:
+    """The same TV at two stores, 150.000 CLP apart: a spread once the listings match."""
+    from datetime import timedelta
+
+    common = {
+        "ean": "8806084937215",  # the same barcode: the same product, whatever the titles
+        "brand": "LG",
+        "model": "55UR8750",
+        "category": "Tecnología > TV",
+        "in_stock": True,
+        "observed_at": (now - timedelta(minutes=5)).isoformat(),
+    }
+    return [
+        {
+            **common,
+            "retailer": "ripley",
+            "sku": f"R-{sku_suffix}",
+            "price_offer": 299_990,
+            "price_list": 399_990,
+            "name": "Smart TV LG 55 pulgadas 55UR8750 4K UHD",
+        },
+        {
+            **common,
+            "retailer": "paris",
+            "sku": f"P-{sku_suffix}",
+            "price_offer": 449_990,
+            "price_list": 499_990,
+            "name": 'Smart TV LG 55" 55UR8750 4K UHD ThinQ',
+        },
+    ]
+
+
+def module_redis_cache(scope: str) -> Any:
+    """A Redis cache under a fresh prefix for a module-scoped fixture (the shared
+    ``redis_cache`` fixture is per test). Skips without Redis, or fails under
+    ``ARBX_REQUIRE_SERVICES=1`` like the other service fixtures."""
+    import os
+    import uuid
+
+    import pytest
+
+    from arbx_dagster.storage.cache import RedisCache
+
+    url = os.environ.get("ARBX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    cache = RedisCache(url, prefix=f"arbx-test-{scope}:{uuid.uuid4().hex[:8]}:")
+    if not cache.ping():
+        if os.environ.get("ARBX_REQUIRE_SERVICES", "") not in ("", "0", "false"):
+            pytest.fail(f"Redis at {url} is not reachable and ARBX_REQUIRE_SERVICES=1")
+        pytest.skip(f"Redis at {url} is not reachable")
+    return cache

@@ -1,0 +1,314 @@
+"""Price observations pushed by scrapers running elsewhere: verified, validated, landed once.
+
+Contract: ``X-Arbx-Signature: t=<unix seconds>,v1=<hex>`` where ``<hex>`` is
+HMAC-SHA256(``ARBX_WEBHOOK_SECRET``, ``b"<t>." + raw body``); a wrong signature or a
+timestamp more than 300 s away is refused. An accepted batch is written as JSON lines into
+the landing folder of a ``file_drop`` source (``<folder>/<retailer>/webhook-<day>-<id>.jsonl``,
+written as ``.part`` then renamed, so the file-drop sensor only ever sees complete files)
+and answered 202; the sensor then ingests it like any other export.
+
+Idempotency: the ``Idempotency-Key`` header, else the SHA-256 of the body, names the
+delivery. Its first answer is kept (in Redis and as a receipt file next to the data); a
+replay gets that answer back and lands nothing. File names derive from the delivery, so
+even a crash between landing and the receipt cannot land a batch under two names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from arbx_dagster.domain.history import day_of
+from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
+from arbx_dagster.service.config import SIGNATURE_TOLERANCE_SECONDS
+from arbx_dagster.storage.cache import Cache, CacheError
+
+_HEADER = re.compile(r"^\s*t=(\d{1,12})\s*((?:,\s*v1=[0-9a-fA-F]{64}\s*)+)$")
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
+RECEIPT_TTL_SECONDS = 7 * 24 * 3600
+MAX_AGE = timedelta(days=90)
+MAX_FUTURE = timedelta(minutes=5)
+
+SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
+Text = Annotated[str, Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)]
+Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$")]
+Clp = Annotated[int, Field(ge=0, le=10_000_000_000, strict=True)]
+
+
+class SignatureError(ValueError):
+    """The delivery is not signed with the shared secret (or the signature is stale)."""
+
+
+class WebhookRejected(ValueError):
+    """A well-signed delivery that cannot be accepted (4xx, with the reason)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebhookObservation(BaseModel):
+    """One price observation, with the record fields of ``sources.yaml`` mappings."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    retailer: Name
+    sku: Annotated[str, Field(min_length=1, max_length=128, pattern=SAFE_TEXT)]
+    observed_at: AwareDatetime
+    name: Text | None = None
+    price_list: Clp | None = None
+    price_offer: Clp | None = None
+    price_card: Clp | None = None
+    currency: Annotated[str, Field(pattern=r"^CLP$")] = "CLP"
+    in_stock: bool | None = None
+    stock_qty: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    url: Url | None = None
+    image_url: Url | None = None
+    product_id: Text | None = None
+    variant: Text | None = None
+    brand: Text | None = None
+    model: Text | None = None
+    ean: Annotated[str, Field(pattern=r"^\d{8,14}$")] | None = None
+    category: Text | None = None
+    card_program: Text | None = None
+    seller: Text | None = None
+    seller_id: Text | None = None
+    is_first_party: bool | None = None
+    condition: Text | None = None
+    listing_rank: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+    @field_validator("observed_at")
+    @classmethod
+    def _recent(cls, value: datetime) -> datetime:
+        now = datetime.now(UTC)
+        if value > now + MAX_FUTURE:
+            raise ValueError("observed_at is in the future")
+        if value < now - MAX_AGE:
+            raise ValueError("observed_at is more than 90 days old (backfill from exports)")
+        return value.astimezone(UTC)
+
+
+class PriceWebhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Name | None = Field(None, description="The scraper that sent the batch")
+    observations: list[WebhookObservation] = Field(min_length=1)
+
+
+# --- signature ------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The ``X-Arbx-Signature`` value for ``body`` (what a sender computes)."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None) -> int:
+    """Return the signed timestamp, or raise :class:`SignatureError` saying why not.
+
+    Several ``v1=`` values are accepted (a sender rotating secrets signs with both).
+    """
+    if not header:
+        raise SignatureError("missing X-Arbx-Signature header")
+    match = _HEADER.match(header)
+    if not match:
+        raise SignatureError("X-Arbx-Signature must look like t=<unix seconds>,v1=<64 hex>")
+    timestamp = int(match[1])
+    candidates = [v.split("=", 1)[1].strip().lower() for v in match[2].split(",") if v.strip()]
+    expected = hmac.new(
+        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+    ).hexdigest()
+    valid = False
+    for candidate in candidates:  # compare every candidate: no early exit
+        valid |= hmac.compare_digest(expected, candidate)
+    if not valid:
+        raise SignatureError("signature does not match the body")
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+        raise SignatureError(
+            f"signature timestamp is more than {SIGNATURE_TOLERANCE_SECONDS} s off"
+        )
+    return timestamp
+
+
+# --- landing --------------------------------------------------------------------------------
+
+
+def landing_source(sources: SourcesConfig, name: str | None) -> FileDropSource:
+    """The ``file_drop`` source whose landing folder receives webhook batches."""
+    candidates = [s for s in sources.enabled() if isinstance(s, FileDropSource)]
+    if name:
+        candidates = [s for s in candidates if s.name == name]
+    if not candidates:
+        wanted = f"named {name!r} " if name else ""
+        raise WebhookRejected(
+            503, f"no enabled file_drop source {wanted}in sources.yaml to land webhook batches"
+        )
+    return candidates[0]
+
+
+def accepted_retailers(sources: SourcesConfig, source: FileDropSource) -> set[str]:
+    """Retailers the sensor can place: the source's, that are raw-price partitions too."""
+    partitioned = {r for s in sources.enabled() for r in s.retailers}
+    return set(source.retailers) & partitioned
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, partial_suffix: str = ".part") -> None:
+    """Write ``path`` durably and make it appear complete at once (rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + partial_suffix)
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def land(source: FileDropSource, delivery: str, batch: PriceWebhook) -> list[str]:
+    """Write the batch as one JSONL file per (retailer, market day); returns their paths
+    relative to the landing folder."""
+    root = Path(source.path).expanduser().resolve()
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for obs in batch.observations:
+        record = obs.model_dump(mode="json", exclude_none=True)
+        groups[(obs.retailer, day_of(obs.observed_at).isoformat())].append(
+            json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        )
+    partial = source.partial_suffixes[0] if source.partial_suffixes else ".part"
+    written = []
+    for (retailer, day), lines in sorted(groups.items()):
+        folder = root if source.retailer else root / retailer
+        path = folder / f"webhook-{day}-{delivery[:24]}.jsonl"
+        write_atomically(path, ("\n".join(lines) + "\n").encode("utf-8"), partial)
+        written.append(path.relative_to(root).as_posix())
+    return written
+
+
+# --- idempotency ----------------------------------------------------------------------------
+
+
+class Receipts:
+    """First answers per delivery: Redis (shared, fast) backed by receipt files (durable)."""
+
+    def __init__(self, cache: Cache, folder: Path) -> None:
+        self.cache = cache
+        self.folder = folder
+
+    def _file(self, delivery: str) -> Path:
+        return self.folder / f"{delivery}.json"
+
+    def get(self, delivery: str) -> dict[str, Any] | None:
+        with contextlib.suppress(CacheError):
+            cached = self.cache.get(f"webhook:receipt:{delivery}")
+            if cached is not None:
+                return json.loads(cached)
+        try:
+            receipt = json.loads(self._file(delivery).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        with contextlib.suppress(CacheError):
+            self.cache.set(f"webhook:receipt:{delivery}", json.dumps(receipt), RECEIPT_TTL_SECONDS)
+        return receipt
+
+    def claim(self, delivery: str) -> bool:
+        return self.cache.add(f"webhook:claim:{delivery}", "1", ttl_seconds=60)
+
+    def release(self, delivery: str) -> None:
+        with contextlib.suppress(CacheError):
+            self.cache.delete(f"webhook:claim:{delivery}")
+
+    def save(self, delivery: str, receipt: dict[str, Any]) -> None:
+        text = json.dumps(receipt, separators=(",", ":"))
+        write_atomically(self._file(delivery), text.encode("utf-8"), ".tmp")
+        with contextlib.suppress(CacheError):
+            self.cache.set(f"webhook:receipt:{delivery}", text, RECEIPT_TTL_SECONDS)
+
+
+def delivery_id(idempotency_key: str | None, body: bytes) -> tuple[str, str]:
+    """(public key, storage id): the client's key, else the body's hash."""
+    if idempotency_key is not None:
+        if not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise WebhookRejected(400, "Idempotency-Key must be 1-200 of A-Z a-z 0-9 . _ : -")
+        public = idempotency_key
+    else:
+        public = "sha256:" + hashlib.sha256(body).hexdigest()
+    return public, hashlib.sha256(public.encode()).hexdigest()
+
+
+def accept(
+    cache: Cache,
+    sources: SourcesConfig,
+    source_name: str | None,
+    idempotency_key: str | None,
+    body: bytes,
+    batch_loader: Any,
+) -> tuple[dict[str, Any], bool]:
+    """Land a verified delivery once. Returns (answer, replayed).
+
+    ``batch_loader(source)`` validates the body into a :class:`PriceWebhook` (it raises
+    the API's 422 on bad input); it is only called for a first delivery.
+    """
+    source = landing_source(sources, source_name)
+    public, delivery = delivery_id(idempotency_key, body)
+    body_hash = hashlib.sha256(body).hexdigest()
+    receipts = Receipts(cache, Path(source.path).expanduser().resolve() / ".receipts")
+
+    def replay(receipt: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        if receipt.get("body_sha256") != body_hash:
+            raise WebhookRejected(422, "Idempotency-Key was already used for a different payload")
+        return receipt["answer"], True
+
+    known = receipts.get(delivery)
+    if known is not None:
+        return replay(known)
+    batch: PriceWebhook = batch_loader(source)
+    allowed = accepted_retailers(sources, source)
+    unknown = sorted({o.retailer for o in batch.observations} - allowed)
+    if unknown:
+        raise WebhookRejected(
+            422, f"unknown retailer(s) {unknown}; this landing accepts {sorted(allowed)}"
+        )
+    if not receipts.claim(delivery):
+        raise WebhookRejected(409, "the same delivery is being processed; retry in a second")
+    try:
+        known = receipts.get(delivery)  # finished by another worker since the first look
+        if known is not None:
+            return replay(known)
+        files = land(source, delivery, batch)
+        answer = {
+            "status": "accepted",
+            "idempotency_key": public,
+            "observations": len(batch.observations),
+            "files": files,
+            "source": batch.source,
+            "landing": source.name,
+            "received_at": datetime.now(UTC).isoformat(),
+        }
+        receipts.save(delivery, {"answer": answer, "body_sha256": body_hash})
+        return answer, False
+    finally:
+        receipts.release(delivery)

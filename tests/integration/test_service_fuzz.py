@@ -1,0 +1,96 @@
+"""Fuzzing the OpenAPI document with schemathesis (valid and invalid inputs, on
+PostgreSQL + Redis): whatever comes in, the answer is never a 5xx.
+
+Bounded: a few dozen examples per operation. The event stream never ends, so it is left
+to the SSE tests; Dagster is stubbed (the pipeline tests use a real webserver).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
+
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
+from arbx_dagster.service.testing import (
+    TEST_KEY,
+    StubDagster,
+    module_redis_cache,
+    service_settings,
+    throwaway_database,
+    write_sources,
+)
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+EXAMPLES = 15  # per operation and mode: ~300 requests in all
+CONFIG = SchemathesisConfig()
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Any]:
+    """One app for every case, on a database of its own: fuzzed settings (PUT /api/config)
+    must not leak into other tests."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    cache = module_redis_cache("fuzz")
+    with throwaway_database(postgres_url) as database:
+        app = create_app(
+            service_settings(
+                tmp, postgres_url=database, rate_limit_per_key=0, rate_limit_per_client=0
+            ),
+            cache=cache,
+            dagster=StubDagster(),  # type: ignore[arg-type]
+            sources=resolve_sources(write_sources(tmp / "sources")),
+        )
+        with TestClient(app):  # runs migrations and the background tails
+            yield app
+    cache.delete_matching("*")
+    cache.close()
+
+
+def operations(app: Any) -> list[Any]:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
+    return [result.ok() for result in schema.exclude(path="/api/sse/updates").get_all_operations()]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_input_makes_the_api_fail(fuzzed_app: Any, mode: GenerationMode) -> None:
+    failures: list[str] = []
+    statuses: dict[int, int] = {}
+    tested = []
+    for operation in operations(fuzzed_app):
+        tested.append(operation.label)
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def fuzz(case: schemathesis.Case) -> None:
+            response = case.call(headers=AUTH)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.formatted_path} query={case.query} "
+                    f"body={str(case.body)[:200]} -> {response.status_code} {response.text[:200]}"
+                )
+
+        try:
+            fuzz()
+        except Unsatisfiable:
+            assert mode is GenerationMode.NEGATIVE  # nothing to get wrong (no inputs)
+    assert len(tested) >= 11, tested
+    assert not failures, "\n".join(failures[:10])
+    assert statuses.get(200, 0) + statuses.get(201, 0) > 0 or mode is GenerationMode.NEGATIVE
+    print(f"{mode.value}: {sum(statuses.values())} requests, statuses {sorted(statuses.items())}")

@@ -1,0 +1,265 @@
+"""Signed price webhooks against real Redis: valid, wrong, stale and replayed signatures,
+idempotency across workers, strict validation, and durable landing for the sensor."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from arbx_dagster.ingestion.connectors import FileDropConnector
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
+from arbx_dagster.service.testing import (
+    TEST_SECRET,
+    StubDagster,
+    module_redis_cache,
+    service_settings,
+    write_sources,
+)
+from arbx_dagster.service.webhooks import sign, verify_signature
+from arbx_dagster.storage.cache import Cache, RedisCache
+
+pytestmark = pytest.mark.services
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def observations(n: int = 2, retailer: str = "ripley", **overrides: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "retailer": retailer,
+            "sku": f"{retailer}-{i}",
+            "name": f"Smart TV Samsung {50 + i} pulgadas",
+            "brand": "Samsung",
+            "price_list": 499_990,
+            "price_offer": 399_990 + i,
+            "in_stock": True,
+            "observed_at": (NOW - timedelta(minutes=i)).isoformat(),
+            **overrides,
+        }
+        for i in range(n)
+    ]
+
+
+def body_of(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    return write_sources(tmp_path / "sources").parent / "landing"
+
+
+@pytest.fixture
+def apps(tmp_path: Path, redis_cache: Cache, landing: Path) -> Iterator[Any]:
+    """Workers sharing one Redis and one landing folder."""
+    sources = resolve_sources(landing.parent / "sources.yaml")
+    opened: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = service_settings(tmp_path / "home", **overrides)
+        cache = RedisCache(redis_cache.url, prefix=redis_cache.prefix)  # type: ignore[attr-defined]
+        client = TestClient(
+            create_app(settings, cache=cache, dagster=StubDagster(), sources=sources)  # type: ignore[arg-type]
+        )
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
+    """One worker for the cases that must all be refused (nothing may land)."""
+    tmp = tmp_path_factory.mktemp("webhooks")
+    sources_path = write_sources(tmp / "sources")
+    cache = module_redis_cache("webhooks")
+    app = create_app(
+        service_settings(tmp / "home"),
+        cache=cache,
+        dagster=StubDagster(),  # type: ignore[arg-type]
+        sources=resolve_sources(sources_path),
+    )
+    with TestClient(app) as client:
+        yield client, sources_path.parent / "landing"
+    cache.delete_matching("*")
+    cache.close()
+
+
+def post(
+    client: TestClient,
+    body: bytes,
+    *,
+    secret: str = TEST_SECRET,
+    timestamp: int | None = None,
+    key: str | None = None,
+    signature: str | None = None,
+) -> Any:
+    headers = {
+        "Content-Type": "application/json",
+        "X-Arbx-Signature": signature or sign(secret, body, timestamp),
+    }
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post("/api/webhooks/prices", content=body, headers=headers)
+
+
+def landed(landing: Path) -> list[Path]:
+    return sorted(p for p in landing.rglob("*.jsonl"))
+
+
+def test_the_signature_scheme_is_hmac_sha256_over_timestamp_dot_body() -> None:
+    body, t = b'{"observations": []}', 1_700_000_000
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, t) == f"t={t},v1={expected}"
+    assert verify_signature("s3cret", f"t={t},v1={expected}", body, now=t + 300) == t
+    # A sender rotating secrets may send two signatures; one matching is enough.
+    rotated = f"t={t}, v1={'0' * 64}, v1={expected}"
+    assert verify_signature("s3cret", rotated, body, now=t) == t
+
+
+def test_a_signed_batch_is_landed_for_the_sensor_and_answered_202(apps: Any, landing: Path) -> None:
+    api = apps()
+    payload = {"source": "scraper-santiago", "observations": observations(3)}
+    response = post(api, body_of(payload))
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["status"] == "accepted" and answer["observations"] == 3
+    assert response.headers["idempotent-replayed"] == "false"
+    [path] = landed(landing)
+    assert answer["files"] == [path.relative_to(landing).as_posix()]
+    assert path.parent.name == "ripley"  # the retailer folder the sensor reads
+    assert not list(landing.rglob("*.part"))
+    # What the file-drop connector will make of it.
+    source = resolve_sources(landing.parent / "sources.yaml").get("exports")
+    batch = FileDropConnector(source).read(path)  # type: ignore[arg-type]
+    assert batch.frame["sku"].to_list() == ["ripley-0", "ripley-1", "ripley-2"]
+    assert batch.frame["price_offer"].to_list() == [399_990, 399_991, 399_992]
+    assert batch.frame["retailer"].unique().to_list() == ["ripley"]
+    assert batch.frame["parse_error"].null_count() == 3
+
+
+@pytest.mark.parametrize(
+    ("case", "make_header"),
+    [
+        ("wrong secret", lambda body: sign("not-the-secret", body)),
+        ("tampered body", lambda body: sign(TEST_SECRET, body + b" ")),
+        ("stale", lambda body: sign(TEST_SECRET, body, int(time.time()) - 301)),
+        ("from the future", lambda body: sign(TEST_SECRET, body, int(time.time()) + 301)),
+        ("malformed", lambda body: "sha256=" + "0" * 64),
+        ("missing v1", lambda body: f"t={int(time.time())}"),
+    ],
+)
+def test_a_bad_or_stale_signature_is_refused_and_lands_nothing(
+    shared: tuple[TestClient, Path], case: str, make_header: Any
+) -> None:
+    api, landing = shared
+    body = body_of({"observations": observations()})
+    response = post(api, body, signature=make_header(body))
+    assert response.status_code == 401, (case, response.text)
+    assert response.json()["error"] == "unauthorized"
+    assert landed(landing) == []
+    unsigned = api.post("/api/webhooks/prices", content=body)
+    assert unsigned.status_code == 401
+    assert "missing X-Arbx-Signature" in unsigned.json()["message"]
+    metrics = api.get("/metrics").text
+    assert 'arbx_webhook_deliveries_total{outcome="bad_signature"}' in metrics
+
+
+def test_a_replay_returns_the_first_answer_and_lands_nothing_twice(
+    apps: Any, landing: Path, redis_cache: Cache
+) -> None:
+    first_worker, second_worker = apps(), apps()
+    body = body_of({"observations": observations(2) + observations(1, retailer="paris")})
+    first = post(first_worker, body)
+    assert first.status_code == 202
+    assert len(landed(landing)) == 2  # one file per retailer (and market day)
+    mtimes = [p.stat().st_mtime_ns for p in landed(landing)]
+
+    again = post(first_worker, body)  # the same signed request, replayed
+    other = post(second_worker, body, timestamp=int(time.time()))  # re-signed, other worker
+    for replay in (again, other):
+        assert replay.status_code == 202
+        assert replay.json() == first.json()
+        assert replay.headers["idempotent-replayed"] == "true"
+    # Redis forgot (flush, failover): the receipt next to the data still answers.
+    redis_cache.delete_matching("webhook:*")
+    assert post(second_worker, body).json() == first.json()
+    assert [p.stat().st_mtime_ns for p in landed(landing)] == mtimes
+
+    # An Idempotency-Key names the delivery; reusing it for other data is an error.
+    keyed = post(first_worker, body_of({"observations": observations(1)}), key="batch-42")
+    assert keyed.status_code == 202 and keyed.json()["idempotency_key"] == "batch-42"
+    reused = post(first_worker, body_of({"observations": observations(2)}), key="batch-42")
+    assert reused.status_code == 422
+    assert "different payload" in reused.json()["message"]
+    assert post(first_worker, body, key="bad key!").status_code == 400
+    metrics = first_worker.get("/metrics").text
+    assert 'arbx_webhook_deliveries_total{outcome="replayed"} 1' in metrics
+
+
+def test_concurrent_duplicates_land_once(apps: Any, landing: Path) -> None:
+    workers = [apps(), apps()]
+    body = body_of({"observations": observations(50)})
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda i: post(workers[i % 2], body), range(8)))
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {202, 409} and 202 in statuses
+    accepted = {json.dumps(r.json(), sort_keys=True) for r in responses if r.status_code == 202}
+    assert len(accepted) == 1  # every 202 carries the first answer
+    assert all(r.headers.get("retry-after") == "1" for r in responses if r.status_code == 409)
+    assert len(landed(landing)) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "needle"),
+    [
+        (b"not json", 400, "not JSON"),
+        ({"observations": []}, 422, "observations"),
+        ({"observations": observations(1, unknown_field=1)}, 422, "unknown_field"),
+        ({"observations": observations(1, price_offer=-5)}, 422, "price_offer"),
+        ({"observations": observations(1, price_offer=1.5)}, 422, "price_offer"),
+        ({"observations": observations(1, price_offer="$1.990")}, 422, "price_offer"),
+        ({"observations": observations(1, observed_at="2026-11-23T12:00:00")}, 422, "timezone"),
+        ({"observations": observations(1, observed_at="2099-01-01T00:00:00Z")}, 422, "future"),
+        ({"observations": observations(1, name="TV\x00")}, 422, "name"),
+        ({"observations": observations(1, currency="USD")}, 422, "currency"),
+        ({"observations": observations(1, retailer="lider")}, 422, "lider"),
+        ({"observations": observations(1, retailer="Ripley!")}, 422, "retailer"),
+        ([1, 2, 3], 422, "PriceWebhook"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx_and_lands_nothing(
+    shared: tuple[TestClient, Path], payload: Any, status: int, needle: str
+) -> None:
+    api, landing = shared
+    body = payload if isinstance(payload, bytes) else body_of(payload)
+    response = post(api, body)
+    assert response.status_code == status, response.text
+    assert needle.lower() in response.text.lower(), response.text
+    assert landed(landing) == []
+
+
+def test_size_limits_and_disabled_webhooks(apps: Any, landing: Path) -> None:
+    small = apps(max_webhook_observations=3)
+    too_many = post(small, body_of({"observations": observations(4)}))
+    assert too_many.status_code == 413
+    tiny = apps(max_body_bytes=1024)
+    big = post(tiny, body_of({"observations": observations(40)}))
+    assert big.status_code == 413
+    disabled = apps(webhook_secret=None)
+    assert post(disabled, body_of({"observations": observations(1)})).status_code == 503
+    assert landed(landing) == []
