@@ -17,6 +17,9 @@ alphabetically smaller retailer is on the left (``i`` side).
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -36,8 +39,12 @@ __all__ = [
 
 PAIR_SCHEMA = {"i": pl.Int64, "j": pl.Int64}
 
-# Upper bound on dense similarity cells held at once (float32): ~64 MB.
+# Bound on the work of one chunk of rows: (row, shared feature, column) triples of its
+# sparse product, an upper bound on the similarities it holds (about 4x their number on
+# listing titles): 16M triples, a few hundred MB at most.
 DEFAULT_CHUNK_CELLS = 16_000_000
+# Threads computing chunks (the sparse products and most NumPy work release the GIL).
+DEFAULT_WORKERS = 2
 # Features (n-grams, words) held by more than this share of listings are not used to
 # look for neighbours (see ``prune_common_features``).
 DEFAULT_MAX_DF = 0.1
@@ -154,7 +161,8 @@ def _topk_groups(group: np.ndarray, vals: np.ndarray, n_groups: int, k: int) -> 
     """
     if len(vals) == 0:
         return np.empty(0, dtype=np.int64)
-    levels = int(np.clip(_HIST_CELLS // max(n_groups, 1), 16, _LEVELS))
+    cells = min(_HIST_CELLS, 2 * len(vals))  # the histogram costs no more than the values
+    levels = int(np.clip(cells // max(n_groups, 1), 16, _LEVELS))
     level = (levels - 1) - np.minimum(
         (np.clip(vals, 0.0, 1.0) * levels).astype(np.int64), levels - 1
     )
@@ -203,6 +211,86 @@ class _ColumnTopK:
         return rows, cols
 
 
+def _row_chunks(xa: sp.csr_matrix, xb_t: sp.csr_matrix, budget: int) -> np.ndarray:
+    """Row boundaries of ``xa`` such that each chunk's product with ``xb_t`` holds at most
+    about ``budget`` entries (an upper bound: every shared feature counted once)."""
+    per_feature = np.diff(xb_t.indptr).astype(np.float64)  # B listings holding each feature
+    entries = np.zeros(xa.shape[0]) if xa.nnz == 0 else None
+    if entries is None:
+        row_of = np.repeat(np.arange(xa.shape[0]), np.diff(xa.indptr))
+        entries = np.bincount(row_of, weights=per_feature[xa.indices], minlength=xa.shape[0])
+    # greedy cut: a new chunk whenever the running total would pass the budget
+    total = np.cumsum(entries)
+    bounds = [0]
+    while bounds[-1] < xa.shape[0]:
+        start = bounds[-1]
+        base = total[start - 1] if start else 0.0
+        stop = int(np.searchsorted(total, base + budget, side="right"))
+        bounds.append(min(max(stop, start + 1), xa.shape[0]))
+    return np.asarray(bounds)
+
+
+def _chunk_neighbours(
+    xa: sp.csr_matrix,
+    xb_t: sp.csr_matrix,
+    start: int,
+    stop: int,
+    k: int,
+    min_similarity: float,
+    floor: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One chunk of A's rows against every B column: the ``k`` best columns of each row
+    (``rows, cols``), and the ``k`` best rows of each column inside the chunk among those
+    at or above the column's current ``floor`` (``rows, cols, values``)."""
+    sim = (xa[start:stop] @ xb_t).tocsr()
+    if min_similarity > 0:
+        sim.data[sim.data < min_similarity] = 0
+    sim.eliminate_zeros()
+    rows = np.repeat(np.arange(start, start + sim.shape[0], dtype=np.int64), np.diff(sim.indptr))
+    cols, vals = sim.indices.astype(np.int64), sim.data
+    best = _topk_groups(rows - start, vals, sim.shape[0], k)
+    keep = np.flatnonzero(vals >= floor[cols])
+    top = keep[_topk_groups(cols[keep], vals[keep], xb_t.shape[1], k)]
+    return rows[best], cols[best], rows[top], cols[top], vals[top]
+
+
+def _neighbours_between(
+    xa: sp.csr_matrix,
+    xb_t: sp.csr_matrix,
+    pool: ThreadPoolExecutor,
+    workers: int,
+    k: int,
+    min_similarity: float,
+    chunk_cells: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows of A, columns of B)``: each A row's ``k`` best B columns and each B column's
+    ``k`` best A rows, over chunks of A's rows computed on ``pool`` (at most one chunk in
+    flight per thread, so memory stays bounded)."""
+    columns = _ColumnTopK(xb_t.shape[1], k)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    pending: deque[Future] = deque()
+
+    def take(done: Future) -> None:
+        best_r, best_c, top_r, top_c, top_v = done.result()
+        rows.append(best_r)
+        cols.append(best_c)
+        columns.add(top_r, top_c, top_v)
+
+    bounds = _row_chunks(xa, xb_t, chunk_cells)
+    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        floor = columns.floor.copy()  # a snapshot: a stale floor only keeps more
+        pending.append(
+            pool.submit(_chunk_neighbours, xa, xb_t, start, stop, k, min_similarity, floor)
+        )
+        if len(pending) >= workers:
+            take(pending.popleft())
+    while pending:
+        take(pending.popleft())
+    top_rows, top_cols = columns.result()
+    return np.concatenate([*rows, top_rows]), np.concatenate([*cols, top_cols])
+
+
 def similarity_pairs(
     matrix: sp.csr_matrix,
     records: pl.DataFrame,
@@ -210,44 +298,37 @@ def similarity_pairs(
     k: int = 4,
     chunk_cells: int = DEFAULT_CHUNK_CELLS,
     min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    workers: int = DEFAULT_WORKERS,
 ) -> pl.DataFrame:
     """For every listing, its ``k`` nearest listings (cosine) at each other retailer.
 
     Both directions are taken for every pair of retailers (A's neighbours at B and B's at
     A), so a listing whose best partner ranks it low still gets a chance. The product
-    ``X_A[chunk] @ X_B.T`` is computed for chunks of A's rows sized so that even a fully
-    dense block stays under ``chunk_cells`` entries; row-wise top-k is taken per chunk and
-    the column-wise top-k of B is carried across chunks, so memory is bounded by the chunk
-    plus ``k`` entries per listing. Entries under ``min_similarity`` are dropped first.
+    ``X_A[chunk] @ X_B.T`` is computed for chunks of A's rows sized so that the chunk's
+    similarities stay under about ``chunk_cells`` entries (bounded by the number of B
+    listings sharing each feature of the chunk's rows); row-wise top-k is taken per chunk
+    and the column-wise top-k of B is carried across chunks, so memory is bounded by the
+    chunk plus ``k`` entries per listing. Entries under ``min_similarity`` are dropped
+    first. Chunks run on ``workers`` threads (the sparse products release the GIL), at
+    most one chunk in flight per thread.
     """
     retailers = sorted(records["retailer"].unique().to_list())
-    idx_by_retailer = {
-        r: records.filter(pl.col("retailer") == r)["idx"].to_numpy().astype(np.int64)
-        for r in retailers
-    }
+    retailer = records["retailer"].to_numpy()
+    idx = records["idx"].to_numpy().astype(np.int64)
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    for a_pos, a in enumerate(retailers):
-        for b in retailers[a_pos + 1 :]:
-            ia, ib = idx_by_retailer[a], idx_by_retailer[b]
-            if len(ia) == 0 or len(ib) == 0:
-                continue
-            xa, xb_t = matrix[ia], matrix[ib].T.tocsr()
-            columns = _ColumnTopK(len(ib), k)
-            step = max(1, chunk_cells // len(ib))
-            for start in range(0, len(ia), step):
-                sim = (xa[start : start + step] @ xb_t).tocsr()
-                if min_similarity > 0:
-                    sim.data[sim.data < min_similarity] = 0
-                sim.eliminate_zeros()
-                rows = np.repeat(np.arange(sim.shape[0], dtype=np.int64), np.diff(sim.indptr))
-                best = _topk_groups(rows, sim.data, sim.shape[0], k)
-                out_i.append(ia[rows[best] + start])
-                out_j.append(ib[sim.indices[best]])
-                columns.add(rows + start, sim.indices.astype(np.int64), sim.data)
-            rows, cols = columns.result()
-            out_i.append(ia[rows])
-            out_j.append(ib[cols])
+    workers = max(1, workers)
+    with ThreadPoolExecutor(workers) as pool:
+        for a_pos, a in enumerate(retailers):
+            for b in retailers[a_pos + 1 :]:
+                ia, ib = idx[retailer == a], idx[retailer == b]
+                if len(ia) == 0 or len(ib) == 0:
+                    continue
+                rows, cols = _neighbours_between(
+                    matrix[ia], matrix[ib].T.tocsr(), pool, workers, k, min_similarity, chunk_cells
+                )
+                out_i.append(ia[rows])
+                out_j.append(ib[cols])
     if not out_i:
         return pl.DataFrame(schema=PAIR_SCHEMA)
     return pl.DataFrame(
