@@ -42,7 +42,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     target=DOWNSTREAM,
     default_status=SENSOR_STATUS,
     minimum_interval_seconds=60,
-    description="Materializes downstream assets whose automation condition (eager) is met.",
+    description="Materializes downstream assets when fresh prices land (on_fresh_prices).",
 )
 
 _settings = Settings.from_env()

@@ -5,6 +5,7 @@ import dagster as dg
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import product_matches
 from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.history import refresh_price_history
 from arbx_dagster.resources import WarehouseResource
 
@@ -12,7 +13,7 @@ from arbx_dagster.resources import WarehouseResource
 @dg.asset(
     deps=[raw_prices, product_matches],
     group_name="history",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_FRESH_PRICES,
     kinds={"polars"},
     description=(
         "Daily close (last good observation of the Chilean calendar day) of the list, offer "

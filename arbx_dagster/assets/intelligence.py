@@ -4,6 +4,7 @@ import dagster as dg
 
 from arbx_dagster.assets.metadata import png_markdown, stage_metadata
 from arbx_dagster.assets.opportunities import opportunities
+from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.intelligence import refresh_intelligence
 from arbx_dagster.reporting.charts import top_opportunities_chart, volatility_by_category_chart
 from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
@@ -12,7 +13,7 @@ from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResour
 @dg.asset(
     deps=[opportunities],
     group_name="intelligence",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_FRESH_PRICES,
     kinds={"polars"},
     description=(
         "How much prices move per listing, category and retailer, and the scraping tier each "

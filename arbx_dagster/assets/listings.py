@@ -4,6 +4,7 @@ import dagster as dg
 
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.listings import refresh_listings
 from arbx_dagster.resources import ClockResource, WarehouseResource
 
@@ -11,7 +12,7 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 @dg.asset(
     deps=[raw_prices],
     group_name="listings",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_FRESH_PRICES,
     kinds={"polars"},
     description=(
         "One row per (retailer, sku): latest prices and stock, first/last seen, and the "

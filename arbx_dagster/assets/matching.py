@@ -4,6 +4,7 @@ import dagster as dg
 
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource
@@ -38,7 +39,7 @@ def match_model(
 @dg.asset(
     deps=[normalized_listings],
     group_name="matching",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_FRESH_PRICES,
     kinds={"polars", "scikitlearn"},
     description=(
         "Canonical products and the listings that belong to them (at most one per retailer), "

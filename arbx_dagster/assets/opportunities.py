@@ -5,6 +5,7 @@ import dagster as dg
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
@@ -16,7 +17,7 @@ from arbx_dagster.storage.settings_store import read_thresholds
 @dg.asset(
     deps=[price_history],
     group_name="opportunities",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=ON_FRESH_PRICES,
     kinds={"polars"},
     description=(
         "Money found: spreads (buy at the cheapest fresh, in-stock retailer, compared with the "

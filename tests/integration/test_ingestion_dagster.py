@@ -13,6 +13,8 @@ import pytest
 
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.partitions import RETAILERS
+from arbx_dagster.automation.conditions import ON_FRESH_PRICES
+from arbx_dagster.automation.jobs import DOWNSTREAM
 from arbx_dagster.automation.schedules import CRON_BY_TIER
 from arbx_dagster.automation.sensors import file_drop_sensor
 from arbx_dagster.definitions import defs
@@ -93,6 +95,89 @@ def test_ingestion_retries_with_backoff_and_runs_are_limited_per_retailer() -> N
     assert policy.backoff == dg.Backoff.EXPONENTIAL
     config = Path(__file__).resolve().parents[2].joinpath("dagster.yaml").read_text()
     assert "key: arbx/retailer" in config and "applyLimitPerUniqueValue: true" in config
+
+
+# --- fresh prices refresh everything downstream -------------------------------------------
+
+MATCH_MODEL = dg.AssetKey("match_model")
+TODAY = "2026-11-23"  # NOW's market day
+
+
+def _land(instance: dg.DagsterInstance, *partitions: str) -> None:
+    """What a tier run leaves in the instance: raw-price partitions materialized."""
+    for partition in partitions:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("raw_prices", partition=partition)
+        )
+
+
+def _stand_in(key: dg.AssetKey) -> dg.AssetsDefinition:
+    @dg.asset(key=key)
+    def _asset() -> None:
+        """Records a materialization of ``key`` without running the pipeline stage."""
+
+    return _asset
+
+
+def _requested(tick: dg.EvaluateAutomationConditionsResult) -> set[dg.AssetKey]:
+    return {result.key for result in tick.results if not result.true_subset.is_empty}
+
+
+def test_every_downstream_asset_shares_the_fresh_prices_condition() -> None:
+    graph = defs.resolve_asset_graph()
+    downstream = DOWNSTREAM.resolve(graph)
+    conditions = {key: graph.get(key).automation_condition for key in downstream - {MATCH_MODEL}}
+    assert conditions and set(conditions.values()) == {ON_FRESH_PRICES}
+    # the match model retrains once a day, not on every price refresh
+    assert graph.get(MATCH_MODEL).automation_condition.get_label().startswith("on_cron")
+
+
+def test_todays_prices_landing_refreshes_downstream_once() -> None:
+    graph = defs.resolve_asset_graph()
+    downstream = DOWNSTREAM.resolve(graph)
+    with dg.DagsterInstance.ephemeral() as instance:
+
+        def evaluate(cursor: object = None) -> dg.EvaluateAutomationConditionsResult:
+            return dg.evaluate_automation_conditions(
+                defs, instance, evaluation_time=NOW, cursor=cursor
+            )
+
+        # Yesterday's state: one retailer-day of prices and every downstream asset built;
+        # the other ~1,000 day x retailer partitions since HISTORY_START never landed.
+        _land(instance, f"2026-11-22|{RETAILERS[0]}")
+        for key in downstream:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        tick = evaluate()
+        assert tick.total_requested == 0
+
+        _land(instance, f"{TODAY}|{RETAILERS[0]}")
+        tick = evaluate(tick.cursor)
+        refreshed = downstream - {MATCH_MODEL}
+        assert _requested(tick) == refreshed  # one run: listings and everything after them
+        assert tick.get_requested_partitions(dg.AssetKey("normalized_listings")) == {None}
+
+        # The run the automation sensor launches lands them; the same update is not
+        # requested again, however many ticks follow.
+        assert dg.materialize([_stand_in(key) for key in sorted(refreshed)], instance=instance)
+        for _ in range(2):
+            tick = evaluate(tick.cursor)
+            assert tick.total_requested == 0
+
+        # The next tier run (another retailer) is a new update.
+        _land(instance, f"{TODAY}|{RETAILERS[-1]}")
+        assert _requested(evaluate(tick.cursor)) == refreshed
+
+
+def test_fresh_prices_do_not_wait_for_partitions_but_do_wait_for_the_match_model() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        tick = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
+        assert tick.total_requested == 0  # nothing landed yet: nothing to refresh
+        _land(instance, f"{TODAY}|{RETAILERS[0]}")  # the very first tier run
+        tick = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=NOW, cursor=tick.cursor
+        )
+        # product_matches needs a trained model (05:00 daily): it and its downstream wait
+        assert _requested(tick) == {dg.AssetKey("normalized_listings")}
 
 
 # --- the file-drop sensor ------------------------------------------------------------
