@@ -1,28 +1,216 @@
-"""Stage 4: daily price history per listing."""
+"""Stage 4: daily price history per listing, rebuilt only where raw prices changed.
+
+``raw_prices`` changes one (retailer, market day) slice at a time: live runs append to
+today's, a backfill or archive replay *replaces* a past day. Each refresh therefore takes a
+census of raw_prices per retailer and UTC hour (one aggregate query; only a few numbers per
+hour leave the database), folds it into a fingerprint per (retailer, day) slice, compares it
+with the fingerprints stored in ``price_history_slices`` at the last refresh, and rebuilds
+only the slices that differ: their closes are deleted and inserted again in one
+transaction, so a listing a rewritten day no longer has disappears, and a slice whose raw
+rows are all gone loses its closes.
+
+The census is by UTC hour rather than by market day so that the day boundaries come from
+one place (:func:`~arbx_dagster.domain.history.market_day`): Santiago's UTC offsets are
+whole hours, so every UTC hour lies inside one market day.
+
+The fingerprint summarises a slice: row counts (all, successful, in stock), the sums of the
+three prices, the first and last observation, the last ingestion and the first and last run
+id. Appending, replacing or re-ingesting rows changes it (a re-run has a new run id, a
+corrected price changes a sum), even when the clock is pinned. ``full=True`` rebuilds every
+slice whatever the fingerprints say.
+"""
 
 from __future__ import annotations
 
-from arbx_dagster.domain.history import daily_close
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+
+from arbx_dagster.domain.history import daily_close, market_day
+from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA, RAW_PRICE_SCHEMA, UTC_DATETIME
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.warehouse import Warehouse
 
-_OBSERVATIONS_SQL = """
-SELECT retailer, sku, observed_at, price_list, price_offer, price_card, in_stock, fetch_status
-FROM raw_prices
+SLICE = ["retailer", "day"]
+
+# Per retailer and UTC hour (epoch hours: independent of the session time zone).
+_CENSUS_SQL = """
+SELECT retailer, hour,
+       count(*) AS raw_rows,
+       CAST(sum(CASE WHEN fetch_status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS ok_rows,
+       CAST(sum(CASE WHEN in_stock THEN 1 ELSE 0 END) AS BIGINT) AS in_stock_rows,
+       CAST(sum(price_list) AS BIGINT) AS sum_list,
+       CAST(sum(price_offer) AS BIGINT) AS sum_offer,
+       CAST(sum(price_card) AS BIGINT) AS sum_card,
+       min(observed_at) AS first_observed,
+       max(observed_at) AS last_observed,
+       max(ingested_at) AS last_ingested,
+       min(run_id) AS first_run,
+       max(run_id) AS last_run
+FROM (
+    SELECT *, CAST(floor(extract(epoch FROM observed_at) / 3600) AS BIGINT) AS hour
+    FROM raw_prices
+) AS r
+GROUP BY retailer, hour
 """
 
+_OBSERVATIONS_SQL = """
+SELECT retailer, sku, observed_at, price_list, price_offer, price_card, in_stock, fetch_status
+FROM raw_prices WHERE retailer = $1 AND observed_at >= $2 AND observed_at < $3
+"""
 
-def refresh_price_history(warehouse: Warehouse) -> StageReport:
-    """Recompute daily closes from raw observations and upsert them (idempotent)."""
-    history = daily_close(warehouse.query(_OBSERVATIONS_SQL))
-    warehouse.upsert("price_history", history, ["retailer", "sku", "day"])
+_FINGERPRINT_PARTS = (
+    "raw_rows",
+    "ok_rows",
+    "in_stock_rows",
+    "sum_list",
+    "sum_offer",
+    "sum_card",
+    "first_observed",
+    "last_observed",
+    "last_ingested",
+    "first_run",
+    "last_run",
+)
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    """What one refresh must do: rebuild the changed slices, drop the vanished ones."""
+
+    census: pl.DataFrame  # retailer, day, fingerprint, raw_rows, first_hour, last_hour
+    rebuild: pl.DataFrame  # census rows whose fingerprint changed (or that are new)
+    vanished: pl.DataFrame  # retailer, day: closes whose raw rows are all gone
+    unchanged: int
+
+
+def slice_census(warehouse: Warehouse) -> pl.DataFrame:
+    """One fingerprint per (retailer, market day) of the rows now in raw_prices."""
+    hours = warehouse.query(_CENSUS_SQL)
+    start = pl.lit(datetime(1970, 1, 1, tzinfo=UTC)).cast(UTC_DATETIME)
+    return (
+        hours.lazy()
+        .with_columns(day=market_day(start + pl.duration(hours=pl.col("hour"))))
+        .group_by(SLICE)
+        .agg(
+            *[pl.col(c).sum() for c in _FINGERPRINT_PARTS[:6]],
+            pl.col("first_observed", "first_run").min(),
+            pl.col("last_observed", "last_ingested", "last_run").max(),
+            first_hour=pl.col("hour").min(),
+            last_hour=pl.col("hour").max(),
+        )
+        .select(
+            *SLICE,
+            "raw_rows",
+            "first_hour",
+            "last_hour",
+            fingerprint=pl.concat_str(
+                [pl.col(c).cast(pl.String).fill_null("-") for c in _FINGERPRINT_PARTS],
+                separator="|",
+            ),
+        )
+        .sort(SLICE)
+        .collect()
+    )
+
+
+def plan_refresh(warehouse: Warehouse, *, full: bool = False) -> SlicePlan:
+    """Compare the census with the fingerprints of the last refresh."""
+    census = slice_census(warehouse)
+    ledger = warehouse.query("SELECT retailer, day, fingerprint FROM price_history_slices")
+    if ledger.is_empty():
+        # First incremental refresh: closes written before the ledger existed are known
+        # only by price_history itself.
+        ledger = warehouse.query("SELECT DISTINCT retailer, day FROM price_history").with_columns(
+            fingerprint=pl.lit(None, dtype=pl.String)
+        )
+    if full:
+        rebuild = census
+    else:
+        rebuild = census.join(ledger, on=[*SLICE, "fingerprint"], how="anti", nulls_equal=False)
+    vanished = ledger.select(SLICE).join(census, on=SLICE, how="anti")
+    return SlicePlan(census, rebuild, vanished, census.height - rebuild.height)
+
+
+def day_runs(slices: pl.DataFrame) -> pl.DataFrame:
+    """Group (retailer, day) slices into runs of consecutive days per retailer, so a
+    backfilled week is one range query, not seven."""
+    hours = (
+        [pl.col("first_hour").min(), pl.col("last_hour").max()]
+        if "first_hour" in slices.columns
+        else []
+    )
+    ordinal = (pl.col("day") - pl.lit(date(1970, 1, 1))).dt.total_days()
+    return (
+        slices.sort(SLICE)
+        .with_columns(run=ordinal - pl.int_range(pl.len()).over("retailer"))
+        .group_by("retailer", "run")
+        .agg(*hours, first_day=pl.col("day").min(), last_day=pl.col("day").max())
+        .sort("retailer", "first_day")
+    )
+
+
+def _read_slices(warehouse: Warehouse, rebuild: pl.DataFrame) -> pl.DataFrame:
+    """Raw observations of the slices to rebuild, read by (retailer, observed_at) ranges."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    frames = [
+        warehouse.query(
+            _OBSERVATIONS_SQL,
+            [
+                run["retailer"],
+                epoch + timedelta(hours=run["first_hour"]),
+                epoch + timedelta(hours=run["last_hour"] + 1),
+            ],
+        )
+        for run in day_runs(rebuild).iter_rows(named=True)
+    ]
+    columns = ["retailer", "sku", "observed_at", "price_list", "price_offer", "price_card"]
+    schema = {c: RAW_PRICE_SCHEMA[c] for c in [*columns, "in_stock", "fetch_status"]}
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat([f.cast(schema) for f in frames])  # type: ignore[arg-type]
+
+
+def refresh_price_history(
+    warehouse: Warehouse, *, full: bool = False, now: datetime | None = None
+) -> StageReport:
+    """Rebuild the daily closes of the slices whose raw rows changed (see module doc)."""
+    now = now or datetime.now(UTC)
+    plan = plan_refresh(warehouse, full=full)
+    closes = daily_close(_read_slices(warehouse, plan.rebuild)).join(
+        plan.rebuild.select(SLICE), on=SLICE, how="semi"
+    )
+    ledger = plan.rebuild.select(*SLICE, "fingerprint", "raw_rows").with_columns(
+        refreshed_at=pl.lit(now).cast(UTC_DATETIME)
+    )
+    replaced = pl.concat([plan.rebuild.select(SLICE), plan.vanished])
+    with warehouse.transaction():
+        for run in day_runs(replaced).iter_rows(named=True):
+            params = [run["retailer"], run["first_day"], run["last_day"]]
+            for table in ("price_history", "price_history_slices"):
+                warehouse.execute(
+                    f"DELETE FROM {table} WHERE retailer = $1 AND day >= $2 AND day <= $3",
+                    params,
+                )
+        warehouse.insert("price_history", closes.select(list(PRICE_HISTORY_SCHEMA)))
+        warehouse.insert("price_history_slices", ledger)
+    totals = warehouse.query(
+        "SELECT count(*) AS closes, count(DISTINCT day) AS days, min(day) AS first_day, "
+        "max(day) AS last_day FROM price_history"
+    ).row(0, named=True)
     return StageReport(
-        rows=history.height,
+        rows=closes.height,
         counts={
-            "days": history["day"].n_unique(),
-            "listings": history.select("retailer", "sku").n_unique(),
-            "first_day": str(history["day"].min()),
-            "last_day": str(history["day"].max()),
+            "slices_rebuilt": plan.rebuild.height,
+            "slices_unchanged": plan.unchanged,
+            "slices_removed": plan.vanished.height,
+            "rebuilt_days": sorted({str(d) for d in plan.rebuild["day"]})[-10:],
+            "closes_total": int(totals["closes"]),
+            "days": int(totals["days"]),
+            "listings_rebuilt": closes.select("retailer", "sku").n_unique(),
+            "first_day": str(totals["first_day"]),
+            "last_day": str(totals["last_day"]),
         },
-        preview=history.sort("day", descending=True).head(10),
+        preview=closes.sort("day", descending=True).head(10),
     )

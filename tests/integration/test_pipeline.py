@@ -249,7 +249,9 @@ def test_postgres_and_redis_give_the_same_opportunities(
         assert on_servers.table_counts() == embedded.table_counts()
         assert _live(on_servers.warehouse).equals(_live(embedded.warehouse))
     finally:
-        tables = ", ".join([*TABLES, "system_config", "audit_log", "schema_migrations"])
-        on_servers.warehouse.execute(f"DROP TABLE IF EXISTS {tables}")
+        tables = ", ".join(
+            [*TABLES, "price_history_slices", "system_config", "audit_log", "schema_migrations"]
+        )
+        on_servers.warehouse.execute(f"DROP TABLE IF EXISTS {tables} CASCADE")
         on_servers.warehouse.execute("DROP SEQUENCE IF EXISTS audit_log_id_seq")
         on_servers.warehouse.close()
