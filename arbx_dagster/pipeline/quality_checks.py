@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.domain.history import day_of, market_day
+from arbx_dagster.domain.history import MARKET_TZ, day_of
 from arbx_dagster.domain.quality import MAX_PLAUSIBLE_CLP
 from arbx_dagster.domain.schema import TIERS
 from arbx_dagster.storage.warehouse import Warehouse
@@ -22,7 +22,10 @@ MAX_QUARANTINE_SHARE = 0.5
 WARN_QUARANTINE_SHARE = 0.05
 # A day with less than this share of a retailer's usual volume lost most of its listings.
 LOW_VOLUME_SHARE = 0.5
+# ...and more than this multiple, that it reads junk or duplicates.
+HIGH_VOLUME_SHARE = 2.0
 VOLUME_BASELINE_DAYS = 7
+MIN_BASELINE_DAYS = 3
 # A listing priced this many times its category's median is a unit or currency mistake.
 CATEGORY_PRICE_FACTOR = 20
 # A whole retailer "glitching" at once is a scraper bug, not an opportunity.
@@ -83,44 +86,76 @@ def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOu
     )
 
 
+# Listings with a successful fetch per retailer and market day (Santiago calendar).
+_VOLUME_SQL = f"""
+SELECT retailer, CAST(timezone('{MARKET_TZ}', observed_at) AS DATE) AS day,
+       count(DISTINCT CASE WHEN fetch_status = 'ok' THEN sku END) AS listings,
+       CAST(sum(CASE WHEN run_id = $2 THEN 1 ELSE 0 END) AS BIGINT) AS this_run
+FROM raw_prices WHERE observed_at >= $1
+GROUP BY 1, 2
+"""
+
+
 def volume_versus_recent_days(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
-    """Each past day this run landed has about the retailer's usual number of rows."""
-    since = now - timedelta(days=3 * VOLUME_BASELINE_DAYS)
-    rows = warehouse.query(
-        "SELECT retailer, observed_at, run_id FROM raw_prices WHERE observed_at >= $1", [since]
-    ).with_columns(day=market_day(pl.col("observed_at")))
+    """Each retailer's latest complete day (and every past day this run landed) saw about
+    its usual number of listings: far fewer means a scraper lost them, far more that it is
+    reading junk or duplicates.
+
+    The measure is *distinct listings with a successful fetch* per market day, not rows: tier
+    runs re-scrape hot listings many times a day, so row counts follow the tiers, while a
+    complete day sees the whole catalogue once (the daily tracking run). Today is not judged:
+    its count grows until the tracking run has walked the catalogue; yesterday, the latest
+    complete day, is judged on every run (so live runs are checked within a day). A day is
+    compared with the median of the ``VOLUME_BASELINE_DAYS`` days before it (at least
+    ``MIN_BASELINE_DAYS`` of them with data). Drops fail at ERROR, spikes at WARN.
+    """
     today = day_of(now)
-    touched = (
-        rows.filter((pl.col("run_id") == run_id) & (pl.col("day") != today))
-        .select("retailer", "day")
-        .unique()
+    since = now - timedelta(days=3 * VOLUME_BASELINE_DAYS)
+    per_day = warehouse.query(_VOLUME_SQL, [since, run_id]).with_columns(
+        pl.col("day").cast(pl.Date), pl.col("listings", "this_run").cast(pl.Int64)
     )
-    per_day = rows.group_by("retailer", "day").agg(n=pl.len())
+    latest_complete = (
+        per_day.select("retailer").unique().with_columns(day=pl.lit(today - timedelta(days=1)))
+    )
+    touched = per_day.filter((pl.col("this_run") > 0) & (pl.col("day") < today))
+    judged = pl.concat([latest_complete, touched.select("retailer", "day")]).unique()
+    past = per_day.select("retailer", past_day="day", past_n="listings")
     baseline = (
-        touched.join(per_day.rename({"day": "past_day", "n": "past_n"}), on="retailer")
+        judged.join(past, on="retailer")
         .filter(
             (pl.col("past_day") < pl.col("day"))
             & (pl.col("past_day") >= pl.col("day") - pl.duration(days=VOLUME_BASELINE_DAYS))
         )
         .group_by("retailer", "day")
-        .agg(baseline=pl.col("past_n").median())
+        .agg(baseline=pl.col("past_n").median(), baseline_days=pl.len())
+        .filter(pl.col("baseline_days") >= MIN_BASELINE_DAYS)
     )
     compared = (
-        per_day.join(baseline, on=["retailer", "day"])
-        .with_columns(share=pl.col("n") / pl.col("baseline"))
-        .sort("share")
+        baseline.join(
+            per_day.select("retailer", "day", "listings"), on=["retailer", "day"], how="left"
+        )
+        .with_columns(pl.col("listings").fill_null(0))
+        .with_columns(share=pl.col("listings") / pl.col("baseline"))
+        .sort("retailer", "day")
     )
     low = compared.filter(pl.col("share") < LOW_VOLUME_SHARE)
+    high = compared.filter(pl.col("share") > HIGH_VOLUME_SHARE)
+
+    def described(frame: pl.DataFrame) -> list[str]:
+        return [
+            f"{r['day']}|{r['retailer']}: {r['listings']} listings, {r['share']:.0%} of usual"
+            for r in frame.head(10).iter_rows(named=True)
+        ]
+
     return CheckOutcome(
-        low.is_empty(),
-        f"{low.height} retailer-day(s) landed under {LOW_VOLUME_SHARE:.0%} of their usual volume",
-        "error",
+        low.is_empty() and high.is_empty(),
+        f"{low.height} retailer-day(s) under {LOW_VOLUME_SHARE:.0%} and {high.height} over "
+        f"{HIGH_VOLUME_SHARE:.0%} of their usual listings",
+        "error" if not low.is_empty() else "warn",
         {
             "compared_days": compared.height,
-            "low_days": [
-                f"{r['day']}|{r['retailer']}: {r['share']:.0%}"
-                for r in low.head(10).iter_rows(named=True)
-            ],
+            "low_days": described(low),
+            "high_days": described(high),
         },
     )
 
