@@ -6,11 +6,13 @@ from collections.abc import Callable
 import dagster as dg
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
+from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.intelligence import intelligence_metrics
 from arbx_dagster.assets.listings import normalized_listings
-from arbx_dagster.assets.matching import product_matches
+from arbx_dagster.assets.matching import match_model, product_matches
 from arbx_dagster.assets.opportunities import opportunities
+from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline import quality_checks as q
 from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
 
@@ -18,10 +20,28 @@ ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
 
 
+def _result(
+    name: str,
+    outcome: q.CheckOutcome,
+    context: dg.AssetCheckExecutionContext,
+    cache: CacheResource,
+    clock: ClockResource,
+) -> dg.AssetCheckResult:
+    """The asset check result of a plain outcome, with its 🚨 alert when it fails hard."""
+    dispatcher = AlertDispatcher(cache.cache, channels_from_env(), clock.now)
+    q.alert_if_failed(name, outcome, dispatcher, run_id=context.run.run_id)
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=ERROR if outcome.severity == "error" else WARN,
+        metadata=outcome.metadata,
+        description=outcome.summary,
+    )
+
+
 def _alerting(
     check: Callable[..., q.CheckOutcome],
 ) -> Callable[..., dg.AssetCheckResult]:
-    """Turn a plain check into an asset check result, with a 🚨 alert when it fails hard."""
+    """Turn a plain warehouse check into an asset check function."""
 
     def run(
         context: dg.AssetCheckExecutionContext,
@@ -30,20 +50,7 @@ def _alerting(
         clock: ClockResource,
     ) -> dg.AssetCheckResult:
         outcome = check(warehouse.warehouse, context.run.run_id, clock.now())
-        severity = ERROR if outcome.severity == "error" else WARN
-        if not outcome.passed and severity == ERROR:
-            AlertDispatcher(cache.cache, channels_from_env(), clock.now).system_error(
-                f"Data-quality check {check.__name__} failed",
-                outcome.summary,
-                key=f"check:{check.__name__}",
-                run_id=context.run.run_id,
-            )
-        return dg.AssetCheckResult(
-            passed=outcome.passed,
-            severity=severity,
-            metadata=outcome.metadata,
-            description=outcome.summary,
-        )
+        return _result(check.__name__, outcome, context, cache, clock)
 
     run.__name__ = check.__name__
     run.__doc__ = check.__doc__
@@ -59,14 +66,32 @@ def _check(asset: object, blocking: bool, check: Callable[..., q.CheckOutcome]):
     )(_alerting(check))
 
 
+@dg.asset_check(
+    asset=match_model,
+    blocking=True,
+    description="The match model's validation precision and recall clear their floors.",
+)
+def match_model_is_accurate(
+    context: dg.AssetCheckExecutionContext,
+    match_model: TrainedPairModel,
+    cache: CacheResource,
+    clock: ClockResource,
+) -> dg.AssetCheckResult:
+    outcome = q.match_model_is_accurate(match_model.metrics)
+    return _result("match_model_is_accurate", outcome, context, cache, clock)
+
+
 ALL_CHECKS = [
     _check(raw_prices, True, q.raw_prices_are_plausible),
     _check(raw_prices, True, q.quarantine_rate),
     _check(raw_prices, False, q.volume_versus_recent_days),
     _check(normalized_listings, True, q.listings_have_unique_keys),
     _check(normalized_listings, False, q.prices_plausible_for_category),
+    match_model_is_accurate,
     _check(product_matches, True, q.one_listing_per_retailer),
     _check(product_matches, False, q.match_quality_on_labels),
+    _check(price_history, True, q.price_history_is_plausible),
+    _check(price_history, True, q.closes_come_from_successful_fetches),
     _check(opportunities, False, q.opportunities_are_consistent),
     _check(opportunities, False, q.no_retailer_wide_glitching),
     _check(intelligence_metrics, False, q.tier_freshness),

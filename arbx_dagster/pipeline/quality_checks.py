@@ -12,14 +12,20 @@ from typing import Any
 
 import polars as pl
 
+from arbx_dagster.alerts import AlertDispatcher, DispatchReport
 from arbx_dagster.domain.history import MARKET_TZ, day_of
 from arbx_dagster.domain.quality import MAX_PLAUSIBLE_CLP
 from arbx_dagster.domain.schema import TIERS
+from arbx_dagster.domain.simulator.market import SOURCE as SIMULATOR_SOURCE
 from arbx_dagster.storage.warehouse import Warehouse
 
 # Above this share of quarantined rows the source is broken (e.g. a layout change).
 MAX_QUARANTINE_SHARE = 0.5
 WARN_QUARANTINE_SHARE = 0.05
+# ...or well above what recent runs usually quarantine.
+QUARANTINE_SPIKE_FACTOR = 3.0
+RECENT_RUN_DAYS = 7
+MIN_RECENT_RUNS = 3
 # A day with less than this share of a retailer's usual volume lost most of its listings.
 LOW_VOLUME_SHARE = 0.5
 # ...and more than this multiple, that it reads junk or duplicates.
@@ -31,9 +37,13 @@ CATEGORY_PRICE_FACTOR = 20
 # A whole retailer "glitching" at once is a scraper bug, not an opportunity.
 MAX_GLITCH_SHARE = 0.05
 MIN_GLITCHES_FOR_SPIKE = 5
+# The simulator observes each listing once per simulated day.
+SIMULATOR_CADENCE_MINUTES = 24 * 60
 # A tier is stale when listings were last seen more than twice its interval ago.
 STALE_FACTOR = 2
 MAX_STALE_SHARE = 0.1
+# Sources that cannot be read more often than this (minutes between their observations).
+SOURCE_CADENCE_MINUTES: dict[str, int] = {SIMULATOR_SOURCE: SIMULATOR_CADENCE_MINUTES}
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,36 @@ def raw_prices_are_plausible(warehouse: Warehouse, run_id: str, now: datetime) -
     )
 
 
+_RUN_SHARES_SQL = """
+SELECT run_id, count(*) AS n FROM {table}
+WHERE {stamp} >= $1 AND run_id IS NOT NULL AND run_id <> $2 GROUP BY run_id
+"""
+
+
+def recent_quarantine_shares(warehouse: Warehouse, run_id: str, now: datetime) -> pl.Series:
+    """Quarantined share of each other run of the last ``RECENT_RUN_DAYS`` days."""
+    params = [now - timedelta(days=RECENT_RUN_DAYS), run_id]
+    stored = warehouse.query(
+        _RUN_SHARES_SQL.format(table="raw_prices", stamp="ingested_at"), params
+    )
+    quarantined = warehouse.query(
+        _RUN_SHARES_SQL.format(table="quarantine", stamp="quarantined_at"), params
+    )
+    runs = stored.join(quarantined, on="run_id", how="full", coalesce=True, suffix="_q")
+    return runs.select(
+        share=pl.col("n_q").fill_null(0) / (pl.col("n").fill_null(0) + pl.col("n_q").fill_null(0))
+    )["share"]
+
+
 def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
-    """This run quarantined few rows (a spike means the source or its parser broke)."""
+    """This run quarantined few rows compared with recent runs (a spike means the source or
+    its parser broke).
+
+    ERROR above the fixed ceiling ``MAX_QUARANTINE_SHARE`` whatever the history. WARN on a
+    spike: above ``WARN_QUARANTINE_SHARE`` *and* above ``QUARANTINE_SPIKE_FACTOR`` times the
+    median of the recent runs (with at least ``MIN_RECENT_RUNS`` of them; without, above the
+    floor is enough). A source that always sends a few bad rows is not a new problem each run.
+    """
     stored = _count(warehouse, "SELECT count(*) FROM raw_prices WHERE run_id = $1", [run_id])
     quarantined = _count(warehouse, "SELECT count(*) FROM quarantine WHERE run_id = $1", [run_id])
     share = quarantined / (stored + quarantined) if stored + quarantined else 0.0
@@ -73,14 +111,25 @@ def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOu
         "ORDER BY n DESC LIMIT 5",
         [run_id],
     )
+    recent = recent_quarantine_shares(warehouse, run_id, now)
+    usual = float(recent.median()) if recent.len() >= MIN_RECENT_RUNS else None  # type: ignore[arg-type]
+    spike_level = max(WARN_QUARANTINE_SHARE, QUARANTINE_SPIKE_FACTOR * (usual or 0.0))
+    usual_text = (
+        f"usual {usual:.1%} over {recent.len()} recent runs"
+        if usual is not None
+        else ("too few recent runs to compare")
+    )
     return CheckOutcome(
-        share <= WARN_QUARANTINE_SHARE,
-        f"{share:.1%} of this run's rows were quarantined",
+        share <= spike_level,
+        f"{share:.1%} of this run's rows were quarantined ({usual_text})",
         "error" if share > MAX_QUARANTINE_SHARE else "warn",
         {
             "stored": stored,
             "quarantined": quarantined,
             "share": round(share, 4),
+            "recent_runs": recent.len(),
+            "usual_share": None if usual is None else round(usual, 4),
+            "spike_level": round(spike_level, 4),
             "top_reasons": dict(reasons.rows()),
         },
     )
@@ -268,21 +317,42 @@ def no_retailer_wide_glitching(warehouse: Warehouse, run_id: str, now: datetime)
 
 
 def tier_freshness(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
-    """Each tier's listings were seen within twice its scrape interval (critical: 1 h)."""
+    """Each tier's listings were seen within twice its scrape interval (critical: 1 h).
+
+    Twice the interval of the tier, or of the *source* when the source cannot be read more
+    often: the simulator publishes one observation per listing per day (its "stores" are
+    crawled once a day), so a simulated listing last seen this morning is as fresh as it can
+    be, not a scraping outage. A listing's source is that of its latest observation; every
+    other source (the real connectors, file drops) is judged by its tier alone.
+    """
     tiers = warehouse.query(
-        "SELECT t.tier, l.last_seen FROM listing_tiers AS t JOIN listings AS l "
-        "ON l.retailer = t.retailer AND l.sku = t.sku"
+        """
+        SELECT t.tier, l.last_seen, r.source
+        FROM listing_tiers AS t
+        JOIN listings AS l ON l.retailer = t.retailer AND l.sku = t.sku
+        LEFT JOIN raw_prices AS r
+          ON r.retailer = l.retailer AND r.sku = l.sku AND r.observed_at = l.last_seen
+        """
     )
-    limits = pl.DataFrame(
-        {"tier": list(TIERS), "max_age_minutes": [STALE_FACTOR * m for m in TIERS.values()]}
+    limits = pl.DataFrame({"tier": list(TIERS), "tier_minutes": [int(m) for m in TIERS.values()]})
+    source_minutes = pl.col("source").replace_strict(
+        SOURCE_CADENCE_MINUTES, default=0, return_dtype=pl.Int64
     )
     stale = (
         tiers.join(limits, on="tier")
         .with_columns(
-            stale=pl.lit(now) - pl.col("last_seen") > pl.duration(minutes=pl.col("max_age_minutes"))
+            max_age=STALE_FACTOR * pl.max_horizontal("tier_minutes", source_minutes),
+            by_source=source_minutes > pl.col("tier_minutes"),
+        )
+        .with_columns(
+            stale=pl.lit(now) - pl.col("last_seen") > pl.duration(minutes=pl.col("max_age"))
         )
         .group_by("tier")
-        .agg(listings=pl.len(), stale=pl.col("stale").sum())
+        .agg(
+            listings=pl.len(),
+            stale=pl.col("stale").sum(),
+            judged_by_source=pl.col("by_source").sum(),
+        )
         .with_columns(share=pl.col("stale") / pl.col("listings"))
         .sort("tier")
     )
@@ -298,7 +368,11 @@ def tier_freshness(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOut
         "error" if critical else "warn",
         {
             "by_tier": {
-                r["tier"]: {"listings": r["listings"], "stale": r["stale"]}
+                r["tier"]: {
+                    "listings": r["listings"],
+                    "stale": r["stale"],
+                    "judged_by_source_cadence": r["judged_by_source"],
+                }
                 for r in stale.iter_rows(named=True)
             }
         },
@@ -332,4 +406,119 @@ def match_quality_on_labels(warehouse: Warehouse, run_id: str, now: datetime) ->
             "precision": round(precision, 4),
             "recall": round(recall, 4),
         },
+    )
+
+
+# -- price history ------------------------------------------------------------------------------
+
+# The most recent days of closes checked against raw observations (the slices a run rebuilds).
+RECENT_HISTORY_DAYS = 7
+
+
+def price_history_is_plausible(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
+    """Closes have unique (retailer, sku, day) keys and a price, every price above zero and
+    under the plausible ceiling."""
+    repeated = _count(
+        warehouse,
+        "SELECT count(*) FROM (SELECT retailer, sku, day FROM price_history "
+        "GROUP BY retailer, sku, day HAVING count(*) > 1) AS d",
+    )
+    implausible = _count(
+        warehouse,
+        "SELECT count(*) FROM price_history WHERE price_offer <= 0 OR price_list <= 0 "
+        "OR price_card <= 0 OR price_offer > $1 OR price_list > $1 OR price_card > $1 "
+        "OR (price_offer IS NULL AND price_list IS NULL AND price_card IS NULL)",
+        [MAX_PLAUSIBLE_CLP],
+    )
+    return CheckOutcome(
+        repeated == 0 and implausible == 0,
+        f"{repeated} repeated (retailer, sku, day) keys, {implausible} closes without a "
+        "plausible price",
+        metadata={"repeated_keys": repeated, "implausible_closes": implausible},
+    )
+
+
+def closes_come_from_successful_fetches(
+    warehouse: Warehouse, run_id: str, now: datetime
+) -> CheckOutcome:
+    """Every recent close is exactly the prices a successful fetch showed that day: a failed
+    fetch (or a day without one) never becomes a price, and no price is carried over."""
+    sample = warehouse.query(
+        f"""
+        SELECT h.retailer, h.sku, h.day, h.price_offer FROM price_history AS h
+        WHERE h.day >= $1 AND NOT EXISTS (
+            SELECT 1 FROM raw_prices AS r
+            WHERE r.retailer = h.retailer AND r.sku = h.sku AND r.fetch_status = 'ok'
+              AND r.observed_at >= timezone('{MARKET_TZ}', CAST(h.day AS TIMESTAMP))
+              AND r.observed_at < timezone('{MARKET_TZ}', CAST(h.day AS TIMESTAMP)
+                                                          + INTERVAL '1 day')
+              AND r.price_offer IS NOT DISTINCT FROM h.price_offer
+              AND r.price_list IS NOT DISTINCT FROM h.price_list
+              AND r.price_card IS NOT DISTINCT FROM h.price_card
+        )
+        ORDER BY h.day DESC, h.retailer, h.sku
+        """,
+        [day_of(now) - timedelta(days=RECENT_HISTORY_DAYS)],
+    )
+    return CheckOutcome(
+        sample.is_empty(),
+        f"{sample.height} closes of the last {RECENT_HISTORY_DAYS} days match no successful "
+        "fetch of that day",
+        metadata={
+            "unbacked_closes": sample.height,
+            "examples": [
+                f"{r['day']}|{r['retailer']}/{r['sku']}: {r['price_offer']}"
+                for r in sample.head(10).iter_rows(named=True)
+            ],
+        },
+    )
+
+
+# -- match model -------------------------------------------------------------------------------
+
+# The model behind product_matches must find true pairs without inventing false ones: below
+# these on its validation pairs it would hide spreads or invent them.
+MIN_VALIDATION_PRECISION = 0.9
+MIN_VALIDATION_RECALL = 0.85
+
+
+def match_model_is_accurate(metrics: dict[str, float]) -> CheckOutcome:
+    """The match model's precision and recall on its validation pairs clear their floors."""
+    precision, recall = metrics.get("precision"), metrics.get("recall")
+    if precision is None or recall is None:
+        return CheckOutcome(False, "the match model reports no validation precision / recall")
+    low = [
+        f"{name} {value:.3f} < {floor}"
+        for name, value, floor in (
+            ("precision", precision, MIN_VALIDATION_PRECISION),
+            ("recall", recall, MIN_VALIDATION_RECALL),
+        )
+        if value < floor
+    ]
+    return CheckOutcome(
+        not low,
+        "validation "
+        + ("; ".join(low) if low else f"precision {precision:.3f}, recall {recall:.3f}"),
+        metadata={
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4),
+            "valid_pairs": int(metrics.get("valid_pairs", 0)),
+            "min_precision": MIN_VALIDATION_PRECISION,
+            "min_recall": MIN_VALIDATION_RECALL,
+        },
+    )
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def alert_if_failed(
+    name: str, outcome: CheckOutcome, dispatcher: AlertDispatcher, run_id: str | None = None
+) -> DispatchReport | None:
+    """Raise the 🚨 alert of a check that failed at ERROR severity (a WARN failure is shown
+    in the UI only); the same check alerts at most once per error cooldown."""
+    if outcome.passed or outcome.severity != "error":
+        return None
+    return dispatcher.system_error(
+        f"Data-quality check {name} failed", outcome.summary, key=f"check:{name}", run_id=run_id
     )
