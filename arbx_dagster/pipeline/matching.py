@@ -6,7 +6,7 @@ from datetime import datetime
 
 import polars as pl
 
-from arbx_dagster.domain.matching import TrainedPairModel, match_listings, train_pipeline_model
+from arbx_dagster.domain.matching import TrainedPairModel, match_by_block, train_pipeline_model
 from arbx_dagster.domain.schema import LISTING_SCHEMA, UTC_DATETIME, conform
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.labels import read_labels
@@ -31,7 +31,7 @@ def refresh_matches(
     previous = warehouse.query(
         "SELECT retailer, sku, canonical_id, match_probability FROM product_matches"
     )
-    result = match_listings(listings, scorer=scorer).carry_over(previous)
+    result = match_by_block(listings, scorer=scorer).carry_over(previous)
     stamp = pl.lit(now).cast(UTC_DATETIME)
     with warehouse.transaction():
         warehouse.replace("product_matches", result.product_matches.with_columns(matched_at=stamp))
@@ -48,6 +48,7 @@ def refresh_matches(
             "scorer": scorer.version if scorer is not None else "rules",
             "threshold": float(result.stats.get("threshold", 0.0)),
             "candidate_pairs": int(result.stats.get("candidates", 0)),
+            "match_blocks": int(result.stats.get("blocks", 0)),
             "matched_pairs": result.pairs.height,
             "canonical_products": products.height,
             "products_by_retailer_count": {str(k): v for k, v in by_retailers.items()},

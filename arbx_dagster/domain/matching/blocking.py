@@ -107,10 +107,18 @@ def code_key_pairs(records: pl.DataFrame, *, max_block: int = 30) -> pl.DataFram
 
 
 def prune_common_features(
-    matrix: sp.csr_matrix, max_df: float, max_df_count: int = DEFAULT_MAX_DF_COUNT
+    matrix: sp.csr_matrix,
+    max_df: float,
+    max_df_count: int = DEFAULT_MAX_DF_COUNT,
+    *,
+    catalogue_size: int | None = None,
 ) -> sp.csr_matrix:
     """Drop n-grams held by more than ``max_df`` of the listings (or more than
     ``max_df_count`` listings), then re-normalise.
+
+    ``catalogue_size`` (default: the matrix's rows) is what ``max_df`` is a share of: a
+    match block of a larger catalogue passes the catalogue's size, so a small block prunes
+    no more than the whole catalogue would (a tenth of 40 listings would prune everything).
 
     The cost of ``X_A @ X_B.T`` is the sum over features of (listings at A having it) x
     (listings at B having it): a handful of n-grams shared by whole categories ('sam',
@@ -119,7 +127,7 @@ def prune_common_features(
     n-grams: model codes, model names, sizes.
     """
     n = matrix.shape[0]
-    limit = max(2, min(int(max_df * n), max_df_count))
+    limit = max(2, min(int(max_df * max(n, catalogue_size or 0)), max_df_count))
     if n == 0 or limit >= n:
         return matrix
     df = np.diff(matrix.tocsc().indptr)
@@ -345,6 +353,8 @@ def candidate_pairs(
     max_df: float = DEFAULT_MAX_DF,
     chunk_cells: int = DEFAULT_CHUNK_CELLS,
     min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    workers: int | None = None,
+    catalogue_size: int | None = None,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Union of code-key and similarity candidates, with counts for reporting.
 
@@ -352,10 +362,15 @@ def candidate_pairs(
     ``stats`` the number of candidates each generator produced and the union.
     """
     by_code = _orient(code_key_pairs(records, max_block=max_block), records)
-    sparse = prune_common_features(matrix, max_df)
+    sparse = prune_common_features(matrix, max_df, catalogue_size=catalogue_size)
     by_sim = _orient(
         similarity_pairs(
-            sparse, records, k=k, chunk_cells=chunk_cells, min_similarity=min_similarity
+            sparse,
+            records,
+            k=k,
+            chunk_cells=chunk_cells,
+            min_similarity=min_similarity,
+            workers=workers or DEFAULT_WORKERS,
         ),
         records,
     )

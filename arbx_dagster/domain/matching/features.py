@@ -549,7 +549,8 @@ class _Strings:
     """Per-listing strings as Python lists, gathered per pair by index (cheaper than
     converting the joined pair frame's string columns)."""
 
-    def __init__(self, rec: pl.DataFrame) -> None:
+    def __init__(self, rec: pl.DataFrame, threads: int | None = None) -> None:
+        self.workers = threads or -1  # rapidfuzz: -1 = every core
         n = int(rec["idx"].max()) + 1 if rec.height else 0
         order = rec["idx"].to_numpy()
 
@@ -570,15 +571,18 @@ class _Strings:
         def cpdist(values: list[str], scorer: object) -> np.ndarray:
             a = [values[k] for k in ii]
             b = [values[k] for k in jj]
-            return process.cpdist(a, b, scorer=scorer, workers=-1, dtype=np.float32).astype(
-                np.float64
-            )
+            return process.cpdist(
+                a, b, scorer=scorer, workers=self.workers, dtype=np.float32
+            ).astype(np.float64)
 
         code_a = [self.code0[k] for k in ii]
         code_b = [self.code0[k] for k in jj]
         both = np.array([bool(x) and bool(y) for x, y in zip(code_a, code_b, strict=True)])
         similarity = process.cpdist(
-            code_a, code_b, scorer=distance.Levenshtein.normalized_similarity, workers=-1
+            code_a,
+            code_b,
+            scorer=distance.Levenshtein.normalized_similarity,
+            workers=self.workers,
         ).astype(np.float64)
         return {
             "token_set": cpdist(self.title, fuzz.token_set_ratio) / 100.0,
@@ -700,13 +704,15 @@ class PairFeaturizer:
     """Per-listing work done once (sets, code rarity, stacked vectors), pairs featurised
     on demand: several calls over one catalogue do not repeat it."""
 
-    def __init__(self, records: pl.DataFrame, vectors: TextVectors) -> None:
+    def __init__(
+        self, records: pl.DataFrame, vectors: TextVectors, *, threads: int | None = None
+    ) -> None:
         self.records = records
         self.rec = record_features(records)
         self.items = _ItemSets(self.rec, _KINDS)
         self.idf = _code_idf(self.rec)
         self.stacked = _Stacked(vectors)
-        self.strings = _Strings(self.rec)
+        self.strings = _Strings(self.rec, threads)
         self.rec_r = self.rec.rename({c: f"{c}_r" for c in self.rec.columns})
 
     def base(self, pairs: pl.DataFrame, *, chunk_pairs: int = DEFAULT_CHUNK_PAIRS) -> pl.DataFrame:

@@ -30,6 +30,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from arbx_dagster.domain.matching.blocking import candidate_pairs
+from arbx_dagster.domain.matching.blocks import assign_blocks
 from arbx_dagster.domain.matching.features import (
     FEATURE_COLUMNS,
     PairFeaturizer,
@@ -317,57 +318,112 @@ def labelled_pairs(
       the truth) with their own label and ``source = 'user'``, featurised against these
       listings (their context: inserted alone among the blocker's candidates).
 
-    Returns ``FEATURE_COLUMNS``, ``label``, ``source`` and the pair's listing keys;
-    pairs whose listings are not in ``listings`` are skipped.
+    Pairs are featurised inside their match block, as the pipeline matches them
+    (``engine.match_by_block``). Returns ``FEATURE_COLUMNS``, ``label``, ``source`` and
+    the pair's listing keys; pairs whose listings are not in ``listings``, or lie in two
+    different match blocks (the matcher never compares those), are skipped.
     """
     records = matching_records(listings.sort("retailer", "sku"))
-    vectors = text_vectors(records["text"])
-    pairs, _ = candidate_pairs(records, vectors.matrix, k=k)
-    featurizer = PairFeaturizer(records, vectors)
-    candidates = featurizer.features(pairs.select("i", "j"))
     keys = records.select("idx", "retailer", "sku")
-    out = []
-    if truth is not None:
-        product = keys.join(
-            truth.select("retailer", "sku", "true_product_id"), on=["retailer", "sku"], how="left"
-        )
-        pid = product.select("idx", "true_product_id")
-        labelled = (
-            candidates.join(pid.rename({"idx": "i", "true_product_id": "pi"}), on="i", how="left")
-            .join(pid.rename({"idx": "j", "true_product_id": "pj"}), on="j", how="left")
-            .with_columns(
-                pl.when(pl.col("pi").is_null() | pl.col("pj").is_null())
-                .then(None)
-                .otherwise((pl.col("pi") == pl.col("pj")).cast(pl.Int8))
-                .alias(LABEL),
-                pl.lit("simulator").alias("source"),
-            )
-            .drop_nulls(LABEL)
-            .drop("pi", "pj")
-        )
-        out.append(labelled)
+    block_of = assign_blocks(records)
     user = _user_pairs(records, labels)
-    if user.height:
-        base = featurizer.base(user.select("i", "j"))
-        context = context_for_queries(
-            base.select("i", "j", "cosine"), candidates.select("i", "j", "cosine"), records
+    out = []
+    every_candidate = []
+    # Featurised block by block, as the pipeline matches (``engine.match_by_block``).
+    blocked = records.with_columns(block=block_of)
+    for _, members in blocked.group_by("block", maintain_order=True):
+        part = members.drop("block")
+        local = part.with_columns(idx=pl.int_range(pl.len(), dtype=pl.Int64))
+        to_global = part["idx"].to_numpy()
+        vectors = text_vectors(local["text"])
+        pairs, _ = candidate_pairs(local, vectors.matrix, k=k, catalogue_size=records.height)
+        featurizer = PairFeaturizer(local, vectors)
+        candidates = _to_global(featurizer.features(pairs.select("i", "j")), to_global)
+        every_candidate.append(candidates.select("i", "j", "cosine"))
+        if truth is not None:
+            out.append(_truth_labels(candidates, keys, truth))
+        mine = _to_local(user, to_global)
+        if mine.height:
+            base = featurizer.base(mine.select("i", "j"))
+            context = context_for_queries(
+                base.select("i", "j", "cosine"),
+                _to_local(candidates, to_global).select("i", "j", "cosine"),
+                local,
+            )
+            rows = pl.concat(
+                [_to_global(base, to_global), context.drop("i", "j"), mine.select(LABEL)],
+                how="horizontal",
+            ).with_columns(pl.lit("user").alias("source"))
+            out.append(rows)
+    done = [f.filter(pl.col("source") == "user").select("i", "j") for f in out]
+    across = user.join(pl.concat(done), on=["i", "j"], how="anti") if done else user
+    if across.height:
+        # A user may join listings of two blocks (a product filed on an unusual shelf):
+        # featurised against the whole catalogue, so the decision is never lost.
+        vectors = text_vectors(records["text"])
+        base = PairFeaturizer(records, vectors).base(across.select("i", "j"))
+        known = pl.concat(every_candidate) if every_candidate else base.select("i", "j", "cosine")
+        context = context_for_queries(base.select("i", "j", "cosine"), known, records)
+        out.append(
+            pl.concat(
+                [base, context.drop("i", "j"), across.select(LABEL)], how="horizontal"
+            ).with_columns(pl.lit("user").alias("source"))
         )
-        rows = pl.concat(
-            [base, context.drop("i", "j"), user.select(LABEL)], how="horizontal"
-        ).with_columns(pl.lit("user").alias("source"))
-        if out:
-            out[0] = out[0].join(user.select("i", "j"), on=["i", "j"], how="anti")
-        out.append(rows.select(out[0].columns) if out else rows)
     if not out:
         return pl.DataFrame(
             schema={"i": pl.Int64, "j": pl.Int64}
             | dict.fromkeys(FEATURE_COLUMNS, pl.Float64)
             | {LABEL: pl.Int8, "source": pl.String}
         )
-    frame = pl.concat(out, how="vertical_relaxed")
+    frame = pl.concat(out, how="diagonal_relaxed")
+    # a user's decision overrides the simulator's label of the same pair
+    frame = frame.sort(pl.col("source") == "user", descending=True).unique(
+        ["i", "j"], keep="first", maintain_order=True
+    )
     return frame.join(
         keys.rename({"idx": "i", "retailer": "left_retailer", "sku": "left_sku"}), on="i"
     ).join(keys.rename({"idx": "j", "retailer": "right_retailer", "sku": "right_sku"}), on="j")
+
+
+def _to_global(frame: pl.DataFrame, to_global: np.ndarray) -> pl.DataFrame:
+    """Block-local ``i, j`` to the catalogue's ``idx``."""
+    lookup = pl.Series(to_global)
+    return frame.with_columns(
+        i=lookup.gather(frame["i"].to_numpy()), j=lookup.gather(frame["j"].to_numpy())
+    )
+
+
+def _to_local(frame: pl.DataFrame, to_global: np.ndarray) -> pl.DataFrame:
+    """The rows of ``frame`` (catalogue ``i, j``) inside one block, with block-local ids."""
+    local = pl.DataFrame({"g": to_global, "l": np.arange(len(to_global))})
+    return (
+        frame.join(local.rename({"g": "i", "l": "li"}), on="i")
+        .join(local.rename({"g": "j", "l": "lj"}), on="j")
+        .with_columns(i=pl.col("li"), j=pl.col("lj"))
+        .drop("li", "lj")
+    )
+
+
+def _truth_labels(
+    candidates: pl.DataFrame, keys: pl.DataFrame, truth: pl.DataFrame
+) -> pl.DataFrame:
+    """Candidates labelled 1 when both listings are the same true product, else 0."""
+    pid = keys.join(
+        truth.select("retailer", "sku", "true_product_id"), on=["retailer", "sku"], how="left"
+    ).select("idx", "true_product_id")
+    return (
+        candidates.join(pid.rename({"idx": "i", "true_product_id": "pi"}), on="i", how="left")
+        .join(pid.rename({"idx": "j", "true_product_id": "pj"}), on="j", how="left")
+        .with_columns(
+            pl.when(pl.col("pi").is_null() | pl.col("pj").is_null())
+            .then(None)
+            .otherwise((pl.col("pi") == pl.col("pj")).cast(pl.Int8))
+            .alias(LABEL),
+            pl.lit("simulator").alias("source"),
+        )
+        .drop_nulls(LABEL)
+        .drop("pi", "pj")
+    )
 
 
 def _user_pairs(records: pl.DataFrame, labels: pl.DataFrame | None) -> pl.DataFrame:
