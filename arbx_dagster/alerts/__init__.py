@@ -15,7 +15,7 @@ from arbx_dagster.alerts.channels import (
     channels_from_env,
     parse_channel_urls,
 )
-from arbx_dagster.alerts.dispatcher import AlertDispatcher, DispatchReport
+from arbx_dagster.alerts.dispatcher import AlertDispatcher, AlertMemory, DispatchReport
 from arbx_dagster.alerts.messages import Alert
 from arbx_dagster.alerts.rules import (
     WATCH_HIT_SCHEMA,
@@ -33,6 +33,7 @@ __all__ = [
     "WATCH_RULE_SCHEMA",
     "Alert",
     "AlertDispatcher",
+    "AlertMemory",
     "AppriseChannel",
     "Channel",
     "Delivery",

@@ -5,8 +5,10 @@
     report = dispatcher.dispatch_watch(evaluate_watch_rules(rules, listings, history, now))
     report = dispatcher.system_error("run failed", "stage opportunities: ...", run_id=run_id)
 
-Dedup and cooldown live in the cache (Redis when configured, in-process otherwise) under
-``alert:*`` keys, so they hold across runs and workers (rules: ``policy.py``). If every
+Dedup and cooldown live in an :class:`AlertMemory` under ``alert:*`` keys, so they hold
+across runs and workers (rules: ``policy.py``): Redis when configured, otherwise the
+warehouse (``storage.alerts_store.alert_memory``), never a per-run in-process cache that
+would forget everything between runs. Any ``Cache`` is an ``AlertMemory``. If every
 configured channel fails to take an alert, its claim is rolled back so the next run retries
 it; the log always has it. A cache that cannot be reached skips opportunity and watch alerts
 (no dedup means spam) and is reported; system errors are still sent.
@@ -20,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -42,11 +44,25 @@ from arbx_dagster.alerts.policy import (
 )
 from arbx_dagster.alerts.rules import REFIRE_DROP
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.storage.cache import Cache, CacheError
+from arbx_dagster.storage.cache import CacheError
 
 ERROR_COOLDOWN_SECONDS = 3600  # the same system error is sent at most once an hour
 WATCH_COOLDOWN_SECONDS = 3600
 WATCH_STATE_TTL_SECONDS = 90 * 86400
+
+
+class AlertMemory(Protocol):
+    """What the dispatcher needs to remember alerts: keys with a time to live, and an atomic
+    set-if-absent (two workers never both claim one alert). Raises ``CacheError`` when it
+    cannot be reached."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None: ...
+
+    def add(self, name: str, value: str, ttl_seconds: float | None = None) -> bool: ...
+
+    def delete(self, *names: str) -> int: ...
 
 
 @dataclass
@@ -92,7 +108,7 @@ class AlertDispatcher:
 
     def __init__(
         self,
-        cache: Cache,
+        cache: AlertMemory,
         channels: Sequence[Channel] = (),
         clock: Callable[[], datetime] | None = None,
         *,

@@ -15,6 +15,7 @@ from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline import quality_checks as q
 from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
+from arbx_dagster.storage.alerts_store import alert_memory
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -24,11 +25,14 @@ def _result(
     name: str,
     outcome: q.CheckOutcome,
     context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
     cache: CacheResource,
     clock: ClockResource,
 ) -> dg.AssetCheckResult:
-    """The asset check result of a plain outcome, with its 🚨 alert when it fails hard."""
-    dispatcher = AlertDispatcher(cache.cache, channels_from_env(), clock.now)
+    """The asset check result of a plain outcome, with its 🚨 alert when it fails hard
+    (once per cooldown across runs: the alert memory is Redis or the warehouse)."""
+    memory = alert_memory(cache.cache, warehouse.warehouse)
+    dispatcher = AlertDispatcher(memory, channels_from_env(), clock.now)
     q.alert_if_failed(name, outcome, dispatcher, run_id=context.run.run_id)
     return dg.AssetCheckResult(
         passed=outcome.passed,
@@ -50,7 +54,7 @@ def _alerting(
         clock: ClockResource,
     ) -> dg.AssetCheckResult:
         outcome = check(warehouse.warehouse, context.run.run_id, clock.now())
-        return _result(check.__name__, outcome, context, cache, clock)
+        return _result(check.__name__, outcome, context, warehouse, cache, clock)
 
     run.__name__ = check.__name__
     run.__doc__ = check.__doc__
@@ -74,11 +78,12 @@ def _check(asset: object, blocking: bool, check: Callable[..., q.CheckOutcome]):
 def match_model_is_accurate(
     context: dg.AssetCheckExecutionContext,
     match_model: TrainedPairModel,
+    warehouse: WarehouseResource,
     cache: CacheResource,
     clock: ClockResource,
 ) -> dg.AssetCheckResult:
     outcome = q.match_model_is_accurate(match_model.metrics)
-    return _result("match_model_is_accurate", outcome, context, cache, clock)
+    return _result("match_model_is_accurate", outcome, context, warehouse, cache, clock)
 
 
 ALL_CHECKS = [

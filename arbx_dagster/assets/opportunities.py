@@ -11,6 +11,7 @@ from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
 from arbx_dagster.service.events import publish_opportunity_events
+from arbx_dagster.storage.alerts_store import alert_memory
 from arbx_dagster.storage.settings_store import read_thresholds
 
 
@@ -50,14 +51,11 @@ def opportunities(
         cache.cache, before, read_opportunity_state(warehouse.warehouse), run_id=run_id
     )
     dispatcher = AlertDispatcher(
-        cache.cache, channels_from_env(), clock.now, thresholds=read_thresholds(warehouse.warehouse)
+        alert_memory(cache.cache, warehouse.warehouse),
+        channels_from_env(),
+        clock.now,
+        thresholds=read_thresholds(warehouse.warehouse),
     )
-    alerts = send_alerts(
-        warehouse.warehouse,
-        dispatcher,
-        now=now,
-        run_id=run_id,
-        shared_cache=cache.cache.backend == "redis",
-    )
+    alerts = send_alerts(warehouse.warehouse, dispatcher, now=now, run_id=run_id)
     context.log.info("opportunity transitions: %s", report.counts["transitions"])
     return dg.MaterializeResult(metadata=stage_metadata(report, alerts=merge_reports(alerts)))

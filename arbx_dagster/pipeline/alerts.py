@@ -20,19 +20,16 @@ def send_alerts(
     *,
     now: datetime,
     run_id: str | None = None,
-    shared_cache: bool = True,
 ) -> list[DispatchReport]:
     """Dispatch opportunity and watch alerts; never raises for a failing channel.
 
-    Without a shared cache (no Redis) the dispatcher remembers nothing between runs, so
-    only opportunities first seen in this run are announced.
+    Every live opportunity and every watch hit is offered to the dispatcher, whose memory
+    (Redis, or the warehouse without it: ``alerts_store.alert_memory``) decides what is news.
     """
     live = read_opportunity_state(warehouse).filter(pl.col("status") != "expired")
     # A retailer glitching wholesale is a scraper bug: its glitches are not news.
     suspect = glitching_retailers(warehouse)["retailer"].to_list()
     live = live.filter(~((pl.col("kind") == "glitch") & pl.col("buy_retailer").is_in(suspect)))
-    if not shared_cache:
-        live = live.filter(pl.col("status") == "new")
     confirmed = live.filter(pl.col("confirmation") == "confirmed")["opportunity_id"].to_list()
     reports = [dispatcher.dispatch(live, confirmed=confirmed)]
     rules = read_watch_rules(warehouse)

@@ -111,10 +111,13 @@ def refresh_intelligence(
             },
         }
     )
-    kpis = pipeline_kpis(warehouse, now)
-    if cache_hit_rate is not None:
-        kpis["cache_hit_rate"] = cache_hit_rate
-    pipeline = pl.DataFrame({"scope_key": ["all"], **{k: [v] for k, v in kpis.items()}})
+    kpis: dict[str, float | None] = {**pipeline_kpis(warehouse, now)}
+    # Always recorded (null when nothing was looked up), so every run has the same metrics.
+    kpis["cache_hit_rate"] = cache_hit_rate
+    pipeline = pl.DataFrame(
+        {"scope_key": ["all"], **{k: [v] for k, v in kpis.items()}},
+        schema_overrides={k: pl.Float64 for k in kpis},
+    )
     metrics = pl.concat(
         [
             _metric_rows(pipeline, "pipeline", "scope_key"),
@@ -139,7 +142,7 @@ def refresh_intelligence(
             "tier_moves": moves.height,
             "mean_volatility": float(tiers["volatility"].mean() or 0.0),
             "categories": by_category.height,
-            "kpis": {k: round(v, 3) for k, v in kpis.items()},
+            "kpis": {k: None if v is None else round(v, 3) for k, v in kpis.items()},
         },
         preview=by_category,
         frames={"top_opportunities": top_opportunity_series(warehouse, now)},

@@ -1,15 +1,26 @@
-"""Watch rules and the alert log in the warehouse."""
+"""Watch rules, the alert log and (without Redis) the alert memory, in the warehouse."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
 
-from arbx_dagster.alerts import WATCH_RULE_SCHEMA, DispatchReport, WatchRule, rules_frame
+from arbx_dagster.alerts import (
+    WATCH_RULE_SCHEMA,
+    AlertMemory,
+    DispatchReport,
+    WatchRule,
+    rules_frame,
+)
 from arbx_dagster.domain.schema import UTC_DATETIME
+from arbx_dagster.storage.cache import Cache, CacheError
 from arbx_dagster.storage.settings_store import audit
 from arbx_dagster.storage.warehouse import Warehouse
+
+T = TypeVar("T")
 
 
 def read_watch_rules(warehouse: Warehouse) -> pl.DataFrame:
@@ -64,3 +75,93 @@ def record_alerts(
         sent_at=pl.lit(now).cast(UTC_DATETIME), run_id=pl.lit(run_id, dtype=pl.String)
     )
     warehouse.insert("alert_events", frame)
+
+
+class WarehouseAlertMemory:
+    """The dispatcher's memory (``alerts.AlertMemory``) in the ``alert_memory`` table: what
+    Redis would hold, durable across runs when there is no Redis.
+
+    ``add`` is one ``INSERT … ON CONFLICT`` that takes the key only if it is absent or
+    expired, so two workers on one PostgreSQL warehouse never both claim an alert. Time to
+    live is wall-clock time, as in Redis. Expired keys are purged when the memory is opened.
+    """
+
+    backend = "warehouse"
+
+    def __init__(self, warehouse: Warehouse, clock: Callable[[], datetime] | None = None) -> None:
+        self.warehouse = warehouse
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._guard(
+            lambda: warehouse.execute(
+                "DELETE FROM alert_memory WHERE expires_at <= $1", [self.clock()]
+            )
+        )
+
+    @staticmethod
+    def _guard(operation: Callable[[], T]) -> T:
+        """Report a warehouse failure as the dispatcher expects a memory failure."""
+        try:
+            return operation()
+        except Exception as exc:  # engines raise several unrelated types
+            raise CacheError(f"alert memory in the warehouse failed: {exc}") from exc
+
+    def _expiry(self, now: datetime, ttl_seconds: float | None) -> datetime | None:
+        return now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+
+    def get(self, name: str) -> str | None:
+        now = self.clock()
+        return self._guard(
+            lambda: self.warehouse.scalar(
+                "SELECT value FROM alert_memory WHERE key = $1 "
+                "AND (expires_at IS NULL OR expires_at > $2)",
+                [name, now],
+            )
+        )
+
+    def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None:
+        now = self.clock()
+        self._guard(
+            lambda: self.warehouse.execute(
+                "INSERT INTO alert_memory (key, value, expires_at, updated_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET "
+                "value = excluded.value, expires_at = excluded.expires_at, "
+                "updated_at = excluded.updated_at",
+                [name, value, self._expiry(now, ttl_seconds), now],
+            )
+        )
+
+    def add(self, name: str, value: str, ttl_seconds: float | None = None) -> bool:
+        now = self.clock()
+        taken = self._guard(
+            lambda: self.warehouse.query(
+                "INSERT INTO alert_memory (key, value, expires_at, updated_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET "
+                "value = excluded.value, expires_at = excluded.expires_at, "
+                "updated_at = excluded.updated_at "
+                "WHERE alert_memory.expires_at IS NOT NULL AND alert_memory.expires_at <= $4 "
+                "RETURNING key",
+                [name, value, self._expiry(now, ttl_seconds), now],
+            )
+        )
+        return taken.height == 1
+
+    def delete(self, *names: str) -> int:
+        def run() -> int:
+            with self.warehouse.transaction():
+                gone = 0
+                for name in names:
+                    gone += self.warehouse.query(
+                        "DELETE FROM alert_memory WHERE key = $1 RETURNING key", [name]
+                    ).height
+                return gone
+
+        return self._guard(run) if names else 0
+
+    def describe(self) -> str:
+        return f"alert memory in {self.warehouse.describe()}"
+
+
+def alert_memory(cache: Cache, warehouse: Warehouse) -> AlertMemory:
+    """Where alert dedup and cooldowns live: the shared Redis cache when configured (fast,
+    across workers), else the warehouse — an in-process cache forgets them between runs."""
+    return cache if cache.backend == "redis" else WarehouseAlertMemory(warehouse)
