@@ -207,11 +207,13 @@ def match_by_block(
     k: int = 5,
     workers: int | None = None,
     blocks: Collection[str] | None = None,
+    parallel_from: int = PARALLEL_MIN_LISTINGS,
 ) -> MatchResult:
     """``match_listings`` block by block (see ``blocks``): each match block of the
     catalogue is matched on its own, in ``workers`` processes (default
     ``default_workers()``), largest blocks first; ``blocks`` restricts the work to those
-    block names (a Dagster partition's share). ``stats`` sum the blocks' counts and
+    block names (a Dagster partition's share). Catalogues under ``parallel_from`` listings
+    are matched in this process. ``stats`` sum the blocks' counts and
     worker seconds, and add ``blocks`` and ``seconds_wall``.
     """
     started = time.perf_counter()
@@ -227,7 +229,7 @@ def match_by_block(
     parts.sort(key=lambda part: part.height, reverse=True)
     workers = default_workers() if workers is None else max(1, workers)
     options = {"threshold": threshold, "scorer": scorer, "k": k, "catalogue_size": records.height}
-    if workers == 1 or len(parts) < 2 or records.height < PARALLEL_MIN_LISTINGS:
+    if workers == 1 or len(parts) < 2 or records.height < parallel_from:
         results = [match_records(p, **options) for p in parts]
     else:
         with _worker_pool(min(workers, len(parts))) as pool:
