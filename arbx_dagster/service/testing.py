@@ -86,15 +86,26 @@ def serve_in_thread(app: FastAPI, port: int | None = None) -> Iterator[RunningSe
         thread.join(timeout=10)
 
 
-def ingest_dropped_files(instance: Any, resources: dict[str, Any], *, looks: int = 2) -> list[Any]:
-    """What the daemon does for landed files: evaluate the file-drop sensor (twice: a new
-    file must be seen unchanged on two looks) and run each request it makes."""
+@dataclass
+class SensorIngestion:
+    """What the file-drop sensor asked for and what its runs did."""
+
+    requests: list[Any]  # the sensor's dg.RunRequest objects
+    runs: list[Any]  # one dg.ExecuteInProcessResult per request
+    cursor: str | None  # the sensor's cursor after its last look
+
+
+def ingest_dropped_files(
+    instance: Any, resources: dict[str, Any], *, looks: int = 2, cursor: str | None = None
+) -> SensorIngestion:
+    """What the daemon does for landed files: evaluate the real file-drop sensor (twice: a
+    new file must be seen unchanged on two looks), carrying its cursor from one evaluation
+    to the next, and run each request it makes (tags and run config as the daemon would)."""
     import dagster as dg
 
     from arbx_dagster.assets.ingestion import raw_prices
     from arbx_dagster.automation.sensors import file_drop_sensor
 
-    cursor = None
     requests: list[dg.RunRequest] = []
     sensor_resources = {"sources": resources["sources"], "clock": resources["clock"]}
     for _ in range(looks):
@@ -104,19 +115,18 @@ def ingest_dropped_files(instance: Any, resources: dict[str, Any], *, looks: int
         result = file_drop_sensor(context)
         cursor = result.cursor
         requests.extend(result.run_requests or [])
-    results = []
-    for request in requests:
-        results.append(
-            dg.materialize(
-                [raw_prices],
-                partition_key=request.partition_key,
-                run_config=request.run_config,
-                tags=request.tags,
-                instance=instance,
-                resources=resources,
-            )
+    runs = [
+        dg.materialize(
+            [raw_prices],
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=request.tags,
+            instance=instance,
+            resources=resources,
         )
-    return results
+        for request in requests
+    ]
+    return SensorIngestion(requests, runs, cursor)
 
 
 def refresh_downstream(instance: Any, resources: dict[str, Any]) -> Any:
@@ -132,6 +142,74 @@ def refresh_downstream(instance: Any, resources: dict[str, Any]) -> Any:
         raw_prices
     )
     return dg.materialize(ALL_ASSETS, instance=instance, resources=resources, selection=selection)
+
+
+@dataclass
+class PipelinePush:
+    """One delivery followed through the pipeline, for assertions."""
+
+    landed: dict[str, Any]  # the webhook's 202 answer
+    ingestion: SensorIngestion
+    downstream: Any  # the refresh_downstream run (dg.ExecuteInProcessResult)
+    events: list[Any]  # what the runs published on the event log (service.events.Event)
+    rerun_requests: list[Any]  # what the sensor asked for on its next look (nothing)
+
+
+def push_through_pipeline(
+    api_url: str,
+    observations: list[dict[str, Any]],
+    *,
+    postgres_url: str,
+    redis_cache: Any,
+    sources_path: Path,
+    now: Any,
+    source: str = "scraper",
+) -> PipelinePush:
+    """A scraper's signed webhook, then what the daemon does with it: the file-drop sensor
+    (real cursor), its ingestion runs, the eager downstream run. No event is published
+    here: whatever ``events`` holds, the runs' assets published."""
+    import json
+
+    import dagster as dg
+    import httpx
+
+    from arbx_dagster.resources import (
+        CacheResource,
+        ClockResource,
+        SourcesResource,
+        WarehouseResource,
+    )
+    from arbx_dagster.service.events import RedisEventLog
+    from arbx_dagster.service.webhooks import sign
+
+    body = json.dumps({"source": source, "observations": observations}).encode()
+    landed = httpx.post(
+        f"{api_url}/api/webhooks/prices",
+        content=body,
+        headers={"X-Arbx-Signature": sign(TEST_SECRET, body), "Content-Type": "application/json"},
+        timeout=30,
+    )
+    if landed.status_code != 202:
+        raise AssertionError(f"webhook answered {landed.status_code}: {landed.text}")
+    resources = {
+        "warehouse": WarehouseResource(postgres_url=postgres_url),
+        "cache": CacheResource(redis_url=redis_cache.url, prefix=redis_cache.prefix),
+        "clock": ClockResource(as_of=now.isoformat()),
+        "sources": SourcesResource(path=str(sources_path)),
+    }
+    event_log = RedisEventLog(redis_cache)
+    mark = event_log.latest_id() or "0-0"
+    with dg.instance_for_test() as instance:
+        ingestion = ingest_dropped_files(instance, resources)
+        downstream = refresh_downstream(instance, resources)
+        again = ingest_dropped_files(instance, resources, looks=1, cursor=ingestion.cursor)
+    return PipelinePush(
+        landed=landed.json(),
+        ingestion=ingestion,
+        downstream=downstream,
+        events=event_log.after(mark)[0],
+        rerun_requests=again.requests,
+    )
 
 
 # --- configuration for tests and benchmarks ---------------------------------------------

@@ -10,33 +10,26 @@ missing browser is never silently untested there.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import httpx
 import pytest
 
-from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
-from arbx_dagster.service.events import RedisEventLog, publish_opportunity_events
 from arbx_dagster.service.testing import (
     TEST_KEY,
-    TEST_SECRET,
     StubDagster,
-    ingest_dropped_files,
-    refresh_downstream,
+    push_through_pipeline,
     serve_in_thread,
     service_settings,
     spread_observations,
     write_sources,
 )
-from arbx_dagster.service.webhooks import sign
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -98,37 +91,31 @@ def stack(
         yield {"url": server.url, "sources": sources_path, "cache": cache}
 
 
-def push_through_pipeline(
-    stack: dict[str, Any], postgres_url: str, warehouse: Warehouse, redis_cache: Cache
+def pipeline_opportunity(
+    stack: dict[str, Any], postgres_url: str, warehouse: Warehouse
 ) -> dict[str, Any]:
-    """A scraper's webhook, then what the daemon runs; returns the opportunity found."""
+    """A scraper's webhook, then what the daemon runs; returns the opportunity found, after
+    checking that the run's opportunities asset announced it (no one else does)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    body = json.dumps({"source": "scraper", "observations": spread_observations(now)}).encode()
-    landed = httpx.post(
-        f"{stack['url']}/api/webhooks/prices",
-        content=body,
-        headers={"X-Arbx-Signature": sign(TEST_SECRET, body), "Content-Type": "application/json"},
+    pushed = push_through_pipeline(
+        stack["url"],
+        spread_observations(now),
+        postgres_url=postgres_url,
+        redis_cache=stack["cache"],
+        sources_path=stack["sources"],
+        now=now,
     )
-    assert landed.status_code == 202, landed.text
-    resources = {
-        "warehouse": WarehouseResource(postgres_url=postgres_url),
-        "cache": CacheResource(redis_url=redis_cache.url, prefix=redis_cache.prefix),  # type: ignore[attr-defined]
-        "clock": ClockResource(as_of=now.isoformat()),
-        "sources": SourcesResource(path=str(stack["sources"])),
-    }
-    before = warehouse.query("SELECT * FROM opportunities")
-    log = RedisEventLog(stack["cache"])
-    mark = log.latest_id() or "0-0"
-    with dg.instance_for_test() as instance:
-        assert all(r.success for r in ingest_dropped_files(instance, resources))
-        assert refresh_downstream(instance, resources).success
+    assert all(r.success for r in pushed.ingestion.runs) and pushed.downstream.success
     after = warehouse.query("SELECT * FROM opportunities")
     assert after.height == 1, f"the pipeline found {after.height} opportunities, not 1"
-    # The opportunities asset announces changes (pipeline hook); until it is wired in,
-    # announce them the same way here.
-    if not any(e.type.startswith("opportunit") for e in log.after(mark)[0]):
-        publish_opportunity_events(stack["cache"], before, after)
-    return after.row(0, named=True)
+    found = after.row(0, named=True)
+    announced = [
+        (e.type, e.data["opportunity_id"], e.data["run_id"])
+        for e in pushed.events
+        if e.type.startswith("opportunit")
+    ]
+    assert announced == [("opportunity.new", found["opportunity_id"], pushed.downstream.run_id)]
+    return found
 
 
 def test_an_opportunity_from_the_pipeline_appears_live_and_its_history_is_charted(
@@ -148,7 +135,7 @@ def test_an_opportunity_from_the_pipeline_appears_live_and_its_history_is_charte
     page.wait_for_selector("[data-testid=summary]:has-text('0 live opportunities')")
     page.evaluate("window.__notReloaded = true")
 
-    found = push_through_pipeline(stack, postgres_url, postgres_warehouse, redis_cache)
+    found = pipeline_opportunity(stack, postgres_url, postgres_warehouse)
 
     row = page.wait_for_selector(f"tr[data-id='{found['opportunity_id']}']", timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True  # pushed, not reloaded

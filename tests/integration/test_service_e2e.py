@@ -1,6 +1,7 @@
-"""End to end on PostgreSQL + Redis: a signed webhook lands observations, the file-drop
-sensor picks the file up, the ingestion and downstream runs find an opportunity, and an
-SSE client of the API hears about it (and the list shows it)."""
+"""End to end on PostgreSQL + Redis: a signed webhook lands observations, the real
+file-drop sensor (evaluated with its cursor on a Dagster instance) picks the files up,
+the ingestion and downstream runs find an opportunity, and an SSE client of the API hears
+about it from the opportunities asset itself (and the list shows it)."""
 
 from __future__ import annotations
 
@@ -10,41 +11,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import httpx
 import pytest
 
-from arbx_dagster.resources import (
-    CacheResource,
-    ClockResource,
-    SourcesResource,
-    WarehouseResource,
-)
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
-from arbx_dagster.service.events import RedisEventLog, publish_opportunity_events
 from arbx_dagster.service.testing import (
     TEST_KEY,
-    TEST_SECRET,
     StubDagster,
-    ingest_dropped_files,
-    refresh_downstream,
+    push_through_pipeline,
     serve_in_thread,
     service_settings,
     spread_observations,
     write_sources,
 )
-from arbx_dagster.service.webhooks import sign
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
-
-
-def opportunities_state(warehouse: Warehouse) -> Any:
-    return warehouse.query("SELECT * FROM opportunities ORDER BY opportunity_id")
 
 
 @pytest.fixture
@@ -64,6 +50,23 @@ def stack(
         yield {"url": server.url, "sources": sources_path, "cache": cache}
 
 
+def next_event(lines: Iterator[str], prefix: str) -> dict[str, Any]:
+    """The next complete SSE event whose type starts with ``prefix``."""
+    event: dict[str, Any] = {}
+    for line in lines:
+        if line.startswith("event: "):
+            event["type"] = line[7:]
+        elif line.startswith("data: "):
+            event["data"] = json.loads(line[6:])
+        elif line.startswith("id: "):
+            event["id"] = line[4:]
+        elif not line:
+            if event.get("type", "").startswith(prefix):
+                return event
+            event = {}
+    raise AssertionError(f"the stream ended before a {prefix}* event")
+
+
 def test_webhook_to_sensor_to_run_to_opportunity_to_sse(
     stack: dict[str, Any], postgres_url: str, postgres_warehouse: Warehouse, redis_cache: Cache
 ) -> None:
@@ -71,68 +74,52 @@ def test_webhook_to_sensor_to_run_to_opportunity_to_sse(
     url = stack["url"]
     with (
         httpx.Client(timeout=httpx.Timeout(30, read=60)) as http,
-        http.stream("GET", f"{url}/api/sse/updates", headers=AUTH) as events,
+        http.stream("GET", f"{url}/api/sse/updates", headers=AUTH) as stream,
     ):
-        assert events.status_code == 200
-        lines = events.iter_lines()
+        assert stream.status_code == 200
 
-        # 1. A scraper elsewhere pushes prices.
-        body = json.dumps({"source": "scraper-e2e", "observations": spread_observations(now)})
-        landed = http.post(
-            f"{url}/api/webhooks/prices",
-            content=body,
-            headers={
-                "X-Arbx-Signature": sign(TEST_SECRET, body.encode()),
-                "Content-Type": "application/json",
-            },
+        # A scraper elsewhere pushes prices; the daemon's part follows (sensor, runs).
+        pushed = push_through_pipeline(
+            url,
+            spread_observations(now),
+            postgres_url=postgres_url,
+            redis_cache=stack["cache"],
+            sources_path=stack["sources"],
+            now=now,
+            source="scraper-e2e",
         )
-        assert landed.status_code == 202, landed.text
-        assert len(landed.json()["files"]) == 2
+        assert len(pushed.landed["files"]) == 2
+        # The sensor asked for one ingestion run per landed file, and each ran...
+        assert len(pushed.ingestion.requests) == 2
+        assert [r.success for r in pushed.ingestion.runs] == [True, True]
+        assert postgres_warehouse.scalar("SELECT count(*) FROM raw_prices") == 2
+        # ...exactly once: its cursor remembers the files.
+        assert pushed.rerun_requests == []
+        assert pushed.downstream.success
 
-        # 2. The daemon's part: the sensor sees the files, its runs ingest them, and the
-        # eager automation refreshes everything downstream.
-        resources = {
-            "warehouse": WarehouseResource(postgres_url=postgres_url),
-            "cache": CacheResource(redis_url=redis_cache.url, prefix=redis_cache.prefix),  # type: ignore[attr-defined]
-            "clock": ClockResource(as_of=now.isoformat()),
-            "sources": SourcesResource(path=str(stack["sources"])),
-        }
-        before = opportunities_state(postgres_warehouse)
-        log = RedisEventLog(stack["cache"])
-        mark = log.latest_id() or "0-0"
-        with dg.instance_for_test() as instance:
-            runs = ingest_dropped_files(instance, resources)
-            assert [r.success for r in runs] == [True, True]
-            assert postgres_warehouse.scalar("SELECT count(*) FROM raw_prices") == 2
-            assert refresh_downstream(instance, resources).success
-        after = opportunities_state(postgres_warehouse)
-        assert after.height == 1
-        found = after.row(0, named=True)
-        assert (found["kind"], found["buy_retailer"], found["ref_retailer"]) == (
+        found = postgres_warehouse.query("SELECT * FROM opportunities")
+        assert found.height == 1
+        opportunity = found.row(0, named=True)
+        assert (opportunity["kind"], opportunity["buy_retailer"], opportunity["ref_retailer"]) == (
             "spread",
             "ripley",
             "paris",
         )
-        # 3. The opportunities asset announces what changed (the pipeline's hook); until it
-        # is wired into the asset, announce it the same way here.
-        if not any(e.type.startswith("opportunit") for e in log.after(mark)[0]):
-            assert publish_opportunity_events(stack["cache"], before, after) == 1
 
-        # 4. The client hears about it.
-        event: dict[str, Any] = {}
-        for line in lines:
-            if line.startswith("event: "):
-                event["type"] = line[7:]
-            elif line.startswith("data: "):
-                event["data"] = json.loads(line[6:])
-            elif line.startswith("id: "):
-                event["id"] = line[4:]
-            elif not line and event.get("type", "").startswith("opportunity"):
-                break
+        # The opportunities asset of the downstream run announced it (nobody else did).
+        published = [e for e in pushed.events if e.type.startswith("opportunit")]
+        assert [(e.type, e.data["run_id"]) for e in published] == [
+            ("opportunity.new", pushed.downstream.run_id)
+        ]
+
+        # The client hears that very event.
+        event = next_event(stream.iter_lines(), "opportunit")
+        assert event["id"] == published[0].id
         assert event["type"] == "opportunity.new"
-        assert event["data"]["opportunity_id"] == found["opportunity_id"]
-        assert event["data"]["margin_clp"] == found["margin_clp"] > 0
+        assert event["data"]["run_id"] == pushed.downstream.run_id
+        assert event["data"]["opportunity_id"] == opportunity["opportunity_id"]
+        assert event["data"]["margin_clp"] == opportunity["margin_clp"] > 0
 
-        # 5. And the (cached) list already shows it.
+        # And the (cached) list already shows it.
         page = http.get(f"{url}/api/opportunities", headers=AUTH).json()
-        assert [o["opportunity_id"] for o in page["items"]] == [found["opportunity_id"]]
+        assert [o["opportunity_id"] for o in page["items"]] == [opportunity["opportunity_id"]]
