@@ -25,12 +25,16 @@ ships, and the scenarios only vary the simulator's own knobs (see ``NOISE_LEVELS
 
 **User series** (``--series FILE.csv``): columns ``product_id, retailer, sku, observed_at``
 (ISO date or datetime; a bare date is taken as noon in Santiago), ``price_offer`` (integer
-CLP), optional ``price_list``, ``price_card``, ``in_stock`` (true/false), ``category`` and
-``is_glitch`` (1/0). ``product_id`` names the product across stores (it is used as the
-canonical id, so stores selling the same product must share it). Every observation is judged
-walking forward — against the daily closes of the days before its own — by the same detector
-with the same settings, vectorised over all observations at once. An observation is predicted
-a glitch when either of its series is flagged.
+CLP), optional ``price_list``, ``price_card``, ``in_stock`` (true/false), ``category``,
+``name`` (the title; pack sizes are read from it; default: the product id) and ``is_glitch``
+(1/0). ``product_id`` names the product across stores (it is used as the canonical id, so
+stores selling the same product must share it). It runs the detector the pipeline runs, with
+the pipeline's settings (``system_config`` of the configured warehouse over the shipped
+defaults, and ``ARBX_MARKET_EVENTS``), and judges every observation at its own time: against
+the daily closes of the days before it, and the other stores' and its segment's latest
+prices *at or before* that instant (:func:`observation_panels`) — never something observed
+later the same day. An observation is predicted a glitch when either of its series is
+flagged.
 """
 
 from __future__ import annotations
@@ -316,7 +320,7 @@ def run_simulated(
 # User-supplied series
 
 REQUIRED_COLUMNS = ("product_id", "retailer", "sku", "observed_at", "price_offer")
-OPTIONAL_COLUMNS = ("price_list", "price_card", "in_stock", "is_glitch", "category")
+OPTIONAL_COLUMNS = ("price_list", "price_card", "in_stock", "is_glitch", "category", "name")
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
 
@@ -415,55 +419,203 @@ def load_series(path: str | Path) -> pl.DataFrame:
             "observed_at",
             "one observation per retailer, sku and time",
         )
+    name = pl.col("name").fill_null(pl.col("product_id")) if "name" in frame.columns else None
     return frame.with_columns(
-        name=pl.col("product_id"), url=pl.lit(None, dtype=pl.String), currency=pl.lit("CLP")
+        name=pl.col("product_id") if name is None else name,
+        url=pl.lit(None, dtype=pl.String),
+        currency=pl.lit("CLP"),
     )
 
 
-def score_series(frame: pl.DataFrame, thresholds: Thresholds | None = None) -> dict[str, Any]:
-    """Per-observation glitch precision / recall of a validated series (:func:`load_series`)."""
+def could_be_glitches(rows: pl.DataFrame, history: pl.DataFrame, low: float) -> pl.Series:
+    """Which observations the detector could possibly flag: a glitch price is at most
+    ``low`` x its own reference, which is at most the common price of earlier days, which is
+    at most the highest earlier close of the listing (per series, offer or card)."""
+    prior = (
+        history.sort("retailer", "sku", "day")
+        .with_columns(
+            pl.col(c).cum_max().over("retailer", "sku").forward_fill().over("retailer", "sku")
+            for c in ("price_offer", "price_card")
+        )
+        .select("retailer", "sku", "day", max_offer="price_offer", max_card="price_card")
+    )
+    judged = rows.with_row_index("_row").with_columns(
+        _before=market_day(pl.col("last_seen")) - timedelta(days=1)
+    )
+    joined = judged.sort("_before").join_asof(
+        prior.sort("day"),
+        left_on="_before",
+        right_on="day",
+        by=["retailer", "sku"],
+        strategy="backward",
+        check_sortedness=False,
+    )
+    possible = (pl.col("price_offer") <= low * pl.col("max_offer")) | (
+        pl.col("price_card") <= low * pl.col("max_card")
+    )
+    return joined.sort("_row").select(possible.fill_null(False).alias("candidate"))["candidate"]
+
+
+def observation_panels(rows: pl.DataFrame) -> pl.LazyFrame:
+    """One panel per observed instant: the observations made then (``judged``) plus, as
+    context, the latest observation at or before that instant of every listing that shares
+    their product (the other stores' prices) or their retailer x category (the segment's
+    move). Nothing observed later, even minutes later the same day, is visible.
+
+    ``rows``: validated series rows with ``canonical_id``, ``last_seen`` (= observed_at) and
+    ``candidate`` (:func:`could_be_glitches`). The segment's move only matters for a point
+    that could be a glitch, so the segment is gathered only around those; every judged
+    point still sees the other stores' prices.
+    """
+    instants = rows.select(as_of="last_seen").unique().sort("as_of").with_row_index("panel")
+    moments = rows.join(instants, left_on="last_seen", right_on="as_of").with_columns(
+        as_of=pl.col("last_seen")
+    )
+    listings = rows.sort("last_seen").unique(subset=["retailer", "sku"], keep="last")
+    by_product = (
+        moments.select("panel", "as_of", "canonical_id")
+        .unique()
+        .join(listings.select("retailer", "sku", "canonical_id"), on="canonical_id")
+    )
+    by_segment = (
+        moments.filter(pl.col("candidate"))
+        .select("panel", "as_of", "retailer", "category")
+        .unique()
+        .join(
+            listings.select("retailer", "sku", "category"),
+            on=["retailer", "category"],
+            nulls_equal=True,
+        )
+    )
+    wanted = pl.concat(
+        [f.select("panel", "as_of", "retailer", "sku") for f in (by_product, by_segment)]
+    ).unique()
+    context = (
+        wanted.sort("as_of")
+        .join_asof(
+            rows.sort("last_seen"),
+            left_on="as_of",
+            right_on="last_seen",
+            by=["retailer", "sku"],
+            strategy="backward",
+            check_sortedness=False,  # sorted by time overall, hence within each listing
+        )
+        .filter(pl.col("last_seen").is_not_null())
+    )
+    return context.lazy().with_columns(
+        panel=pl.col("panel").cast(pl.Int64),
+        judged=pl.col("last_seen") == pl.col("as_of"),
+        current_day=market_day(pl.col("last_seen")),
+    )
+
+
+def predict_series(
+    frame: pl.DataFrame,
+    thresholds: Thresholds | None = None,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+) -> pl.DataFrame:
+    """The observations of a validated series the pipeline's detector flags, each judged at
+    its own time: against the daily closes of the days before, and the other stores' and
+    its segment's latest prices at or before it (``retailer, sku, observed_at`` and the
+    glitch's ``glitch_type`` / ``severity``)."""
     thresholds = thresholds or Thresholds()
-    started = time.perf_counter()
     observations = conform(
         frame.with_columns(fetch_status=pl.lit("ok"), source=pl.lit("series")), RAW_PRICE_SCHEMA
     )
     history = daily_close(observations)
-    points = (
-        frame.with_row_index("obs")
-        .lazy()
-        .with_columns(
-            canonical_id=pl.col("product_id"),
-            match_probability=pl.lit(1.0),
-            last_seen=pl.col("observed_at").cast(UTC_DATETIME),
-            as_of=pl.col("observed_at").cast(UTC_DATETIME),
-            current_day=market_day(pl.col("observed_at")),
-        )
-        .with_columns(panel=(pl.col("current_day") - pl.lit(date(1970, 1, 1))).dt.total_days())
+    rows = frame.with_columns(
+        canonical_id=pl.col("product_id"),
+        match_probability=pl.lit(1.0),
+        last_seen=pl.col("observed_at").cast(UTC_DATETIME),
+    )
+    rows = rows.with_columns(
+        candidate=could_be_glitches(rows, history, thresholds.glitch_ratio_low)
     )
     # Every retailer in the file is scored, whatever the pipeline's enabled list says.
     all_retailers = replace(thresholds, enabled_retailers=tuple(frame["retailer"].unique()))
-    glitches = glitch_panel(points, history, all_retailers)
-    predicted = glitches.select(
-        retailer="buy_retailer", sku="buy_sku", observed_at="observed_at"
-    ).unique()
+    glitches = glitch_panel(observation_panels(rows), history, all_retailers, calendar)
+    return (
+        glitches.select(
+            "glitch_type",
+            "severity",
+            retailer="buy_retailer",
+            sku="buy_sku",
+            observed_at="observed_at",
+        )
+        .unique(subset=["retailer", "sku", "observed_at"], keep="first", maintain_order=True)
+        .sort("observed_at", "retailer", "sku")
+    )
+
+
+def score_series(
+    frame: pl.DataFrame,
+    thresholds: Thresholds | None = None,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+    settings: str = "pipeline defaults",
+) -> dict[str, Any]:
+    """Per-observation glitch precision / recall of a validated series (:func:`load_series`)."""
+    started = time.perf_counter()
+    predicted = predict_series(frame, thresholds, calendar)
     truth = frame.filter(pl.col("is_glitch")).select("retailer", "sku", "observed_at")
     counts = _count(predicted, truth, ["retailer", "sku", "observed_at"])
     return {
         "glitch": counts.metrics(),
         "observations": frame.height,
         "listings": frame.select("retailer", "sku").n_unique(),
-        "days": history["day"].n_unique(),
+        "days": frame.select(market_day(pl.col("observed_at"))).n_unique(),
         "labelled_glitches": truth.height,
+        "glitch_types": dict(predicted.group_by("glitch_type").len().sort("glitch_type").rows()),
         "method": {
             "unit": "one observation (either series flagged)",
-            "evaluation": "walk-forward: each observation judged against the daily closes "
-            "of the days before it",
-            "thresholds": "pipeline defaults" if thresholds == Thresholds() else "custom",
+            "evaluation": "walk-forward: each observation judged at its own time, against the "
+            "daily closes of the days before it and the latest prices of the other stores "
+            "and of its segment at or before it",
+            "settings": settings,
         },
         "seconds": round(time.perf_counter() - started, 2),
     }
 
 
-def run_series(path: str | Path, thresholds: Thresholds | None = None) -> dict[str, Any]:
-    """Load and score a user-supplied series CSV."""
-    return {"series": str(path), **score_series(load_series(path), thresholds)}
+def pipeline_settings() -> tuple[Thresholds, EventCalendar, str]:
+    """The settings the pipeline would use now: ``system_config`` of the configured warehouse
+    over the shipped defaults (``read_thresholds``), and ``EventCalendar.from_env()``
+    (``ARBX_MARKET_EVENTS``). A warehouse that does not exist yet is not created: its
+    settings are the defaults; so are those of one that cannot be read (the description
+    says why)."""
+    from arbx_dagster.settings import Settings
+    from arbx_dagster.storage.settings_store import read_thresholds
+    from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, WarehouseError
+
+    calendar = EventCalendar.from_env()
+    env = Settings.from_env()
+    if not env.postgres_url and not env.duckdb_path.exists():
+        return Thresholds(), calendar, f"shipped defaults (no warehouse at {env.duckdb_path})"
+    try:
+        warehouse = (
+            PostgresWarehouse(env.postgres_url)
+            if env.postgres_url
+            else DuckDBWarehouse(env.duckdb_path, read_only=True)
+        )
+    except WarehouseError as exc:  # e.g. a pipeline holds the DuckDB file: say so, go on
+        return Thresholds(), calendar, f"shipped defaults (warehouse unreadable: {exc})"
+    with warehouse:
+        if not warehouse.table_exists("system_config"):
+            where = warehouse.describe()
+            return Thresholds(), calendar, f"shipped defaults (no system_config in {where})"
+        return read_thresholds(warehouse), calendar, f"system_config of {warehouse.describe()}"
+
+
+def run_series(
+    path: str | Path,
+    thresholds: Thresholds | None = None,
+    calendar: EventCalendar | None = None,
+) -> dict[str, Any]:
+    """Load and score a user-supplied series CSV with the pipeline's settings (given ones,
+    e.g. in tests, replace them)."""
+    frame = load_series(path)
+    if thresholds is None or calendar is None:
+        configured, from_env, settings = pipeline_settings()
+        thresholds, calendar = thresholds or configured, calendar or from_env
+    else:
+        settings = "given"
+    return {"series": str(path), **score_series(frame, thresholds, calendar, settings)}

@@ -49,7 +49,8 @@ def glitches_command(
         typer.Option(
             "--series",
             help="Score the glitch detector on your own CSV (product_id, retailer, sku, "
-            "observed_at, price_offer[, price_list, price_card, in_stock, category, is_glitch]).",
+            "observed_at, price_offer[, price_list, price_card, in_stock, category, name, "
+            "is_glitch]), with the pipeline's settings (system_config, ARBX_MARKET_EVENTS).",
         ),
     ] = None,
     products: Annotated[

@@ -469,7 +469,9 @@ def score_series(
     """Every point showing a ``price_type`` price, with its references and ``is_glitch``.
 
     ``points``: panel rows (``panel, as_of, current_day`` plus the market columns). Points
-    without enough history keep null references and ``is_glitch = False``.
+    without enough history keep null references and ``is_glitch = False``. An optional
+    boolean ``judged`` column marks the points to judge; the others are context only (the
+    other stores' prices and the segment's move at that moment), never flagged themselves.
     """
     column = SERIES[price_type]
     low = thresholds.glitch_ratio_low
@@ -518,6 +520,8 @@ def score_series(
         & (pl.col("robust_z") <= Z_THRESHOLD)
         & (others_confirm | others_uninformative)
     ).fill_null(False)
+    if "judged" in points.collect_schema().names():
+        flagged = flagged & pl.col("judged")
     return scored.with_columns(
         price_type=pl.lit(price_type),
         others_confirm=others_confirm.fill_null(False),

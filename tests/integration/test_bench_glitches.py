@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -11,9 +11,20 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from arbx_dagster.bench.glitches import SeriesError, load_series, run_series, run_simulated
+from arbx_dagster.bench.glitches import (
+    SeriesError,
+    load_series,
+    predict_series,
+    run_series,
+    run_simulated,
+)
 from arbx_dagster.cli.bench_glitches import glitches_command
+from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.events import EventCalendar
 from arbx_dagster.domain.simulator import SimulatorConfig, simulate_market
+from arbx_dagster.storage.migrations import migrate
+from arbx_dagster.storage.settings_store import set_setting
+from arbx_dagster.storage.warehouse import DuckDBWarehouse
 
 HEADER = "product_id,retailer,sku,observed_at,price_offer,price_card,in_stock,is_glitch\n"
 
@@ -136,3 +147,126 @@ def test_the_command_writes_json_and_fails_cleanly_on_bad_input(tmp_path):
     missing = runner.invoke(app, ["--series", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2
     assert "series file not found" in missing.output
+
+
+# -- a hand-made series: promotion, glitch, pack-size error, stale price ----------------------
+
+HAND_HEADER = "product_id,name,category,retailer,sku,observed_at,price_offer,in_stock,is_glitch"
+STORES = ("falabella", "ripley", "paris")
+
+
+def _at(day: int, hour: int = 10) -> str:
+    """March 2026 in Santiago (UTC-3 until April)."""
+    return f"2026-03-{day:02d}T{hour:02d}:00:00-03:00"
+
+
+def _hand_made_rows() -> list[str]:
+    """Four products at up to three stores, one crawl a day (10:00) for 20 days."""
+    products = {
+        "tv": ("Smart TV 55", "tv", 499_990, STORES),
+        "phones": ("Audifonos Bluetooth", "audio", 99_990, STORES),
+        "beer": ("Cerveza Pack 6", "bebidas", 8_990, STORES),
+        "fridge": ("Refrigerador No Frost", "linea blanca", 399_990, ("falabella", "paris")),
+    }
+    special = {
+        # Promotion: every store 55 % off on the 17th. Not a glitch.
+        **{("phones", s, 17): (44_990, 0) for s in STORES},
+        # A real glitch: paris shows a tenth of the price at 14:00 on the 18th.
+        ("tv", "paris", "18-14"): (49_990, 1),
+        # A pack sold at the unit price: 1 490 x 6 = 8 940 ~ 8 990.
+        ("beer", "ripley", 16): (1_490, 1),
+        # paris glitches the fridge on the 10th and is never seen again (delisted); on the
+        # 18th falabella glitches too. paris's 8-day-old price is stale: no reference.
+        ("fridge", "paris", 10): (39_990, 1),
+        ("fridge", "falabella", 18): (39_990, 1),
+    }
+    rows = []
+    for product, (name, category, price, stores) in products.items():
+        for store in stores:
+            last_day = 10 if (product, store) == ("fridge", "paris") else 20
+            for day in range(1, last_day + 1):
+                offer, label = special.get((product, store, day), (price, 0))
+                sku = f"{store[:3]}-{product}"
+                listing = f"{product},{name},{category},{store},{sku}"
+                rows.append(f"{listing},{_at(day)},{offer},true,{label}")
+                if (product, store, f"{day}-14") in special:
+                    offer, label = special[(product, store, f"{day}-14")]
+                    rows.append(f"{listing},{_at(day, 14)},{offer},true,{label}")
+    return rows
+
+
+def _write(path: Path, rows: list[str], header: str = HAND_HEADER) -> Path:
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_hand_made_series_is_scored_per_observation(tmp_path):
+    series = _write(tmp_path / "hand.csv", _hand_made_rows())
+    result = run_series(series, Thresholds(), EventCalendar())
+    assert result["labelled_glitches"] == 4
+    glitch = result["glitch"]
+    assert (glitch["tp"], glitch["fp"], glitch["fn"]) == (4, 0, 0)
+    assert glitch["precision"] == 1.0 and glitch["recall"] == 1.0
+    # A tenth of the price reads as a lost digit; the beer as a pack at the unit price.
+    assert result["glitch_types"] == {"digit_slip": 3, "pack_size": 1}
+
+    flagged = predict_series(load_series(series), Thresholds(), EventCalendar())
+    assert flagged.filter(pl.col("sku").str.ends_with("phones")).is_empty(), "the promotion"
+
+
+def _first_mover_rows() -> list[str]:
+    """A speaker at three stores crawled at 09:00, 11:00 and 14:00; on the 20th all three cut
+    it to 24 990, falabella first."""
+    hours = {"falabella": 9, "ripley": 11, "paris": 14}
+    rows = []
+    for store, hour in hours.items():
+        for day in range(1, 21):
+            offer = 24_990 if day == 20 else 59_990
+            label = int(day == 20 and store == "falabella")
+            listing = f"speaker,Parlante,audio,{store},{store[:3]}-1"
+            rows.append(f"{listing},{_at(day, hour)},{offer},true,{label}")
+    return rows
+
+
+def test_each_observation_sees_only_what_was_observed_at_or_before_it(tmp_path):
+    full = load_series(_write(tmp_path / "full.csv", _first_mover_rows()))
+    flagged = predict_series(full, Thresholds(), EventCalendar())
+    # At 09:00 falabella alone is that low: the other stores still show yesterday's price.
+    # (Later the same day they follow, which falabella's judgment must not know.)
+    assert flagged.select("retailer", "observed_at").rows() == [
+        ("falabella", datetime(2026, 3, 20, 12, tzinfo=UTC))
+    ]
+    # Cut the file at 09:00 on the 20th: what was judged by then does not change.
+    cut = full.filter(pl.col("observed_at") <= datetime(2026, 3, 20, 12, tzinfo=UTC))
+    assert predict_series(cut, Thresholds(), EventCalendar()).equals(flagged)
+
+
+def test_the_series_runs_with_the_pipelines_settings(tmp_path, monkeypatch):
+    rows = [
+        f"tv,TV,tv,paris,p1,{_at(d)},{50_000 if d == 10 else 100_000},true,{int(d == 10)}"
+        for d in range(1, 21)
+    ]
+    rows.append(f"tv,TV,tv,paris,p1,{_at(21)},40000,true,1")
+    series = _write(tmp_path / "s.csv", rows)
+    monkeypatch.delenv("ARBX_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("ARBX_MARKET_EVENTS", raising=False)
+    monkeypatch.setenv("ARBX_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+
+    defaults = run_series(series)
+    assert defaults["glitch"]["tp"] == 2
+    assert defaults["method"]["settings"].startswith("shipped defaults")
+
+    # An event announced for the 21st: its 30-day pre-event low (50 000, the 10th) is the
+    # reference, and 40 000 is an event price, not a glitch.
+    event = {"rules": [], "events": [{"name": "Venta", "start": "2026-03-21", "end": "2026-03-21"}]}
+    monkeypatch.setenv("ARBX_MARKET_EVENTS", json.dumps(event))
+    assert run_series(series)["glitch"]["tp"] == 1
+
+    # A stricter threshold set with `arbx config set` applies too.
+    monkeypatch.delenv("ARBX_MARKET_EVENTS")
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        migrate(warehouse)
+        set_setting(warehouse, "glitch_ratio_low", 0.45, actor="test")
+    configured = run_series(series)
+    assert configured["glitch"]["tp"] == 1  # 50 000 is no longer <= 0.45 x 100 000
+    assert "system_config" in configured["method"]["settings"]
