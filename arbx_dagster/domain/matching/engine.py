@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from arbx_dagster.domain.matching.blocking import candidate_pairs
+from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
 from arbx_dagster.domain.matching.blocks import assign_blocks
 from arbx_dagster.domain.matching.clustering import (
     build_outputs,
@@ -106,7 +106,7 @@ def match_listings(
     *,
     threshold: float | None = None,
     scorer: PairScorer | None = None,
-    k: int = 5,
+    k: int = DEFAULT_NEIGHBOURS,
 ) -> MatchResult:
     """Match enriched listings across retailers into canonical products.
 
@@ -140,7 +140,7 @@ def match_records(
     *,
     threshold: float | None = None,
     scorer: PairScorer | None = None,
-    k: int = 5,
+    k: int = DEFAULT_NEIGHBOURS,
     threads: int | None = None,
     catalogue_size: int | None = None,
 ) -> MatchResult:
@@ -204,7 +204,7 @@ def match_by_block(
     *,
     threshold: float | None = None,
     scorer: PairScorer | None = None,
-    k: int = 5,
+    k: int = DEFAULT_NEIGHBOURS,
     workers: int | None = None,
     blocks: Collection[str] | None = None,
     parallel_from: int = PARALLEL_MIN_LISTINGS,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from arbx_dagster.domain.frames import select_streamed, with_columns_streamed
+
 # --- brands ---------------------------------------------------------------------------
 
 # Spellings seen in Chilean electronics / appliance retail (and generally) -> canonical.
@@ -499,7 +501,8 @@ def model_code_candidates(
     parts = []
     for priority, col in enumerate(text_cols):
         parts.append(
-            df.select(
+            select_streamed(
+                df,
                 pl.col(row_id),
                 normalize_units(pl.col(col).fill_null(""))
                 .str.to_uppercase()
@@ -510,7 +513,8 @@ def model_code_candidates(
             .explode("raw")
         )
         parts[-1] = parts[-1].with_columns(_position_in_runs(parts[-1][row_id]).alias("position"))
-    tokens = pl.concat(parts).drop_nulls("raw")
+    # one streamed pass: normalise, describe, filter and grade every token
+    tokens = pl.concat(parts).lazy().drop_nulls("raw")
     tokens = tokens.with_columns(code=normalize_code(pl.col("raw"))).with_columns(
         has_digit=pl.col("code").str.contains(r"\d"),
         has_alpha=pl.col("code").str.contains(r"[A-Z]"),
@@ -541,10 +545,14 @@ def model_code_candidates(
             + (pl.col("length") >= 6).cast(pl.Int32)
         ),
     )
-    ranked = tokens.sort(
-        [row_id, "source", "quality", "length", "position"],
-        descending=[False, False, True, True, True],
-    ).unique([row_id, "code"], keep="first", maintain_order=True)
+    ranked = (
+        tokens.collect(engine="streaming")
+        .sort(
+            [row_id, "source", "quality", "length", "position"],
+            descending=[False, False, True, True, True],
+        )
+        .unique([row_id, "code"], keep="first", maintain_order=True)
+    )
     return ranked.with_columns(_position_in_runs(ranked[row_id]).alias("rank")).select(
         row_id, "code", "stem", "rank"
     )
@@ -620,8 +628,11 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
     base = base.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in added)
     # The folded title is materialised first: ``_screen_inches`` reads it several times,
     # and as one nested expression Polars would re-run the whole regex chain each time.
-    base = base.with_columns(normalize_title(pl.col("name").fill_null("")).alias("name_norm"))
-    base = base.with_columns(
+    base = with_columns_streamed(
+        base, normalize_title(pl.col("name").fill_null("")).alias("name_norm")
+    )
+    base = with_columns_streamed(
+        base,
         _screen_inches(pl.col("name_norm")).alias("name_norm"),
         normalize_brand(pl.col("brand").cast(pl.String)).alias("__brand_field"),
         fold(pl.col("category").cast(pl.String))

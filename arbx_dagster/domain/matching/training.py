@@ -29,7 +29,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from arbx_dagster.domain.matching.blocking import candidate_pairs
+from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
 from arbx_dagster.domain.matching.blocks import assign_blocks
 from arbx_dagster.domain.matching.features import (
     FEATURE_COLUMNS,
@@ -308,7 +308,7 @@ def labelled_pairs(
     *,
     truth: pl.DataFrame | None = None,
     labels: pl.DataFrame | None = None,
-    k: int = 5,
+    k: int = DEFAULT_NEIGHBOURS,
 ) -> pl.DataFrame:
     """Feature rows with ``label`` for training, from one set of enriched listings.
 
