@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from arbx_dagster.settings import Settings
 
@@ -11,12 +14,38 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
 WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
 
-EMBEDDED_INSTANCE_YAML = """\
+# The embedded instance goes with the DuckDB warehouse, which allows one writing process:
+# runs of different retailers (one schedule tick launches one per retailer) take turns too.
+EMBEDDED_MAX_CONCURRENT_RUNS = 1
+
+
+def production_run_limits() -> list[dict[str, Any]]:
+    """The tag concurrency limits of the top-level dagster.yaml (one run per retailer)."""
+    config = yaml.safe_load(PRODUCTION_INSTANCE_YAML.read_text(encoding="utf-8"))
+    return config["concurrency"]["runs"]["tag_concurrency_limits"]
+
+
+_EMBEDDED_HEADER = """\
 # Written by ArbX: an embedded Dagster instance (SQLite under this folder) so that the
 # demo and the UI need no server. Set ARBX_POSTGRES_URL to use ../../dagster.yaml instead.
-telemetry:
-  enabled: false
+# The run limits of ../../dagster.yaml, one run at a time (DuckDB has a single writer).
 """
+
+
+def _embedded_instance_yaml() -> str:
+    config = {
+        "concurrency": {
+            "runs": {
+                "max_concurrent_runs": EMBEDDED_MAX_CONCURRENT_RUNS,
+                "tag_concurrency_limits": production_run_limits(),
+            }
+        },
+        "telemetry": {"enabled": False},
+    }
+    return _EMBEDDED_HEADER + yaml.safe_dump(config, sort_keys=False)
+
+
+EMBEDDED_INSTANCE_YAML = _embedded_instance_yaml()
 
 
 def prepare_dagster_home(settings: Settings) -> Path:

@@ -18,7 +18,7 @@ CRON_BY_TIER = {
 
 def tier_run_requests(tier: str, moment: datetime) -> list[dg.RunRequest]:
     """One run per retailer for today's partition; runs of one retailer never overlap
-    (the ``arbx/retailer`` tag is limited to one concurrent run in dagster.yaml)."""
+    (Dagster's ``dagster/partition/retailer`` run tag is limited to one run per value)."""
     day = day_of(moment).isoformat()
     return [
         dg.RunRequest(
