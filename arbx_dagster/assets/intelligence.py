@@ -29,7 +29,7 @@ def intelligence_metrics(
     clock: ClockResource,
 ) -> dg.MaterializeResult:
     report = refresh_intelligence(
-        warehouse.warehouse, now=clock.now(), cache_hit_rate=cache.cache.hit_rate()
+        warehouse.warehouse, now=clock.now(), cache_stats=cache.cache.cache_stats()
     )
     tiers_chart = volatility_by_category_chart(report.preview)
     prices_chart = top_opportunities_chart(report.frames.get("top_opportunities"))

@@ -10,6 +10,7 @@ from arbx_dagster.domain.history import day_of
 from arbx_dagster.domain.schema import UTC_DATETIME
 from arbx_dagster.domain.volatility import listing_volatility, tier_moves, volatility_by
 from arbx_dagster.pipeline.report import StageReport
+from arbx_dagster.storage.cache import CacheStats
 from arbx_dagster.storage.warehouse import Warehouse
 
 # Volatility reads the last 30 days; a little more covers the first day-over-day change.
@@ -31,7 +32,8 @@ def _metric_rows(frame: pl.DataFrame, scope: str, key_column: str) -> pl.DataFra
 
 
 def pipeline_kpis(warehouse: Warehouse, now: datetime) -> dict[str, float]:
-    """How much the pipeline did over the last 24 hours."""
+    """How much the pipeline did over the 24 hours before ``now``: distinct listings landed
+    per minute, opportunities first seen per hour, alerts sent / suppressed / failed."""
     counts = warehouse.query(
         """
         SELECT
@@ -81,8 +83,10 @@ def top_opportunity_series(warehouse: Warehouse, now: datetime, top: int = 4) ->
 
 
 def refresh_intelligence(
-    warehouse: Warehouse, *, now: datetime, cache_hit_rate: float | None = None
+    warehouse: Warehouse, *, now: datetime, cache_stats: CacheStats | None = None
 ) -> StageReport:
+    """Tiers, volatility and KPIs. ``cache_stats``: ArbX's own cache lookups (``Cache.
+    cache_stats``: every process's over 24 h on Redis, this process's in memory)."""
     history = warehouse.query(
         "SELECT * FROM price_history WHERE day >= $1", [(now - timedelta(days=HISTORY_DAYS)).date()]
     )
@@ -113,7 +117,8 @@ def refresh_intelligence(
     )
     kpis: dict[str, float | None] = {**pipeline_kpis(warehouse, now)}
     # Always recorded (null when nothing was looked up), so every run has the same metrics.
-    kpis["cache_hit_rate"] = cache_hit_rate
+    kpis["cache_lookups"] = float(cache_stats.lookups) if cache_stats is not None else None
+    kpis["cache_hit_rate"] = cache_stats.hit_rate if cache_stats is not None else None
     pipeline = pl.DataFrame(
         {"scope_key": ["all"], **{k: [v] for k, v in kpis.items()}},
         schema_overrides={k: pl.Float64 for k in kpis},

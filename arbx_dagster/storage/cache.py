@@ -32,10 +32,25 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
 
+    def count(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+
+    @property
+    def lookups(self) -> int:
+        return self.hits + self.misses
+
     @property
     def hit_rate(self) -> float | None:
         total = self.hits + self.misses
         return self.hits / total if total else None
+
+
+# Redis: ArbX's own hits and misses, shared by every process, in hourly counters.
+HIT_RATE_WINDOW_HOURS = 24
+_STATS_FLUSH_EVERY = 50
 
 
 class Cache(ABC):
@@ -50,11 +65,16 @@ class Cache(ABC):
 
     def get(self, name: str) -> str | None:
         value = self._get(self.key(name))
-        if value is None:
-            self.stats.misses += 1
-        else:
-            self.stats.hits += 1
+        self.stats.count(value is not None)
+        self._counted(value is not None)
         return value
+
+    def _counted(self, hit: bool) -> None:  # noqa: B027 - optional hook
+        """Share one lookup's outcome beyond this instance (see ``cache_stats``)."""
+
+    def cache_stats(self) -> CacheStats:
+        """ArbX's own lookups this cache can account for (this instance by default)."""
+        return self.stats
 
     @abstractmethod
     def _get(self, key: str) -> str | None: ...
@@ -92,8 +112,9 @@ class Cache(ABC):
         """Release connections (no-op for the in-process cache)."""
 
     def hit_rate(self) -> float | None:
-        """Share of reads answered from the cache (this process's reads by default)."""
-        return self.stats.hit_rate
+        """Share of ArbX's reads answered from the cache (:meth:`cache_stats`); None when
+        nothing was looked up."""
+        return self.cache_stats().hit_rate
 
     @contextmanager
     def lock(self, name: str, ttl_seconds: float = 600, wait_seconds: float = 0) -> Iterator[str]:
@@ -111,9 +132,14 @@ class Cache(ABC):
 
 
 class MemoryCache(Cache):
-    """In-process cache for the embedded default and tests without Redis."""
+    """In-process cache for the embedded default and tests without Redis.
+
+    Its hit rate counts every MemoryCache of the process (a run's steps each open one), since
+    the process started: an in-process cache has nothing to share beyond that."""
 
     backend = "memory"
+    _process_stats = CacheStats()
+    _process_lock = threading.Lock()
 
     def __init__(self, prefix: str = "arbx:") -> None:
         super().__init__(prefix)
@@ -186,6 +212,13 @@ class MemoryCache(Cache):
     def describe(self) -> str:
         return "in-process memory"
 
+    def _counted(self, hit: bool) -> None:
+        with MemoryCache._process_lock:
+            MemoryCache._process_stats.count(hit)
+
+    def cache_stats(self) -> CacheStats:
+        return MemoryCache._process_stats
+
 
 # Deletes the lock only if we still hold it (compare-and-delete in one round trip).
 _RELEASE_SCRIPT = """
@@ -215,6 +248,8 @@ class RedisCache(Cache):
             retry_on_timeout=True,
         )
         self._release_script = self.client.register_script(_RELEASE_SCRIPT)
+        self._pending = CacheStats()  # lookups not yet added to the shared counters
+        self._stats_lock = threading.Lock()
 
     def _call(self, method: str, *args: object, **kwargs: object) -> object:
         try:
@@ -269,16 +304,52 @@ class RedisCache(Cache):
     def describe(self) -> str:
         return f"redis:{redact(self.url)}"
 
-    def hit_rate(self) -> float | None:
-        """Server-wide keyspace hit rate: every worker's reads, not just this process's."""
+    # -- hit counting: ArbX's own lookups under this prefix, by every process ----------------
+
+    def _counted(self, hit: bool) -> None:
+        with self._stats_lock:
+            self._pending.count(hit)
+            due = self._pending.lookups >= _STATS_FLUSH_EVERY
+        if due:
+            self.flush_stats()
+
+    def _stats_key(self, outcome: str, hour: int) -> str:
+        return self.key(f"stats:cache:{outcome}:{hour}")
+
+    def flush_stats(self) -> None:
+        """Add this instance's uncounted lookups to the shared hourly counters."""
+        with self._stats_lock:
+            pending, self._pending = self._pending, CacheStats()
+        if not pending.lookups:
+            return
+        hour = int(time.time() // 3600)
+        ttl = 2 * HIT_RATE_WINDOW_HOURS * 3600
         try:
-            info = self.client.info("stats")
+            pipe = self.client.pipeline(transaction=False)
+            for outcome, n in (("hits", pending.hits), ("misses", pending.misses)):
+                if n:
+                    pipe.incrby(self._stats_key(outcome, hour), n)
+                    pipe.expire(self._stats_key(outcome, hour), ttl)
+            pipe.execute()
         except self._redis_errors:
-            return self.stats.hit_rate
-        hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
-        return hits / (hits + misses) if hits + misses else None
+            pass  # a statistic, not worth failing a caller over
+
+    def cache_stats(self) -> CacheStats:
+        """Hits and misses of every ArbX process on this prefix over the last 24 hours (the
+        counting keys are written with INCRBY, never read with ``get``: they count nothing)."""
+        self.flush_stats()
+        now = int(time.time() // 3600)
+        hours = range(now - HIT_RATE_WINDOW_HOURS + 1, now + 1)
+        keys = [self._stats_key(o, h) for o in ("hits", "misses") for h in hours]
+        try:
+            values = [int(v or 0) for v in self.client.mget(keys)]
+        except self._redis_errors:
+            return self.stats
+        half = len(hours)
+        return CacheStats(hits=sum(values[:half]), misses=sum(values[half:]))
 
     def close(self) -> None:
+        self.flush_stats()
         self.client.close()
 
 
