@@ -23,6 +23,12 @@ def scale_command(
     postgres: Annotated[
         bool, typer.Option(help="Run on PostgreSQL (ARBX_POSTGRES_URL) instead of DuckDB.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Matching worker processes (default: ARBX_MATCH_WORKERS or every core).", min=1
+        ),
+    ] = None,
 ) -> None:
     """Time every pipeline stage on a simulated catalogue of N listings, in this process."""
     postgres_url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
@@ -34,6 +40,7 @@ def scale_command(
             listings,
             retailers=retailers,
             postgres_url=postgres_url,
+            workers=workers,
             progress=lambda stage: status.update(f"{stage} ({listings:,} listings)…"),
         )
     table = Table(
@@ -46,7 +53,10 @@ def scale_command(
     console.print(table)
     console.print(
         f"{result['listings_per_second']:,} listings/s · {result['candidate_pairs']:,} candidate "
-        f"pairs · peak RSS {result['peak_rss_mb']:,.0f} MB (total excludes generation)"
+        f"pairs · match precision {result['match_precision']:.3f} / recall "
+        f"{result['match_recall']:.3f} · {result['opportunities']:,} opportunities · peak RSS "
+        f"{result['peak_rss_mb']:,.0f} MB with {result['match_workers']} matching workers "
+        "(total excludes generation and training)"
     )
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

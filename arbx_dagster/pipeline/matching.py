@@ -7,6 +7,7 @@ from datetime import datetime
 import polars as pl
 
 from arbx_dagster.domain.matching import TrainedPairModel, match_by_block, train_pipeline_model
+from arbx_dagster.domain.matching.engine import default_workers
 from arbx_dagster.domain.schema import LISTING_SCHEMA, UTC_DATETIME, conform
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.labels import read_labels
@@ -23,7 +24,11 @@ def train_match_model(warehouse: Warehouse) -> TrainedPairModel:
 
 
 def refresh_matches(
-    warehouse: Warehouse, *, now: datetime, scorer: TrainedPairModel | None = None
+    warehouse: Warehouse,
+    *,
+    now: datetime,
+    scorer: TrainedPairModel | None = None,
+    workers: int | None = None,
 ) -> StageReport:
     """Re-match every current listing and replace the derived match tables atomically;
     canonical ids carry over from the previous run when a product's members mostly stay."""
@@ -31,7 +36,8 @@ def refresh_matches(
     previous = warehouse.query(
         "SELECT retailer, sku, canonical_id, match_probability FROM product_matches"
     )
-    result = match_by_block(listings, scorer=scorer).carry_over(previous)
+    workers = default_workers() if workers is None else workers
+    result = match_by_block(listings, scorer=scorer, workers=workers).carry_over(previous)
     stamp = pl.lit(now).cast(UTC_DATETIME)
     with warehouse.transaction():
         warehouse.replace("product_matches", result.product_matches.with_columns(matched_at=stamp))
@@ -49,6 +55,15 @@ def refresh_matches(
             "threshold": float(result.stats.get("threshold", 0.0)),
             "candidate_pairs": int(result.stats.get("candidates", 0)),
             "match_blocks": int(result.stats.get("blocks", 0)),
+            "match_workers": workers,
+            **{
+                f"seconds_{stage}": round(float(result.stats.get(f"seconds_{key}", 0.0)), 3)
+                for stage, key in (
+                    ("blocking", "blocking"),
+                    ("scoring", "scoring"),
+                    ("assignment", "clustering"),
+                )
+            },
             "matched_pairs": result.pairs.height,
             "canonical_products": products.height,
             "products_by_retailer_count": {str(k): v for k, v in by_retailers.items()},

@@ -37,6 +37,7 @@ from arbx_dagster.domain.simulator.market import (
     SimulatorConfig,
     simulate_catalogue,
     simulate_market,
+    simulate_snapshot,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "market_events",
     "simulate_catalogue",
     "simulate_market",
+    "simulate_snapshot",
 ]

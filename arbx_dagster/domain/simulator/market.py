@@ -135,8 +135,30 @@ def simulate_catalogue(
 
     Same catalogue, titles and prices as :func:`simulate_market`, without planted anomalies.
     """
+    return simulate_snapshot(n_listings, seed=seed, retailers=retailers).observations
+
+
+def simulate_snapshot(
+    n_listings: int,
+    *,
+    seed: int = 7,
+    retailers: tuple[str, ...] = RETAILERS,
+    gap_rate: float = 0.0,
+) -> SimulatedMarket:
+    """One day of ``n_listings`` listings with its ground truth (which listings are one
+    product; ``gap_rate`` of the products with a planted cross-store price gap), no
+    glitches or malformed rows: what ``arbx bench scale`` measures the pipeline on."""
     if n_listings <= 0:
-        return empty(RAW_PRICE_SCHEMA)
+        return SimulatedMarket(
+            empty(RAW_PRICE_SCHEMA),
+            pl.DataFrame(
+                schema={"retailer": pl.String, "sku": pl.String, "true_product_id": pl.String}
+            ),
+            pl.DataFrame(),
+            pl.DataFrame(),
+            pl.DataFrame(),
+            pl.DataFrame(),
+        )
     weights = np.array(CARRIER_WEIGHTS[: len(retailers)])
     per_product = float((weights / weights.sum()) @ np.arange(1, len(retailers) + 1))
     config = SimulatorConfig(
@@ -145,11 +167,12 @@ def simulate_catalogue(
         days=1,
         retailers=tuple(retailers),
         glitch_rate=0.0,
-        gap_rate=0.0,
+        gap_rate=gap_rate,
+        gap_active_at_end=1.0,
         malformed_rate=0.0,
         late_listing_rate=0.0,
     )
-    return _simulate(config, max_listings=n_listings).observations
+    return _simulate(config, max_listings=n_listings)
 
 
 def _simulate(config: SimulatorConfig, max_listings: int | None = None) -> SimulatedMarket:

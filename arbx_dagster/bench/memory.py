@@ -1,0 +1,79 @@
+"""Peak memory of this process and its worker processes, sampled from ``/proc``.
+
+``getrusage`` reports one process (or the largest finished child), but the matcher runs
+in several worker processes at once: what a machine has to hold is the sum of the whole
+process tree at its worst moment, so that is what is sampled.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from pathlib import Path
+from types import TracebackType
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident KiB of ``root`` and every process descending from it."""
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        pid = int(entry.name)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        rss[pid] = pages * PAGE_KB
+    total = 0
+    for pid, kb in rss.items():
+        node = pid
+        while node not in (0, 1) and node != root:
+            node = parent.get(node, 0)
+        if node == root:
+            total += kb
+    return total
+
+
+class PeakMemory:
+    """``with PeakMemory() as peak: ...`` then ``peak.mb``: the largest resident size of
+    the process tree seen every ``interval`` seconds (never below this process's own)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.supported = Path("/proc/self/statm").exists()
+
+    def _sample(self) -> None:
+        root = os.getpid()
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(root))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        if self.supported:
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self.supported:
+            self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        return max(self.peak_kb, own) / 1024
