@@ -44,6 +44,7 @@ from arbx_dagster.alerts.policy import (
 )
 from arbx_dagster.alerts.rules import REFIRE_DROP
 from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.glitches import must_confirm
 from arbx_dagster.storage.cache import CacheError
 
 ERROR_COOLDOWN_SECONDS = 3600  # the same system error is sent at most once an hour
@@ -135,8 +136,9 @@ class AlertDispatcher:
     ) -> DispatchReport:
         """Alert on open opportunities (OPPORTUNITY_SCHEMA rows, lifecycle ``status`` optional).
 
-        Expired rows are ignored. A high-severity glitch alerts only once re-fetched and
-        confirmed: its id must be in ``confirmed`` (see ``glitches.confirm_glitches``).
+        Expired rows are ignored. A high-severity glitch, or a pack-size or currency one,
+        alerts only once re-fetched and confirmed: its id must be in ``confirmed`` (see
+        ``glitches.must_confirm`` and ``glitches.confirm_glitches``).
         """
         started = time.perf_counter()
         report = DispatchReport()
@@ -149,8 +151,7 @@ class AlertDispatcher:
         try:
             for row in rows.iter_rows(named=True):
                 if (
-                    row.get("kind") == "glitch"
-                    and row.get("severity") == "high"
+                    must_confirm(row.get("kind"), row.get("severity"), row.get("glitch_type"))
                     and row["opportunity_id"] not in confirmed_ids
                 ):
                     report.suppressed["awaiting_confirmation"] += 1

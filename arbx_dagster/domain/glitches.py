@@ -41,7 +41,9 @@ The reference reported is the *lower* of ``own`` and the others' price: the cons
 so severity is never overstated. ``ref_retailer`` is null when the listing's own history is
 the reference. Severity by ``price / reference``: at or below ``glitch_ratio_high`` 'high',
 ``glitch_ratio_medium`` 'medium', otherwise 'low'. A high-severity glitch must be re-fetched
-before it alerts: :func:`needs_confirmation` and :func:`confirm_glitches`.
+before it alerts, and so must a ``pack_size`` or ``currency`` one whatever its severity (it is
+likelier a misread page than a price the store published): :func:`must_confirm`,
+:func:`needs_confirmation` and :func:`confirm_glitches`.
 
 **Unit, pack and currency mistakes are glitches, never silently rescaled.** The store showed
 that price and may have to honour it; what went wrong is told in ``glitch_type`` (and in the
@@ -579,7 +581,6 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
         .with_columns(
             kind=pl.lit("glitch"),
             severity=severity,
-            needs_confirmation=severity == "high",
             glitch_type=glitch_type(pl.col("buy_price"), pl.col("ref_price"), pl.col("pack")),
             opportunity_id=opportunity_id(
                 "glitch",
@@ -590,6 +591,7 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
             ),
         )
         .with_columns(
+            needs_confirmation=needs_confirmation(),
             reason=text_map(
                 _glitch_reason,
                 "buy_price_type",
@@ -605,7 +607,7 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
                 "level_reset",
                 "glitch_type",
                 "pack",
-            )
+            ),
         )
     )
 
@@ -662,10 +664,25 @@ def find_glitches(
     return conform(glitch_details(history, market, thresholds, now, calendar), OPPORTUNITY_SCHEMA)
 
 
+# Glitches re-fetched before they alert: the severe ones (a mistaken *scrape* is likelier
+# than a 90 % price cut), and those whose type says the *data* is likelier wrong than the
+# price — a scraper that read the unit price beside a pack's, or a price block in US dollars,
+# shows a "glitch" the store never published. The product page settles it either way.
+CONFIRM_SEVERITIES = ("high",)
+CONFIRM_TYPES = ("pack_size", "currency")
+
+
+def must_confirm(kind: str | None, severity: str | None, glitch_type: str | None) -> bool:
+    """Whether one opportunity must be confirmed by a re-fetch before it alerts."""
+    return kind == "glitch" and (severity in CONFIRM_SEVERITIES or glitch_type in CONFIRM_TYPES)
+
+
 def needs_confirmation() -> pl.Expr:
-    """High-severity glitches: re-fetch before alerting (a mistaken *scrape* is likelier
-    than a 90 % price cut, and a fixed price should not reach users)."""
-    return (pl.col("kind") == "glitch") & (pl.col("severity") == "high")
+    """:func:`must_confirm` as an expression over opportunity rows."""
+    return (pl.col("kind") == "glitch") & (
+        pl.col("severity").is_in(CONFIRM_SEVERITIES)
+        | pl.col("glitch_type").is_in(CONFIRM_TYPES).fill_null(False)
+    )
 
 
 @dataclass(frozen=True)
@@ -748,6 +765,8 @@ def confirm_glitches(
 
 
 __all__ = [
+    "CONFIRM_SEVERITIES",
+    "CONFIRM_TYPES",
     "GLITCH_DETAIL_SCHEMA",
     "GLITCH_TYPES",
     "SERIES",
@@ -757,6 +776,7 @@ __all__ = [
     "glitch_details",
     "glitch_panel",
     "market_points",
+    "must_confirm",
     "needs_confirmation",
     "score_series",
     "window_stats",

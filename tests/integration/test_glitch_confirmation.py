@@ -176,3 +176,34 @@ def test_without_a_connector_severe_glitches_wait_as_pending(store) -> None:
         glitches, conform(pl.DataFrame(), OPPORTUNITY_STATE_SCHEMA), Thresholds(), None
     )
     assert counts["pending"] == 1 and kept["confirmation"].to_list() == ["pending"]
+
+
+def test_a_pack_size_glitch_is_re_fetched_whatever_its_severity(store) -> None:
+    today, refetch, asked = store
+    shown = today.row(0, named=True)
+    pack = candidate(
+        "pack",
+        shown,
+        price=shown["price_offer"],
+        ref=4 * shown["price_offer"],
+        observed_at=shown["observed_at"],
+    ) | {"severity": "low", "glitch_type": "pack_size"}
+    deal = candidate(
+        "deal",
+        shown,
+        price=shown["price_offer"],
+        ref=4 * shown["price_offer"],
+        observed_at=shown["observed_at"],
+    ) | {"opportunity_id": "deal", "severity": "low"}
+    glitches = pl.DataFrame(
+        [pack, deal], schema_overrides={"observed_at": OPPORTUNITY_SCHEMA["observed_at"]}
+    )
+    kept, counts = confirm_severe_glitches(
+        glitches, conform(pl.DataFrame(), OPPORTUNITY_STATE_SCHEMA), Thresholds(), refetch
+    )
+    assert asked == [{shown["sku"]}], "only the pack-size glitch is asked again"
+    assert counts["confirmed"] == 1
+    assert dict(kept.select("opportunity_id", "confirmation").rows()) == {
+        "pack": "confirmed",
+        "deal": None,
+    }

@@ -79,6 +79,19 @@ def test_expired_and_unconfirmed_high_severity_glitches_do_not_alert():
     assert report.suppressed == {"awaiting_confirmation": 1}
 
 
+def test_pack_size_and_currency_glitches_wait_for_confirmation_like_severe_ones():
+    glitch = {"kind": "glitch", "severity": "medium"}
+    rows = opportunities(
+        {"opportunity_id": "pack", **glitch, "glitch_type": "pack_size"},
+        {"opportunity_id": "usd", **glitch, "glitch_type": "currency"},
+        {"opportunity_id": "pack-ok", **glitch, "glitch_type": "pack_size"},
+        {"opportunity_id": "deal", **glitch, "glitch_type": "deep_discount"},
+    )
+    report = dispatcher().dispatch(rows, confirmed=["pack-ok"])
+    assert sorted(a.key for a in report.alerts) == ["deal", "pack-ok"]
+    assert report.suppressed == {"awaiting_confirmation": 2}
+
+
 def test_the_log_always_gets_the_alert(caplog):
     with caplog.at_level(logging.INFO, logger="arbx.alerts"):
         report = dispatcher().dispatch(opportunities({"opportunity_id": "o1", "roi_pct": 10.0}))

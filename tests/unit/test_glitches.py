@@ -497,6 +497,28 @@ def test_high_severity_glitches_need_confirmation():
     assert found.select(g.needs_confirmation()).to_series().all()
 
 
+@pytest.mark.parametrize(
+    ("name", "usual", "shown", "kind", "severity", "confirm"),
+    [
+        # A pack at the unit price is likelier a misread page than a published price.
+        ("Pack 6 Bebida Lata 350cc", 35_990, 5_990, "pack_size", "medium", True),
+        ("Bebida Lata 350cc 3 unidades", 17_990, 5_990, "pack_size", "low", True),
+        ("Notebook 14", 1_299_990, 1_625, "currency", "high", True),
+        # A plain deep discount below "high" alerts without a re-fetch.
+        ("Audífonos", 199_990, 39_990, "deep_discount", "medium", False),
+    ],
+)
+def test_pack_size_and_currency_glitches_need_confirmation_whatever_their_severity(
+    name, usual, shown, kind, severity, confirm
+):
+    found = glitch_details_for("ripley", "r1", [usual] * 30, shown, name=name)
+    row = found.row(0, named=True)
+    assert (row["glitch_type"], row["severity"]) == (kind, severity)
+    assert row["needs_confirmation"] is confirm
+    assert found.select(g.needs_confirmation()).item() is confirm
+    assert g.must_confirm(row["kind"], row["severity"], row["glitch_type"]) is confirm
+
+
 def test_confirmation_by_refetch_confirms_rejects_or_waits():
     candidates = _candidates()
     later = NOW + timedelta(minutes=5)
