@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
+import pytest
 
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.pipeline.history import refresh_price_history
@@ -17,6 +18,9 @@ from arbx_dagster.storage.warehouse import Warehouse
 
 DAY_1, DAY_2 = date(2026, 11, 20), date(2026, 11, 21)
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+# Tests whose SQL the two-engine tests already cover run on DuckDB only (suite time).
+DUCKDB_ONLY = pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
 
 
 def noon(day: date, hours: int = 0) -> datetime:
@@ -114,6 +118,7 @@ def test_a_day_whose_raw_rows_are_all_gone_loses_its_closes(warehouse: Warehouse
     assert closes(warehouse) == [("paris", "a", DAY_2, 90_000, 1)]
 
 
+@DUCKDB_ONLY
 def test_closes_written_before_the_ledger_existed_are_reconciled(warehouse: Warehouse) -> None:
     land(warehouse, [("paris", "a", noon(DAY_2), 90_000)])
     stale = pl.DataFrame(
@@ -124,6 +129,7 @@ def test_closes_written_before_the_ledger_existed_are_reconciled(warehouse: Ware
     assert closes(warehouse) == [("paris", "a", DAY_2, 90_000, 1)]
 
 
+@DUCKDB_ONLY
 def test_full_rebuilds_every_slice(warehouse: Warehouse) -> None:
     land(warehouse, [("paris", "a", noon(DAY_1), 100_000), ("paris", "a", noon(DAY_2), 90_000)])
     refresh_price_history(warehouse)

@@ -162,17 +162,13 @@ def test_the_top_opportunities_price_chart_is_in_the_metadata(tmp_path: Path) ->
             ),
         )
         warehouse.insert("opportunities", pl.DataFrame([opportunity("o1", NOW)]))
-    result = dg.materialize(
-        [intelligence_metrics],
-        resources={
-            "warehouse": WarehouseResource(duckdb_path=str(path)),
-            "cache": CacheResource(),
-            "clock": ClockResource(as_of=NOW.isoformat()),
-        },
-        instance=dg.DagsterInstance.ephemeral(),
+    result = intelligence_metrics(
+        context=dg.build_asset_context(),
+        warehouse=WarehouseResource(duckdb_path=str(path)),
+        cache=CacheResource(),
+        clock=ClockResource(as_of=NOW.isoformat()),
     )
-    (event,) = result.get_asset_materialization_events()
-    metadata = event.step_materialization_data.materialization.metadata
+    metadata = result.metadata
     chart = metadata["top_opportunities_prices"].value
     assert chart.startswith("![prices of the top opportunities](data:image/png;base64,")
     assert len(chart) > 5_000, "a real image, not the empty placeholder"

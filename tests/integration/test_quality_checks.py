@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
+import pytest
 
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.pipeline import quality_checks as q
@@ -18,6 +19,9 @@ from arbx_dagster.storage.warehouse import Warehouse
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)  # 18:00 in Santiago
 TODAY = date(2026, 11, 23)
 RUN = "run-now"
+
+# Tests whose SQL the two-engine tests already cover run on DuckDB only (suite time).
+DUCKDB_ONLY = pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
 
 
 def at_noon(day: date) -> datetime:
@@ -65,6 +69,7 @@ def usual_week(warehouse: Warehouse, retailer: str = "paris", listings: int = 20
 # -- volume -----------------------------------------------------------------------------------
 
 
+@DUCKDB_ONLY
 def test_a_usual_day_passes_and_todays_partial_day_is_not_judged(warehouse: Warehouse) -> None:
     usual_week(warehouse)
     land(
@@ -86,6 +91,7 @@ def test_yesterday_losing_most_listings_fails_at_error(warehouse: Warehouse) -> 
     assert outcome.metadata["low_days"] == ["2026-11-22|paris: 6 listings, 30% of usual"]
 
 
+@DUCKDB_ONLY
 def test_a_day_with_no_successful_fetch_is_a_drop_to_zero(warehouse: Warehouse) -> None:
     usual_week(warehouse)
     land(warehouse, raw_rows("paris", TODAY - timedelta(days=1), 20, status="missing"))
@@ -94,6 +100,7 @@ def test_a_day_with_no_successful_fetch_is_a_drop_to_zero(warehouse: Warehouse) 
     assert outcome.metadata["low_days"] == ["2026-11-22|paris: 0 listings, 0% of usual"]
 
 
+@DUCKDB_ONLY
 def test_a_spike_in_listings_fails_at_warn(warehouse: Warehouse) -> None:
     usual_week(warehouse)
     land(warehouse, raw_rows("paris", TODAY - timedelta(days=1), 50))
@@ -150,6 +157,7 @@ def a_run(warehouse: Warehouse, run_id: str, stored: int, bad: int, at: datetime
         warehouse.insert("quarantine", quarantined(run_id, bad, at))
 
 
+@DUCKDB_ONLY
 def test_a_run_quarantining_most_rows_fails_at_error(warehouse: Warehouse) -> None:
     a_run(warehouse, RUN, stored=10, bad=30)
     outcome = q.quarantine_rate(warehouse, RUN, NOW)
@@ -171,6 +179,7 @@ def test_a_quarantine_spike_is_judged_against_recent_runs(warehouse: Warehouse) 
     assert "usual 8.0% over 5 recent runs" in spike.summary
 
 
+@DUCKDB_ONLY
 def test_without_recent_runs_the_fixed_floor_decides(warehouse: Warehouse) -> None:
     a_run(warehouse, RUN, stored=90, bad=10)
     outcome = q.quarantine_rate(warehouse, RUN, NOW)
@@ -193,6 +202,7 @@ def listings(rows: list[tuple[str, str, str, int]], last_seen: datetime = NOW) -
     )
 
 
+@DUCKDB_ONLY
 def test_a_listing_many_times_its_category_median_warns(warehouse: Warehouse) -> None:
     tvs = [("paris", f"tv-{i}", "tv", 300_000) for i in range(5)]
     warehouse.insert("listings", listings([*tvs, ("paris", "tv-typo", "tv", 30_000_000)]))
@@ -219,6 +229,7 @@ def labels(rows: list[tuple[str, str, bool]]) -> pl.DataFrame:
     )
 
 
+@DUCKDB_ONLY
 def test_matches_contradicting_the_labelled_pairs_fail_at_error(warehouse: Warehouse) -> None:
     warehouse.insert(
         "product_matches",
@@ -256,6 +267,7 @@ def glitch(retailer: str, sku: str) -> dict:
     }
 
 
+@DUCKDB_ONLY
 def test_a_retailer_glitching_wholesale_fails_at_error(warehouse: Warehouse) -> None:
     catalogue = [("ripley", f"r{i}", "tv", 300_000) for i in range(40)]
     catalogue += [("paris", f"p{i}", "tv", 300_000) for i in range(40)]
@@ -301,6 +313,7 @@ def tiered(warehouse: Warehouse, tier: str, last_seen: datetime, *, source: str 
     )
 
 
+@DUCKDB_ONLY
 def test_a_stale_critical_tier_fails_at_error(warehouse: Warehouse) -> None:
     tiered(warehouse, "critical", NOW - timedelta(hours=3))
     tiered(warehouse, "tracking", NOW - timedelta(hours=20))
@@ -309,6 +322,7 @@ def test_a_stale_critical_tier_fails_at_error(warehouse: Warehouse) -> None:
     assert outcome.summary == "stale tiers: critical 100%"
 
 
+@DUCKDB_ONLY
 def test_a_stale_important_tier_only_warns(warehouse: Warehouse) -> None:
     tiered(warehouse, "critical", NOW - timedelta(minutes=20))
     tiered(warehouse, "important", NOW - timedelta(hours=13))
@@ -378,6 +392,7 @@ def test_a_close_no_successful_fetch_showed_fails_at_error(warehouse: Warehouse)
     ]
 
 
+@DUCKDB_ONLY
 def test_closes_built_by_the_pipeline_pass_both_history_checks(warehouse: Warehouse) -> None:
     from arbx_dagster.pipeline.history import refresh_price_history
 
