@@ -172,6 +172,22 @@ class Warehouse(ABC):
             self._run(f"DELETE FROM {_ident(table)} WHERE {where}", params)
             return self.insert(table, frame)
 
+    def delete_keys(self, table: str, keys: pl.DataFrame) -> None:
+        """Delete the rows of ``table`` whose values in ``keys``' columns match a row of
+        ``keys`` (one bulk statement against the staged keys, not one per row)."""
+        if keys.is_empty():
+            return
+        match = " AND ".join(f"s.{_ident(c)} = t.{_ident(c)}" for c in keys.columns)
+        with self.transaction():
+            stage = self._stage(_to_arrow(keys))
+            try:
+                self._run(
+                    f"DELETE FROM {_ident(table)} AS t "
+                    f"WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+                )
+            finally:
+                self._unstage(stage)
+
     def insert(self, table: str, frame: pl.DataFrame) -> int:
         """Append ``frame`` (tables without a natural key: logs, events)."""
         if frame.is_empty():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
-from arbx_dagster.domain.matching.blocks import assign_blocks
+from arbx_dagster.domain.matching.blocks import assign_blocks, shard_of
 from arbx_dagster.domain.matching.clustering import (
     build_outputs,
     carry_over_canonical_ids,
@@ -207,12 +207,14 @@ def match_by_block(
     k: int = DEFAULT_NEIGHBOURS,
     workers: int | None = None,
     blocks: Collection[str] | None = None,
+    shard: tuple[int, int] | None = None,
     parallel_from: int = PARALLEL_MIN_LISTINGS,
 ) -> MatchResult:
     """``match_listings`` block by block (see ``blocks``): each match block of the
     catalogue is matched on its own, in ``workers`` processes (default
     ``default_workers()``), largest blocks first; ``blocks`` restricts the work to those
-    block names (a Dagster partition's share). Catalogues under ``parallel_from`` listings
+    block names, ``shard=(index, count)`` to the blocks ``blocks.shard_of`` puts in that
+    shard (a Dagster partition's share). Catalogues under ``parallel_from`` listings
     are matched in this process. ``stats`` sum the blocks' counts and
     worker seconds, and add ``blocks`` and ``seconds_wall``.
     """
@@ -224,7 +226,7 @@ def match_by_block(
     parts = [
         part.drop("block").with_columns(idx=pl.int_range(pl.len(), dtype=pl.Int64))
         for _, part in records.group_by("block", maintain_order=True)
-        if blocks is None or part["block"][0] in blocks
+        if _selected(part["block"][0], blocks, shard)
     ]
     parts.sort(key=lambda part: part.height, reverse=True)
     workers = default_workers() if workers is None else max(1, workers)
@@ -238,6 +240,12 @@ def match_by_block(
     merged = _merge(results)
     merged.stats.update(blocks=float(len(parts)), seconds_wall=time.perf_counter() - started)
     return merged
+
+
+def _selected(block: str, blocks: Collection[str] | None, shard: tuple[int, int] | None) -> bool:
+    if blocks is not None and block not in blocks:
+        return False
+    return shard is None or shard_of(block, shard[1]) == shard[0]
 
 
 @contextmanager
