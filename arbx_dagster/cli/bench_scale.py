@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from arbx_dagster.bench.scale import run_scale
-
 
 def scale_command(
     listings: Annotated[int, typer.Option("--listings", help="Listings in total.", min=10)],
@@ -31,6 +29,9 @@ def scale_command(
     ] = None,
 ) -> None:
     """Time every pipeline stage on a simulated catalogue of N listings, in this process."""
+    # Imported here: the matcher (scikit-learn) would otherwise load with every `arbx` command.
+    from arbx_dagster.bench.scale import run_scale
+
     postgres_url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
     if postgres and not postgres_url:
         raise typer.BadParameter("--postgres needs ARBX_POSTGRES_URL")
