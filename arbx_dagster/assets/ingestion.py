@@ -1,13 +1,16 @@
 """Raw price observations, one partition per market day and retailer."""
 
 from datetime import date
+from typing import NoReturn
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.metadata import markdown_table, stage_metadata
 from arbx_dagster.assets.partitions import RAW_PRICE_PARTITIONS
+from arbx_dagster.assets.termination import stops_when_terminated
 from arbx_dagster.pipeline.ingest import (
     TARGETED_TIERS,
     IngestionFailed,
@@ -19,6 +22,11 @@ from arbx_dagster.pipeline.ingest import (
 )
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+
+# Run retries (dagster.yaml) skip a run carrying this tag set to "false".
+NO_RUN_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
+# Failure metadata: the step already raised its own 🚨, the run-failure sensor stays quiet.
+ALERTED = "arbx/alerted"
 
 INGESTION_RETRY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -50,6 +58,7 @@ class IngestConfig(dg.Config):
         "quarantined + repeated."
     ),
 )
+@stops_when_terminated
 def raw_prices(
     context: dg.AssetExecutionContext,
     config: IngestConfig,
@@ -62,7 +71,7 @@ def raw_prices(
     sources_config = sources.config
     archive = sources.archive
     reports: dict[str, StageReport] = {}
-    failures: dict[str, str] = {}
+    failures: dict[str, IngestionFailed] = {}
     with open_connectors(sources_config, cache.cache, archive, now=now) as connectors:
         for key in context.partition_keys:
             dims = key.keys_by_dimension  # type: ignore[attr-defined]
@@ -91,7 +100,7 @@ def raw_prices(
                     warehouse.warehouse, fetched, request, now=now, run_id=context.run.run_id
                 )
             except IngestionFailed as exc:
-                failures[key] = str(exc)
+                failures[key] = exc
                 context.log.error("partition %s failed: %s", key, exc)
                 continue
             counts = reports[key].counts
@@ -106,14 +115,38 @@ def raw_prices(
                 )
             )
     if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} partition(s) could not be trusted",
-            metadata={
-                "failures": dg.MetadataValue.json(failures),
-                "landed": dg.MetadataValue.json(sorted(reports)),
-            },
-        )
+        dispatcher = AlertDispatcher(cache.cache, channels_from_env(), clock.now)
+        _fail_untrusted(context, failures, landed=sorted(reports), dispatcher=dispatcher)
     return dg.MaterializeResult(metadata=_metadata(reports, config))
+
+
+def _fail_untrusted(
+    context: dg.AssetExecutionContext,
+    failures: dict[str, IngestionFailed],
+    *,
+    landed: list[str],
+    dispatcher: AlertDispatcher,
+) -> NoReturn:
+    """🚨 for each partition that cannot be trusted, then fail the step loudly. A parser that
+    no longer fits the pages is not retried, neither by the RetryPolicy nor by run retries:
+    it would fail the same way until someone fixes its mapping."""
+    run_id = context.run.run_id
+    for key, exc in failures.items():
+        dispatcher.system_error(
+            f"raw_prices {key} cannot be trusted", str(exc), key=f"ingest:{key}", run_id=run_id
+        )
+    retryable = any(exc.retryable for exc in failures.values())
+    if not retryable:
+        context.instance.add_run_tags(run_id, {NO_RUN_RETRY_TAG: "false"})
+    raise dg.Failure(
+        description="; ".join(f"{key}: {exc}" for key, exc in failures.items()),
+        metadata={
+            "failures": dg.MetadataValue.json({key: str(exc) for key, exc in failures.items()}),
+            "landed": dg.MetadataValue.json(landed),
+            ALERTED: True,
+        },
+        allow_retries=retryable,
+    )
 
 
 def _metadata(reports: dict[str, StageReport], config: IngestConfig) -> dict:

@@ -18,7 +18,11 @@ ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 class DagsterUnavailable(RuntimeError):
-    """The webserver cannot be reached."""
+    """The webserver cannot be reached, or answered with a server error (``status``)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class DagsterError(RuntimeError):
@@ -37,6 +41,7 @@ class Repository:
     jobs: tuple[str, ...]
     schedules: list[dict[str, Any]]
     sensors: list[dict[str, Any]]
+    partitioned_jobs: frozenset[str] = frozenset()  # jobs that need a partition to run
 
 
 REPOSITORIES_QUERY = """
@@ -48,6 +53,7 @@ query ArbxRepositories {
         name
         location { name }
         jobs { name }
+        partitionSets { pipelineName }
         schedules { name cronSchedule executionTimezone pipelineName
                     scheduleState { status } }
         sensors { name sensorState { status } }
@@ -102,6 +108,28 @@ query ArbxRuns($filter: RunsFilter, $limit: Int) {
 }
 """
 
+PARTITION_KEYS_QUERY = """
+query ArbxPartitionKeys($selector: PipelineSelector!, $limit: Int) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { partitionKeysOrError(limit: $limit, reverse: true) { partitionKeys } }
+    ... on PipelineNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+# The cheapest question that makes the webserver read its instance's run storage.
+RUN_STORAGE_QUERY = """
+query ArbxRunStorage {
+  runsOrError(limit: 1) {
+    __typename
+    ... on Runs { results { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 RUN_QUERY = """
 query ArbxRun($runId: ID!) {
   runOrError(runId: $runId) {
@@ -144,15 +172,24 @@ class DagsterClient:
     def close(self) -> None:
         self._http.close()
 
-    def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        extra: dict[str, Any] = {} if timeout_seconds is None else {"timeout": timeout_seconds}
         try:
             response = self._http.post(
-                f"{self.url}/graphql", json={"query": query, "variables": variables or {}}
+                f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, **extra
             )
         except httpx.HTTPError as exc:
             raise DagsterUnavailable(f"Dagster webserver at {self.url}: {exc}") from exc
         if response.status_code >= 500:
-            raise DagsterUnavailable(f"Dagster webserver answered {response.status_code}")
+            raise DagsterUnavailable(
+                f"Dagster webserver answered {response.status_code}",
+                status=response.status_code,
+            )
         body = response.json()
         if body.get("errors"):
             raise DagsterError("GraphQLError", "; ".join(e["message"] for e in body["errors"]))
@@ -165,6 +202,21 @@ class DagsterClient:
             return response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise DagsterUnavailable(f"Dagster webserver at {self.url}: {exc}") from exc
+
+    def check_run_storage(self, timeout_seconds: float = 2.0) -> None:
+        """Raise :class:`DagsterError` if the webserver cannot read its run storage (a
+        webserver up on a database that is down: an error answer or a server error),
+        :class:`DagsterUnavailable` if it does not answer at all."""
+        try:
+            data = self.execute(RUN_STORAGE_QUERY, timeout_seconds=timeout_seconds)
+        except DagsterUnavailable as exc:
+            if exc.status is None:
+                raise
+            message = f"the webserver answered {exc.status} to a run storage query"
+            raise DagsterError(f"HTTP {exc.status}", message) from exc
+        data = data["runsOrError"]
+        if data["__typename"] != "Runs":
+            raise DagsterError(data["__typename"], data.get("message", "run storage failed"))
 
     def repository(self, fresh: bool = False) -> Repository:
         """The (single) code location's repository; cached briefly."""
@@ -192,6 +244,7 @@ class DagsterClient:
             sensors=[
                 {"name": s["name"], "status": s["sensorState"]["status"]} for s in node["sensors"]
             ],
+            partitioned_jobs=frozenset(p["pipelineName"] for p in node["partitionSets"]),
         )
         with self._mutex:
             self._repo = (time.monotonic(), repo)
@@ -217,6 +270,25 @@ class DagsterClient:
         else:
             message = result.get("message", "")
         raise DagsterError(result["__typename"], message)
+
+    def latest_partitions(self, job: str, limit: int = 500) -> list[str]:
+        """The partition keys of ``job``'s latest day (``<day>|<retailer>``, in Dagster's
+        order): what "now" means for a partitioned job launched without a partition."""
+        repo = self.repository()
+        selector = {
+            "repositoryLocationName": repo.location,
+            "repositoryName": repo.name,
+            "pipelineName": job,
+        }
+        data = self.execute(PARTITION_KEYS_QUERY, {"selector": selector, "limit": limit})
+        result = data["pipelineOrError"]
+        if result["__typename"] != "Pipeline":
+            raise DagsterError(result["__typename"], result.get("message", ""))
+        keys: list[str] = result["partitionKeysOrError"]["partitionKeys"]
+        if not keys:
+            return []
+        latest_day = keys[-1].split("|")[0]
+        return [k for k in keys if k.split("|")[0] == latest_day]
 
     def terminate(self, run_id: str, policy: str = "SAFE_TERMINATE") -> dict[str, Any]:
         result = self.execute(TERMINATE_MUTATION, {"runId": run_id, "policy": policy})

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from arbx_dagster.service.dagster_api import DagsterUnavailable
+from arbx_dagster.service.dagster_api import DagsterError, DagsterUnavailable
 from arbx_dagster.service.db import WarehouseBusy
 from arbx_dagster.service.state import ServiceState
 from arbx_dagster.storage.migrations import current_version
 
 
 def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
-    """200 while the API can serve (warehouse and, when configured, Redis up); 503 if not.
+    """200 while the deployment works (warehouse, Redis when configured, and Dagster's run
+    storage when its webserver answers); 503 if not.
 
     A DuckDB warehouse locked by a running pipeline is ``busy``, not down; the Dagster
-    webserver is needed only for pipeline control, so its absence degrades, not fails.
+    webserver is needed only for pipeline control, so its absence (a restart, a UI not
+    started) degrades, not fails. A webserver that answers but cannot read its instance's
+    run storage is another matter: no run can be launched, recorded or watched — ``down``.
     """
     components: dict[str, dict[str, Any]] = {}
     try:
@@ -35,14 +38,28 @@ def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
         "sse_clients": st.broadcaster.clients,
         "last_event_id": st.broadcaster.last_id,
     }
-    try:
-        info = st.dagster.ping()
-        components["dagster"] = {"state": "ok", "version": info.get("dagster_version")}
-    except DagsterUnavailable as exc:
-        components["dagster"] = {"state": "unreachable", "detail": str(exc)}
-    down = components["warehouse"]["state"] == "down" or (
-        redis and components["cache"]["state"] == "down"
+    components["dagster"] = _dagster(st)
+    down = (
+        components["warehouse"]["state"] == "down"
+        or (redis and components["cache"]["state"] == "down")
+        or components["dagster"]["state"] == "down"
     )
     degraded = any(c["state"] not in ("ok",) for c in components.values())
     status = "down" if down else "degraded" if degraded else "ok"
     return (503 if down else 200), {"status": status, "components": components}
+
+
+def _dagster(st: ServiceState) -> dict[str, Any]:
+    """The webserver (reachable?) and the instance behind it (run storage readable?)."""
+    try:
+        info = st.dagster.ping()
+    except DagsterUnavailable as exc:
+        return {"state": "unreachable", "run_storage": "unknown", "detail": str(exc)}
+    state = {"state": "ok", "version": info.get("dagster_version"), "run_storage": "ok"}
+    try:
+        st.dagster.check_run_storage()
+    except DagsterError as exc:
+        return {**state, "state": "down", "run_storage": "down", "detail": exc.message[:300]}
+    except DagsterUnavailable as exc:  # answered /server_info, then no answer: say so only
+        return {**state, "state": "unreachable", "run_storage": "unknown", "detail": str(exc)}
+    return state

@@ -1,14 +1,20 @@
 """Pipeline control: launch, terminate and watch Dagster runs.
 
 Two API workers asked to launch the same job at the same moment must not start it twice:
-a launch takes a Redis lease on ``job + partition``, checks that no such run is already
-queued or running, launches, and only then releases the lease — so the second request
-finds the first run and gets 409 with its id.
+a launch takes a Redis lease on the job, checks that no run of it covering any of the same
+partitions is already queued or running, launches, and only then releases the lease — so
+the second request finds the first run and gets 409 with its id. One lease per job (not
+per partition) is what makes a launch without a partition and one with a partition
+exclusive too: the lease is held for a check and a launch, well under a second.
+
+A partitioned job launched without a partition means "now": the latest day's partitions
+of every retailer, as one run (a tier refresh or a full refresh of today).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import threading
@@ -71,12 +77,46 @@ class LaunchRequest:
         return tags
 
 
-def _same_scope(run: dict[str, Any], request: LaunchRequest) -> bool:
-    if request.partition:
-        return run.get("partition") == request.partition
-    if request.partition_range:
-        return run.get("partition_range") == list(request.partition_range)
-    return True  # an unpartitioned launch conflicts with any active run of the job
+def _span(partition: str | None, partition_range: Any) -> tuple[str, str] | None:
+    """The first and last partition a launch covers; None for the whole job."""
+    if partition:
+        return partition, partition
+    if partition_range:
+        return partition_range[0], partition_range[1]
+    return None
+
+
+def _overlaps(run: dict[str, Any], request: LaunchRequest) -> bool:
+    """Whether an active run covers any partition ``request`` would.
+
+    ``<day>|<retailer>`` keys compare as text in Dagster's own order (day, then retailer
+    by name), so two spans overlap when each starts before the other ends. A run or
+    request without partitions covers the whole job.
+    """
+    theirs = _span(run.get("partition"), run.get("partition_range"))
+    ours = _span(request.partition, request.partition_range)
+    if theirs is None or ours is None:
+        return True
+    return theirs[0] <= ours[1] and ours[0] <= theirs[1]
+
+
+def _scoped(client: DagsterClient, request: LaunchRequest, partitioned: bool) -> LaunchRequest:
+    """Check the request's partitions against the job; "now" for a partitioned job
+    launched without any."""
+    has_scope = request.partition is not None or request.partition_range is not None
+    if not partitioned:
+        if has_scope:
+            raise LaunchRejected(422, f"{request.job} is not partitioned: launch it without one")
+        return request
+    for key in (request.partition, *(request.partition_range or ())):
+        if key is not None and not PARTITION.match(key):
+            raise LaunchRejected(422, f"partition {key!r} must look like 2026-11-23|ripley")
+    if has_scope:
+        return request
+    today = client.latest_partitions(request.job)
+    if not today:
+        raise LaunchRejected(422, f"{request.job} has no partitions to run")
+    return dataclasses.replace(request, partition_range=(today[0], today[-1]))
 
 
 def launch(
@@ -86,20 +126,18 @@ def launch(
     actor: str,
     events: EventLog | None = None,
 ) -> dict[str, Any]:
-    """Launch ``request.job`` unless the same job and partition is already active."""
+    """Launch ``request.job`` unless an active run of it covers any of the same partitions."""
     repo = client.repository()
     if request.job not in repo.jobs:
         raise LaunchRejected(404, f"unknown job {request.job!r}; jobs: {', '.join(repo.jobs)}")
-    for key in (request.partition, *(request.partition_range or ())):
-        if key is not None and not PARTITION.match(key):
-            raise LaunchRejected(422, f"partition {key!r} must look like 2026-11-23|ripley")
-    lock = f"pipeline:launch:{request.job}:{request.scope}"
+    request = _scoped(client, request, request.job in repo.partitioned_jobs)
+    lock = f"pipeline:launch:{request.job}"
     try:
         with cache.lock(lock, ttl_seconds=60, wait_seconds=5):
             active = [
                 r
                 for r in client.runs(limit=50, job=request.job, statuses=ACTIVE_STATUSES)
-                if _same_scope(r, request)
+                if _overlaps(r, request)
             ]
             if active:
                 raise LaunchRejected(
@@ -117,7 +155,13 @@ def launch(
     except CacheError as exc:
         raise DagsterUnavailable(f"cannot take the launch lock: {exc}") from exc
     publish_run_event(
-        cache, run_id, request.job, "QUEUED", log_=events, partition=request.partition
+        cache,
+        run_id,
+        request.job,
+        "QUEUED",
+        log_=events,
+        partition=request.partition,
+        partition_range=list(request.partition_range) if request.partition_range else None,
     )
     with contextlib.suppress(CacheError):
         cache.set(f"runs:status:{run_id}", "QUEUED", RUN_STATUS_TTL)

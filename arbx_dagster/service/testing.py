@@ -276,8 +276,20 @@ class StubDagster:
     def ping(self) -> dict[str, Any]:
         return {"dagster_version": "stub"}
 
+    def check_run_storage(self, timeout_seconds: float = 2.0) -> None:
+        pass
+
     def repository(self, fresh: bool = False) -> Repository:
-        return Repository("stub", "__repository__", ("ingest_critical", "full_refresh"), [], [])
+        jobs = ("ingest_critical", "full_refresh", "refresh_downstream")
+        return Repository("stub", "__repository__", jobs, [], [], frozenset(jobs[:2]))
+
+    def latest_partitions(self, job: str, limit: int = 500) -> list[str]:
+        from datetime import UTC, datetime
+
+        from arbx_dagster.domain.history import day_of
+
+        today = day_of(datetime.now(UTC)).isoformat()
+        return [f"{today}|{retailer}" for retailer in ("falabella", "paris", "ripley")]
 
     def launch(self, job: str, tags: dict[str, str], run_config: Any) -> str:
         self.launched.append((job, tags))
