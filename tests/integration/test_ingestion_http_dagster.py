@@ -1,0 +1,138 @@
+"""``raw_prices`` materialized in Dagster against the local fixture server: tier runs fetch
+only their tier's listings, a changed layout fails the partition loudly, and the
+materialization says what the scrape did."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from fixture_server import FixtureServer
+
+from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.resources import (
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
+from arbx_dagster.storage.migrations import migrate
+from arbx_dagster.storage.warehouse import DuckDBWarehouse
+
+SOURCES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "retailers" / "sources.yaml"
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 12:00 in Santiago: today is live
+FALABELLA_API = "/falabella/s/browse/v1/listing/cl"
+# Falabella's fixture listings (sku -> product page id), split over the three tiers.
+TIERS = {
+    "16677002": ("16677001", "critical"),
+    "19000002": ("19000001", "critical"),
+    "17123457": ("17123456", "important"),
+    "18000002": ("18000001", "tracking"),
+    "19500002": ("19500001", "tracking"),
+}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FixtureServer]:
+    with FixtureServer() as running:
+        monkeypatch.setenv("ARBX_FIXTURE_URL", running.url)
+        monkeypatch.setenv("ARBX_TEST_ARCHIVE", str(tmp_path / "archive"))
+        yield running
+
+
+@pytest.fixture
+def warehouse_path(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    with DuckDBWarehouse(path) as warehouse:
+        migrate(warehouse)
+    return path
+
+
+def _materialize(
+    warehouse_path: Path,
+    *,
+    partition: str | None = None,
+    tier: str | None = None,
+    tags: dict[str, str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    run_config = {"ops": {"raw_prices": {"config": {"tier": tier}}}} if tier else None
+    return dg.materialize(
+        [raw_prices],
+        partition_key=partition,
+        run_config=run_config,
+        tags=tags,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        resources={
+            "warehouse": WarehouseResource(duckdb_path=str(warehouse_path)),
+            "cache": CacheResource(),
+            "clock": ClockResource(as_of=NOW.isoformat()),
+            "sources": SourcesResource(path=str(SOURCES_FILE)),
+        },
+    )
+
+
+def _stored(warehouse_path: Path, retailer: str) -> list[str]:
+    with DuckDBWarehouse(warehouse_path) as warehouse:
+        return warehouse.query(
+            "SELECT sku FROM raw_prices WHERE retailer = $1 ORDER BY sku", [retailer]
+        )["sku"].to_list()
+
+
+# --- tier runs -------------------------------------------------------------------------------
+
+
+def _assign_tiers(warehouse_path: Path, server: FixtureServer) -> None:
+    """Yesterday's intelligence stage: every Falabella listing known, each in its tier."""
+    with DuckDBWarehouse(warehouse_path) as warehouse, warehouse.transaction():
+        for sku, (product, tier) in TIERS.items():
+            warehouse.execute(
+                "INSERT INTO listings (retailer, sku, product_id, name, name_norm, url, "
+                "first_seen, last_seen, updated_at) "
+                "VALUES ('falabella', $1, $2, $3, $3, $4, $5, $5, $5)",
+                [sku, product, f"tv {sku}", f"{server.url}/falabella/product/{product}", NOW],
+            )
+            warehouse.execute(
+                "INSERT INTO listing_tiers VALUES ('falabella', $1, 0.1, 1, $2, 30, $3)",
+                [sku, tier, NOW],
+            )
+
+
+def _skus_in(tier: str) -> list[str]:
+    return sorted(sku for sku, (_, assigned) in TIERS.items() if assigned == tier)
+
+
+def test_a_critical_run_reads_listing_pages_for_its_tier_only(
+    server: FixtureServer, warehouse_path: Path
+) -> None:
+    _assign_tiers(warehouse_path, server)
+    result = _materialize(warehouse_path, partition="2026-11-23|falabella", tier="critical")
+    assert result.success
+    assert _stored(warehouse_path, "falabella") == _skus_in("critical")
+    assert [a.query["page"] for a in server.requests_to(FALABELLA_API)] == ["1", "2", "3"]
+    assert server.requests_to("/falabella/product/") == []  # the cheap pass: no product pages
+
+
+def test_an_important_run_opens_the_product_pages_of_its_tier_only(
+    server: FixtureServer, warehouse_path: Path
+) -> None:
+    _assign_tiers(warehouse_path, server)
+    result = _materialize(warehouse_path, partition="2026-11-23|falabella", tier="important")
+    assert result.success
+    assert _stored(warehouse_path, "falabella") == _skus_in("important") == ["17123457"]
+    opened = [a.path for a in server.requests_to("/falabella/product/")]
+    assert opened == ["/falabella/product/17123456"]  # full mode, for the tier's listing only
+    with DuckDBWarehouse(warehouse_path) as warehouse:
+        assert warehouse.scalar("SELECT ean FROM raw_prices") == "8806084123456"  # product page
+
+
+def test_a_tier_with_no_listings_assigned_scrapes_nothing(
+    server: FixtureServer, warehouse_path: Path
+) -> None:
+    result = _materialize(warehouse_path, partition="2026-11-23|falabella", tier="critical")
+    assert result.success
+    assert server.arrivals == [] and _stored(warehouse_path, "falabella") == []
