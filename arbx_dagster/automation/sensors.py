@@ -3,10 +3,12 @@
 import json
 import os
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
+from arbx_dagster.assets.ingestion import ALERTED
 from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS, partition_key
 from arbx_dagster.automation import SENSOR_STATUS
 from arbx_dagster.automation.jobs import ingest_files
@@ -14,6 +16,9 @@ from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource
+
+if TYPE_CHECKING:  # what a step-failure event carries (not exported by dagster)
+    from dagster._core.execution.plan.objects import StepFailureData, UserFailureData
 
 # How often the daemon looks at landing folders (ARBX_FILE_DROP_INTERVAL_SECONDS).
 FILE_DROP_INTERVAL_SECONDS = int(os.environ.get("ARBX_FILE_DROP_INTERVAL_SECONDS", "30"))
@@ -85,10 +90,26 @@ def alert_on_run_failure(
     context: dg.RunFailureSensorContext, cache: CacheResource, clock: ClockResource
 ) -> None:
     run = context.dagster_run
-    failure = context.failure_event.message or "the run failed"
+    failed_steps = [event.step_failure_data for event in context.get_step_failure_events()]
+    if failed_steps and all(_alerted(step.user_failure_data) for step in failed_steps):
+        return  # each failed step already raised its own, more precise 🚨
+    reasons = [_reason(step) for step in failed_steps]
+    failure = "; ".join(r for r in reasons if r) or context.failure_event.message or "failed"
     AlertDispatcher(cache.cache, channels_from_env(), clock.now).system_error(
         f"Run of {run.job_name} failed",
         failure,
         key=f"run:{run.job_name}",
         run_id=run.run_id,
     )
+
+
+def _alerted(failure: "UserFailureData | None") -> bool:
+    flag = failure.metadata.get(ALERTED) if failure is not None else None
+    return bool(getattr(flag, "value", False))
+
+
+def _reason(step: "StepFailureData") -> str:
+    """What went wrong in one step: a dg.Failure's description, else the error's message."""
+    if step.user_failure_data is not None and step.user_failure_data.description:
+        return step.user_failure_data.description
+    return step.error.message.strip() if step.error is not None else ""

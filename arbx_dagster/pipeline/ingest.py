@@ -47,7 +47,15 @@ TARGETED_TIERS = ("critical", "important")
 
 
 class IngestionFailed(RuntimeError):
-    """A partition cannot be trusted (layout change, every fetch failed): fail loudly."""
+    """A partition cannot be trusted (layout change, every fetch failed): fail loudly.
+
+    ``retryable`` says whether trying again soon may help: an outage may pass, a parser
+    that no longer fits the page stays broken until someone fixes the mapping.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -191,13 +199,19 @@ def _history(
 
 def check_fetch(fetched: FetchedPartition) -> None:
     """Raise when the partition cannot be trusted instead of quietly landing nothing."""
-    problem = fetched.stats.layout_problem()
+    stats = fetched.stats
+    problem = stats.layout_problem()
     if problem:
-        raise IngestionFailed(f"layout change suspected: {problem}")
-    if fetched.stats.pages_failed and fetched.frame.is_empty():
+        detail = f" ({'; '.join(stats.errors[:2])})" if stats.errors else ""
         raise IngestionFailed(
-            f"every fetch failed ({fetched.stats.pages_failed} pages): "
-            + "; ".join(fetched.stats.errors[:3])
+            f"layout change suspected: {problem}{detail}; fix the source's mapping in "
+            "sources.yaml, then re-run the partition",
+            retryable=False,
+        )
+    if stats.pages_failed and fetched.frame.is_empty():
+        raise IngestionFailed(
+            f"every fetch failed ({stats.pages_failed} pages): " + "; ".join(stats.errors[:3]),
+            retryable=True,
         )
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
-from fixture_server import FixtureServer
+from fixture_server import Fault, FixtureServer
 
 from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.automation.sensors import alert_on_run_failure
 from arbx_dagster.resources import (
     CacheResource,
     ClockResource,
@@ -136,3 +138,42 @@ def test_a_tier_with_no_listings_assigned_scrapes_nothing(
     result = _materialize(warehouse_path, partition="2026-11-23|falabella", tier="critical")
     assert result.success
     assert server.arrivals == [] and _stored(warehouse_path, "falabella") == []
+
+
+# --- a changed layout fails loudly -----------------------------------------------------------
+
+
+def test_a_redesigned_grid_fails_the_partition_loudly_without_retrying(
+    server: FixtureServer, warehouse_path: Path, alert_receiver: Any
+) -> None:
+    server.always("/paris/tecnologia/", Fault(fixture="paris/grid-redesign.html"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _materialize(warehouse_path, partition="2026-11-23|paris", instance=instance)
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+        assert message.startswith("2026-11-23|paris: layout change suspected")
+        assert "container 'div.search-result-content' not found" in message
+        # a broken parser stays broken: no step retry (RetryPolicy), no run retry
+        assert not any(
+            e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events
+        )
+        assert len(server.requests_to("/paris/tecnologia/")) == 1
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None and run.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+
+        [alert] = alert_receiver.delivered("/alerts")
+        assert alert["title"].startswith("🚨")
+        assert alert["title"].endswith("raw_prices 2026-11-23|paris cannot be trusted")
+        assert "layout change suspected" in alert["message"]
+        # the run-failure sensor does not repeat what the step already said
+        with dg.build_run_status_sensor_context(
+            sensor_name="alert_on_run_failure",
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"cache": CacheResource(), "clock": ClockResource(as_of=NOW.isoformat())},
+        ) as context:
+            alert_on_run_failure(context.for_run_failure())
+    assert len(alert_receiver.delivered("/alerts")) == 1
+    assert _stored(warehouse_path, "paris") == []  # nothing quietly landed
