@@ -212,6 +212,40 @@ def push_through_pipeline(
     )
 
 
+def read_event(lines: Iterator[str], prefix: str) -> dict[str, Any]:
+    """The next complete Server-Sent Event whose type starts with ``prefix``, as
+    ``{"id", "type", "data"}``, from a stream's ``iter_lines()``."""
+    import json
+
+    event: dict[str, Any] = {}
+    for line in lines:
+        if line.startswith("event: "):
+            event["type"] = line[7:]
+        elif line.startswith("data: "):
+            event["data"] = json.loads(line[6:])
+        elif line.startswith("id: "):
+            event["id"] = line[4:]
+        elif not line:
+            if event.get("type", "").startswith(prefix):
+                return event
+            event = {}
+    raise AssertionError(f"the stream ended before a {prefix}* event")
+
+
+def session_processes(session: int) -> set[int]:
+    """Live (non-zombie) processes of a session, from /proc: what a server started with
+    ``start_new_session=True`` leaves behind."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[3]) == session:
+            found.add(int(stat.parent.name))
+    return found
+
+
 # --- configuration for tests and benchmarks ---------------------------------------------
 
 TEST_KEY = "test-key-0123456789abcdef"

@@ -5,7 +5,6 @@ about it from the opportunities asset itself (and the list shows it)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from arbx_dagster.service.testing import (
     TEST_KEY,
     StubDagster,
     push_through_pipeline,
+    read_event,
     serve_in_thread,
     service_settings,
     spread_observations,
@@ -48,23 +48,6 @@ def stack(
     )
     with serve_in_thread(app) as server:
         yield {"url": server.url, "sources": sources_path, "cache": cache}
-
-
-def next_event(lines: Iterator[str], prefix: str) -> dict[str, Any]:
-    """The next complete SSE event whose type starts with ``prefix``."""
-    event: dict[str, Any] = {}
-    for line in lines:
-        if line.startswith("event: "):
-            event["type"] = line[7:]
-        elif line.startswith("data: "):
-            event["data"] = json.loads(line[6:])
-        elif line.startswith("id: "):
-            event["id"] = line[4:]
-        elif not line:
-            if event.get("type", "").startswith(prefix):
-                return event
-            event = {}
-    raise AssertionError(f"the stream ended before a {prefix}* event")
 
 
 def test_webhook_to_sensor_to_run_to_opportunity_to_sse(
@@ -113,7 +96,7 @@ def test_webhook_to_sensor_to_run_to_opportunity_to_sse(
         ]
 
         # The client hears that very event.
-        event = next_event(stream.iter_lines(), "opportunit")
+        event = read_event(stream.iter_lines(), "opportunit")
         assert event["id"] == published[0].id
         assert event["type"] == "opportunity.new"
         assert event["data"]["run_id"] == pushed.downstream.run_id

@@ -36,7 +36,12 @@ from arbx_dagster.domain.history import day_of
 from arbx_dagster.service.app import create_app
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.events import RedisEventLog
-from arbx_dagster.service.testing import TEST_KEY, free_port, service_settings
+from arbx_dagster.service.testing import (
+    TEST_KEY,
+    free_port,
+    service_settings,
+    session_processes,
+)
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import DuckDBWarehouse
 
@@ -128,19 +133,6 @@ retailers:
         encoding="utf-8",
     )
     return path
-
-
-def session_processes(session: int) -> set[int]:
-    """Live (non-zombie) processes of a session, from /proc."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if fields[0] != "Z" and int(fields[3]) == session:
-            found.add(int(stat.parent.name))
-    return found
 
 
 @dataclass

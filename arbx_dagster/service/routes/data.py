@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -77,10 +78,11 @@ def get_metrics(
     _: Annotated[Principal, Depends(require_key)],
     st: Annotated[ServiceState, Depends(get_state)],
 ) -> dict[str, Any]:
-    """KPIs and the latest intelligence metrics, plus this worker's service counters."""
+    """KPIs and the latest intelligence metrics, plus the answering worker's counters."""
     with st.db.read() as warehouse:
         body = kpis(warehouse)
     body["service"] = {
+        "worker_pid": os.getpid(),  # which worker answered (counters are per worker)
         "sse_clients": st.broadcaster.clients,
         "audit_records_waiting": st.auditor.pending,
         "requests": st.metrics.counter_total("arbx_http_requests_total"),

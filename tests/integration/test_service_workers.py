@@ -1,0 +1,151 @@
+"""``arbx serve --workers 2`` as a real process on PostgreSQL + Redis: both workers
+answer, a rate limit is one budget for the whole service, an event reaches live clients
+of either worker, and Ctrl-C stops everything. Which worker answered is read from
+``/api/metrics``; an HTTP connection stays with the worker that accepted it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from arbx_dagster.service.events import RedisEventLog
+from arbx_dagster.service.testing import free_port, read_event, session_processes
+from arbx_dagster.storage.cache import RedisCache
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+OPS_KEY = "workers-ops-key-0123456789"
+PROBE_KEY = "workers-probe-key-0123456789"
+LIMIT = 24  # requests per minute per API key, for the whole service
+
+
+@pytest.fixture
+def served(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[dict]:
+    prefix = f"arbx-test-workers:{uuid.uuid4().hex[:8]}:"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        "ARBX_HOME": str(tmp_path),
+        "ARBX_POSTGRES_URL": fresh_postgres_url,
+        "ARBX_REDIS_URL": redis_url,
+        "ARBX_REDIS_PREFIX": prefix,
+        "ARBX_API_KEYS": f"ops={OPS_KEY},probe={PROBE_KEY}",
+        "ARBX_RATE_LIMIT_PER_KEY": str(LIMIT),
+        "ARBX_DAGSTER_URL": "http://127.0.0.1:9",
+        "ARBX_RUN_WATCH_SECONDS": "0",
+    }
+    port = free_port()
+    arbx = Path(sys.executable).with_name("arbx")
+    server = subprocess.Popen(
+        [str(arbx), "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    cache = RedisCache(redis_url, prefix=prefix)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(server.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while sum("Application startup complete" in line for line in output) < 2:
+            assert server.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "both workers did not start:\n" + "".join(output)
+            time.sleep(0.25)
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+        yield {"url": url, "server": server, "cache": cache, "output": output, "reader": reader}
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        cache.delete_matching("*")
+        cache.close()
+
+
+def pinned_to_two_workers(url: str, tries: int) -> dict[int, httpx.Client]:
+    """Two one-connection clients, each kept by a different worker."""
+    clients: dict[int, httpx.Client] = {}
+    for _ in range(tries):
+        client = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Bearer {OPS_KEY}"},
+            limits=httpx.Limits(max_connections=1),
+            timeout=httpx.Timeout(10, read=20),
+        )
+        pid = client.get("/api/metrics").json()["service"]["worker_pid"]
+        if pid in clients:
+            client.close()
+            continue
+        clients[pid] = client
+        if len(clients) == 2:
+            break
+    return clients
+
+
+def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dict) -> None:
+    url, server = served["url"], served["server"]
+    clients = pinned_to_two_workers(url, tries=LIMIT - 8)  # the ops key's budget
+    assert len(clients) == 2, "a second worker never answered"
+    for pid, client in clients.items():  # each stays with its worker
+        assert client.get("/api/metrics").json()["service"]["worker_pid"] == pid
+    first, second = clients.values()
+
+    # One budget per key across workers: alternating between them, the limit is the
+    # limit (per-worker counting would let twice as many through).
+    if time.time() % 60 > 50:  # keep clear of the window's end
+        time.sleep(61 - time.time() % 60)
+    probe = {"Authorization": f"Bearer {PROBE_KEY}"}
+    codes = [
+        (first if i % 2 == 0 else second).get("/api/config", headers=probe).status_code
+        for i in range(LIMIT + 4)
+    ]
+    assert codes == [200] * LIMIT + [429] * 4
+    refused = second.get("/api/config", headers=probe)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+    # An event appended to the Redis stream (as the pipeline does) reaches a live client
+    # of each worker, with the same id; a client resuming from before it gets it too.
+    log = RedisEventLog(served["cache"])
+    mark = log.latest_id() or "0-0"
+    with (
+        first.stream("GET", "/api/sse/updates") as a,
+        second.stream("GET", "/api/sse/updates") as b,
+    ):
+        assert a.status_code == b.status_code == 200
+        time.sleep(0.5)  # both streams subscribed
+        event_id = log.append("opportunity.new", {"opportunity_id": "spread:tv", "margin_clp": 1})
+        heard = [read_event(s.iter_lines(), "opportunity") for s in (a, b)]
+    assert [(e["id"], e["data"]["opportunity_id"]) for e in heard] == [(event_id, "spread:tv")] * 2
+    with httpx.stream(
+        "GET",
+        f"{url}/api/sse/updates",
+        headers={"Authorization": f"Bearer {OPS_KEY}", "Last-Event-ID": mark},
+        timeout=10,
+    ) as resumed:
+        assert read_event(resumed.iter_lines(), "opportunity")["id"] == event_id
+    for client in clients.values():
+        client.close()
+
+    # Ctrl-C stops the supervisor and both workers; no key ever reached the log.
+    server.send_signal(signal.SIGINT)
+    assert server.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while session_processes(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_processes(server.pid) == set()
+    served["reader"].join(timeout=5)
+    output = "".join(served["output"])
+    assert output.count("Started server process") == 2, output
+    assert OPS_KEY not in output and PROBE_KEY not in output
