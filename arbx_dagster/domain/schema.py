@@ -66,6 +66,7 @@ LISTING_SCHEMA: dict[str, pl.DataType] = {
     "name_norm": pl.String(),  # case/accent folded, units normalised
     "brand": pl.String(),  # canonical brand, lower case
     "model_code": pl.String(),  # normalised model code (no dashes/spaces), may be null
+    "model_codes": pl.String(),  # every code found, best first, space-separated
     "category": pl.String(),  # leaf category, folded
     "url": pl.String(),
     "price_list": pl.Int64(),

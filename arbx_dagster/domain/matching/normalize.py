@@ -614,7 +614,8 @@ def infer_brand_from_title(
 
 
 def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
-    """Add or overwrite ``name_norm``, ``brand``, ``model_code`` and ``category``.
+    """Add or overwrite ``name_norm``, ``brand``, ``model_code``, ``model_codes`` (every
+    code found, best first, space-separated) and ``category``.
 
     Input: raw listing columns (``retailer``, ``sku``, ``name`` and optionally ``brand``,
     ``model``, ``category``; any may be null). Output: the same rows in the same order.
@@ -653,14 +654,18 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
         "name",
     )
     codes = model_code_candidates(code_src, ["__model_field", "name"], row_id=row_id)
-    best = codes.filter(pl.col("rank") == 0).select(row_id, pl.col("code").alias("__code"))
+    ranked = codes.group_by(row_id).agg(
+        pl.col("code").sort_by("rank").first().alias("__code"),
+        pl.col("code").sort_by("rank").str.join(" ").alias("model_codes"),
+    )
     out = (
         base.join(inferred, on=row_id, how="left")
-        .join(best, on=row_id, how="left")
+        .join(ranked, on=row_id, how="left")
         .sort(row_id)
         .with_columns(
             brand=pl.coalesce("__brand_field", "brand_inferred"),
             model_code=pl.col("__code"),
+            model_codes=pl.col("model_codes").fill_null(""),  # '' = looked, found none
             category=pl.when(pl.col("__category").str.len_chars() > 0)
             .then(pl.col("__category"))
             .otherwise(None),
@@ -668,6 +673,25 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
     )
     drop = [row_id, "__brand_field", "brand_inferred", "__code", "__category"]
     return out.drop(drop + [c for c in added if c not in ("brand", "category", "model_code")])
+
+
+def _stored_or_extracted_codes(base: pl.DataFrame) -> pl.DataFrame:
+    """``idx, code, rank`` for every listing: the ``model_codes`` normalisation stored, or,
+    for listings without them (built by hand, or from before they were stored), codes
+    extracted from ``model_code`` and ``name`` now."""
+    stored = pl.col("model_codes").is_not_null() if "model_codes" in base.columns else pl.lit(False)
+    known = base.filter(stored)
+    have = (
+        known.select("idx", pl.col("model_codes").str.split(" ").alias("code"))
+        .explode("code")
+        .filter(pl.col("code").str.len_chars() > 0)
+        .with_columns(rank=pl.int_range(pl.len()).over("idx"))
+    )
+    missing = base.filter(~stored).select("idx", "model_code", "name")
+    extracted = model_code_candidates(missing, ["model_code", "name"], row_id="idx").select(
+        "idx", "code", "rank"
+    )
+    return pl.concat([have.cast({"rank": pl.Int64}), extracted.cast({"rank": pl.Int64})])
 
 
 def matching_records(listings: pl.DataFrame) -> pl.DataFrame:
@@ -686,10 +710,8 @@ def matching_records(listings: pl.DataFrame) -> pl.DataFrame:
     for col in ("price_offer", "price_list", "price_card"):
         if col not in base.columns:
             base = base.with_columns(pl.lit(None, dtype=pl.Int64).alias(col))
-    codes = model_code_candidates(
-        base.select("idx", "model_code", "name"), ["model_code", "name"], row_id="idx"
-    )
-    stems = codes.filter(
+    codes = _stored_or_extracted_codes(base)
+    stems = codes.with_columns(stem=code_stem(pl.col("code"))).filter(
         (pl.col("stem") != pl.col("code"))
         & (pl.col("stem").str.len_chars() >= MIN_KEY_LEN)
         & pl.col("stem").str.contains(r"[A-Z]")
