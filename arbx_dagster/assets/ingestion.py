@@ -4,7 +4,6 @@ from datetime import date
 from typing import NoReturn
 
 import dagster as dg
-import polars as pl
 from pydantic import Field
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
@@ -18,6 +17,7 @@ from arbx_dagster.pipeline.ingest import (
     fetch_partition,
     ingest_partition,
     open_connectors,
+    summarize_partitions,
     tier_listings,
 )
 from arbx_dagster.pipeline.report import StageReport
@@ -150,40 +150,13 @@ def _fail_untrusted(
 
 
 def _metadata(reports: dict[str, StageReport], config: IngestConfig) -> dict:
-    """Totals over the run's partitions, plus one row per partition."""
-    total = StageReport(
-        rows=sum(r.rows for r in reports.values()),
-        counts={
-            name: sum(r.counts[name] for r in reports.values())
-            for name in ("fetched", "stored", "quarantined", "repeated", "missing")
-        },
-    )
-    reasons: dict[str, int] = {}
-    for report in reports.values():
-        for reason, n in report.counts["quarantine_reasons"].items():
-            reasons[reason] = reasons.get(reason, 0) + n
-    per_partition = pl.DataFrame(
-        [
-            {
-                "partition": key,
-                "how": r.counts["how"],
-                "fetched": r.counts["fetched"],
-                "stored": r.counts["stored"],
-                "quarantined": r.counts["quarantined"],
-                "listings": r.counts["listings"],
-                "pages": r.counts["fetch"].get("pages", 0),
-                "http_errors": r.counts["fetch"].get("pages_failed", 0),
-                "seconds": round(float(r.counts["fetch"].get("duration_seconds", 0.0)), 2),
-            }
-            for key, r in sorted(reports.items())
-        ]
-    )
+    """Totals over the run's partitions, then per retailer and per partition."""
+    summary = summarize_partitions(reports)
     return stage_metadata(
-        total,
+        summary.total,
         partitions=len(reports),
         tier=config.tier or "all",
-        quarantine_reasons=dg.MetadataValue.json(
-            dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:10])
-        ),
-        per_partition=dg.MetadataValue.md(markdown_table(per_partition, max_rows=40)),
+        quarantine_reasons=dg.MetadataValue.json(summary.quarantine_reasons),
+        per_retailer=dg.MetadataValue.json(summary.retailers),
+        per_partition=dg.MetadataValue.md(markdown_table(summary.partitions, max_rows=40)),
     )

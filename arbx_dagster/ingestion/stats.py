@@ -53,6 +53,12 @@ class FetchStats:
         return result
 
     @property
+    def http_errors(self) -> int:
+        """HTTP attempts without a usable answer (4xx/5xx, timeouts, connection errors), the
+        ones a retry then fixed included: how hard the store pushed back."""
+        return sum(n for status, n in self.status_counts.items() if _is_error(status))
+
+    @property
     def unparsable_share(self) -> float:
         return self.items_unparsable / self.items_seen if self.items_seen else 0.0
 
@@ -80,6 +86,12 @@ class FetchStats:
         data["status_counts"] = dict(sorted(self.status_counts.items()))
         data["errors"] = self.errors[:20]
         data["error_count"] = len(self.errors)
+        data["http_errors"] = self.http_errors
         data["duration_seconds"] = round(self.duration_seconds, 3)
         data["rate_limited_seconds"] = round(self.rate_limited_seconds, 3)
         return data
+
+
+def _is_error(status: str) -> bool:
+    """``"429"``, ``"503"``, ``"timeout"``, ``"error"``: yes; ``"200"``, ``"304"``: no."""
+    return not status.isdigit() or int(status) >= 400

@@ -9,10 +9,12 @@ a partition never duplicates anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -291,11 +293,83 @@ def ingest_partition(
         replace=(request.retailer, request.day) if rebuilt else None,
     )
     report.counts.update(
+        retailer=request.retailer,
+        day=request.day.isoformat(),
         how=fetched.how,
         sources=list(fetched.sources),
         fetch=fetched.stats.as_metadata(),
     )
     return report
+
+
+# What a run's metadata adds up per partition and per retailer: rows, then what the fetch did.
+_ROW_COUNTS = ("fetched", "stored", "quarantined", "repeated", "missing", "listings")
+_FETCH_COUNTS = ("pages", "pages_failed", "http_errors", "retries")
+TOP_REASONS = 5
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """A run's landed partitions added up (for materialization metadata)."""
+
+    total: StageReport  # the run's totals, under the usual stage keys
+    partitions: pl.DataFrame  # one row per partition
+    retailers: dict[str, dict[str, Any]]  # per retailer: sums, top quarantine reasons, statuses
+    quarantine_reasons: dict[str, int]  # the run's most frequent reasons, most frequent first
+
+
+def summarize_partitions(reports: Mapping[str, StageReport]) -> IngestSummary:
+    """Totals, one row per partition and one entry per retailer of a run's reports."""
+    partitions = pl.DataFrame(
+        [
+            {
+                "partition": key,
+                "retailer": report.counts["retailer"],
+                "how": report.counts["how"],
+                **{name: report.counts[name] for name in _ROW_COUNTS},
+                **{name: report.counts["fetch"][name] for name in _FETCH_COUNTS},
+                "duration_seconds": float(report.counts["fetch"]["duration_seconds"]),
+            }
+            for key, report in sorted(reports.items())
+        ],
+        schema={
+            "partition": pl.String,
+            "retailer": pl.String,
+            "how": pl.String,
+            **dict.fromkeys((*_ROW_COUNTS, *_FETCH_COUNTS), pl.Int64),
+            "duration_seconds": pl.Float64,
+        },
+    )
+    summed = [*_ROW_COUNTS, *_FETCH_COUNTS, "duration_seconds"]
+    per_retailer = (
+        partitions.group_by("retailer")
+        .agg(pl.len().alias("partitions"), pl.col(summed).sum())
+        .with_columns(pl.col("duration_seconds").round(2))
+    )
+    retailers: dict[str, dict[str, Any]] = {}
+    for row in per_retailer.sort("retailer").iter_rows(named=True):
+        retailer = row.pop("retailer")
+        own = [r.counts for r in reports.values() if r.counts["retailer"] == retailer]
+        retailers[retailer] = {
+            **row,
+            "top_quarantine_reasons": _top(c["quarantine_reasons"] for c in own),
+            "status_counts": _top((c["fetch"]["status_counts"] for c in own), limit=None),
+        }
+    totals = partitions.select(pl.col(summed).sum()).row(0, named=True)
+    total = StageReport(
+        rows=int(totals["stored"]),
+        counts={**totals, "duration_seconds": round(totals["duration_seconds"], 2)},
+    )
+    reasons = _top((r.counts["quarantine_reasons"] for r in reports.values()), limit=10)
+    return IngestSummary(total, partitions, retailers, reasons)
+
+
+def _top(counters: Iterable[Mapping[str, int]], limit: int | None = TOP_REASONS) -> dict[str, int]:
+    """Counters added up, most frequent first (``limit`` of them)."""
+    total: Counter[str] = Counter()
+    for counter in counters:
+        total.update(counter)
+    return dict(total.most_common(limit))
 
 
 def refetch_listings(

@@ -177,3 +177,45 @@ def test_a_redesigned_grid_fails_the_partition_loudly_without_retrying(
             alert_on_run_failure(context.for_run_failure())
     assert len(alert_receiver.delivered("/alerts")) == 1
     assert _stored(warehouse_path, "paris") == []  # nothing quietly landed
+
+
+# --- what a materialization says ---------------------------------------------------------------
+
+
+def test_an_http_materialization_reports_what_each_retailer_scrape_did(
+    server: FixtureServer, warehouse_path: Path
+) -> None:
+    server.fail_next(FALABELLA_API, Fault(status=500))
+    server.fail_next("/ripley/", Fault(status=429, headers={"Retry-After": "0"}))
+    today = {
+        "dagster/asset_partition_range_start": "2026-11-23|falabella",
+        "dagster/asset_partition_range_end": "2026-11-23|ripley",
+    }
+    result = _materialize(warehouse_path, tags=today)
+    assert result.success
+    event = result.get_asset_materialization_events()[0]  # one per partition, same metadata
+    metadata = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+    falabella, paris, ripley = (
+        metadata["per_retailer"][r] for r in ("falabella", "paris", "ripley")
+    )
+
+    # rows: fetched = stored + quarantined, with the reasons, per retailer and in total
+    assert [(r["fetched"], r["stored"], r["quarantined"]) for r in (falabella, paris, ripley)] == [
+        (5, 4, 1),
+        (5, 4, 1),
+        (5, 5, 0),
+    ]
+    assert falabella["top_quarantine_reasons"] == {"unparsable price_offer: 'Consultar precio'": 1}
+    assert paris["top_quarantine_reasons"] == {"missing name": 1}
+    assert (metadata["fetched"], metadata["stored"], metadata["quarantined"]) == (15, 13, 2)
+    assert metadata["dagster/row_count"] == 13
+    assert sum(metadata["quarantine_reasons"].values()) == 2
+
+    # the scrape: pages read (listing + product pages), HTTP errors met (retried), duration
+    assert [r["pages"] for r in (falabella, paris, ripley)] == [3 + 5, 2 + 4, 2]
+    assert falabella["status_counts"] == {"200": 8, "500": 1} and falabella["http_errors"] == 1
+    assert ripley["status_counts"] == {"200": 2, "429": 1} and ripley["http_errors"] == 1
+    assert paris["http_errors"] == 0 and metadata["http_errors"] == 2
+    assert all(r["pages_failed"] == 0 and r["duration_seconds"] > 0 for r in (falabella, ripley))
+    assert metadata["duration_seconds"] > 0 and metadata["pages"] == 16
+    assert "| 2026-11-23/ripley | ripley | live | 5 | 5 | 0 |" in metadata["per_partition"]
