@@ -182,6 +182,24 @@ def test_intermittent_5xx_are_retried(server: FixtureServer, sources: SourcesCon
     assert frame.height == 5
 
 
+def test_the_html_store_is_retried_through_a_429_and_a_500(
+    server: FixtureServer, sources: SourcesConfig
+) -> None:
+    grid = "/paris/tecnologia/computadores/notebooks/"
+    server.fail_next(grid, Fault(status=429, headers={"Retry-After": "1"}))
+    server.fail_next("/paris/notebook-hp-victus", Fault(status=500))
+    frame, stats = _fetch(sources, "paris", mode=FetchMode.FULL)
+    first, second = server.requests_to(grid)[:2]
+    assert second.at - first.at >= 0.9  # waited as told
+    assert (first.query["start"], second.query["start"]) == ("0", "0")  # the same page again
+    assert stats.status_counts["429"] == 1 and stats.status_counts["500"] == 1
+    assert stats.retries == 2 and stats.pages_failed == 0 and stats.http_errors == 2
+    # every row as without faults, the product page's data included
+    hp = frame.filter(pl.col("sku") == "HP9X7Z1").row(0, named=True)
+    assert (hp["model"], hp["stock_qty"], hp["price_offer"]) == ("15-FA1023LA", 2, 699_990)
+    assert frame.height == 5
+
+
 def test_a_slow_answer_times_out_and_the_retry_succeeds(
     server: FixtureServer, sources: SourcesConfig
 ) -> None:
