@@ -18,6 +18,15 @@ def _day(text: str) -> date:
         raise typer.BadParameter(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def backfill_batches(days: list[date], chosen: list[str], retailers: list[str]) -> list[list[str]]:
+    """The raw-price partitions of each run, in order: every retailer is one contiguous range
+    (one run); a subset of retailers is one run per retailer and day, since a partition range
+    cannot skip retailers."""
+    if chosen == retailers:
+        return [[f"{d.isoformat()}|{r}" for d in days for r in retailers]]
+    return [[f"{d.isoformat()}|{r}"] for d in days for r in chosen]
+
+
 def backfill(
     start: str = typer.Option(..., "--from", help="First day (YYYY-MM-DD), Chilean calendar."),
     end: str = typer.Option(..., "--to", help="Last day (YYYY-MM-DD), inclusive."),
@@ -49,14 +58,8 @@ def backfill(
 
     console = make_console()
     prepare_dagster_home(Settings.from_env())
-    # A contiguous range of partitions is one run; a subset of retailers is one run per
-    # retailer and day (partition ranges cannot skip retailers).
-    if chosen == RETAILERS:
-        batches = [[f"{d.isoformat()}|{r}" for d in days for r in RETAILERS]]
-    else:
-        batches = [[f"{d.isoformat()}|{r}"] for d in days for r in chosen]
     stored = quarantined = 0
-    for partitions in batches:
+    for partitions in backfill_batches(days, chosen, RETAILERS):
         outcome = run_with_progress(
             "backfill_raw_prices",
             console,

@@ -17,6 +17,7 @@ from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.automation.jobs import DOWNSTREAM
 from arbx_dagster.automation.schedules import CRON_BY_TIER
 from arbx_dagster.automation.sensors import file_drop_sensor
+from arbx_dagster.cli.backfill import backfill_batches
 from arbx_dagster.definitions import defs
 from arbx_dagster.resources import (
     CacheResource,
@@ -277,3 +278,39 @@ def test_a_backfill_from_dated_exports_run_twice_lands_the_same_rows(tmp_path: P
                 ]
             )
     assert counts[0] == counts[1] == [*((r, 28) for r in RETAILERS), ("quarantine", 21)]
+
+
+def test_a_backfill_of_some_retailers_runs_only_their_partitions() -> None:
+    days = [date(2026, 11, 10), date(2026, 11, 11)]
+    retailers = ["falabella", "paris", "ripley"]
+    assert backfill_batches(days, ["ripley"], retailers) == [
+        ["2026-11-10|ripley"],
+        ["2026-11-11|ripley"],
+    ]
+    [whole] = backfill_batches(days, retailers, retailers)  # one run, one contiguous range
+    assert (whole[0], whole[-1], len(whole)) == ("2026-11-10|falabella", "2026-11-11|ripley", 6)
+
+
+@pytest.mark.slow  # the CLI in a subprocess: importing `defs` alone takes ~10 s
+def test_a_backfill_of_one_retailer_lands_only_that_retailers_days(tmp_path: Path) -> None:
+    days = [date(2026, 11, 10), date(2026, 11, 11), date(2026, 11, 12)]
+    for day in days:
+        for retailer in RETAILERS:
+            _export(tmp_path, retailer, day, rows=2)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        "ARBX_HOME": str(tmp_path / "state"),
+        "ARBX_SOURCES": str(_sources(tmp_path)),
+    }
+    done = _arbx(
+        env, "backfill", "--from", "2026-11-10", "--to", "2026-11-11", "--retailer", "ripley",
+        "--no-refresh",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Backfilled 2 day(s) x 1 retailer(s): 4 observations stored" in done.stdout
+    with DuckDBWarehouse(tmp_path / "state" / "warehouse.duckdb") as warehouse:
+        landed = warehouse.query(
+            "SELECT retailer, CAST(observed_at AS DATE) AS day, count(*) AS n FROM raw_prices "
+            "GROUP BY ALL ORDER BY day"
+        ).rows()
+    assert landed == [("ripley", days[0], 2), ("ripley", days[1], 2)]  # not the 12th, no others
