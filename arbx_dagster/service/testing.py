@@ -57,16 +57,23 @@ class RunningServer:
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, port: int | None = None) -> Iterator[RunningServer]:
-    """Run ``app`` on uvicorn (lifespan included) until the block ends."""
+def serve_in_thread(
+    app: FastAPI, port: int | None = None, *, all_logs: bool = False
+) -> Iterator[RunningServer]:
+    """Run ``app`` on uvicorn (lifespan included) until the block ends.
+
+    ``all_logs``: uvicorn logs everything (access log included) through the root logger,
+    where a test can read it, instead of warnings on its own handlers.
+    """
     port = port or free_port()
+    logging: dict[str, Any] = {"log_level": "debug", "log_config": None} if all_logs else {}
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=1,
+        **{"log_level": "warning", **logging},
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
@@ -44,7 +44,16 @@ SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1, max_length=1000, pattern=SAFE_TEXT)]
 Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$")]
-Clp = Annotated[int, Field(ge=0, le=10_000_000_000, strict=True)]
+
+
+def _whole_pesos(value: Any) -> Any:
+    """JSON calls 299990.0 an integer too; "299990", true and 299990.5 stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Clp = Annotated[int, Field(ge=0, le=10_000_000_000, strict=True), BeforeValidator(_whole_pesos)]
 
 
 class SignatureError(ValueError):

@@ -5,6 +5,7 @@ body limits, health; and the embedded DuckDB default answering 503 while a run h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -409,9 +410,34 @@ def test_config_changes_are_validated_and_audited(
 
 def test_kpis_and_prometheus_metrics(api: TestClient, postgres_warehouse: Warehouse) -> None:
     seed(postgres_warehouse, [opportunity(1), opportunity(5)])
+    today, yesterday = NOW.date(), NOW.date() - timedelta(days=1)
+    snapshot = [
+        (yesterday, "retailer", "ripley", "volatility_pct", 9.0),  # an older day: not shown
+        (today, "retailer", "ripley", "volatility_pct", 4.5),
+        (today, "retailer", "ripley", "listings", 120.0),
+        (today, "category", "Tecnología > TV", "critical_share", 0.25),
+    ]
+    postgres_warehouse.upsert(
+        "intelligence_metrics",
+        pl.DataFrame(
+            snapshot,
+            schema=["as_of_date", "scope", "scope_key", "metric", "value"],
+            orient="row",
+        ).with_columns(computed_at=pl.lit(NOW)),
+        ["as_of_date", "scope", "scope_key", "metric"],
+    )
     body = api.get("/api/metrics", headers=AUTH).json()
     assert body["opportunities"]["live"] == 2
     assert set(body["opportunities"]["by_kind"]) == {"spread", "glitch"}
+    # The latest snapshot of the intelligence metrics, by scope, key and metric.
+    assert body["intelligence"] == {
+        "as_of_date": today.isoformat(),
+        "metrics": {
+            "category": {"Tecnología > TV": {"critical_share": 0.25}},
+            "retailer": {"ripley": {"listings": 120.0, "volatility_pct": 4.5}},
+        },
+    }
+    assert body["service"]["worker_pid"] == os.getpid()  # TestClient: this process
     text = api.get("/metrics").text
     assert "# TYPE arbx_http_requests_total counter" in text
     assert 'arbx_http_requests_total{method="GET",route="/api/metrics",status="200"} 1' in text

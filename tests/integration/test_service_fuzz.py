@@ -1,5 +1,7 @@
 """Fuzzing the OpenAPI document with schemathesis (valid and invalid inputs, on
-PostgreSQL + Redis): whatever comes in, the answer is never a 5xx.
+PostgreSQL + Redis): whatever comes in, the answer is never a 5xx. The webhook is fuzzed
+a second time with every generated body validly signed, so what lies behind the
+signature (JSON parsing, validation, landing, idempotency) is fuzzed too.
 
 Bounded: a few dozen examples per operation. The event stream never ends, so it is left
 to the SSE tests; Dagster is stubbed (the pipeline tests use a real webserver).
@@ -7,7 +9,9 @@ to the SSE tests; Dagster is stubbed (the pipeline tests use a real webserver).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,17 +21,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core import NotSet
 
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
 from arbx_dagster.service.testing import (
     TEST_KEY,
+    TEST_SECRET,
     StubDagster,
     module_redis_cache,
     service_settings,
     throwaway_database,
     write_sources,
 )
+from arbx_dagster.service.webhooks import sign
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -94,3 +101,57 @@ def test_no_input_makes_the_api_fail(fuzzed_app: Any, mode: GenerationMode) -> N
     assert not failures, "\n".join(failures[:10])
     assert statuses.get(200, 0) + statuses.get(201, 0) > 0 or mode is GenerationMode.NEGATIVE
     print(f"{mode.value}: {sum(statuses.values())} requests, statuses {sorted(statuses.items())}")
+
+
+def signed_delivery(case: schemathesis.Case, plausible: bool) -> tuple[bytes, dict[str, str]]:
+    """The generated body as the bytes that will be sent, and a valid signature for them:
+    what a sender holding the secret does, so fuzzing gets past the signature.
+    ``plausible`` puts every observation an hour ago at a retailer the landing serves (the
+    two checks a schema cannot express), so that the rest of the body is what is fuzzed."""
+    if plausible and isinstance(case.body, dict):
+        an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        for observation in case.body.get("observations") or []:
+            if isinstance(observation, dict):
+                observation.update(observed_at=an_hour_ago, retailer="ripley")
+    if isinstance(case.body, NotSet):
+        raw = b""
+    elif isinstance(case.body, bytes):
+        raw = case.body
+    else:
+        raw = json.dumps(case.body).encode()
+    case.headers = {
+        k: v for k, v in (case.headers or {}).items() if k.lower() != "x-arbx-signature"
+    }
+    return raw, {"X-Arbx-Signature": sign(TEST_SECRET, raw), "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_signed_webhook_deliveries_are_validated_without_a_5xx(
+    fuzzed_app: Any, mode: GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app, config=CONFIG)
+    operation = schema["/api/webhooks/prices"]["POST"]
+    statuses: dict[int, int] = {}
+    failures: list[str] = []
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=4 * EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: schemathesis.Case) -> None:
+        raw, headers = signed_delivery(case, plausible=mode is GenerationMode.POSITIVE)
+        response = case.call(headers=headers, data=raw)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        if response.status_code >= 500 or response.status_code == 401:
+            failures.append(f"{raw[:300]!r} -> {response.status_code} {response.text[:200]}")
+
+    fuzz()
+    assert not failures, "\n".join(failures[:10])  # never a 5xx; the signature always holds
+    if mode is GenerationMode.POSITIVE:
+        assert statuses.get(202, 0) > 0, statuses  # valid deliveries land
+    else:
+        assert sum(n for code, n in statuses.items() if 400 <= code < 500) > 0, statuses
+    print(f"signed webhook, {mode.value}: statuses {sorted(statuses.items())}")

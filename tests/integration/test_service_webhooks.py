@@ -206,7 +206,9 @@ def test_a_replay_returns_the_first_answer_and_lands_nothing_twice(
     reused = post(first_worker, body_of({"observations": observations(2)}), key="batch-42")
     assert reused.status_code == 422
     assert "different payload" in reused.json()["message"]
-    assert post(first_worker, body, key="bad key!").status_code == 400
+    malformed = post(first_worker, body, key="bad key!")  # the documented header pattern
+    assert malformed.status_code == 422
+    assert "idempotency-key" in malformed.json()["message"]
     metrics = first_worker.get("/metrics").text
     assert 'arbx_webhook_deliveries_total{outcome="replayed"} 1' in metrics
 

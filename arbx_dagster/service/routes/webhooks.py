@@ -103,7 +103,9 @@ async def receive_prices(
     request: Request,
     st: Annotated[ServiceState, Depends(get_state)],
     x_arbx_signature: Annotated[str | None, Header(description=SIGNATURE_DOC)] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=200, pattern=webhooks.IDEMPOTENCY_KEY.pattern)
+    ] = None,
 ) -> JSONResponse:
     """Price observations from an external scraper, landed for the file-drop sensor."""
     raw = await request.body()
