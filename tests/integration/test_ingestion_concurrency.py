@@ -38,7 +38,7 @@ RETAILER_TAG = "dagster/partition/retailer"
 
 def _ui_tags(partition: str) -> Mapping[str, str]:
     """What the webserver attaches when a user materializes one partition of raw_prices."""
-    job = defs.get_implicit_global_asset_job_def()
+    job = defs.resolve_implicit_global_asset_job_def()
     return job.get_tags_for_partition_key(
         partition, selected_asset_keys=[dg.AssetKey("raw_prices")]
     )
