@@ -86,6 +86,12 @@ class ModelSettings:
     label_weight: float = 5.0
 
 
+# The pipeline scores millions of pairs: half the trees at twice the learning rate score
+# twice as fast, for a validation F1 of 0.966 instead of 0.969 on the simulated validation
+# market (noise at its 1,300 true pairs).
+PIPELINE_SETTINGS = ModelSettings(max_iter=50, learning_rate=0.2)
+
+
 @dataclass(frozen=True)
 class TrainedPairModel:
     """A fitted pair classifier with its threshold, validation metrics and version."""
@@ -510,7 +516,7 @@ def train_pipeline_model(
     """The model the pipeline's ``product_matches`` uses: trained on a simulated market
     (``simulator_seed``) plus user labels, threshold chosen on another simulated market
     (``validation_seed``), so no pair is both trained on and used to pick the cut."""
-    settings = settings or ModelSettings()
+    settings = settings or PIPELINE_SETTINGS
     train = pipeline_training_pairs(
         labels=labels, listings=listings, simulator_seed=simulator_seed, n_products=n_products
     ).with_columns(
