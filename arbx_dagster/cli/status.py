@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -123,9 +124,24 @@ def _dagster_health(settings: Settings, report: StatusReport) -> None:
 
 def collect_status(settings: Settings) -> StatusReport:
     report = StatusReport(components=[])
+    # An instance folder of ArbX's (not the user's DAGSTER_HOME) keeps Dagster's storage in
+    # the warehouse's PostgreSQL: if that is down, asking again only waits through
+    # dagster-postgres' connection retries to say the same.
+    shared_postgres = settings.postgres_url is not None and not os.environ.get("DAGSTER_HOME")
     _warehouse_health(settings, report)
     _cache_health(settings, report)
-    _dagster_health(settings, report)
+    if shared_postgres and not report.components[0].ok:
+        report.components.append(
+            ComponentHealth(
+                "dagster",
+                "PostgresRunStorage",
+                False,
+                True,
+                "not reachable: its storage is the warehouse's PostgreSQL, which is down",
+            )
+        )
+    else:
+        _dagster_health(settings, report)
     return report
 
 
@@ -164,4 +180,6 @@ def status(
         if report.opportunities is not None and report.opportunities.height:
             console.print(opportunities_table(report.opportunities, "Live opportunities"))
     if not report.healthy:
+        down = [f"{c.name} ({c.backend})" for c in report.components if not c.ok]
+        typer.echo(f"ArbX is not healthy: {', '.join(down)} down.", err=True)
         raise typer.Exit(1)

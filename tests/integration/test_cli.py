@@ -33,7 +33,7 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_status_on_a_fresh_machine_is_healthy_and_says_what_to_do(embedded_home: Path) -> None:
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
+    payload = json.loads(result.stdout)
     components = {c["name"]: c for c in payload["components"]}
     assert set(components) == {"warehouse", "cache", "dagster"}
     assert "arbx demo" in components["warehouse"]["detail"]
@@ -46,8 +46,25 @@ def test_status_fails_when_a_configured_component_is_down(
     monkeypatch.setenv("ARBX_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 1
-    cache = next(c for c in json.loads(result.output)["components"] if c["name"] == "cache")
+    cache = next(c for c in json.loads(result.stdout)["components"] if c["name"] == "cache")
     assert cache == cache | {"ok": False, "configured": True, "backend": "redis"}
+
+
+def test_status_with_postgres_unreachable_exits_1_and_says_why(
+    embedded_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # status may set it: undone after
+    monkeypatch.setenv("ARBX_POSTGRES_URL", "postgresql://postgres:pw-7@127.0.0.1:1/arbx")
+    result = runner.invoke(app, ["status"], env={"COLUMNS": "160"})
+    assert result.exit_code == 1
+    assert "ArbX is not healthy: warehouse (postgres), dagster (PostgresRunStorage) down." in (
+        result.output
+    )
+    assert "Connection refused" in result.output and "127.0.0.1" in result.output
+    assert "pw-7" not in result.output  # the URL is shown without its password
+    as_json = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    warehouse = next(c for c in as_json["components"] if c["name"] == "warehouse")
+    assert warehouse == warehouse | {"ok": False, "configured": True, "backend": "postgres"}
 
 
 def test_config_set_validates_and_is_audited(embedded_home: Path) -> None:
@@ -75,7 +92,7 @@ def test_status_on_postgres_and_redis(
     monkeypatch.setenv("ARBX_REDIS_URL", redis_url)
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
-    components = {c["name"]: c for c in json.loads(result.output)["components"]}
+    components = {c["name"]: c for c in json.loads(result.stdout)["components"]}
     assert components["warehouse"]["backend"] == "postgres"
     assert components["cache"]["backend"] == "redis"
     assert components["dagster"]["backend"] == "PostgresRunStorage"
