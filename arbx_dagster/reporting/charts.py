@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import matplotlib
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")  # headless: charts are rendered to PNG for metadata and files
-
-import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import polars as pl
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot, headless (charts are rendered to PNG for metadata and files).
+    Imported on first use: loading the code location should not pay for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
 
 TIER_COLOURS = {"n_critical": "#d62728", "n_important": "#ff7f0e", "n_tracking": "#1f77b4"}
 
 
 def volatility_by_category_chart(by_category: pl.DataFrame | None) -> Figure:
     """Listings per scraping tier for each category, sorted by mean volatility."""
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 4))
     if by_category is None or by_category.is_empty():
         axis.text(0.5, 0.5, "no price history yet", ha="center", va="center")
@@ -43,6 +55,9 @@ def volatility_by_category_chart(by_category: pl.DataFrame | None) -> Figure:
 
 
 def top_opportunities_chart(series: pl.DataFrame | None) -> Figure:
+    import matplotlib.dates as mdates
+
+    plt = _pyplot()
     """Last 30 days of the offer price at the buy store (bold) and the reference stores,
     one panel per top opportunity: is the gap new, and is it holding?"""
     if series is None or series.is_empty():

@@ -23,10 +23,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN
-from arbx_dagster.domain.matching.vectorize import tfidf_matrix
+from arbx_dagster.domain.matching.vectorize import normalize, tfidf_matrix
 
 __all__ = [
     "blocking_recall",

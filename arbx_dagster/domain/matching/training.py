@@ -20,13 +20,10 @@ import hashlib
 import io
 import pickle
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import sklearn
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
@@ -39,6 +36,9 @@ from arbx_dagster.domain.matching.features import (
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
 from arbx_dagster.domain.matching.vectorize import text_vectors
 from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
+
+if TYPE_CHECKING:  # scikit-learn is imported where models are fit (it loads for seconds)
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 FORMAT = 1
 LABEL = "label"
@@ -117,7 +117,7 @@ class TrainedPairModel:
         """Serialised model (pickle of scikit-learn objects: load only trusted bytes)."""
         payload = {
             "format": FORMAT,
-            "sklearn": sklearn.__version__,
+            "sklearn": _sklearn_version(),
             "model": self.model,
             "columns": list(self.columns),
             "threshold": self.threshold,
@@ -144,7 +144,15 @@ class TrainedPairModel:
         )
 
 
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
+
+
 def _classifier(settings: ModelSettings, seed: int) -> HistGradientBoostingClassifier:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     return HistGradientBoostingClassifier(
         max_iter=settings.max_iter,
         learning_rate=settings.learning_rate,
@@ -258,6 +266,7 @@ def train_pair_model(
     base = _classifier(settings, seed)
     folds = settings.calibration_folds
     if folds > 1 and int(y.sum()) >= folds and int((1 - y).sum()) >= folds:
+        from sklearn.calibration import CalibratedClassifierCV
         from sklearn.model_selection import StratifiedKFold
 
         model = CalibratedClassifierCV(
@@ -287,7 +296,7 @@ def train_pair_model(
             asdict(settings),
             seed,
             use,
-            sklearn.__version__,
+            _sklearn_version(),
             FORMAT,
         )[:16]
     )

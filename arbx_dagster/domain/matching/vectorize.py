@@ -19,10 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import polars as pl
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 # Symbols: 0 = document boundary, 1 = space, then digits, letters, '.', '+', anything else.
 _SYMBOLS = np.full(256, 40, dtype=np.int64)
@@ -33,6 +31,16 @@ _SYMBOLS[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)] = np.arange(12,
 _SYMBOLS[ord(".")] = 38
 _SYMBOLS[ord("+")] = 39
 _BITS = 6
+
+
+def normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero), as scikit-learn's
+    ``normalize`` but without importing scikit-learn where only vectors are needed."""
+    csr = sp.csr_matrix(matrix, copy=True)
+    norms = np.sqrt(np.asarray(csr.multiply(csr).sum(axis=1), dtype=np.float64).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    csr.data = csr.data * np.repeat(scale, np.diff(csr.indptr)).astype(csr.data.dtype)
+    return csr
 
 
 def _clean(texts: pl.Series) -> pl.Series:
@@ -101,6 +109,8 @@ def _dense_ids(term: np.ndarray) -> tuple[np.ndarray, int]:
     """Column ids ``0..n_terms-1`` for integer term keys: exact (a hash table, no sort)."""
     if len(term) == 0:
         return np.empty(0, dtype=np.int64), 0
+    import pandas as pd  # its hash table; imported on first use (a second to load)
+
     keys = term.view(np.int64) if term.dtype == np.uint64 else term.astype(np.int64, copy=False)
     ids, uniques = pd.factorize(keys)
     return ids.astype(np.int64, copy=False), len(uniques)
