@@ -321,6 +321,14 @@ def test_launch_refuse_duplicates_terminate_and_status(
     assert again.status_code == 201
     api.post(f"/api/pipeline/runs/{again.json()['run_id']}/terminate", headers=AUTH)
 
+    # A full refresh without a partition: today at every retailer, as one run.
+    full = api.post("/api/pipeline/runs", json={"job": "full_refresh", "tags": HOLD}, headers=AUTH)
+    assert full.status_code == 201, full.text
+    assert full.json()["scope"] == "..".join(TODAY_RANGE)
+    full_run = DagsterClient(dagster_ui.url).run(full.json()["run_id"])
+    assert full_run is not None and full_run["partition_range"] == list(TODAY_RANGE)
+    api.post(f"/api/pipeline/runs/{full.json()['run_id']}/terminate", headers=AUTH)
+
     for body, code in (
         ({"job": "no_such_job"}, 404),
         ({"job": "ingest_critical", "partition": "yesterday"}, 422),
@@ -400,14 +408,14 @@ def test_the_run_watcher_announces_status_changes_once(
     assert seen == [(run_id, "QUEUED"), (run_id, "CANCELED")]
 
 
-def test_a_started_full_refresh_is_terminated_and_leaves_the_warehouse_consistent(
+def test_a_started_run_is_terminated_and_leaves_the_warehouse_consistent(
     workers: Any,
     redis_cache: Cache,
     tmp_path: Path,
     dagster_ui: DagsterUI,
     stalling_store: StallingStore,
 ) -> None:
-    """Launched without a partition, a full refresh covers today at every retailer; the
+    """Launched without a partition, a tier refresh covers today at every retailer; the
     daemon starts it; it lands falabella, then hangs scraping lider. Terminated there, it
     ends CANCELED, the lock and the warehouse are free again, and nothing half-written
     remains: falabella's partition is whole, lider's and the rest absent."""
@@ -416,7 +424,7 @@ def test_a_started_full_refresh_is_terminated_and_leaves_the_warehouse_consisten
     st.watcher.tick()  # seed
     client = DagsterClient(dagster_ui.url)
 
-    launched = api.post("/api/pipeline/runs", json={"job": "full_refresh"}, headers=AUTH)
+    launched = api.post("/api/pipeline/runs", json={"job": "ingest_tracking"}, headers=AUTH)
     assert launched.status_code == 201, launched.text
     run_id = launched.json()["run_id"]
     assert launched.json()["scope"] == "..".join(TODAY_RANGE)
@@ -428,7 +436,7 @@ def test_a_started_full_refresh_is_terminated_and_leaves_the_warehouse_consisten
     # While it runs, a launch of one of its partitions is refused.
     overlapping = api.post(
         "/api/pipeline/runs",
-        json={"job": "full_refresh", "partition": f"{TODAY}|paris", "tags": HOLD},
+        json={"job": "ingest_tracking", "partition": f"{TODAY}|paris", "tags": HOLD},
         headers=AUTH,
     )
     assert overlapping.status_code == 409
@@ -446,7 +454,9 @@ def test_a_started_full_refresh_is_terminated_and_leaves_the_warehouse_consisten
     assert events[1]["terminated"] is True
     assert events[-1]["status"] == "CANCELED"
     # The launch lock is free: the same job goes through at once.
-    again = api.post("/api/pipeline/runs", json={"job": "full_refresh", "tags": HOLD}, headers=AUTH)
+    again = api.post(
+        "/api/pipeline/runs", json={"job": "ingest_tracking", "tags": HOLD}, headers=AUTH
+    )
     assert again.status_code == 201, again.text
     api.post(f"/api/pipeline/runs/{again.json()['run_id']}/terminate", headers=AUTH)
     outcomes = [(action, target, outcome) for _, action, target, outcome in audit_rows(tmp_path)]

@@ -1,7 +1,9 @@
 """``arbx serve --workers 2`` as a real process on PostgreSQL + Redis: both workers
-answer, a rate limit is one budget for the whole service, an event reaches live clients
-of either worker, and Ctrl-C stops everything. Which worker answered is read from
-``/api/metrics``; an HTTP connection stays with the worker that accepted it."""
+answer (keys from ARBX_API_KEYS and from ``arbx serve --issue-key``), a rate limit is one
+budget for the whole service, an event reaches live clients of either worker and a client
+resuming with Last-Event-ID, and Ctrl-C stops everything at once, streams open. Which
+worker answered is read from ``/api/metrics``; an HTTP connection stays with the worker
+that accepted it."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from arbx_dagster.cli import app as cli
 from arbx_dagster.service.events import RedisEventLog
 from arbx_dagster.service.testing import free_port, read_event, session_processes
 from arbx_dagster.storage.cache import RedisCache
@@ -43,6 +47,11 @@ def served(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[
         "ARBX_DAGSTER_URL": "http://127.0.0.1:9",
         "ARBX_RUN_WATCH_SECONDS": "0",
     }
+    # A key kept (hashed) in the api_keys table, issued before the service starts.
+    issued = CliRunner().invoke(cli, ["serve", "--issue-key", "dashboard"], env=env)
+    assert issued.exit_code == 0, issued.output
+    table_key = issued.stdout.strip().splitlines()[-1]
+    assert table_key.startswith("arbx_")
     port = free_port()
     arbx = Path(sys.executable).with_name("arbx")
     server = subprocess.Popen(
@@ -65,7 +74,14 @@ def served(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[
             assert time.monotonic() < deadline, "both workers did not start:\n" + "".join(output)
             time.sleep(0.25)
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200
-        yield {"url": url, "server": server, "cache": cache, "output": output, "reader": reader}
+        yield {
+            "url": url,
+            "server": server,
+            "cache": cache,
+            "output": output,
+            "reader": reader,
+            "table_key": table_key,
+        }
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
@@ -95,12 +111,16 @@ def pinned_to_two_workers(url: str, tries: int) -> dict[int, httpx.Client]:
 
 
 def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dict) -> None:
-    url, server = served["url"], served["server"]
+    url, server, table_key = served["url"], served["server"], served["table_key"]
     clients = pinned_to_two_workers(url, tries=LIMIT - 8)  # the ops key's budget
     assert len(clients) == 2, "a second worker never answered"
     for pid, client in clients.items():  # each stays with its worker
         assert client.get("/api/metrics").json()["service"]["worker_pid"] == pid
     first, second = clients.values()
+    for client in (first, second):  # either worker knows the table's key
+        table = client.get("/api/config", headers={"Authorization": f"Bearer {table_key}"})
+        assert table.status_code == 200, table.text
+    assert "/api/sse/updates" in first.get("/openapi.json").json()["paths"]
 
     # One budget per key across workers: alternating between them, the limit is the
     # limit (per-worker counting would let twice as many through).
@@ -127,20 +147,22 @@ def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dic
         time.sleep(0.5)  # both streams subscribed
         event_id = log.append("opportunity.new", {"opportunity_id": "spread:tv", "margin_clp": 1})
         heard = [read_event(s.iter_lines(), "opportunity") for s in (a, b)]
+        with httpx.stream(
+            "GET",
+            f"{url}/api/sse/updates",
+            headers={"Authorization": f"Bearer {table_key}", "Last-Event-ID": mark},
+            timeout=10,
+        ) as resumed:
+            assert read_event(resumed.iter_lines(), "opportunity")["id"] == event_id
+
+        # Ctrl-C with two streams open: they end, the supervisor and both workers exit.
+        started = time.monotonic()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        assert time.monotonic() - started < 8  # the open streams did not hold the stop
     assert [(e["id"], e["data"]["opportunity_id"]) for e in heard] == [(event_id, "spread:tv")] * 2
-    with httpx.stream(
-        "GET",
-        f"{url}/api/sse/updates",
-        headers={"Authorization": f"Bearer {OPS_KEY}", "Last-Event-ID": mark},
-        timeout=10,
-    ) as resumed:
-        assert read_event(resumed.iter_lines(), "opportunity")["id"] == event_id
     for client in clients.values():
         client.close()
-
-    # Ctrl-C stops the supervisor and both workers; no key ever reached the log.
-    server.send_signal(signal.SIGINT)
-    assert server.wait(timeout=30) == 0
     deadline = time.monotonic() + 10
     while session_processes(server.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -148,4 +170,5 @@ def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dic
     served["reader"].join(timeout=5)
     output = "".join(served["output"])
     assert output.count("Started server process") == 2, output
-    assert OPS_KEY not in output and PROBE_KEY not in output
+    for secret in (OPS_KEY, PROBE_KEY, table_key):  # no key ever reached the log
+        assert secret not in output
