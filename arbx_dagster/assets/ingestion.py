@@ -22,6 +22,7 @@ from arbx_dagster.pipeline.ingest import (
 )
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+from arbx_dagster.storage.alerts_store import alert_memory
 
 # Run retries (dagster.yaml) skip a run carrying this tag set to "false".
 NO_RUN_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
@@ -115,7 +116,8 @@ def raw_prices(
                 )
             )
     if failures:
-        dispatcher = AlertDispatcher(cache.cache, channels_from_env(), clock.now)
+        memory = alert_memory(cache.cache, warehouse.warehouse)  # cooldowns hold across runs
+        dispatcher = AlertDispatcher(memory, channels_from_env(), clock.now)
         _fail_untrusted(context, failures, landed=sorted(reports), dispatcher=dispatcher)
     return dg.MaterializeResult(metadata=_metadata(reports, config))
 

@@ -33,7 +33,9 @@ def test_shelves_of_one_product_type_form_one_block(
     assert blocks["smartphones"] != blocks["televisores"]
     assert len(set(blocks.values())) >= 5
     # no true product is split across blocks
-    placed = records.select("retailer", "sku").with_columns(block=assign_blocks(records))
+    placed = records.select("retailer", "sku").with_columns(
+        block=assign_blocks(records, from_listings=0)
+    )
     per_product = (
         placed.join(truth, on=["retailer", "sku"])
         .group_by("true_product_id")
@@ -76,7 +78,14 @@ def test_uncategorised_listings_form_their_own_block() -> None:
         },
         schema_overrides={"category": pl.String},
     )
-    assert assign_blocks(records).to_list() == ["", "tvs"]
+    assert assign_blocks(records, from_listings=0).to_list() == ["", "tvs"]
+
+
+def test_a_small_catalogue_is_one_block(market: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    listings, _ = market
+    records = _records(listings)
+    assert assign_blocks(records).unique().to_list() == ["*"]
+    assert match_by_block(listings, scorer=RuleScorer(), workers=1).stats["blocks"] == 1
 
 
 def test_shards_are_stable_and_in_range() -> None:
@@ -89,8 +98,8 @@ def test_worker_processes_give_the_same_products_as_one_process(
     market: tuple[pl.DataFrame, pl.DataFrame],
 ) -> None:
     listings, _ = market
-    serial = match_by_block(listings, scorer=RuleScorer(), workers=1)
-    parallel = match_by_block(listings, scorer=RuleScorer(), workers=2, parallel_from=0)
+    serial = match_by_block(listings, scorer=RuleScorer(), workers=1, blocks_from=0)
+    parallel = match_by_block(listings, scorer=RuleScorer(), workers=2, blocks_from=0)
     assert serial.stats["blocks"] >= 5
     assert parallel.product_matches.equals(serial.product_matches)
     assert parallel.pairs.equals(serial.pairs)
@@ -102,7 +111,9 @@ def test_each_block_matches_as_if_it_were_the_whole_catalogue(
 ) -> None:
     listings, _ = market
     records = _records(listings)
-    block = records.with_columns(block=assign_blocks(records)).filter(pl.col("block") == "smart tv")
+    block = records.with_columns(block=assign_blocks(records, from_listings=0)).filter(
+        pl.col("block") == "smart tv"
+    )
     one = listings.join(block.select("retailer", "sku"), on=["retailer", "sku"], how="semi")
     only = match_by_block(listings, scorer=RuleScorer(), blocks={"smart tv"}, workers=1)
     alone = match_listings(one, scorer=RuleScorer())

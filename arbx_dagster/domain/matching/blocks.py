@@ -29,6 +29,13 @@ from arbx_dagster.domain.matching.blocking import code_key_pairs
 # link at 80-140 %, unrelated shelves at under 5 %); abt_buy has no categories.
 DEFAULT_MIN_SHARE = 0.2
 UNCATEGORIZED = ""
+# Below this many listings the catalogue is one block. Shelf-local statistics (word and
+# code rarity, a listing's rank among its candidates) get thin on small shelves: on a
+# simulated market of 480 listings, matching per shelf found 88 % of the true pairs
+# against 94 % for the whole catalogue, while at 100k listings both find 95-96 %. Large
+# catalogues are where blocks pay (parallel workers, partitions), small ones need no split.
+BLOCKS_FROM_LISTINGS = 40_000
+WHOLE_CATALOGUE = "*"
 
 
 def category_blocks(records: pl.DataFrame, *, min_share: float = DEFAULT_MIN_SHARE) -> pl.DataFrame:
@@ -81,8 +88,16 @@ def category_blocks(records: pl.DataFrame, *, min_share: float = DEFAULT_MIN_SHA
     )
 
 
-def assign_blocks(records: pl.DataFrame, *, min_share: float = DEFAULT_MIN_SHARE) -> pl.Series:
-    """The block of every record, in the order of ``records``."""
+def assign_blocks(
+    records: pl.DataFrame,
+    *,
+    min_share: float = DEFAULT_MIN_SHARE,
+    from_listings: int = BLOCKS_FROM_LISTINGS,
+) -> pl.Series:
+    """The block of every record, in the order of ``records``: one block named
+    ``WHOLE_CATALOGUE`` for catalogues under ``from_listings`` listings."""
+    if records.height < from_listings:
+        return pl.Series("block", [WHOLE_CATALOGUE] * records.height, dtype=pl.String)
     blocks = category_blocks(records, min_share=min_share)
     return (
         records.select(pl.col("category").fill_null(UNCATEGORIZED))

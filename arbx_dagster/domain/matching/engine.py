@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
-from arbx_dagster.domain.matching.blocks import assign_blocks, shard_of
+from arbx_dagster.domain.matching.blocks import BLOCKS_FROM_LISTINGS, assign_blocks, shard_of
 from arbx_dagster.domain.matching.clustering import (
     build_outputs,
     carry_over_canonical_ids,
@@ -186,10 +186,6 @@ def match_records(
 
 # --- match blocks in parallel -------------------------------------------------------------
 
-# Below this many listings one process matches every block: starting worker processes
-# (each imports Polars, SciPy and scikit-learn) costs more than it saves.
-PARALLEL_MIN_LISTINGS = 40_000
-
 
 def default_workers() -> int:
     """Worker processes for ``match_by_block``: ``ARBX_MATCH_WORKERS``, else every core."""
@@ -208,21 +204,25 @@ def match_by_block(
     workers: int | None = None,
     blocks: Collection[str] | None = None,
     shard: tuple[int, int] | None = None,
-    parallel_from: int = PARALLEL_MIN_LISTINGS,
+    blocks_from: int = BLOCKS_FROM_LISTINGS,
 ) -> MatchResult:
     """``match_listings`` block by block (see ``blocks``): each match block of the
     catalogue is matched on its own, in ``workers`` processes (default
     ``default_workers()``), largest blocks first; ``blocks`` restricts the work to those
     block names, ``shard=(index, count)`` to the blocks ``blocks.shard_of`` puts in that
-    shard (a Dagster partition's share). Catalogues under ``parallel_from`` listings
-    are matched in this process. ``stats`` sum the blocks' counts and
-    worker seconds, and add ``blocks`` and ``seconds_wall``.
+    shard (a Dagster partition's share). A catalogue under ``blocks_from`` listings is
+    one block, matched in this process (see ``blocks.BLOCKS_FROM_LISTINGS``), unless a
+    shard or blocks are asked for. ``stats`` sum the blocks' counts and worker seconds,
+    and add ``blocks`` and ``seconds_wall``.
     """
     started = time.perf_counter()
     if listings.height == 0:
         return _empty_result()
     records = _records(listings)
-    records = records.with_columns(block=assign_blocks(records))
+    split = blocks is not None or shard is not None
+    records = records.with_columns(
+        block=assign_blocks(records, from_listings=0 if split else blocks_from)
+    )
     parts = [
         part.drop("block").with_columns(idx=pl.int_range(pl.len(), dtype=pl.Int64))
         for _, part in records.group_by("block", maintain_order=True)
@@ -231,7 +231,7 @@ def match_by_block(
     parts.sort(key=lambda part: part.height, reverse=True)
     workers = default_workers() if workers is None else max(1, workers)
     options = {"threshold": threshold, "scorer": scorer, "k": k, "catalogue_size": records.height}
-    if workers == 1 or len(parts) < 2 or records.height < parallel_from:
+    if workers == 1 or len(parts) < 2:
         results = [match_records(p, **options) for p in parts]
     else:
         with _worker_pool(min(workers, len(parts))) as pool:

@@ -334,7 +334,8 @@ def labelled_pairs(
       listings (their context: inserted alone among the blocker's candidates).
 
     Pairs are featurised inside their match block, as the pipeline matches them
-    (``engine.match_by_block``). Returns ``FEATURE_COLUMNS``, ``label``, ``source`` and
+    (``engine.match_by_block``: small catalogues, like the simulated training markets,
+    are one block). Returns ``FEATURE_COLUMNS``, ``label``, ``source`` and
     the pair's listing keys; pairs whose listings are not in ``listings``, or lie in two
     different match blocks (the matcher never compares those), are skipped.
     """

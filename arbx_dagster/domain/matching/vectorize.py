@@ -37,6 +37,7 @@ def normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
     """Rows scaled to unit L2 norm (all-zero rows stay zero), as scikit-learn's
     ``normalize`` but without importing scikit-learn where only vectors are needed."""
     csr = sp.csr_matrix(matrix, copy=True)
+    csr.sum_duplicates()  # canonical: sorted indices, no duplicates (what products expect)
     norms = np.sqrt(np.asarray(csr.multiply(csr).sum(axis=1), dtype=np.float64).ravel())
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     csr.data = csr.data * np.repeat(scale, np.diff(csr.indptr)).astype(csr.data.dtype)
