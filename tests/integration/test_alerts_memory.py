@@ -13,25 +13,15 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from alert_inbox import Inbox, spread_opportunity
 
 from arbx_dagster.alerts import AlertDispatcher, AlertMemory, WatchRule, evaluate_watch_rules
-from arbx_dagster.alerts.messages import Alert
-from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, PRICE_HISTORY_SCHEMA
+from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA
 from arbx_dagster.storage.alerts_store import WarehouseAlertMemory, alert_memory
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-
-
-class Inbox:
-    name = "inbox"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert, timeout: float) -> None:
-        self.alerts.append(alert)
 
 
 # The warehouse memory's SQL runs on both engines in the last test; the dispatcher-level
@@ -52,22 +42,7 @@ def run(memory: AlertMemory, inbox: Inbox, **options) -> AlertDispatcher:
 
 
 def opportunity(margin: int) -> pl.DataFrame:
-    row = {
-        "opportunity_id": "o1",
-        "kind": "spread",
-        "product_name": "Smart TV 55",
-        "buy_retailer": "falabella",
-        "buy_sku": "f1",
-        "buy_price": 200_000,
-        "buy_price_type": "offer",
-        "ref_retailer": "ripley",
-        "ref_price": 200_000 + margin,
-        "margin_clp": margin,
-        "roi_pct": 12.0,
-        "confidence": 0.9,
-        "observed_at": NOW,
-    }
-    return pl.DataFrame([row], schema=OPPORTUNITY_SCHEMA)
+    return spread_opportunity(margin, observed_at=NOW)
 
 
 def test_without_redis_the_memory_is_the_warehouse(duckdb_warehouse: Warehouse) -> None:

@@ -12,27 +12,14 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from alert_inbox import Inbox, spread_opportunity
 
 from arbx_dagster.alerts import AlertDispatcher
 from arbx_dagster.alerts.messages import Alert
-from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, PRICE_HISTORY_SCHEMA
+from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA
 from arbx_dagster.storage.cache import Cache, RedisCache
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-
-
-class Inbox:
-    """A channel that records what it was given (thread-safe)."""
-
-    name = "inbox"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-        self._lock = threading.Lock()
-
-    def send(self, alert: Alert, timeout: float) -> None:
-        with self._lock:
-            self.alerts.append(alert)
 
 
 def twin(cache: Cache) -> Cache:
@@ -43,22 +30,7 @@ def twin(cache: Cache) -> Cache:
 
 
 def opportunity(margin: int, oid: str = "o1", roi: float = 12.0) -> pl.DataFrame:
-    row = {
-        "opportunity_id": oid,
-        "kind": "spread",
-        "product_name": "Smart TV 55",
-        "buy_retailer": "falabella",
-        "buy_sku": "f1",
-        "buy_price": 200_000,
-        "buy_price_type": "offer",
-        "ref_retailer": "ripley",
-        "ref_price": 200_000 + margin,
-        "margin_clp": margin,
-        "roi_pct": roi,
-        "confidence": 0.9,
-        "observed_at": NOW,
-    }
-    return pl.DataFrame([row], schema=OPPORTUNITY_SCHEMA)
+    return spread_opportunity(margin, observed_at=NOW, oid=oid, roi=roi)
 
 
 def make(cache: Cache, inbox: Inbox, **options) -> AlertDispatcher:

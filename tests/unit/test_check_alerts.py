@@ -5,23 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alert_inbox import Inbox
 
 from arbx_dagster.alerts import AlertDispatcher
-from arbx_dagster.alerts.messages import Alert
 from arbx_dagster.pipeline import quality_checks as q
 from arbx_dagster.storage.cache import MemoryCache
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
-
-
-class Inbox:
-    name = "inbox"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert, timeout: float) -> None:
-        self.alerts.append(alert)
 
 
 def dispatcher(inbox: Inbox) -> AlertDispatcher:
