@@ -192,7 +192,9 @@ def default_workers() -> int:
     configured = os.environ.get("ARBX_MATCH_WORKERS")
     if configured:
         return max(1, int(configured))
-    return max(1, len(os.sched_getaffinity(0)))
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use (Linux)
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def match_by_block(
