@@ -14,6 +14,7 @@ from arbx_dagster.pipeline.ingest import (
     TARGETED_TIERS,
     IngestionFailed,
     PartitionRequest,
+    exclusive_live_scrape,
     fetch_partition,
     ingest_partition,
     open_connectors,
@@ -88,15 +89,16 @@ def raw_prices(
                 else None
             )
             try:
-                fetched = fetch_partition(
-                    sources_config,
-                    connectors,
-                    archive,
-                    request,
-                    now=now,
-                    run_id=context.run.run_id,
-                    listings=listings,
-                )
+                with exclusive_live_scrape(cache.cache, request, now):
+                    fetched = fetch_partition(
+                        sources_config,
+                        connectors,
+                        archive,
+                        request,
+                        now=now,
+                        run_id=context.run.run_id,
+                        listings=listings,
+                    )
                 reports[key] = ingest_partition(
                     warehouse.warehouse, fetched, request, now=now, run_id=context.run.run_id
                 )

@@ -125,9 +125,9 @@ def validate_observations(
     rejected = typed.filter(pl.col("_reason").is_not_null())
     raw_json = pl.struct(list(RAW_PRICE_SCHEMA)).struct.json_encode()
     quarantined = rejected.select(
-        record_hash=pl.concat_str([pl.col("source_location"), raw_json], separator="|").map_batches(
-            _sha256, return_dtype=pl.String
-        ),
+        record_hash=pl.concat_str(
+            [pl.col("source_location"), _hashed_record()], separator="|"
+        ).map_batches(_sha256, return_dtype=pl.String),
         retailer=pl.col("retailer"),
         source=pl.col("source").fill_null("unknown"),
         source_location=pl.col("source_location"),
@@ -140,6 +140,18 @@ def validate_observations(
         quarantined=conform(quarantined, QUARANTINE_SCHEMA),
         repeated=observations.height - distinct.height,
     )
+
+
+def _hashed_record() -> pl.Expr:
+    """The record as its quarantine key hashes it: in the shape rows had before galleries
+    (one ``image_url``, the main image), so a day quarantined then and re-ingested now
+    keeps its keys and is replaced, not duplicated."""
+    main_image = pl.col("image_urls").str.extract(r'^\["((?:[^"\\]|\\.)*)"')
+    fields = [
+        main_image.alias("image_url") if name == "image_urls" else pl.col(name)
+        for name in RAW_PRICE_SCHEMA
+    ]
+    return pl.struct(fields).struct.json_encode()
 
 
 def _sha256(texts: pl.Series) -> pl.Series:

@@ -37,7 +37,7 @@ RAW_PRICE_SCHEMA: dict[str, pl.DataType] = {
     "seller": pl.String(),
     "is_first_party": pl.Boolean(),
     "condition": pl.String(),  # new / refurbished / used
-    "image_url": pl.String(),
+    "image_urls": pl.String(),  # JSON array of absolute URLs, main image first
     "observed_at": UTC_DATETIME,
     "fetch_status": pl.String(),  # ok / missing
     "payload_sha256": pl.String(),

@@ -14,7 +14,9 @@ from typing import Any, Literal
 import jmespath
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-_SPEC = re.compile(r"^(?P<selector>.*?)(?:::(?P<what>attr\((?P<attr>[^)]+)\)|text|texts))?$", re.S)
+_SPEC = re.compile(
+    r"^(?P<selector>.*?)(?:::(?P<what>attrs?\((?P<attr>[^)]+)\)|text|texts))?$", re.S
+)
 _PROBE = LexborHTMLParser("<html><body><div></div></body></html>")
 
 
@@ -24,14 +26,15 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True)
 class CssSpec:
-    """``selector``, ``selector::attr(name)``, ``selector::text`` or ``selector::texts``.
+    """``selector``, ``selector::attr(name)``, ``selector::text``, ``selector::texts`` or
+    ``selector::attrs(name)``.
 
-    An empty selector means the item node itself (``::attr(data-sku)``); ``::texts`` returns
-    the text of every match (breadcrumbs, image galleries).
+    An empty selector means the item node itself (``::attr(data-sku)``); ``::texts`` and
+    ``::attrs(name)`` return the text or attribute of every match (breadcrumbs, galleries).
     """
 
     selector: str
-    what: Literal["text", "texts", "attr"] = "text"
+    what: Literal["text", "texts", "attr", "attrs"] = "text"
     attr: str | None = None
 
     @classmethod
@@ -43,21 +46,24 @@ class CssSpec:
         what = match["what"] or "text"
         if not selector and not match["what"]:
             raise ValueError("empty CSS selector")
-        if not selector and what == "texts":
-            raise ValueError(f"{spec!r}: ::texts needs a selector")
+        if not selector and what.startswith(("texts", "attrs")):
+            raise ValueError(f"{spec!r}: ::{what.split('(')[0]} needs a selector")
         if selector:
             try:
                 _PROBE.css(selector)
             except SelectolaxError as exc:
                 raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from None
         if what.startswith("attr"):
-            return cls(selector, "attr", match["attr"].strip())
+            return cls(selector, what.split("(")[0], match["attr"].strip())  # type: ignore[arg-type]
         return cls(selector, what)  # type: ignore[arg-type]
 
     def extract(self, node: LexborNode) -> str | list[str] | None:
         if self.what == "texts":
             texts = [_text(n) for n in node.css(self.selector)]
             return [t for t in texts if t] or None
+        if self.what == "attrs":
+            values = [n.attributes.get(self.attr or "") for n in node.css(self.selector)]
+            return [v.strip() for v in values if v and v.strip()] or None
         target = node.css_first(self.selector) if self.selector else node
         if target is None:
             return None

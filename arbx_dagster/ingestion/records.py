@@ -100,6 +100,8 @@ def to_text(field: str, value: Any) -> str | None:
             return None
         if field == "category":
             return " > ".join(parts)
+        if field == "image_urls":  # a gallery: every image, as the JSON array stored
+            return json.dumps(parts, ensure_ascii=False)
         if field in PRICE_FIELDS:  # one price in a list is fine; several is ambiguous
             return parts[0] if len(parts) == 1 else " / ".join(parts)
         return parts[0]
@@ -156,6 +158,7 @@ def normalise(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
         stock_qty=stock_qty.cast(pl.Int32, strict=False),
         in_stock=pl.coalesce(_bool_expr(pl.col("in_stock")), stock_qty > 0),
         condition=_condition_expr(pl.col("condition")),
+        image_urls=image_urls_expr(pl.col("image_urls")),
         listing_rank=pl.col("listing_rank").cast(pl.Int32, strict=False),
         fetch_status=pl.col("fetch_status").fill_null("ok"),
         payload_sha256=pl.col("payload_sha256").fill_null(pl.lit(context.payload_sha256)),
@@ -235,6 +238,8 @@ def _as_text(raw: pl.DataFrame) -> pl.DataFrame:
             )
             columns.append(aware.cast(UTC_DATETIME))
             continue
+        if isinstance(dtype, pl.List):  # Parquet lists: a category path, an image gallery
+            col = col.cast(pl.List(pl.String)).list.join(" > " if name == "category" else " ")
         if dtype.is_float():  # 449990.0 -> "449990"; 12.5 stays "12.5" (and will not parse)
             whole = col.cast(pl.Int64, strict=False).cast(pl.String)
             col = pl.when(col == col.round()).then(whole).otherwise(col.cast(pl.String))
@@ -266,6 +271,33 @@ def _observed_at(frame: pl.DataFrame, raw: pl.DataFrame, context: RecordContext)
             text.str.to_datetime(format=fmt, strict=False, time_zone="UTC").cast(UTC_DATETIME)
             for fmt in _DATETIME_FORMATS
         ]
+    )
+
+
+def image_urls_expr(col: pl.Expr) -> pl.Expr:
+    """Image links as one JSON array text (main image first, no repeats).
+
+    Accepts what sources hold: a JSON array text (``["a.jpg", "b.jpg"]``) or bare links
+    separated by whitespace or ``|`` (CSV exports). Commas are not separators: image CDNs
+    put them inside URLs (``w=800,h=800``).
+    """
+    as_json = col.str.extract_all(r'"(?:[^"\\]|\\.)*"').list.eval(
+        pl.element().str.slice(1, pl.element().str.len_chars() - 2)
+    )  # still JSON-escaped, as the array text they go back into
+    bare = col.str.extract_all(r"[^\s|]+").list.eval(
+        pl.element()
+        .str.replace_all("\\", "\\\\", literal=True)
+        .str.replace_all('"', '\\"', literal=True)
+    )
+    links = (
+        pl.when(col.str.starts_with("["))
+        .then(as_json)
+        .otherwise(bare)
+        .list.eval(pl.element().filter(pl.element().str.strip_chars() != ""))
+        .list.unique(maintain_order=True)
+    )
+    return pl.when(links.list.len() > 0).then(
+        pl.concat_str([pl.lit('["'), links.list.join('","'), pl.lit('"]')])
     )
 
 

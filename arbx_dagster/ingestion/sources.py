@@ -36,12 +36,12 @@ USER_AGENT = "ArbX/0.1 (+https://github.com/arbx; price-intelligence bot)"
 MAPPABLE_FIELDS: tuple[str, ...] = (
     "sku", "product_id", "variant", "url", "name", "brand", "model", "ean", "category",
     "price_list", "price_offer", "price_card", "card_program", "currency", "in_stock",
-    "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_url",
+    "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_urls",
 )  # fmt: skip
 FieldName = Literal[
     "sku", "product_id", "variant", "url", "name", "brand", "model", "ean", "category",
     "price_list", "price_offer", "price_card", "card_program", "currency", "in_stock",
-    "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_url",
+    "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_urls",
 ]  # fmt: skip
 ConnectorKind = Literal["http_json", "html", "file_drop", "simulator"]
 Tier = Literal["critical", "important", "tracking"]

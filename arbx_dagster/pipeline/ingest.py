@@ -9,9 +9,10 @@ a partition never duplicates anything.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -35,8 +36,10 @@ from arbx_dagster.ingestion.connectors import (
 from arbx_dagster.ingestion.sources import SourcesConfig
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.pipeline.report import StageReport
-from arbx_dagster.storage.cache import Cache
+from arbx_dagster.storage.cache import Cache, CacheError, LockNotAcquired
 from arbx_dagster.storage.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 # Re-ingesting a row refreshes everything but the moment it first landed.
 _UPDATABLE = [c for c in RAW_PRICE_SCHEMA if c not in RAW_PRICE_KEY] + ["run_id"]
@@ -46,6 +49,10 @@ MODE_BY_TIER = {"critical": FetchMode.LISTING_PAGES}
 # Tiers that refresh only their own listings; the tracking run walks the whole catalogue
 # (so it also discovers new listings).
 TARGETED_TIERS = ("critical", "important")
+# A live scrape holds its retailer's lease (renewed while it runs); another run waits
+# this long for it before failing retryably.
+SCRAPE_LEASE_SECONDS = 120.0
+SCRAPE_WAIT_SECONDS = 20 * 60.0
 
 
 class IngestionFailed(RuntimeError):
@@ -105,6 +112,41 @@ def open_connectors(
     finally:
         for connector in connectors.values():
             connector.close()
+
+
+@contextmanager
+def exclusive_live_scrape(cache: Cache, request: PartitionRequest, now: datetime) -> Iterator[None]:
+    """One live scrape of a retailer at a time, whoever launched it.
+
+    Run tags keep single-partition runs apart (``dagster/partition/retailer``), but a
+    backfill run spanning several partitions carries no retailer tag; this lease, shared
+    through Redis, keeps such a run from scraping a store while a tier run does. Without a
+    reachable cache there is nothing to share: the scrape goes ahead (the cache is an
+    accelerator, never a precondition).
+    """
+    if request.paths is not None or request.day < day_of(now):
+        yield  # replays and dropped files read no store
+        return
+    with ExitStack() as held:
+        try:
+            held.enter_context(
+                cache.lock(
+                    f"scrape:{request.retailer}",
+                    ttl_seconds=SCRAPE_LEASE_SECONDS,
+                    wait_seconds=SCRAPE_WAIT_SECONDS,
+                    keep_alive=True,
+                    poll_seconds=1.0,
+                )
+            )
+        except LockNotAcquired:
+            raise IngestionFailed(
+                f"another run has been scraping {request.retailer} for over "
+                f"{SCRAPE_WAIT_SECONDS / 60:.0f} min; try again when it finishes",
+                retryable=True,
+            ) from None
+        except CacheError as exc:
+            log.warning("scraping %s without its lease: %s", request.retailer, exc)
+        yield
 
 
 def fetch_partition(

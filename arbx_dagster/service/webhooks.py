@@ -84,7 +84,7 @@ class WebhookObservation(BaseModel):
     in_stock: bool | None = None
     stock_qty: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     url: Url | None = None
-    image_url: Url | None = None
+    image_urls: Annotated[list[Url], Field(max_length=50)] | None = None
     product_id: Text | None = None
     variant: Text | None = None
     brand: Text | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import logging
 import threading
 import time
 import uuid
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from arbx_dagster.storage.warehouse import redact
+
+log = logging.getLogger(__name__)
 
 
 class CacheError(RuntimeError):
@@ -106,6 +109,10 @@ class Cache(ABC):
     def _release(self, key: str, token: str) -> None: ...
 
     @abstractmethod
+    def _renew(self, key: str, token: str, ttl_seconds: float) -> bool:
+        """Extend a lease we still hold; False when it was lost (expired, taken)."""
+
+    @abstractmethod
     def describe(self) -> str: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -117,18 +124,53 @@ class Cache(ABC):
         return self.cache_stats().hit_rate
 
     @contextmanager
-    def lock(self, name: str, ttl_seconds: float = 600, wait_seconds: float = 0) -> Iterator[str]:
-        """A lease-style mutex: expires on its own if the holder dies."""
+    def lock(
+        self,
+        name: str,
+        ttl_seconds: float = 600,
+        wait_seconds: float = 0,
+        *,
+        keep_alive: bool = False,
+        poll_seconds: float = 0.05,
+    ) -> Iterator[str]:
+        """A lease-style mutex: expires on its own if the holder dies.
+
+        ``keep_alive`` renews the lease every third of its TTL while the block runs, so
+        work longer than the TTL stays exclusive and a crashed holder still frees it soon.
+        """
         token = uuid.uuid4().hex
+        key = self.key(f"lock:{name}")
         deadline = time.monotonic() + wait_seconds
         while not self.add(f"lock:{name}", token, ttl_seconds):
             if time.monotonic() >= deadline:
                 raise LockNotAcquired(f"lock {name!r} is held by another worker")
-            time.sleep(0.05)
+            time.sleep(poll_seconds)
+        stop = threading.Event()
+        keeper = None
+        if keep_alive:
+            keeper = threading.Thread(
+                target=self._keep_alive,
+                args=(key, token, ttl_seconds, stop),
+                name=f"lease:{name}",
+                daemon=True,
+            )
+            keeper.start()
         try:
             yield token
         finally:
-            self._release(self.key(f"lock:{name}"), token)
+            stop.set()
+            if keeper is not None:
+                keeper.join()
+            self._release(key, token)
+
+    def _keep_alive(self, key: str, token: str, ttl_seconds: float, stop: threading.Event) -> None:
+        while not stop.wait(ttl_seconds / 3):
+            try:
+                if not self._renew(key, token, ttl_seconds):
+                    log.warning("lease %s was lost before its holder finished", key)
+                    return
+            except CacheError as exc:  # Redis blip: the next beat may get through
+                log.warning("could not renew lease %s: %s", key, exc)
 
 
 class MemoryCache(Cache):
@@ -209,6 +251,13 @@ class MemoryCache(Cache):
             if self._live(key) == token:
                 del self._data[key]
 
+    def _renew(self, key: str, token: str, ttl_seconds: float) -> bool:
+        with self._mutex:
+            if self._live(key) != token:
+                return False
+            self._data[key] = (token, self._expiry(ttl_seconds))
+            return True
+
     def describe(self) -> str:
         return "in-process memory"
 
@@ -223,6 +272,11 @@ class MemoryCache(Cache):
 # Deletes the lock only if we still hold it (compare-and-delete in one round trip).
 _RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# Extends the lease only if we still hold it (ARGV[2]: new TTL in ms).
+_RENEW_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -248,6 +302,7 @@ class RedisCache(Cache):
             retry_on_timeout=True,
         )
         self._release_script = self.client.register_script(_RELEASE_SCRIPT)
+        self._renew_script = self.client.register_script(_RENEW_SCRIPT)
         self._pending = CacheStats()  # lookups not yet added to the shared counters
         self._stats_lock = threading.Lock()
 
@@ -300,6 +355,13 @@ class RedisCache(Cache):
     def _release(self, key: str, token: str) -> None:
         with contextlib.suppress(*self._redis_errors):  # the lease expires on its own
             self._release_script(keys=[key], args=[token])
+
+    def _renew(self, key: str, token: str, ttl_seconds: float) -> bool:
+        try:
+            ttl_ms = int(ttl_seconds * 1000)
+            return bool(self._renew_script(keys=[key], args=[token, ttl_ms]))
+        except self._redis_errors as exc:
+            raise CacheError(f"Redis at {redact(self.url)} failed on renew: {exc}") from exc
 
     def describe(self) -> str:
         return f"redis:{redact(self.url)}"

@@ -33,6 +33,20 @@ def test_lock_is_exclusive_and_released(cache: Cache) -> None:
         pass
 
 
+def test_a_kept_alive_lease_outlives_its_ttl_and_a_plain_one_expires(cache: Cache) -> None:
+    with cache.lock("scrape", ttl_seconds=0.3, keep_alive=True):
+        time.sleep(0.8)  # well past the TTL: renewed, still ours
+        with pytest.raises(LockNotAcquired):
+            cache.lock("scrape", ttl_seconds=0.3).__enter__()
+    with cache.lock("scrape", ttl_seconds=0.3):  # released on exit
+        pass
+
+    with cache.lock("crashed", ttl_seconds=0.2):
+        time.sleep(0.3)  # a holder that stopped renewing loses the lease
+        with cache.lock("crashed", ttl_seconds=5):
+            pass
+
+
 def test_counters_and_invalidation(cache: Cache) -> None:
     assert cache.incr("hits") == 1
     assert cache.incr("hits", 4) == 5

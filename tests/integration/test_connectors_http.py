@@ -8,6 +8,7 @@ an outage. Timing assertions use generous lower bounds on request arrivals.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -98,6 +99,10 @@ def test_falabella_json_api_pages_until_the_first_empty_page(
     assert frame["listing_rank"].to_list() == [1, 2, 3, 4, 5]
     assert frame["category"][0] == "Tecnología > TV y Video > Televisores"
     assert frame["url"][0] == f"{server.url}/falabella/product/16677001"
+    assert json.loads(frame["image_urls"][0]) == [  # the gallery, links made absolute
+        "https://media.falabella.com/falabellaCL/16677002_1/public",
+        f"{server.url}/falabella/media/16677002_2/public",
+    ]
     assert frame["observed_at"].unique().to_list() == [NOW]
     assert (stats.pages, stats.items_seen, stats.items_unparsable) == (3, 5, 1)
     assert stats.layout_problem() is None
@@ -140,6 +145,9 @@ def test_ripley_catalogue_stops_at_total_pages(
          "refurbished"),
     ]  # fmt: skip
     assert frame["card_program"].to_list() == ["Tarjeta Ripley", None, "Tarjeta Ripley", None, None]
+    assert json.loads(frame["image_urls"][0]) == [  # one picture is a gallery of one
+        "https://home.ripley.cl/store/Attachment/WOP/D191/2000390012345P/2000390012345P_2.jpg"
+    ]
 
 
 def test_paris_html_grid_and_product_pages(server: FixtureServer, sources: SourcesConfig) -> None:
@@ -154,6 +162,10 @@ def test_paris_html_grid_and_product_pages(server: FixtureServer, sources: Sourc
         ("DEL3520", 499_990, 399_990, None, True, True, None, None),  # tile lost its link
     ]
     assert frame["ean"][0] == "194253081234"
+    assert json.loads(frame["image_urls"][0]) == [
+        "https://imagenes.paris.cl/MKLG7E_1.jpg",
+        f"{server.url}/paris/images/MKLG7E_2.jpg",  # the hover image, relative on the page
+    ]
     assert frame["category"][0] == "Tecnología > Computadores > Notebooks"
     assert "no product URL for sku 'DEL3520'" in stats.errors
     result = validate_observations(frame, now=NOW)

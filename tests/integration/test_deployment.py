@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
 
-from arbx_dagster.domain.history import day_of
 from arbx_dagster.storage.warehouse import PostgresWarehouse
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -93,17 +92,30 @@ def _file_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     ]
 
 
+def _why_it_failed(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The run's failure events, so a red test says what broke in the daemon's run."""
+    failures = [
+        e
+        for e in instance.all_logs(run_id)
+        if e.dagster_event is not None and e.dagster_event.is_failure
+    ]
+    return "\n".join(
+        f"{e.step_key or 'run'}: {e.message}\n{e.dagster_event.event_specific_data}"  # type: ignore[union-attr]
+        for e in failures
+    )
+
+
 def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
     deployment: dict[str, str], tmp_path: Path
 ) -> None:
     _up(deployment)
     port = deployment["ARBX_TEST_WEBSERVER_PORT"]
-    today = day_of(datetime.now(UTC)).isoformat()
+    observed = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     (tmp_path / "landing" / "ripley").mkdir()
     (tmp_path / "landing" / "ripley" / "today.csv").write_text(
         HEADER
         + "".join(
-            f"r-{i},Smart TV {50 + i},LG,{500_000 + i},{400_000 + i},,true,{today}T15:00:00Z\n"
+            f"r-{i},Smart TV {50 + i},LG,{500_000 + i},{400_000 + i},,true,{observed}\n"
             for i in range(3)
         )
     )
@@ -119,7 +131,7 @@ def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
                     break
                 time.sleep(2)
             assert len(runs) == 1, "the sensor should launch exactly one run for the file"
-            assert runs[0].is_success, runs[0].status
+            assert runs[0].is_success, _why_it_failed(instance, runs[0].run_id)
 
             # The webserver sees the same run through its GraphQL API.
             query = f'{{ runOrError(runId: "{runs[0].run_id}") {{ ... on Run {{ status }} }} }}'

@@ -4,14 +4,17 @@ Dagster tags every run of one ``raw_prices`` partition with the partition's dime
 (``dagster/partition/retailer``); both instances ArbX ships limit that tag to one run per
 value, and the embedded (DuckDB) instance runs one run at a time. The checks go through
 the loaded instance's run queue config and the tag counter its queued-run daemon uses.
+A run the tags cannot place (a backfill spanning retailers) waits on the scrape lease.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -28,8 +31,11 @@ from arbx_dagster.instance import (
     prepare_dagster_home,
     production_run_limits,
 )
+from arbx_dagster.pipeline import ingest
+from arbx_dagster.pipeline.ingest import PartitionRequest
 from arbx_dagster.service.pipeline import LaunchRequest
 from arbx_dagster.settings import Settings
+from arbx_dagster.storage.cache import Cache
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 PARTITION = "2026-11-23|ripley"
@@ -132,3 +138,51 @@ def test_the_production_instance_limits_runs_per_retailer(
     config = _queue(tmp_path)
     assert config.max_concurrent_runs == 8
     _assert_one_run_per_retailer(config)
+
+
+# --- runs the tags cannot tell apart -----------------------------------------------------------
+
+
+def _request(day: str, **kwargs: object) -> PartitionRequest:
+    return PartitionRequest(day=date.fromisoformat(day), retailer="ripley", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_backfill_run_waits_for_the_retailer_a_tier_run_is_scraping(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multi-partition backfill run has no retailer tag: the scrape lease keeps it off a
+    store another worker is scraping, and lets it in once that scrape is done."""
+    today = _request("2026-11-23")
+    order: list[str] = []
+    tier_run_scraping = threading.Event()
+
+    def tier_run() -> None:
+        with ingest.exclusive_live_scrape(cache, today, NOW):
+            tier_run_scraping.set()
+            time.sleep(0.5)
+            order.append("tier run done")
+
+    worker = threading.Thread(target=tier_run)
+    worker.start()
+    tier_run_scraping.wait(5)
+    with ingest.exclusive_live_scrape(cache, today, NOW):
+        order.append("backfill scrapes")
+    worker.join()
+    assert order == ["tier run done", "backfill scrapes"]
+
+    # It does not wait forever: a retryable failure that says why.
+    monkeypatch.setattr(ingest, "SCRAPE_WAIT_SECONDS", 0.2)
+    with cache.lock("scrape:ripley", ttl_seconds=30):
+        with (
+            pytest.raises(
+                ingest.IngestionFailed, match="another run has been scraping ripley"
+            ) as failed,
+            ingest.exclusive_live_scrape(cache, today, NOW),
+        ):
+            pass
+        assert failed.value.retryable
+        # Replaying a past day or reading dropped files touches no store: no waiting.
+        with ingest.exclusive_live_scrape(cache, _request("2026-11-20"), NOW):
+            pass
+        with ingest.exclusive_live_scrape(cache, _request("2026-11-23", paths=("a.csv",)), NOW):
+            pass

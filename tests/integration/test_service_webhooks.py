@@ -44,6 +44,7 @@ def observations(n: int = 2, retailer: str = "ripley", **overrides: Any) -> list
             "price_list": 499_990,
             "price_offer": 399_990 + i,
             "in_stock": True,
+            "image_urls": [f"https://img.cl/{i}_1.jpg", f"https://img.cl/{i}_2.jpg"],
             "observed_at": (NOW - timedelta(minutes=i)).isoformat(),
             **overrides,
         }
@@ -150,6 +151,10 @@ def test_a_signed_batch_is_landed_for_the_sensor_and_answered_202(apps: Any, lan
     assert batch.frame["price_offer"].to_list() == [399_990, 399_991, 399_992]
     assert batch.frame["retailer"].unique().to_list() == ["ripley"]
     assert batch.frame["parse_error"].null_count() == 3
+    assert json.loads(batch.frame["image_urls"][0]) == [
+        "https://img.cl/0_1.jpg",
+        "https://img.cl/0_2.jpg",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -239,6 +244,8 @@ def test_concurrent_duplicates_land_once(apps: Any, landing: Path) -> None:
         ({"observations": observations(1, observed_at="2099-01-01T00:00:00Z")}, 422, "future"),
         ({"observations": observations(1, name="TV\x00")}, 422, "name"),
         ({"observations": observations(1, currency="USD")}, 422, "currency"),
+        ({"observations": observations(1, image_urls="https://img.cl/a.jpg")}, 422, "image_urls"),
+        ({"observations": observations(1, image_urls=["ftp://img.cl/a.jpg"])}, 422, "image_urls"),
         ({"observations": observations(1, retailer="lider")}, 422, "lider"),
         ({"observations": observations(1, retailer="Ripley!")}, 422, "retailer"),
         ([1, 2, 3], 422, "PriceWebhook"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.storage.migrations import current_version, discover, migrate
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
-from arbx_dagster.storage.warehouse import Warehouse
+from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -32,6 +35,42 @@ def test_migrations_are_recorded_and_idempotent(warehouse: Warehouse) -> None:
     assert migrate(warehouse) == []  # already applied by the fixture
     versions = warehouse.query("SELECT version FROM schema_migrations ORDER BY version")
     assert versions["version"].to_list() == [m.version for m in discover()]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def unmigrated_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    if request.param == "duckdb":
+        warehouse: Warehouse = DuckDBWarehouse(tmp_path / "old.duckdb")
+    else:
+        warehouse = PostgresWarehouse(request.getfixturevalue("fresh_postgres_url"))
+    yield warehouse
+    warehouse.close()
+
+
+def test_upgrading_turns_the_single_image_of_older_rows_into_a_gallery(
+    unmigrated_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    before_galleries = tmp_path / "sql-0008"
+    before_galleries.mkdir()
+    for m in discover():
+        if m.version < "0009":
+            (before_galleries / f"{m.version}_{m.name}.sql").write_text(m.sql, encoding="utf-8")
+    migrate(unmigrated_warehouse, before_galleries)
+    unmigrated_warehouse.execute(
+        "INSERT INTO raw_prices (retailer, sku, observed_at, name, currency, fetch_status, "
+        "source, ingested_at, image_url) VALUES "
+        "('paris', 'a', TIMESTAMPTZ '2026-11-20 12:00:00+00', 'TV', 'CLP', 'ok', 't', "
+        "TIMESTAMPTZ '2026-11-20 12:00:00+00', $1), "
+        "('paris', 'b', TIMESTAMPTZ '2026-11-20 12:00:00+00', 'TV', 'CLP', 'ok', 't', "
+        "TIMESTAMPTZ '2026-11-20 12:00:00+00', NULL)",
+        ['https://img.paris.cl/a "quoted" \\ 1.jpg'],
+    )
+
+    assert migrate(unmigrated_warehouse)[-1] == discover()[-1].version
+    images = unmigrated_warehouse.query("SELECT sku, image_urls FROM raw_prices ORDER BY sku")
+    a, b = images["image_urls"].to_list()
+    assert json.loads(a) == ['https://img.paris.cl/a "quoted" \\ 1.jpg']
+    assert b is None
 
 
 def test_upsert_is_idempotent_and_updates_in_place(warehouse: Warehouse) -> None:

@@ -3,6 +3,7 @@ half-priced ones, and card-only prices never leak into the offer."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import polars as pl
@@ -125,12 +126,33 @@ def test_stock_condition_and_text_values() -> None:
         (None, None, "used"),
     ]
     assert to_text("category", ["Tecnología", {"name": "TV"}, "OLED"]) == "Tecnología > TV > OLED"
-    assert to_text("image_url", ["a.jpg", "b.jpg"]) == "a.jpg"
+    assert to_text("image_urls", ["a.jpg", "b.jpg"]) == '["a.jpg", "b.jpg"]'
     assert to_text("price_offer", ["1.299.990"]) == "1.299.990"
     assert to_text("price_offer", ["1", "2"]) == "1 / 2"  # ambiguous: will not parse
     assert to_text("brand", {"@type": "Brand", "name": "LG"}) == "LG"
     assert to_text("in_stock", False) == "false"
     assert to_text("price_list", 599990.0) == "599990"
+
+
+def test_image_galleries_land_as_one_json_array_whatever_the_source_shape() -> None:
+    rows = _rows(
+        {"sku": "list", "image_urls": ["https://cdn.cl/1.jpg", "2.jpg", "2.jpg"]},
+        {"sku": "json text", "image_urls": r'["https:\/\/cdn.cl\/1.jpg", "3.jpg"]'},
+        {"sku": "csv", "image_urls": "https://m.cl/a/w=800,h=800 | https://m.cl/b.jpg"},
+        {"sku": "one", "image_urls": "https://m.cl/only.jpg"},
+        {"sku": "none"},
+    )
+    galleries = [json.loads(v) if v else v for v in rows["image_urls"].to_list()]
+    assert galleries == [
+        ["https://cdn.cl/1.jpg", "2.jpg"],  # repeats dropped
+        ["https://cdn.cl/1.jpg", "3.jpg"],
+        ["https://m.cl/a/w=800,h=800", "https://m.cl/b.jpg"],  # commas belong to the URL
+        ["https://m.cl/only.jpg"],
+        None,
+    ]
+    parquet_lists = pl.DataFrame({"sku": ["p"], "image_urls": [["x.jpg", "y.jpg"]]})
+    typed = normalise(parquet_lists, _context())
+    assert json.loads(typed["image_urls"][0]) == ["x.jpg", "y.jpg"]
 
 
 def test_observed_at_text_and_typed_columns() -> None:

@@ -434,7 +434,7 @@ def _with_store_fields(frame: pl.DataFrame, rng: np.random.Generator) -> pl.Data
     return frame.with_columns(
         card_program=store.replace_strict(CARD_PROGRAMS),
         url=_per_store(URL_FORMATS),
-        image_url=_per_store(IMAGE_FORMATS),
+        image_urls=pl.concat_str([pl.lit('["'), _per_store(IMAGE_FORMATS), pl.lit('"]')]),
         listing_rank=pl.col("_rank").rank("ordinal").over("retailer", "category").cast(pl.Int32),
     ).drop("slug_case", "slug_lower", *_draw_names(frame))
 

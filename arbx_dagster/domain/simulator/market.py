@@ -331,7 +331,7 @@ _LISTING_FIELDS = (
     "seller",
     "is_first_party",
     "condition",
-    "image_url",
+    "image_urls",
     "crawl_minute",
 )
 

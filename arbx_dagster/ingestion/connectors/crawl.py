@@ -343,9 +343,8 @@ class CrawlConnector:
             stats.error(f"layout changed? {page_url}: {parsed.structure_error}")
         items = [
             {
-                **item,
+                **_absolute_links(item, page_url),
                 "url": _resolve(page_url, to_text("url", item.get("url"))),
-                "image_url": _resolve(page_url, to_text("image_url", item.get("image_url"))),
                 "category": item.get("category") or category_path,
                 "listing_rank": rank_offset + i + 1,
                 "source_location": f"{page_url}#item-{i}",
@@ -404,11 +403,9 @@ class CrawlConnector:
             stats.error(f"product page {got.ref.url}: {parsed.error}")
         fields = _present(parsed.fields)
         fields.pop("sku", None)  # the listing's SKU names the variant we asked for
-        if "url" in fields:
-            fields["url"] = _resolve(got.ref.url or "", to_text("url", fields["url"]))
         return {
             **item,
-            **fields,
+            **_absolute_links(fields, got.ref.url or ""),
             "source_location": got.ref.url,
             "payload_sha256": got.ref.sha256,
         }
@@ -564,6 +561,19 @@ def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _ref(entry: Mapping[str, Any]) -> PayloadRef:
     names = PayloadRef.__dataclass_fields__
     return PayloadRef(**{k: v for k, v in entry.items() if k in names})
+
+
+def _absolute_links(fields: dict[str, Any], page_url: str) -> dict[str, Any]:
+    """``url`` and every image URL of extracted fields, resolved against their page."""
+    resolved = dict(fields)
+    if "url" in fields:
+        resolved["url"] = _resolve(page_url, to_text("url", fields["url"]))
+    if "image_urls" in fields:
+        images = fields["image_urls"]
+        links = images if isinstance(images, list | tuple) else [images]
+        absolute = [_resolve(page_url, to_text("url", link)) for link in links]
+        resolved["image_urls"] = [link for link in absolute if link] or None
+    return resolved
 
 
 def _resolve(page_url: str | None, link: str | None) -> str | None:
