@@ -14,11 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import anyio._core._fileio  # noqa: F401 - see below
 import pytest
 
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
+
+# anyio is a pytest plugin, so pytest rewrites its modules on import; anyio imports its
+# file module lazily, in a worker thread (Starlette's FileResponse), and CPython 3.11 can
+# fail ast.parse run in two threads at once ("AST constructor recursion depth mismatch").
+# Importing it here, on the main thread, takes it off that path.
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ARBX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
