@@ -259,6 +259,22 @@ def check_fetch(fetched: FetchedPartition) -> None:
         )
 
 
+def _nothing_landed_where(warehouse: Warehouse, rows: pl.DataFrame) -> bool:
+    """Whether ``raw_prices`` holds no row of these retailers between the rows' first and
+    last observation (a replaced partition, once deleted, or the day's first scrape)."""
+    spans = rows.group_by("retailer").agg(
+        first=pl.col("observed_at").min(), last=pl.col("observed_at").max()
+    )
+    return not any(
+        warehouse.scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM raw_prices WHERE retailer = $1 "
+            "AND observed_at >= $2 AND observed_at <= $3 LIMIT 1) AS found",
+            [retailer, first, last],
+        )
+        for retailer, first, last in spans.iter_rows()
+    )
+
+
 def ingest_observations(
     warehouse: Warehouse,
     observations: pl.DataFrame,
@@ -288,7 +304,10 @@ def ingest_observations(
                 "AND observed_at < $3",
                 [retailer, start, end],
             )
-        warehouse.upsert("raw_prices", accepted, RAW_PRICE_KEY, update=_UPDATABLE)
+        if _nothing_landed_where(warehouse, accepted):  # a new window: no key can clash
+            warehouse.append_new("raw_prices", accepted, RAW_PRICE_KEY)
+        else:
+            warehouse.upsert("raw_prices", accepted, RAW_PRICE_KEY, update=_UPDATABLE)
         warehouse.upsert("quarantine", quarantined, ["record_hash"])
     per_retailer = dict(accepted.group_by("retailer").len().sort("retailer").iter_rows())
     return StageReport(

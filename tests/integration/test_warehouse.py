@@ -92,6 +92,17 @@ def test_duplicate_keys_in_one_batch_land_once_with_the_last_value(warehouse: Wa
     ]
 
 
+def test_append_new_bulk_loads_keys_the_table_lacks_once_each(warehouse: Warehouse) -> None:
+    key = ["retailer", "sku", "day"]
+    batch = pl.concat([_history([1990, 2990]), _history([990])])  # sku-0 twice: last wins
+    assert warehouse.append_new("price_history", batch, key) == 2
+    prices = warehouse.query("SELECT sku, price_offer FROM price_history ORDER BY sku")
+    assert prices.rows() == [("sku-0", 990), ("sku-1", 2990)]
+    with pytest.raises(Exception, match=r"(?i)duplicate|unique|constraint"):
+        warehouse.append_new("price_history", _history([5]), key)  # it is no upsert
+    assert warehouse.scalar("SELECT count(*) FROM price_history") == 2
+
+
 def test_replace_swaps_only_the_matching_rows(warehouse: Warehouse) -> None:
     key = ["retailer", "sku", "day"]
     warehouse.upsert("price_history", _history([1, 2, 3], day="2026-11-20"), key)
