@@ -4,6 +4,7 @@ sharing one PostgreSQL instance."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,6 +82,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (the code servers the leader spawned)."""
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def up(
     port: int = typer.Option(3000, help="Dagster webserver port."),
     api_port: int = typer.Option(8080, help="ArbX API port (when the service is installed)."),
@@ -129,16 +139,18 @@ def up(
 
 
 def down() -> None:
-    """Stop what `arbx up` started (SIGTERM, then SIGKILL after 20 s)."""
+    """Stop what `arbx up` started, with every process it spawned (SIGTERM to the whole
+    process group, then SIGKILL to whatever is left after 20 s)."""
     run_dir = _run_dir(Settings.from_env())
     for pid_file in sorted(run_dir.glob("*.pid")):
         pid = int(pid_file.read_text())
-        if _alive(pid):
-            os.killpg(pid, signal.SIGTERM)
+        if _group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 20
-            while _alive(pid) and time.monotonic() < deadline:
+            while _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             typer.echo(f"stopped {pid_file.stem} (pid {pid})")
         pid_file.unlink()
