@@ -260,8 +260,6 @@ def record_features(records: pl.DataFrame) -> pl.DataFrame:
         "codes",
         code0.alias("code0"),
         code1.alias("code1"),
-        code_stem(code0).alias("stem0"),
-        code_stem(code1).alias("stem1"),
         pl.col("codes").list.eval(code_stem(pl.element())).alias("code_stems"),
         pl.concat_list("codes", "stems").list.unique().alias("code_keys"),
         pl.col("name_norm").str.to_uppercase().str.replace_all(r"[^A-Z0-9]", "").alias("compact"),
@@ -554,36 +552,30 @@ class _Strings:
         n = int(rec["idx"].max()) + 1 if rec.height else 0
         order = rec["idx"].to_numpy()
 
-        def column(name: str) -> list[str]:
-            values = [""] * n
-            for k, v in zip(order.tolist(), rec[name].fill_null("").to_list(), strict=True):
-                values[k] = v
+        def column(name: str) -> np.ndarray:
+            values = np.full(n, "", dtype=object)
+            values[order] = np.asarray(rec[name].fill_null("").to_list(), dtype=object)
             return values
 
         self.title = column("name_norm")
         self.sorted_title = column("sorted_title")
         self.code0 = column("code0")
+        self.has_code = self.code0.astype(bool)
 
     def features(self, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
         """rapidfuzz bulk scorers over the aligned pairs, scaled to 0..1."""
-        ii, jj = i.tolist(), j.tolist()
 
-        def cpdist(values: list[str], scorer: object) -> np.ndarray:
-            a = [values[k] for k in ii]
-            b = [values[k] for k in jj]
+        def cpdist(values: np.ndarray, scorer: object) -> np.ndarray:
             return process.cpdist(
-                a, b, scorer=scorer, workers=self.workers, dtype=np.float32
+                values[i].tolist(),
+                values[j].tolist(),
+                scorer=scorer,
+                workers=self.workers,
+                dtype=np.float32,
             ).astype(np.float64)
 
-        code_a = [self.code0[k] for k in ii]
-        code_b = [self.code0[k] for k in jj]
-        both = np.array([bool(x) and bool(y) for x, y in zip(code_a, code_b, strict=True)])
-        similarity = process.cpdist(
-            code_a,
-            code_b,
-            scorer=distance.Levenshtein.normalized_similarity,
-            workers=self.workers,
-        ).astype(np.float64)
+        both = self.has_code[i] & self.has_code[j]
+        similarity = cpdist(self.code0, distance.Levenshtein.normalized_similarity)
         return {
             "token_set": cpdist(self.title, fuzz.token_set_ratio) / 100.0,
             "ratio": cpdist(self.title, fuzz.ratio) / 100.0,
@@ -700,6 +692,15 @@ def _evidence(p: pl.DataFrame, counts: dict[str, np.ndarray], codes: pl.DataFram
 # --- public API ---------------------------------------------------------------------------
 
 
+# Per-listing columns the pair-level expressions read (``_code_evidence``, ``_evidence``,
+# ``_lost_short_codes``, ``_words_numbered_one_side``), for both sides.
+_PAIR_SIDE_COLUMNS = (
+    "idx", "brand", "category", "price", "n_tokens", "codes", "code0", "code1", "code_stems",
+    "code_keys", "compact", "compact_lower", "compact_desc", "anchor_words", "padded",
+    "short_codes",
+)  # fmt: skip
+
+
 class PairFeaturizer:
     """Per-listing work done once (sets, code rarity, stacked vectors), pairs featurised
     on demand: several calls over one catalogue do not repeat it."""
@@ -713,7 +714,10 @@ class PairFeaturizer:
         self.idf = _code_idf(self.rec)
         self.stacked = _Stacked(vectors)
         self.strings = _Strings(self.rec, threads)
-        self.rec_r = self.rec.rename({c: f"{c}_r" for c in self.rec.columns})
+        # Only what the per-pair expressions read is joined onto the pairs: the sets go
+        # through ``items`` and the strings through ``strings``, by index.
+        self.side = self.rec.select(_PAIR_SIDE_COLUMNS)
+        self.side_r = self.side.rename({c: f"{c}_r" for c in self.side.columns})
 
     def base(self, pairs: pl.DataFrame, *, chunk_pairs: int = DEFAULT_CHUNK_PAIRS) -> pl.DataFrame:
         """``i, j`` and every column of ``BASE_FEATURES``, in the order of ``pairs``."""
@@ -730,8 +734,8 @@ class PairFeaturizer:
     def _chunk(self, part: pl.DataFrame) -> pl.DataFrame:
         i, j = part["i"].to_numpy(), part["j"].to_numpy()
         joined = (
-            part.join(self.rec, left_on="i", right_on="idx", how="left", maintain_order="left")
-            .join(self.rec_r, left_on="j", right_on="idx_r", how="left", maintain_order="left")
+            part.join(self.side, left_on="i", right_on="idx", how="left", maintain_order="left")
+            .join(self.side_r, left_on="j", right_on="idx_r", how="left", maintain_order="left")
             .with_row_index("row")
         )
         for extra in (
