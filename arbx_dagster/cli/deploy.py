@@ -74,18 +74,11 @@ def _commands(webserver_port: int, api_port: int) -> dict[str, list[str]]:
     return commands
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, *, group: bool = False) -> bool:
+    """Whether the process lives; with ``group``, whether any process of its group is
+    left (the code servers the leader spawned)."""
     try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is left (the code servers the leader spawned)."""
-    try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except OSError:
         return False
     return True
@@ -144,11 +137,11 @@ def down() -> None:
     run_dir = _run_dir(Settings.from_env())
     for pid_file in sorted(run_dir.glob("*.pid")):
         pid = int(pid_file.read_text())
-        if _group_alive(pid):
+        if _alive(pid, group=True):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 20
-            while _group_alive(pid) and time.monotonic() < deadline:
+            while _alive(pid, group=True) and time.monotonic() < deadline:
                 time.sleep(0.2)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)

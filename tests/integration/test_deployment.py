@@ -17,6 +17,7 @@ import dagster as dg
 import httpx
 import pytest
 
+from arbx_dagster.cli.deploy import _alive
 from arbx_dagster.storage.warehouse import PostgresWarehouse
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -67,14 +68,6 @@ retailers:
     }
     yield env
     _arbx(env, "down")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _up(env: dict[str, str]) -> None:

@@ -344,7 +344,6 @@ class CrawlConnector:
         items = [
             {
                 **_absolute_links(item, page_url),
-                "url": _resolve(page_url, to_text("url", item.get("url"))),
                 "category": item.get("category") or category_path,
                 "listing_rank": rank_offset + i + 1,
                 "source_location": f"{page_url}#item-{i}",
