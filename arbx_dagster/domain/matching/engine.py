@@ -143,13 +143,16 @@ def match_records(
     k: int = DEFAULT_NEIGHBOURS,
     threads: int | None = None,
     catalogue_size: int | None = None,
+    keep_candidates: bool = True,
 ) -> MatchResult:
     """``match_listings`` on matcher records (``matching_records``; ``idx`` = 0 .. n-1).
 
     ``threads`` caps the threads the blocker and the string scorers use (default: all
     cores); worker processes that share the machine set it to 1. ``catalogue_size``: the
     size of the catalogue these records are a block of (see
-    ``blocking.prune_common_features``).
+    ``blocking.prune_common_features``). ``keep_candidates=False`` leaves
+    ``MatchResult.candidates`` empty: at a million listings they are 7M rows a worker
+    would otherwise build and ship back for nobody.
     """
     scorer = scorer or RuleScorer()
     cut = scorer.threshold if threshold is None else threshold
@@ -172,16 +175,29 @@ def match_records(
     out_pairs, product_matches, canonical_products, counts = assign(records, scored, cut)
     timings["seconds_clustering"] = time.perf_counter() - t2
 
+    candidates = _keyed_candidates(records, scored, pairs) if keep_candidates else None
+    stats_out: dict[str, float] = {key: float(v) for key, v in stats.items()}
+    stats_out.update(counts, **timings, threshold=float(cut))
+    return MatchResult(
+        out_pairs,
+        product_matches,
+        canonical_products,
+        empty(CANDIDATE_SCHEMA) if candidates is None else candidates,
+        stats_out,
+    )
+
+
+def _keyed_candidates(
+    records: pl.DataFrame, scored: pl.DataFrame, pairs: pl.DataFrame
+) -> pl.DataFrame:
+    """Scored candidates named by their listings' keys (``CANDIDATE_SCHEMA``)."""
     keys = records.select("idx", "retailer", "sku")
-    candidates = (
+    return (
         scored.join(pairs, on=["i", "j"])
         .join(keys.rename({"idx": "i", "retailer": "left_retailer", "sku": "left_sku"}), on="i")
         .join(keys.rename({"idx": "j", "retailer": "right_retailer", "sku": "right_sku"}), on="j")
         .select(list(CANDIDATE_SCHEMA))
     )
-    stats_out: dict[str, float] = {key: float(v) for key, v in stats.items()}
-    stats_out.update(counts, **timings, threshold=float(cut))
-    return MatchResult(out_pairs, product_matches, canonical_products, candidates, stats_out)
 
 
 # --- match blocks in parallel -------------------------------------------------------------
@@ -207,6 +223,7 @@ def match_by_block(
     blocks: Collection[str] | None = None,
     shard: tuple[int, int] | None = None,
     blocks_from: int = BLOCKS_FROM_LISTINGS,
+    keep_candidates: bool = False,
 ) -> MatchResult:
     """``match_listings`` block by block (see ``blocks``): each match block of the
     catalogue is matched on its own, in ``workers`` processes (default
@@ -215,7 +232,8 @@ def match_by_block(
     shard (a Dagster partition's share). A catalogue under ``blocks_from`` listings is
     one block, matched in this process (see ``blocks.BLOCKS_FROM_LISTINGS``), unless a
     shard or blocks are asked for. ``stats`` sum the blocks' counts and worker seconds,
-    and add ``blocks`` and ``seconds_wall``.
+    and add ``blocks`` and ``seconds_wall``. ``candidates`` stay empty unless
+    ``keep_candidates``.
     """
     started = time.perf_counter()
     if listings.height == 0:
@@ -232,7 +250,13 @@ def match_by_block(
     ]
     parts.sort(key=lambda part: part.height, reverse=True)
     workers = default_workers() if workers is None else max(1, workers)
-    options = {"threshold": threshold, "scorer": scorer, "k": k, "catalogue_size": records.height}
+    options = {
+        "threshold": threshold,
+        "scorer": scorer,
+        "k": k,
+        "catalogue_size": records.height,
+        "keep_candidates": keep_candidates,
+    }
     if workers == 1 or len(parts) < 2:
         results = [match_records(p, **options) for p in parts]
     else:

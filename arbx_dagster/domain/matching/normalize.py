@@ -10,6 +10,8 @@ their dashes, slashes and dots.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import polars as pl
 
@@ -401,7 +403,12 @@ def normalize_title(expr: pl.Expr) -> pl.Expr:
     'un55cu7000'), every unit spelling becomes a suffix ('55 pulgadas' -> '55in'), and all
     other punctuation becomes a space.
     """
-    text = normalize_units(expr)
+    return _title_from_units(normalize_units(expr))
+
+
+def _title_from_units(text: pl.Expr) -> pl.Expr:
+    """``normalize_title`` after ``normalize_units`` (enrichment computes that once for
+    both the title and the model codes)."""
     # Join model codes split by '-' or '/' ('un-55cu7000', 'kx-tg1032s', 'mb739ll/a',
     # 'mb15-blu') but not words with a number hyphenated on ('5-disc', '8-port').
     # Twice, because regex matches cannot overlap.
@@ -489,7 +496,11 @@ def _position_in_runs(keys: pl.Series) -> pl.Series:
 
 
 def model_code_candidates(
-    df: pl.DataFrame, text_cols: list[str], *, row_id: str = "__row"
+    df: pl.DataFrame,
+    text_cols: list[str],
+    *,
+    row_id: str = "__row",
+    units_normalized: Collection[str] = (),
 ) -> pl.DataFrame:
     """Every code-like token of each row, ranked, as ``row_id, code, stem, rank`` rows.
 
@@ -497,17 +508,16 @@ def model_code_candidates(
     characters once separators are dropped, and is not a measure like '128GB' or '1080P'.
     Ranking prefers the store's model field, then mixed letter+digit codes, then longer
     ones, then the later in the title (stores append the code at the end).
+    ``units_normalized`` names the text columns ``normalize_units`` already ran on.
     """
     parts = []
     for priority, col in enumerate(text_cols):
+        text = pl.col(col) if col in units_normalized else normalize_units(pl.col(col))
         parts.append(
             select_streamed(
-                df,
+                df.filter(pl.col(col).is_not_null()),  # (a store's model field often is)
                 pl.col(row_id),
-                normalize_units(pl.col(col).fill_null(""))
-                .str.to_uppercase()
-                .str.extract_all(CODE_TOKEN)
-                .alias("raw"),
+                text.str.to_uppercase().str.extract_all(CODE_TOKEN).alias("raw"),
             )
             .with_columns(pl.lit(priority).alias("source"))
             .explode("raw")
@@ -594,13 +604,14 @@ def infer_brand_from_title(
     df: pl.DataFrame, vocab: pl.DataFrame, *, row_id: str = "__row", title: str = "name_norm"
 ) -> pl.DataFrame:
     """First title word (or word pair) found in the brand vocabulary: ``row_id, brand``."""
-    words = (
-        df.select(pl.col(row_id), pl.col(title).fill_null("").str.split(" ").alias("w"))
-        .explode("w")
-        .with_columns(pos=pl.int_range(pl.len()).over(row_id))
-    )
+    words = df.select(
+        pl.col(row_id), pl.col(title).fill_null("").str.split(" ").alias("w")
+    ).explode("w")
+    # Exploded words stay grouped by row, so positions and next words need no window.
+    words = words.with_columns(_position_in_runs(words[row_id]).alias("pos"))
+    same_row = pl.col(row_id).shift(-1) == pl.col(row_id)
     bigrams = words.with_columns(
-        w=pl.col("w") + " " + pl.col("w").shift(-1).over(row_id)
+        w=pl.when(same_row).then(pl.col("w") + " " + pl.col("w").shift(-1))
     ).drop_nulls("w")
     hits = (
         pl.concat(
@@ -630,8 +641,9 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
     # The folded title is materialised first: ``_screen_inches`` reads it several times,
     # and as one nested expression Polars would re-run the whole regex chain each time.
     base = with_columns_streamed(
-        base, normalize_title(pl.col("name").fill_null("")).alias("name_norm")
+        base, normalize_units(pl.col("name").fill_null("")).alias("__name_units")
     )
+    base = with_columns_streamed(base, _title_from_units(pl.col("__name_units")).alias("name_norm"))
     base = with_columns_streamed(
         base,
         _screen_inches(pl.col("name_norm")).alias("name_norm"),
@@ -651,9 +663,14 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(pl.col("model").cast(pl.String), pl.col("model_code").cast(pl.String)).alias(
             "__model_field"
         ),
-        "name",
+        "__name_units",
     )
-    codes = model_code_candidates(code_src, ["__model_field", "name"], row_id=row_id)
+    codes = model_code_candidates(
+        code_src,
+        ["__model_field", "__name_units"],
+        row_id=row_id,
+        units_normalized={"__name_units"},
+    )
     ranked = codes.group_by(row_id).agg(
         pl.col("code").sort_by("rank").first().alias("__code"),
         pl.col("code").sort_by("rank").str.join(" ").alias("model_codes"),
@@ -671,7 +688,7 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
             .otherwise(None),
         )
     )
-    drop = [row_id, "__brand_field", "brand_inferred", "__code", "__category"]
+    drop = [row_id, "__name_units", "__brand_field", "brand_inferred", "__code", "__category"]
     return out.drop(drop + [c for c in added if c not in ("brand", "category", "model_code")])
 
 
@@ -685,8 +702,8 @@ def _stored_or_extracted_codes(base: pl.DataFrame) -> pl.DataFrame:
         known.select("idx", pl.col("model_codes").str.split(" ").alias("code"))
         .explode("code")
         .filter(pl.col("code").str.len_chars() > 0)
-        .with_columns(rank=pl.int_range(pl.len()).over("idx"))
     )
+    have = have.with_columns(_position_in_runs(have["idx"]).alias("rank"))
     missing = base.filter(~stored).select("idx", "model_code", "name")
     extracted = model_code_candidates(missing, ["model_code", "name"], row_id="idx").select(
         "idx", "code", "rank"
