@@ -43,11 +43,15 @@ def _tree_rss_kb(root: int) -> int:
 
 class PeakMemory:
     """``with PeakMemory() as peak: ...`` then ``peak.mb``: the largest resident size of
-    the process tree seen every ``interval`` seconds (never below this process's own)."""
+    the process tree seen every ``interval`` seconds (never below this process's own).
+    ``peak.enter("name")`` labels what runs from then on; ``peak.mb_by_stage`` is the
+    largest size seen under each label (where the memory goes, not only how much)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
         self.peak_kb = 0
+        self.stage = ""
+        self.peak_kb_by_stage: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self.supported = Path("/proc/self/statm").exists()
@@ -55,8 +59,22 @@ class PeakMemory:
     def _sample(self) -> None:
         root = os.getpid()
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, _tree_rss_kb(root))
+            self._record(root)
             self._stop.wait(self.interval)
+
+    def _record(self, root: int) -> None:
+        stage, kb = self.stage, _tree_rss_kb(root)
+        self.peak_kb = max(self.peak_kb, kb)
+        self.peak_kb_by_stage[stage] = max(self.peak_kb_by_stage.get(stage, 0), kb)
+
+    def enter(self, stage: str) -> None:
+        """Label what runs from now on ``stage``; a stage shorter than the sampling
+        interval still gets a sample (the size as it starts and as the last one ends)."""
+        if self.supported:
+            self._record(os.getpid())
+        self.stage = stage
+        if self.supported:
+            self._record(os.getpid())
 
     def __enter__(self) -> PeakMemory:
         if self.supported:
@@ -72,6 +90,11 @@ class PeakMemory:
         self._stop.set()
         if self.supported:
             self._thread.join()
+            self.enter("")
+
+    @property
+    def mb_by_stage(self) -> dict[str, float]:
+        return {k: round(v / 1024, 1) for k, v in self.peak_kb_by_stage.items() if k}
 
     @property
     def mb(self) -> float:

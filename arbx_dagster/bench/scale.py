@@ -88,12 +88,14 @@ def run_scale(
 
     def timed(stage: str, work: Callable[[], Any]) -> Any:
         progress(stage)
+        memory.enter(stage)
         started = time.perf_counter()
         result = work()
         seconds[stage] = round(time.perf_counter() - started, 3)
         return result
 
-    with PeakMemory() as memory:
+    memory = PeakMemory()
+    with memory:
         market = timed(
             "generate",
             lambda: simulate_snapshot(
@@ -136,6 +138,7 @@ def run_scale(
         "match_recall": quality["recall"],
         "opportunities": int(found.counts["detected"]),
         "peak_rss_mb": round(memory.mb, 1),
+        "peak_rss_mb_by_stage": memory.mb_by_stage,
     }
 
 

@@ -30,7 +30,7 @@ def scale_command(
 ) -> None:
     """Time every pipeline stage on a simulated catalogue of N listings, in this process."""
     # Imported here: the matcher (scikit-learn) would otherwise load with every `arbx` command.
-    from arbx_dagster.bench.scale import run_scale
+    from arbx_dagster.bench.scale import MATCH_STAGES, run_scale
 
     postgres_url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
     if postgres and not postgres_url:
@@ -47,10 +47,14 @@ def scale_command(
     table = Table(
         "stage",
         "seconds",
+        "peak RSS MB",
         title=f"bench scale · {result['listings']:,} listings · {result['warehouse']}",
     )
+    peaks = result["peak_rss_mb_by_stage"]
     for stage, seconds in result["seconds"].items():
-        table.add_row(stage, f"{seconds:.2f}")
+        # blocking, scoring and assignment interleave in the workers: one "match" peak
+        peak = peaks.get("match" if stage in MATCH_STAGES else stage)
+        table.add_row(stage, f"{seconds:.2f}", "" if peak is None else f"{peak:,.0f}")
     console.print(table)
     console.print(
         f"{result['listings_per_second']:,} listings/s · {result['candidate_pairs']:,} candidate "

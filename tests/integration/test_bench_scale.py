@@ -21,6 +21,10 @@ def test_a_small_scale_run_reports_every_stage() -> None:
     assert result["listings_per_second"] > 0
     assert result["candidate_pairs"] >= result["matched_pairs"] > 0
     assert result["peak_rss_mb"] > 0
+    # where the memory went: a peak per stage, none above the run's
+    by_stage = result["peak_rss_mb_by_stage"]
+    assert set(by_stage) <= set(stages) and "match" in by_stage
+    assert 0 < max(by_stage.values()) <= result["peak_rss_mb"]
     # the matched pairs are scored against the simulator's truth, and spreads are found
     assert result["match_precision"] > 0.9 and result["match_recall"] > 0.8
     assert result["opportunities"] > 0
