@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,13 @@ def run_scale(
                 listings, seed=seed, retailers=RETAILERS[:retailers], gap_rate=GAP_RATE
             ),
         )
-        catalogue = market.observations
+        truth, scraped = market.truth_listings, market.observations.height
         # the pipeline runs right after the scrape it measures (older prices are stale)
-        now = catalogue["observed_at"].max() or datetime.now(UTC)
+        now = market.observations["observed_at"].max() or datetime.now(UTC)
         with scratch_warehouse(postgres_url) as warehouse:
-            timed("load", lambda: ingest_observations(warehouse, catalogue, now=now))
+            timed("load", partial(ingest_observations, warehouse, market.observations, now=now))
+            # Past the scrape, the pipeline's stages never hold the raw catalogue again.
+            del market
             timed("normalize", lambda: refresh_listings(warehouse, now=now))
             model = timed("train", lambda: train_match_model(warehouse))
             matches = timed(
@@ -122,13 +125,13 @@ def run_scale(
     seconds.update(_split_match(seconds.pop("match"), matches.counts))
     # Generating the catalogue is not pipeline work; training costs the same at any N.
     pipeline = sum(v for k, v in seconds.items() if k not in ("generate", "train"))
-    quality = pair_quality(pairs, market.truth_listings)
+    quality = pair_quality(pairs, truth)
     return {
-        "listings": catalogue.height,
+        "listings": scraped,
         "retailers": retailers,
         "warehouse": engine,
         "seconds": {**seconds, "total": round(pipeline, 3)},
-        "listings_per_second": round(catalogue.height / pipeline, 1) if pipeline else None,
+        "listings_per_second": round(scraped / pipeline, 1) if pipeline else None,
         "candidate_pairs": int(matches.counts.get("candidate_pairs", 0)),
         "matched_pairs": int(matches.counts["matched_pairs"]),
         "canonical_products": int(matches.counts["canonical_products"]),

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.schema import RAW_PRICE_KEY
 from arbx_dagster.storage.migrations import current_version, discover, migrate
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
 from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
@@ -47,15 +48,20 @@ def unmigrated_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
     warehouse.close()
 
 
+def _migrate_before(warehouse: Warehouse, version: str, tmp_path: Path) -> None:
+    """Apply the migrations older than ``version`` only (the schema a user upgrades from)."""
+    older = tmp_path / f"sql-before-{version}"
+    older.mkdir()
+    for m in discover():
+        if m.version < version:
+            (older / f"{m.version}_{m.name}.sql").write_text(m.sql, encoding="utf-8")
+    migrate(warehouse, older)
+
+
 def test_upgrading_turns_the_single_image_of_older_rows_into_a_gallery(
     unmigrated_warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    before_galleries = tmp_path / "sql-0008"
-    before_galleries.mkdir()
-    for m in discover():
-        if m.version < "0009":
-            (before_galleries / f"{m.version}_{m.name}.sql").write_text(m.sql, encoding="utf-8")
-    migrate(unmigrated_warehouse, before_galleries)
+    _migrate_before(unmigrated_warehouse, "0009", tmp_path)
     unmigrated_warehouse.execute(
         "INSERT INTO raw_prices (retailer, sku, observed_at, name, currency, fetch_status, "
         "source, ingested_at, image_url) VALUES "
@@ -71,6 +77,42 @@ def test_upgrading_turns_the_single_image_of_older_rows_into_a_gallery(
     a, b = images["image_urls"].to_list()
     assert json.loads(a) == ['https://img.paris.cl/a "quoted" \\ 1.jpg']
     assert b is None
+
+
+def test_upgrading_re_keys_raw_prices_by_time_and_keeps_every_row(
+    unmigrated_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    _migrate_before(unmigrated_warehouse, "0010", tmp_path)
+    rows = _raw_rows(["b", "a"], price=990)
+    unmigrated_warehouse.upsert("raw_prices", rows, RAW_PRICE_KEY)
+    before = unmigrated_warehouse.query("SELECT * FROM raw_prices ORDER BY sku")
+
+    migrate(unmigrated_warehouse)
+    after = unmigrated_warehouse.query("SELECT * FROM raw_prices ORDER BY sku")
+    assert after.equals(before)
+    # the new key still makes loads idempotent, and upserts still update in place
+    unmigrated_warehouse.upsert("raw_prices", _raw_rows(["a"], price=590), RAW_PRICE_KEY)
+    prices = unmigrated_warehouse.query("SELECT sku, price_offer FROM raw_prices ORDER BY sku")
+    assert prices.rows() == [("a", 590), ("b", 990)]
+    with pytest.raises(Exception, match=r"(?i)duplicate|unique|constraint"):
+        unmigrated_warehouse.append_new("raw_prices", _raw_rows(["b"], price=1), RAW_PRICE_KEY)
+
+
+def _raw_rows(skus: list[str], *, price: int) -> pl.DataFrame:
+    at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "retailer": "paris",
+            "sku": skus,
+            "observed_at": at,
+            "name": "TV",
+            "price_offer": price,
+            "currency": "CLP",
+            "fetch_status": "ok",
+            "source": "test",
+            "ingested_at": at,
+        }
+    )
 
 
 def test_upsert_is_idempotent_and_updates_in_place(warehouse: Warehouse) -> None:

@@ -249,12 +249,14 @@ def match_by_block(
         if _selected(part["block"][0], blocks, shard)
     ]
     parts.sort(key=lambda part: part.height, reverse=True)
+    catalogue_size = records.height
+    del records  # the blocks hold every row now (a million listings: a GB not kept twice)
     workers = default_workers() if workers is None else max(1, workers)
     options = {
         "threshold": threshold,
         "scorer": scorer,
         "k": k,
-        "catalogue_size": records.height,
+        "catalogue_size": catalogue_size,
         "keep_candidates": keep_candidates,
     }
     if workers == 1 or len(parts) < 2:
