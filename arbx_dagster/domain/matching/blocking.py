@@ -120,13 +120,22 @@ def code_key_pairs(records: pl.DataFrame, *, max_block: int = 30) -> pl.DataFram
         if keys.height == 0:
             break
     matched = pl.concat(chosen)
-    pairs = (
-        matched.join(matched, on="key", suffix="_r")
-        .filter(pl.col("retailer") < pl.col("retailer_r"))
-        .select(pl.col("idx").alias("i"), pl.col("idx_r").alias("j"))
-        .unique()
-    )
-    return pairs.cast(PAIR_SCHEMA)
+    # Each retailer's listings joined only to later retailers' (not the whole self-join,
+    # two thirds of which a retailer filter would throw away).
+    retailers = sorted(matched["retailer"].unique().to_list())
+    pairs = [
+        matched.filter(pl.col("retailer") == a)
+        .select("key", pl.col("idx").alias("i"))
+        .join(
+            matched.filter(pl.col("retailer") > a).select("key", pl.col("idx").alias("j")),
+            on="key",
+        )
+        .select("i", "j")
+        for a in retailers[:-1]
+    ]
+    if not pairs:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    return pl.concat(pairs).unique().cast(PAIR_SCHEMA)
 
 
 def _refiners(records: pl.DataFrame) -> list[pl.DataFrame]:
