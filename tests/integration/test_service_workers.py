@@ -91,8 +91,15 @@ def served(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[
 
 
 def pinned_to_two_workers(url: str, tries: int) -> dict[int, httpx.Client]:
-    """Two one-connection clients, each kept by a different worker."""
+    """Two one-connection clients, each kept by a different worker.
+
+    The workers race to accept each new connection. Closing a surplus client at once
+    would keep its worker busy just as the next connection arrives, so it would win that
+    race again (once, 16 tries in a row in CI). Surplus clients stay open until the end,
+    and a pause between tries lets both workers wait for the next connection.
+    """
     clients: dict[int, httpx.Client] = {}
+    surplus: list[httpx.Client] = []
     for _ in range(tries):
         client = httpx.Client(
             base_url=url,
@@ -102,11 +109,14 @@ def pinned_to_two_workers(url: str, tries: int) -> dict[int, httpx.Client]:
         )
         pid = client.get("/api/metrics").json()["service"]["worker_pid"]
         if pid in clients:
-            client.close()
+            surplus.append(client)
+            time.sleep(0.2)
             continue
         clients[pid] = client
         if len(clients) == 2:
             break
+    for client in surplus:
+        client.close()
     return clients
 
 
