@@ -1,19 +1,14 @@
-"""Vectorisation and blocking: same vectors as scikit-learn, exact top-k, bounded work."""
+"""Vectorisation and blocking: same vectors as scikit-learn, exact top-k."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from arbx_dagster.domain.matching.blocking import (
-    _ColumnTopK,
-    _topk_groups,
-    _topk_sparse,
-    candidate_pairs,
-    similarity_pairs,
-)
+from arbx_dagster.domain.matching.blocking import candidate_pairs, similarity_pairs
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
 from arbx_dagster.domain.matching.vectorize import text_vectors
 
@@ -48,28 +43,25 @@ def test_word_part_and_idf_overlap() -> None:
     assert shared_idf[0, 2] == 0.0
 
 
-@pytest.mark.parametrize("k", [1, 3, 5])
-def test_histogram_top_k_equals_sorting(k: int) -> None:
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_similarity_pairs_are_each_listings_k_nearest_at_every_other_retailer(k: int) -> None:
+    """Against a brute-force dense ranking: each listing's k best at each other retailer
+    (both directions), nothing under the similarity floor, nothing within one retailer."""
     rng = np.random.default_rng(k)
-    groups = rng.integers(0, 300, 20_000)
-    values = rng.random(20_000).astype(np.float32)
-    fast = np.zeros(len(values), dtype=bool)
-    fast[_topk_groups(groups, values, 300, k)] = True
-    exact = _topk_sparse(groups, np.zeros_like(groups), values, k, "row")
-    assert np.array_equal(fast, exact)
-
-
-def test_running_column_top_k_over_chunks_equals_one_pass() -> None:
-    rng = np.random.default_rng(0)
-    rows, cols = rng.integers(0, 1000, 30_000), rng.integers(0, 50, 30_000)
-    vals = rng.random(30_000).astype(np.float32)
-    carried = _ColumnTopK(50, 4, pool_limit=2_000)
-    for start in range(0, len(vals), 3_000):
-        part = slice(start, start + 3_000)
-        carried.add(rows[part], cols[part], vals[part])
-    got = set(zip(*carried.result(), strict=True))
-    best = _topk_sparse(rows, cols, vals, 4, "col")
-    assert got == set(zip(rows[best].tolist(), cols[best].tolist(), strict=True))
+    n = 120
+    dense = rng.random((n, 40)) * (rng.random((n, 40)) < 0.2)
+    matrix = sp.csr_matrix(dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-9))
+    retailer = np.array(["falabella", "paris", "ripley"])[rng.integers(0, 3, n)]
+    records = pl.DataFrame({"idx": np.arange(n), "retailer": retailer})
+    got = {tuple(sorted(p)) for p in similarity_pairs(matrix, records, k=k).iter_rows()}
+    cosine = (matrix @ matrix.T).toarray()
+    expected = set()
+    for i in range(n):
+        for other in set(retailer) - {retailer[i]}:
+            pool = np.flatnonzero(retailer == other)
+            ranked = pool[np.argsort(-cosine[i, pool], kind="stable")][:k]
+            expected |= {tuple(sorted((i, int(j)))) for j in ranked if cosine[i, j] > 0.05}
+    assert got == expected
 
 
 def _records(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
@@ -88,7 +80,7 @@ def test_similarity_blocker_proposes_nearest_across_retailers_only() -> None:
         ]
     )
     vectors = text_vectors(records["text"])
-    pairs = similarity_pairs(vectors.matrix, records, k=1, chunk_cells=2)  # one row per chunk
+    pairs = similarity_pairs(vectors.matrix, records, k=1)
     retailer = dict(zip(records["idx"], records["retailer"], strict=True))
     assert all(retailer[i] != retailer[j] for i, j in pairs.iter_rows())
     assert (0, 3) in set(pairs.iter_rows()) and (1, 4) in set(pairs.iter_rows())

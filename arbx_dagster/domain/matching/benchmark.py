@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sparse_dot_topn import sp_matmul_topn
 
-from arbx_dagster.domain.matching.blocking import _topk_groups, candidate_pairs
+from arbx_dagster.domain.matching.blocking import candidate_pairs
 from arbx_dagster.domain.matching.features import (
     BASE_FEATURES,
     CONTEXT_FEATURES,
@@ -339,16 +340,10 @@ def _nearest(
     score = np.zeros(len(rows), dtype=np.float64)
     if len(rows) == 0 or len(pool) == 0:
         return best, score
-    pool_t = vectors.matrix[pool].T.tocsr()
-    step = max(1, 8_000_000 // len(pool))
-    for start in range(0, len(rows), step):
-        sim = (vectors.matrix[rows[start : start + step]] @ pool_t).tocsr()
-        row = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
-        top = _topk_groups(row, sim.data, sim.shape[0], 1)
-        first = np.unique(row[top], return_index=True)[1]
-        top = top[first]
-        best[start + row[top]] = pool[sim.indices[top]]
-        score[start + row[top]] = sim.data[top]
+    nearest = sp_matmul_topn(vectors.matrix[rows], vectors.matrix[pool].T.tocsr(), top_n=1)
+    nearest = nearest.tocoo()
+    best[nearest.row] = pool[nearest.col]
+    score[nearest.row] = nearest.data
     return best, score
 
 

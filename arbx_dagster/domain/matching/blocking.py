@@ -7,9 +7,9 @@ generators propose candidates and only those are scored:
   (keys shared by too many listings are dropped: they are not discriminative);
 * similarity: a TF-IDF vector of character 4-grams and words per listing
   (``vectorize``), and for each listing its ``k`` most similar listings at every *other*
-  retailer, computed as chunked sparse matrix products (features shared by too many
-  listings pruned, so the product stays sparse) with a linear-time top-k per row and per
-  column, so memory stays bounded whatever the catalogue size.
+  retailer, computed as sparse matrix products that keep only each row's top k as they
+  go (``sparse_dot_topn``; features shared by too many listings pruned, so the products
+  stay sparse), so memory stays bounded whatever the catalogue size.
 
 Pairs never join two listings of the same retailer. They are oriented so the
 alphabetically smaller retailer is on the left (``i`` side).
@@ -17,12 +17,10 @@ alphabetically smaller retailer is on the left (``i`` side).
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from sparse_dot_topn import sp_matmul_topn
 
 from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN
 from arbx_dagster.domain.matching.vectorize import normalize, tfidf_matrix
@@ -47,11 +45,7 @@ PAIR_SCHEMA = {"i": pl.Int64, "j": pl.Int64}
 # candidates per record (pair completeness 0.988 -> 0.985, F1 0.941 both).
 DEFAULT_NEIGHBOURS = 2
 
-# Bound on the work of one chunk of rows: (row, shared feature, column) triples of its
-# sparse product, an upper bound on the similarities it holds (about 4x their number on
-# listing titles): 16M triples, a few hundred MB at most.
-DEFAULT_CHUNK_CELLS = 16_000_000
-# Threads computing chunks (the sparse products and most NumPy work release the GIL).
+# Threads sharing the similarity products' rows.
 DEFAULT_WORKERS = 2
 # Features (n-grams, words) held by more than this share of listings are not used to
 # look for neighbours (see ``prune_common_features``).
@@ -62,10 +56,6 @@ DEFAULT_MAX_DF_COUNT = 2_000
 # Pairs whose (pruned) cosine is below this share no distinctive text at all: they are
 # never similarity candidates (shared model codes still meet through the code keys).
 DEFAULT_MIN_SIMILARITY = 0.05
-# Resolution of the histograms that find each group's k-th best value (``_topk_groups``):
-# at most ``_LEVELS`` buckets per group and ``_HIST_CELLS`` buckets in all.
-_LEVELS = 1024
-_HIST_CELLS = 4_000_000
 
 
 def _orient(pairs: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
@@ -190,206 +180,42 @@ def prune_common_features(
     return normalize(matrix[:, keep]).astype(np.float32).tocsr()
 
 
-def _topk_sparse(
-    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: int, by: str
-) -> np.ndarray:
-    """Mask of the ``k`` highest values per row (``by='row'``) or per column, vectorised.
-
-    One stable argsort on ``group * 2 - value`` (values are cosines in [0, 1]) orders by
-    group, then by value descending; the rank inside each group is the position minus
-    the group's first position.
-    """
-    group = rows if by == "row" else cols
-    if len(group) == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.argsort(group.astype(np.float64) * 2.0 - vals, kind="stable")
-    sorted_group = group[order]
-    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(sorted_group)]))
-    rank = np.arange(len(sorted_group)) - run_start
-    mask = np.zeros(len(vals), dtype=bool)
-    mask[order[rank < k]] = True
-    return mask
-
-
-def _topk_groups(group: np.ndarray, vals: np.ndarray, n_groups: int, k: int) -> np.ndarray:
-    """Positions of the ``k`` highest values of every group (values in [0, 1]).
-
-    Sorting millions of similarities per chunk was the blocker's bottleneck. Instead a
-    histogram of the values per group (``np.bincount`` over group x bucket) gives the
-    bucket holding each group's k-th best; only entries in or above it survive (a
-    handful per group) and those are ranked exactly. Linear in the number of entries.
-    """
-    if len(vals) == 0:
-        return np.empty(0, dtype=np.int64)
-    cells = min(_HIST_CELLS, 2 * len(vals))  # the histogram costs no more than the values
-    levels = int(np.clip(cells // max(n_groups, 1), 16, _LEVELS))
-    level = (levels - 1) - np.minimum(
-        (np.clip(vals, 0.0, 1.0) * levels).astype(np.int64), levels - 1
-    )
-    hist = np.bincount(group * levels + level, minlength=n_groups * levels)
-    cut = (np.cumsum(hist.reshape(n_groups, levels), axis=1) < k).sum(axis=1)
-    near = np.flatnonzero(level <= cut[group])
-    best = _topk_sparse(group[near], group[near], vals[near], k, "row")
-    return near[best]
-
-
-class _ColumnTopK:
-    """Running ``k`` best rows per column across row chunks, with a rising floor.
-
-    Each column's current k-th best value is a threshold: later entries below it cannot
-    enter, so after the first chunks almost everything is rejected by one comparison.
-    """
-
-    def __init__(self, n_cols: int, k: int, pool_limit: int = 2_000_000) -> None:
-        self.k, self.n_cols, self.pool_limit = k, n_cols, pool_limit
-        self.floor = np.full(n_cols, -np.inf, dtype=np.float32)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.size = 0
-
-    def add(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
-        keep = vals >= self.floor[cols]
-        self.parts.append((rows[keep], cols[keep], vals[keep]))
-        self.size += int(keep.sum())
-        if self.size > self.pool_limit:
-            self._compact()
-
-    def _compact(self) -> None:
-        rows, cols, vals = (np.concatenate(x) for x in zip(*self.parts, strict=True))
-        best = _topk_groups(cols, vals, self.n_cols, self.k)
-        rows, cols, vals = rows[best], cols[best], vals[best]
-        counts = np.bincount(cols, minlength=self.n_cols)
-        lowest = np.full(self.n_cols, np.inf, dtype=np.float32)
-        np.minimum.at(lowest, cols, vals)
-        self.floor = np.where(counts >= self.k, lowest, -np.inf).astype(np.float32)
-        self.parts, self.size = [(rows, cols, vals)], len(rows)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self.parts:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        self._compact()
-        rows, cols, _ = self.parts[0]
-        return rows, cols
-
-
-def _row_chunks(xa: sp.csr_matrix, xb_t: sp.csr_matrix, budget: int) -> np.ndarray:
-    """Row boundaries of ``xa`` such that each chunk's product with ``xb_t`` holds at most
-    about ``budget`` entries (an upper bound: every shared feature counted once)."""
-    per_feature = np.diff(xb_t.indptr).astype(np.float64)  # B listings holding each feature
-    entries = np.zeros(xa.shape[0]) if xa.nnz == 0 else None
-    if entries is None:
-        row_of = np.repeat(np.arange(xa.shape[0]), np.diff(xa.indptr))
-        entries = np.bincount(row_of, weights=per_feature[xa.indices], minlength=xa.shape[0])
-    # greedy cut: a new chunk whenever the running total would pass the budget
-    total = np.cumsum(entries)
-    bounds = [0]
-    while bounds[-1] < xa.shape[0]:
-        start = bounds[-1]
-        base = total[start - 1] if start else 0.0
-        stop = int(np.searchsorted(total, base + budget, side="right"))
-        bounds.append(min(max(stop, start + 1), xa.shape[0]))
-    return np.asarray(bounds)
-
-
-def _chunk_neighbours(
-    xa: sp.csr_matrix,
-    xb_t: sp.csr_matrix,
-    start: int,
-    stop: int,
-    k: int,
-    min_similarity: float,
-    floor: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One chunk of A's rows against every B column: the ``k`` best columns of each row
-    (``rows, cols``), and the ``k`` best rows of each column inside the chunk among those
-    at or above the column's current ``floor`` (``rows, cols, values``)."""
-    sim = (xa[start:stop] @ xb_t).tocsr()
-    if min_similarity > 0:
-        sim.data[sim.data < min_similarity] = 0
-    sim.eliminate_zeros()
-    rows = np.repeat(np.arange(start, start + sim.shape[0], dtype=np.int64), np.diff(sim.indptr))
-    cols, vals = sim.indices.astype(np.int64), sim.data
-    best = _topk_groups(rows - start, vals, sim.shape[0], k)
-    keep = np.flatnonzero(vals >= floor[cols])
-    top = keep[_topk_groups(cols[keep], vals[keep], xb_t.shape[1], k)]
-    return rows[best], cols[best], rows[top], cols[top], vals[top]
-
-
-def _neighbours_between(
-    xa: sp.csr_matrix,
-    xb_t: sp.csr_matrix,
-    pool: ThreadPoolExecutor,
-    workers: int,
-    k: int,
-    min_similarity: float,
-    chunk_cells: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows of A, columns of B)``: each A row's ``k`` best B columns and each B column's
-    ``k`` best A rows, over chunks of A's rows computed on ``pool`` (at most one chunk in
-    flight per thread, so memory stays bounded)."""
-    columns = _ColumnTopK(xb_t.shape[1], k)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    pending: deque[Future] = deque()
-
-    def take(done: Future) -> None:
-        best_r, best_c, top_r, top_c, top_v = done.result()
-        rows.append(best_r)
-        cols.append(best_c)
-        columns.add(top_r, top_c, top_v)
-
-    bounds = _row_chunks(xa, xb_t, chunk_cells)
-    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        floor = columns.floor.copy()  # a snapshot: a stale floor only keeps more
-        pending.append(
-            pool.submit(_chunk_neighbours, xa, xb_t, start, stop, k, min_similarity, floor)
-        )
-        if len(pending) >= workers:
-            take(pending.popleft())
-    while pending:
-        take(pending.popleft())
-    top_rows, top_cols = columns.result()
-    return np.concatenate([*rows, top_rows]), np.concatenate([*cols, top_cols])
-
-
 def similarity_pairs(
     matrix: sp.csr_matrix,
     records: pl.DataFrame,
     *,
     k: int = 4,
-    chunk_cells: int = DEFAULT_CHUNK_CELLS,
     min_similarity: float = DEFAULT_MIN_SIMILARITY,
     workers: int = DEFAULT_WORKERS,
 ) -> pl.DataFrame:
     """For every listing, its ``k`` nearest listings (cosine) at each other retailer.
 
     Both directions are taken for every pair of retailers (A's neighbours at B and B's at
-    A), so a listing whose best partner ranks it low still gets a chance. The product
-    ``X_A[chunk] @ X_B.T`` is computed for chunks of A's rows sized so that the chunk's
-    similarities stay under about ``chunk_cells`` entries (bounded by the number of B
-    listings sharing each feature of the chunk's rows); row-wise top-k is taken per chunk
-    and the column-wise top-k of B is carried across chunks, so memory is bounded by the
-    chunk plus ``k`` entries per listing. Entries under ``min_similarity`` are dropped
-    first. Chunks run on ``workers`` threads (the sparse products release the GIL), at
-    most one chunk in flight per thread.
+    A), so a listing whose best partner ranks it low still gets a chance. Each direction is
+    one ``sparse_dot_topn`` product, which keeps only the ``k`` best entries above
+    ``min_similarity`` of each row while it multiplies: memory stays at ``k`` entries per
+    listing whatever the catalogue size, and it is 4x faster than a SciPy product plus a
+    top-k (188k listings: 1.4 s against 6.2 s, the same pairs up to ties). ``workers``
+    threads share the rows.
     """
     retailers = sorted(records["retailer"].unique().to_list())
     retailer = records["retailer"].to_numpy()
     idx = records["idx"].to_numpy().astype(np.int64)
+    threads = None if workers <= 1 else workers
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    workers = max(1, workers)
-    with ThreadPoolExecutor(workers) as pool:
-        for a_pos, a in enumerate(retailers):
-            for b in retailers[a_pos + 1 :]:
-                ia, ib = idx[retailer == a], idx[retailer == b]
-                if len(ia) == 0 or len(ib) == 0:
-                    continue
-                rows, cols = _neighbours_between(
-                    matrix[ia], matrix[ib].T.tocsr(), pool, workers, k, min_similarity, chunk_cells
-                )
-                out_i.append(ia[rows])
-                out_j.append(ib[cols])
+    for a_pos, a in enumerate(retailers):
+        for b in retailers[a_pos + 1 :]:
+            ia, ib = idx[retailer == a], idx[retailer == b]
+            if len(ia) == 0 or len(ib) == 0:
+                continue
+            xa, xb = matrix[ia], matrix[ib]
+            for rows_of, cols_of, left, right in ((ia, ib, xa, xb), (ib, ia, xb, xa)):
+                best = sp_matmul_topn(
+                    left, right.T.tocsr(), top_n=k, threshold=min_similarity, n_threads=threads
+                ).tocoo()
+                out_i.append(rows_of[best.row])
+                out_j.append(cols_of[best.col])
     if not out_i:
         return pl.DataFrame(schema=PAIR_SCHEMA)
     return pl.DataFrame(
@@ -404,7 +230,6 @@ def candidate_pairs(
     k: int = 4,
     max_block: int = 30,
     max_df: float = DEFAULT_MAX_DF,
-    chunk_cells: int = DEFAULT_CHUNK_CELLS,
     min_similarity: float = DEFAULT_MIN_SIMILARITY,
     workers: int | None = None,
     catalogue_size: int | None = None,
@@ -421,7 +246,6 @@ def candidate_pairs(
             sparse,
             records,
             k=k,
-            chunk_cells=chunk_cells,
             min_similarity=min_similarity,
             workers=workers or DEFAULT_WORKERS,
         ),
