@@ -198,24 +198,26 @@ def similarity_pairs(
     top-k (188k listings: 1.4 s against 6.2 s, the same pairs up to ties). ``workers``
     threads share the rows.
     """
-    retailers = sorted(records["retailer"].unique().to_list())
     retailer = records["retailer"].to_numpy()
     idx = records["idx"].to_numpy().astype(np.int64)
     threads = None if workers <= 1 else workers
+    # each retailer's rows, vectors and transposed vectors, built once for every pairing
+    shops = []
+    for name in sorted(records["retailer"].unique().to_list()):
+        rows = idx[retailer == name]
+        vectors = matrix[rows]
+        shops.append((rows, vectors, vectors.T.tocsr()))
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    for a_pos, a in enumerate(retailers):
-        for b in retailers[a_pos + 1 :]:
-            ia, ib = idx[retailer == a], idx[retailer == b]
-            if len(ia) == 0 or len(ib) == 0:
+    for a, (rows_a, vectors_a, _) in enumerate(shops):
+        for b, (rows_b, _, transposed_b) in enumerate(shops):
+            if a == b:
                 continue
-            xa, xb = matrix[ia], matrix[ib]
-            for rows_of, cols_of, left, right in ((ia, ib, xa, xb), (ib, ia, xb, xa)):
-                best = sp_matmul_topn(
-                    left, right.T.tocsr(), top_n=k, threshold=min_similarity, n_threads=threads
-                ).tocoo()
-                out_i.append(rows_of[best.row])
-                out_j.append(cols_of[best.col])
+            best = sp_matmul_topn(
+                vectors_a, transposed_b, top_n=k, threshold=min_similarity, n_threads=threads
+            ).tocoo()
+            out_i.append(rows_a[best.row])
+            out_j.append(rows_b[best.col])
     if not out_i:
         return pl.DataFrame(schema=PAIR_SCHEMA)
     return pl.DataFrame(
