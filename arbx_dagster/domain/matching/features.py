@@ -30,7 +30,14 @@ import polars as pl
 import scipy.sparse as sp
 from rapidfuzz import distance, fuzz, process
 
+from arbx_dagster.domain.matching.lexicon import (
+    ANCHOR_STOPWORDS,
+    COLORS,
+    NOT_SHORT_CODES,
+    TIER_WORDS,
+)
 from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN, code_stem
+from arbx_dagster.domain.matching.variants import VARIANT_FEATURES, VariantEvidence
 from arbx_dagster.domain.matching.vectorize import TextVectors, _dense_ids
 
 BASE_FEATURES: tuple[str, ...] = (
@@ -57,6 +64,10 @@ BASE_FEATURES: tuple[str, ...] = (
     "code_share_desc",  # as code_share_max, also searching descriptions; NaN without any
     "code_found_idf",  # rarity (IDF among listings) of the rarest code found on both sides
     "code_missing_idf",  # rarity of the rarest code of one side the other does not have
+    "code_found_len",  # length of the longest code both have ('SE9' is weak, 'DTSE9G2' not)
+    "code_missing_len",  # length of the longest code of one side the other lacks, even as a stem
+    "code_near_miss",  # similarity of two main codes that differ and neither title contains
+    # the other's ('70DG007QUX' vs '70DG006QUX', 'HX426C15FB' vs 'HX424C15FB'); 0 when none
     # numbers and units
     "unit_shared",  # units whose values agree (55in, 128gb; 24.7cuft ~ 25cuft)
     "unit_conflict",  # units on both sides with values the other lacks (128gb vs 256gb)
@@ -78,6 +89,8 @@ BASE_FEATURES: tuple[str, ...] = (
     "category_match",  # NaN when either side has none
     # price
     "price_ratio",  # min / max of the two prices; NaN when either is missing
+    # versions, accessories, kits, forms and conditions (see ``variants``)
+    *VARIANT_FEATURES,
 )
 
 CONTEXT_FEATURES: tuple[str, ...] = (
@@ -93,108 +106,6 @@ CONTEXT_FEATURES: tuple[str, ...] = (
 FEATURE_COLUMNS: tuple[str, ...] = BASE_FEATURES + CONTEXT_FEATURES
 
 DEFAULT_CHUNK_PAIRS = 500_000
-
-# Words that are followed by a number without naming a model ('with 3 ...', 'pack 2').
-ANCHOR_STOPWORDS = (
-    "with",
-    "for",
-    "de",
-    "para",
-    "con",
-    "y",
-    "and",
-    "x",
-    "w",
-    "the",
-    "of",
-    "hasta",
-    "up",
-    "to",
-    "por",
-    "en",
-    "in",
-    "pack",
-    "set",
-    "kit",
-    "n",
-    "no",
-    "nro",
-    "modelo",
-    "model",
-)
-
-# Words that make a different model of the same line (iPhone 15 vs iPhone 15 Pro).
-TIER_WORDS = (
-    "pro",
-    "max",
-    "plus",
-    "ultra",
-    "lite",
-    "mini",
-    "fe",
-    "se",
-    "air",
-    "neo",
-    "prime",
-    "edge",
-    "note",
-    "slim",
-    "xl",
-)
-
-# Colour words (ES / EN) -> one canonical colour.
-COLORS: dict[str, str] = {
-    "negro": "black",
-    "negra": "black",
-    "black": "black",
-    "blk": "black",
-    "blanco": "white",
-    "blanca": "white",
-    "white": "white",
-    "wh": "white",
-    "azul": "blue",
-    "blue": "blue",
-    "celeste": "lightblue",
-    "rojo": "red",
-    "roja": "red",
-    "red": "red",
-    "verde": "green",
-    "green": "green",
-    "gris": "gray",
-    "gray": "gray",
-    "grey": "gray",
-    "grafito": "graphite",
-    "graphite": "graphite",
-    "plateado": "silver",
-    "plateada": "silver",
-    "plata": "silver",
-    "silver": "silver",
-    "dorado": "gold",
-    "dorada": "gold",
-    "gold": "gold",
-    "rosado": "pink",
-    "rosada": "pink",
-    "rosa": "pink",
-    "pink": "pink",
-    "morado": "purple",
-    "morada": "purple",
-    "lila": "purple",
-    "purple": "purple",
-    "violeta": "purple",
-    "amarillo": "yellow",
-    "yellow": "yellow",
-    "naranjo": "orange",
-    "naranja": "orange",
-    "orange": "orange",
-    "cafe": "brown",
-    "marron": "brown",
-    "brown": "brown",
-    "beige": "beige",
-    "crema": "beige",
-}
-
-# Connectivity / resolution tags: not model tokens ('5g' vs 'a14' is no conflict).
-NOT_SHORT_CODES = ("2g", "3g", "4g", "5g", "2k", "4k", "8k", "hd", "mp3", "mp4", "usb")
 
 
 # --- per-listing inputs -----------------------------------------------------------------
@@ -495,6 +406,12 @@ def _code_evidence(p: pl.DataFrame, idf: pl.DataFrame) -> pl.DataFrame:
                 .filter(~found & ~pl.col("stem_found"))
                 .max()
                 .alias(f"missing_idf{me}"),
+                pl.col("code").str.len_chars().filter(found).max().alias(f"found_len{me}"),
+                pl.col("code")
+                .str.len_chars()
+                .filter(~found & ~pl.col("stem_found"))
+                .max()
+                .alias(f"missing_len{me}"),
             )
         )
     return p.select("row").join(sides[0], on="row", how="left").join(sides[1], on="row", how="left")
@@ -560,6 +477,7 @@ class _Strings:
         self.title = column("name_norm")
         self.sorted_title = column("sorted_title")
         self.code0 = column("code0")
+        self.code1 = column("code1")
         self.has_code = self.code0.astype(bool)
 
     def features(self, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
@@ -574,15 +492,49 @@ class _Strings:
                 dtype=np.float32,
             ).astype(np.float64)
 
+        def code_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return process.cpdist(
+                a[i].tolist(),
+                b[j].tolist(),
+                scorer=distance.Levenshtein.normalized_similarity,
+                workers=self.workers,
+                dtype=np.float32,
+            ).astype(np.float64)
+
         both = self.has_code[i] & self.has_code[j]
-        similarity = cpdist(self.code0, distance.Levenshtein.normalized_similarity)
+        similarity = code_pair(self.code0, self.code0)
         return {
             "token_set": cpdist(self.title, fuzz.token_set_ratio) / 100.0,
             "ratio": cpdist(self.title, fuzz.ratio) / 100.0,
             # token_sort_ratio on titles whose words were sorted once per listing
             "token_sort": cpdist(self.sorted_title, fuzz.ratio) / 100.0,
             "code_similarity": np.where(both, similarity, 0.0),
+            # main codes compared across (``_near_miss`` decides which comparisons count)
+            "_sim00": similarity,
+            "_sim01": code_pair(self.code0, self.code1),
+            "_sim10": code_pair(self.code1, self.code0),
+            "_sim11": code_pair(self.code1, self.code1),
         }
+
+
+def _near_miss() -> pl.Expr:
+    """The best similarity between a main code of each side (``code0`` / ``code1``) where
+    the two differ and neither title contains the other's code: two models of one line
+    ('DCS-2330L' / 'DCS-2332L'). A code the other title contains (a suffix dropped, the
+    code written inside a word) is agreement, not a near miss."""
+    best = []
+    for mine in ("code0", "code1"):
+        for theirs in ("code0", "code1"):
+            a, b = pl.col(mine), pl.col(f"{theirs}_r")
+            counts = (
+                (a.str.len_chars() >= MIN_KEY_LEN)
+                & (b.str.len_chars() >= MIN_KEY_LEN)
+                & (a != b)
+                & ~pl.col("compact_r").str.contains(a, literal=True)
+                & ~pl.col("compact").str.contains(b, literal=True)
+            ).fill_null(False)
+            best.append(pl.when(counts).then(pl.col(f"_sim{mine[-1]}{theirs[-1]}")))
+    return pl.max_horizontal(best).fill_null(0.0)
 
 
 class _Stacked:
@@ -665,6 +617,7 @@ def _evidence(p: pl.DataFrame, counts: dict[str, np.ndarray], codes: pl.DataFram
         code_contained=flag(contained),
         code_conflict=flag(both_codes & ~exact & ~stem & ~contained),
         short_code_conflict=flag(short_conflict),
+        code_near_miss=_near_miss(),
         code_share_min=pl.when(share_lo.is_not_null()).then(share_lo).otherwise(nan),
         code_share_max=pl.when(share_hi.is_not_null()).then(share_hi).otherwise(nan),
         code_share_desc=pl.when(any_desc & share_hi.is_not_null())
@@ -672,6 +625,10 @@ def _evidence(p: pl.DataFrame, counts: dict[str, np.ndarray], codes: pl.DataFram
         .otherwise(nan),
         code_found_idf=pl.max_horizontal("found_idf", "found_idf_r").fill_null(0.0),
         code_missing_idf=pl.max_horizontal("missing_idf", "missing_idf_r").fill_null(0.0),
+        code_found_len=pl.max_horizontal("found_len", "found_len_r").fill_null(0).cast(pl.Float64),
+        code_missing_len=pl.max_horizontal("missing_len", "missing_len_r")
+        .fill_null(0)
+        .cast(pl.Float64),
         brand_match=flag(brand_same),
         brand_conflict=flag(brand_known & ~brand_same & ~brand_seen.fill_null(False)),
         brand_unknown=flag(~brand_known),
@@ -714,6 +671,7 @@ class PairFeaturizer:
         self.idf = _code_idf(self.rec)
         self.stacked = _Stacked(vectors)
         self.strings = _Strings(self.rec, threads)
+        self.variants = VariantEvidence(records)
         # Only what the per-pair expressions read is joined onto the pairs: the sets go
         # through ``items`` and the strings through ``strings``, by index.
         self.side = self.rec.select(_PAIR_SIDE_COLUMNS)
@@ -744,7 +702,11 @@ class PairFeaturizer:
             _words_numbered_one_side(joined),
         ):
             joined = joined.join(extra, on="row", how="left")
-        columns = _vector_features(self.stacked, i, j) | self.strings.features(i, j)
+        columns = (
+            _vector_features(self.stacked, i, j)
+            | self.strings.features(i, j)
+            | self.variants.features(i, j)
+        )
         joined = joined.with_columns(pl.Series(k, v) for k, v in columns.items())
         out = _evidence(joined, _set_counts(self.items, i, j), _code_evidence(joined, self.idf))
         return out.select("i", "j", *[pl.col(c).cast(pl.Float64) for c in BASE_FEATURES])

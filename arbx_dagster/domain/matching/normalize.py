@@ -324,6 +324,9 @@ CORPORATE_SUFFIXES = (
 # --- units ----------------------------------------------------------------------------
 
 _NUM = r"(\d+(?:\.\d+)?)"
+# What may stand before a measure's number: the start, a space or punctuation, not a
+# letter or digit (in 'gddr5"' or 'x2gb' the digits belong to a word).
+STANDALONE = r"(^|[^a-z0-9.])"
 # (pattern applied to folded lower-case text, canonical unit suffix)
 UNIT_RULES: tuple[tuple[str, str], ...] = (
     (_NUM + r"\s*(?:pulgadas|pulgada|pulg\b\.?|inches|inch\b|in\b\.|\"|''|”|″|')", "in"),
@@ -357,6 +360,13 @@ UNIT_TOKEN = r"^\d+(?:\.\d+)?(?:" + "|".join(sorted(UNIT_SUFFIXES, key=len, reve
 # Title words that say "this is a screen", which is when a diagonal in cm is an inch size.
 SCREEN_WORDS = r"\b(?:tv|televisor|television|smart\s*tv|monitor|pantalla|led|oled|qled)\b"
 
+# A number with a canonical unit as ``normalize_units`` writes it, upper-cased ('64GB ').
+_MEASURE = (
+    r"\d+(?:\.\d+)?(?:"
+    + "|".join(sorted((u.upper() for u in UNIT_SUFFIXES), key=len, reverse=True))
+    + r")(?:\s|$)"
+)
+
 # --- model codes ----------------------------------------------------------------------
 
 # A run of alphanumerics possibly joined by - / . _ (UN-55CU7000, MB739LL/A, 1EE0.052.02).
@@ -367,7 +377,7 @@ NOT_A_CODE = (
     + "|".join(sorted((u.upper() for u in UNIT_SUFFIXES), key=len, reverse=True))
     + r"|P|I|K|X|G|T|TH|ST|ND|RD|PC|PCS|PK|PZ|PZAS|PACK|MS|DB|A|AH|MA|CH|D|FPS)"
     r"|(?:USB|HDMI|DDR|LPDDR|GDDR|WIFI|PS|MP|SATA|PCIE|RTX|GTX|DVB|H|X|V|IP|BT|RJ|AAA|AA|LTE|CAT)"
-    r"\d{1,3}[A-Z]?|\d{1,4}X\d{1,4}[A-Z]*|(?:1080|720|480|2160|4320)[PI]|802\d*[A-Z]*)$"
+    r"\d{1,3}[A-Z]?|\d{1,4}X\d{1,4}[A-Z]*|(?:1080|720|480|2160|4320)[PI]|802\d*[A-Z]*|\d{1,2}IN\d{1,2})$"
 )
 # Short codes ('N96', 'D90', 'A15') are real model names, but only as letters + digits.
 MIN_CODE_LEN = 3
@@ -390,8 +400,13 @@ def normalize_units(expr: pl.Expr) -> pl.Expr:
     )
     for fraction, decimal in (("1/2", "5"), ("1/4", "25"), ("3/4", "75"), ("1/3", "33")):
         text = text.str.replace_all(r"(\d)[\s-]+" + fraction + r"\b", "${1}." + decimal)
+    # '3-in-1', '2 en 1': a count of functions, not inches.
+    text = text.str.replace_all(r"\b(\d{1,2})[\s-]*(?:in|en)[\s-]+(\d{1,2})\b", "${1}in${2}")
     for pattern, unit in UNIT_RULES:
-        text = text.str.replace_all(pattern.replace(r"\s*", r"[\s-]*", 1), "${1}" + unit + " ")
+        # (a closing quote after a model name, 'GDDR5"', is not inches)
+        text = text.str.replace_all(
+            STANDALONE + pattern.replace(r"\s*", r"[\s-]*", 1), "${1}${2}" + unit + " "
+        )
     return text
 
 
@@ -517,7 +532,11 @@ def model_code_candidates(
             select_streamed(
                 df.filter(pl.col(col).is_not_null()),  # (a store's model field often is)
                 pl.col(row_id),
-                text.str.to_uppercase().str.extract_all(CODE_TOKEN).alias("raw"),
+                text.str.to_uppercase()
+                # a measure joined on is not part of the code: 'DTSE9G2/64GB' -> 'DTSE9G2'
+                .str.replace_all(r"[-/._](" + _MEASURE + r")", " ${1}")
+                .str.extract_all(CODE_TOKEN)
+                .alias("raw"),
             )
             .with_columns(pl.lit(priority).alias("source"))
             .explode("raw")
