@@ -158,12 +158,22 @@ def cache(request: pytest.FixtureRequest) -> Cache:
     return request.getfixturevalue("redis_cache")
 
 
-@pytest.fixture(scope="session")
-def abt_buy_dir() -> Path:
-    path = DATASETS_DIR / "abt_buy"
+def _dataset(name: str) -> Path:
+    path = DATASETS_DIR / name
     if not (path / "dataset.json").exists():
         pytest.skip(f"benchmark dataset not found at {path} (set ARBX_DATASETS_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def abt_buy_dir() -> Path:
+    return _dataset("abt_buy")
+
+
+@pytest.fixture(scope="session")
+def wdc_computers_dir() -> Path:
+    """A dataset of labelled pairs only (``"tables": false``)."""
+    return _dataset("wdc_computers")
 
 
 @pytest.fixture

@@ -1,24 +1,36 @@
-"""``arbx bench matching``: the matcher measured on a two-catalogue benchmark.
+"""``arbx bench matching``: the matcher measured on a benchmark dataset folder.
 
-Protocol (as in the entity-matching literature, and the same for every dataset folder):
+Two ways to measure, the same report (``dataset``, ``mode``, ``pairwise``, ``blocking``,
+``end_to_end``, ``calibration``, ``seconds``):
 
-1. **Pairwise.** The learned scorer is trained on ``pairs/train.jsonl`` only; its
-   decision threshold is the best-F1 cut on ``pairs/valid.jsonl``; precision, recall and
-   F1 on ``pairs/test.jsonl`` are reported once per seed and averaged over the seeds.
-   Pair records are scored on their own (pre-tokenised) text; their context features
-   (rank among the record's other candidates, margin, mutual best) come from the full
-   catalogues ``left.csv`` / ``right.csv``, which carry no labels.
-2. **Blocking.** Candidate pairs over the full catalogues; pair completeness is the share
+**Trained** (default; the entity-matching literature's protocol, the same for every
+folder):
+
+1. *Pairwise.* The scorer is trained on ``pairs/train.jsonl`` only (features plus word
+   weights learned from those pairs, see ``tokens``); its threshold is the best-F1 cut
+   on ``pairs/valid.jsonl``; precision, recall and F1 on ``pairs/test.jsonl`` are
+   reported once per seed and averaged. Pair records are scored on their own text; their
+   context (rank among the record's other candidates) comes from the full catalogues,
+   which carry no labels.
+2. *Blocking.* Candidate pairs over the full catalogues; pair completeness is the share
    of ``matches.csv`` pairs among them.
-3. **End to end.** Blocking -> learned scoring -> one-to-one assignment and clustering on
-   the full catalogues, scored against ``matches.csv``. The model is trained on the same
-   training pairs located in the catalogues (catalogue text) and its threshold is the cut
-   whose *assignment* gives the best F1 on the validation pairs. ``matches.csv`` is read
-   only to score. Many true matches are also training positives, so the details also
-   report the end-to-end figures restricted to records no training pair mentions.
+3. *End to end.* Blocking -> scoring -> one-to-one assignment and clustering on the full
+   catalogues, against ``matches.csv``. The model is trained on the training pairs
+   located in the catalogues; its cut is the one whose *assignment* gives the best F1 on
+   the validation pairs. Many true matches are also training positives, so the details
+   also report records no training pair mentions.
 
-``run_matching_benchmark`` returns the report as a plain dict (the JSON the CLI writes)
-plus details; it has no Dagster in it.
+**Zero-shot** (``--zero-shot``): the pipeline's own model exactly as the pipeline uses it
+(``shipped``), never trained on this dataset: when the shipped model learned from it, the
+same recipe is run again without it. Pairwise on the test split at the model's own cut;
+end to end through the pipeline's engine (``match_by_block``: its blocking, scoring and
+assignment) on the full catalogues. Nothing of the dataset is read but to score.
+
+A dataset of labelled pairs only (``"tables": false``) has no catalogues: ``blocking``
+and ``end_to_end`` are null. ``calibration`` compares the test pairs' probabilities with
+their labels (expected calibration error and the reliability curve).
+
+``run_matching_benchmark`` returns the report as a plain dict plus details; no Dagster.
 """
 
 from __future__ import annotations
@@ -32,17 +44,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from arbx_dagster.domain.matching import assign
+from arbx_dagster.domain.matching import assign, enrich_listings, match_by_block
 from arbx_dagster.domain.matching.benchmark import (
     Benchmark,
     BenchmarkError,
     BenchmarkFrames,
     benchmark_frames,
     binary_metrics,
+    calibration_report,
     load_benchmark,
     pair_metrics,
+    to_listing_frame,
 )
-from arbx_dagster.domain.matching.blocking import blocking_recall
+from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, blocking_recall
 from arbx_dagster.domain.matching.training import (
     LABEL,
     ModelSettings,
@@ -127,6 +141,15 @@ def _e2e_threshold(
     return best[1], best[2]
 
 
+def _oriented(predicted: pl.DataFrame, left_retailer: str) -> pl.DataFrame:
+    is_left = pl.col("left_retailer") == left_retailer
+    return predicted.select(
+        pl.when(is_left).then(pl.col("left_sku")).otherwise(pl.col("right_sku")).alias("left_sku"),
+        pl.when(is_left).then(pl.col("right_sku")).otherwise(pl.col("left_sku")).alias("right_sku"),
+        *([pl.col("probability")] if "probability" in predicted.columns else []),
+    )
+
+
 def _unseen_metrics(
     predicted: pl.DataFrame, bench: Benchmark, frames: BenchmarkFrames
 ) -> dict[str, float]:
@@ -148,23 +171,41 @@ def _unseen_metrics(
             & ~pl.col("right_sku").is_in(list(seen_right))
         )
 
-    oriented = predicted.select(
-        pl.when(pl.col("left_retailer") == bench.left_retailer)
-        .then(pl.col("left_sku"))
-        .otherwise(pl.col("right_sku"))
-        .alias("left_sku"),
-        pl.when(pl.col("left_retailer") == bench.left_retailer)
-        .then(pl.col("right_sku"))
-        .otherwise(pl.col("left_sku"))
-        .alias("right_sku"),
-    )
     truth = unseen(bench.truth)
-    pred = unseen(oriented)
+    pred = unseen(_oriented(predicted, bench.left_retailer))
     tp = pred.join(truth, on=["left_sku", "right_sku"], how="semi").height
     precision = tp / pred.height if pred.height else 0.0
     recall = tp / truth.height if truth.height else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "true_pairs": float(truth.height)}
+
+
+def _matches_calibration(predicted: pl.DataFrame, bench: Benchmark) -> dict:
+    """Calibration of the accepted pairs' probabilities against ``matches.csv``."""
+    pairs = _oriented(predicted, bench.left_retailer).join(
+        bench.truth.unique().with_columns(pl.lit(1).alias("true")),
+        on=["left_sku", "right_sku"],
+        how="left",
+    )
+    return calibration_report(
+        pairs["true"].fill_null(0).to_numpy(), pairs["probability"].to_numpy()
+    )
+
+
+def _mean(runs: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in runs])) if runs else 0.0
+
+
+def _pairwise_summary(runs: list[dict]) -> dict[str, float]:
+    return {key: _mean(runs, key) for key in ("precision", "recall", "f1", "threshold")}
+
+
+def _load(dataset: str | Path, limit: int | None) -> Benchmark:
+    bench = load_benchmark(dataset, limit=limit)
+    for split in ("train", "valid", "test"):
+        if split not in bench.pairs or bench.pairs[split].height == 0:
+            raise BenchmarkError(f"{dataset}: pairs/{split}.jsonl is missing or empty")
+    return bench
 
 
 def run_matching_benchmark(
@@ -174,41 +215,84 @@ def run_matching_benchmark(
     limit: int | None = None,
     k: int = 5,
     settings: ModelSettings | None = None,
+    zero_shot: bool = False,
+    model: TrainedPairModel | None = None,
     progress: Progress | None = None,
 ) -> MatchingBenchmarkResult:
-    """Run the whole protocol on one dataset folder (see the module docstring).
+    """Run the protocol on one dataset folder (see the module docstring).
 
-    ``limit`` keeps a small subset (the first ``limit`` pairs of each split and of the true
-    matches, see ``load_benchmark``) for quick checks. Raises ``BenchmarkError`` when the
-    folder is malformed.
+    ``limit`` keeps a small subset (the first ``limit`` pairs of each split and the
+    catalogue rows behind them, see ``load_benchmark``) for quick checks. ``zero_shot``
+    scores the pipeline's model (``model`` if given, else the shipped one, without this
+    dataset); ``seeds`` and ``settings`` then play no part. Raises ``BenchmarkError``
+    when the folder is malformed.
     """
     say = progress or (lambda _: None)
-    settings = settings or ModelSettings()
-    t_start = time.perf_counter()
+    started = time.perf_counter()
     say("loading dataset")
-    bench = load_benchmark(dataset, limit=limit)
-    for split in ("train", "valid", "test"):
-        if split not in bench.pairs or bench.pairs[split].height == 0:
-            raise BenchmarkError(f"{dataset}: pairs/{split}.jsonl is missing or empty")
+    bench = _load(dataset, limit)
     say("vectorising, blocking and featurising")
     frames = benchmark_frames(bench, k=k)
-    seconds_train = 0.0
-    seconds_scoring = frames.seconds["features"]
+    if zero_shot:
+        report, details = _zero_shot(bench, frames, model, say)
+    else:
+        report, details = _trained(bench, frames, seeds, settings or ModelSettings(), say)
+    report["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    details |= {
+        "pairs": {split: int(f.height) for split, f in frames.pairwise.items()},
+        "seconds_detail": {key: round(v, 3) for key, v in frames.seconds.items()},
+        "limit": limit,
+    }
+    return MatchingBenchmarkResult(report, details)
 
-    # 1. pairwise
-    pairwise_runs = []
+
+def _report(
+    bench: Benchmark,
+    mode: str,
+    pairwise: dict,
+    blocking: dict | None,
+    end_to_end: dict | None,
+    calibration: dict,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "dataset": bench.name,
+        "mode": mode,
+        "pairwise": pairwise,
+        "blocking": blocking,
+        "end_to_end": end_to_end,
+        "calibration": calibration,
+        "seconds": {key: round(value, 3) for key, value in seconds.items()},
+    }
+
+
+def _trained(
+    bench: Benchmark,
+    frames: BenchmarkFrames,
+    seeds: tuple[int, ...],
+    settings: ModelSettings,
+    say: Progress,
+) -> tuple[dict, dict]:
+    seconds = {"train": 0.0, "blocking": 0.0, "scoring": frames.seconds["features"]}
+    pairwise_runs, labels, probabilities = [], [], []
+    test = frames.pairwise["test"]
     for seed in seeds:
         say(f"pairwise model, seed {seed}")
         t = time.perf_counter()
         model = train_pair_model(
-            frames.pairwise["train"], frames.pairwise["valid"], seed=seed, settings=settings
+            frames.pairwise["train"],
+            frames.pairwise["valid"],
+            seed=seed,
+            settings=settings,
+            tokens=True,
         )
-        seconds_train += time.perf_counter() - t
+        seconds["train"] += time.perf_counter() - t
         t = time.perf_counter()
-        test = frames.pairwise["test"]
         proba = model.predict_proba(test)
-        seconds_scoring += time.perf_counter() - t
+        seconds["scoring"] += time.perf_counter() - t
         metrics = binary_metrics(test[LABEL].to_numpy(), proba >= model.threshold)
+        labels.append(test[LABEL].to_numpy())
+        probabilities.append(proba)
         pairwise_runs.append(
             {
                 "seed": seed,
@@ -218,23 +302,29 @@ def run_matching_benchmark(
                 "version": model.version,
             }
         )
+    calibration = calibration_report(np.concatenate(labels), np.concatenate(probabilities))
+    details: dict[str, Any] = {"seeds": list(seeds), "pairwise_runs": pairwise_runs}
+    if not bench.tables:
+        report = _report(
+            bench, "trained", _pairwise_summary(pairwise_runs), None, None, calibration, seconds
+        )
+        return report, details
 
-    # 2. blocking
+    seconds["blocking"] = frames.seconds["vectorise"] + frames.seconds["blocking"]
     keys = _keys(frames)
     candidates = _with_keys(frames.candidates.select("i", "j"), keys)
     completeness = blocking_recall(candidates, bench.truth, bench.left_retailer)
     n_left = bench.listings.filter(pl.col("retailer") == bench.left_retailer).height
-
-    # 3. end to end
     e2e_runs = []
     for seed in seeds:
         say(f"end-to-end model, seed {seed}")
         t = time.perf_counter()
-        model: TrainedPairModel = train_pair_model(
+        model = train_pair_model(
             frames.catalogue_pairs["train"],
             frames.catalogue_pairs["valid"],
             seed=seed,
             settings=settings,
+            tokens=True,
         )
         t_fit = time.perf_counter() - t
         t = time.perf_counter()
@@ -244,10 +334,10 @@ def run_matching_benchmark(
         t_score = time.perf_counter() - t
         t = time.perf_counter()
         cut, valid_metrics = _e2e_threshold(frames, scored, frames.catalogue_pairs["valid"])
-        seconds_train += t_fit + time.perf_counter() - t
+        seconds["train"] += t_fit + time.perf_counter() - t
         t = time.perf_counter()
         pairs, _, _, _ = assign(_catalogue_records(frames), scored, cut)
-        seconds_scoring += t_score + time.perf_counter() - t
+        seconds["scoring"] += t_score + time.perf_counter() - t
         metrics = pair_metrics(pairs, bench.truth, bench.left_retailer)
         e2e_runs.append(
             {
@@ -260,39 +350,20 @@ def run_matching_benchmark(
                 "unseen": _unseen_metrics(pairs, bench, frames),
             }
         )
-
-    def mean(runs: list[dict], key: str) -> float:
-        return float(np.mean([r[key] for r in runs])) if runs else 0.0
-
-    total = time.perf_counter() - t_start
-    report = {
-        "dataset": bench.name,
-        "pairwise": {
-            "precision": mean(pairwise_runs, "precision"),
-            "recall": mean(pairwise_runs, "recall"),
-            "f1": mean(pairwise_runs, "f1"),
-            "threshold": mean(pairwise_runs, "threshold"),
-        },
-        "blocking": {
+    report = _report(
+        bench,
+        "trained",
+        _pairwise_summary(pairwise_runs),
+        {
             "pair_completeness": float(completeness["pair_completeness"]),
             "candidates": int(frames.candidates.height),
             "candidates_per_record": frames.candidates.height / max(n_left, 1),
         },
-        "end_to_end": {
-            "precision": mean(e2e_runs, "precision"),
-            "recall": mean(e2e_runs, "recall"),
-            "f1": mean(e2e_runs, "f1"),
-        },
-        "seconds": {
-            "train": round(seconds_train, 3),
-            "blocking": round(frames.seconds["vectorise"] + frames.seconds["blocking"], 3),
-            "scoring": round(seconds_scoring, 3),
-            "total": round(total, 3),
-        },
-    }
-    details = {
-        "seeds": list(seeds),
-        "pairwise_runs": pairwise_runs,
+        {key: _mean(e2e_runs, key) for key in ("precision", "recall", "f1")},
+        calibration,
+        seconds,
+    )
+    details |= {
         "end_to_end_runs": e2e_runs,
         "end_to_end_unseen": {
             key: float(np.mean([r["unseen"].get(key, 0.0) for r in e2e_runs]))
@@ -303,9 +374,83 @@ def run_matching_benchmark(
             "left_records": n_left,
             "right_records": bench.listings.height - n_left,
         },
-        "pairs": {split: int(f.height) for split, f in frames.pairwise.items()},
-        "pair_records_without_catalogue_twin": int(len(frames.universe) - frames.catalogue_rows),
-        "seconds_detail": {key: round(v, 3) for key, v in frames.seconds.items()},
-        "limit": limit,
     }
-    return MatchingBenchmarkResult(report, details)
+    return report, details
+
+
+def zero_shot_model(dataset_name: str, *, progress: Progress | None = None) -> TrainedPairModel:
+    """The pipeline's model for a dataset it must never have learned from: the shipped
+    model, or the shipped recipe run again without ``dataset_name`` when it was a source."""
+    from arbx_dagster.domain.matching.shipped import load_model, read_corpus, read_recipe
+    from arbx_dagster.domain.matching.transfer import train_transfer_model
+
+    recipe = read_recipe()
+    if dataset_name not in recipe.sources:
+        return load_model()
+    return train_transfer_model(
+        read_corpus(),
+        exclude=[dataset_name],
+        seed=recipe.seed,
+        settings=recipe.settings,
+        progress=progress,
+    )
+
+
+def _zero_shot(
+    bench: Benchmark, frames: BenchmarkFrames, model: TrainedPairModel | None, say: Progress
+) -> tuple[dict, dict]:
+    t = time.perf_counter()
+    if model is None:
+        say(f"the shipped model, without {bench.name}")
+        model = zero_shot_model(bench.name, progress=say)
+    seconds = {"train": time.perf_counter() - t, "blocking": 0.0, "scoring": 0.0}
+    say("scoring the test pairs")
+    t = time.perf_counter()
+    test = frames.pairwise["test"]
+    proba = model.predict_proba(test)
+    seconds["scoring"] += time.perf_counter() - t
+    labels = test[LABEL].to_numpy()
+    pairwise = binary_metrics(labels, proba >= model.threshold) | {"threshold": model.threshold}
+    calibration = calibration_report(labels, proba)
+    details: dict[str, Any] = {
+        "model": {
+            "version": model.version,
+            "excluded": bench.name,
+            "sources": sorted(
+                key.removeprefix("pairs_") for key in model.metrics if key.startswith("pairs_")
+            ),
+        }
+    }
+    if not bench.tables:
+        report = _report(bench, "zero-shot", pairwise, None, None, calibration, seconds)
+        return report, details
+
+    say("matching the catalogues as the pipeline does")
+    t = time.perf_counter()
+    listings = to_listing_frame(enrich_listings(bench.listings))
+    result = match_by_block(
+        listings, scorer=model, workers=1, k=DEFAULT_NEIGHBOURS, keep_candidates=True
+    )
+    seconds["blocking"] = float(result.stats.get("seconds_blocking", 0.0))
+    seconds["scoring"] += time.perf_counter() - t - seconds["blocking"]
+    completeness = blocking_recall(result.candidates, bench.truth, bench.left_retailer)
+    n_left = bench.listings.filter(pl.col("retailer") == bench.left_retailer).height
+    metrics = pair_metrics(result.pairs, bench.truth, bench.left_retailer)
+    report = _report(
+        bench,
+        "zero-shot",
+        pairwise,
+        {
+            "pair_completeness": float(completeness["pair_completeness"]),
+            "candidates": int(result.candidates.height),
+            "candidates_per_record": result.candidates.height / max(n_left, 1),
+        },
+        {key: metrics[key] for key in ("precision", "recall", "f1")},
+        calibration,
+        seconds,
+    )
+    details |= {
+        "end_to_end_matches_calibration": _matches_calibration(result.pairs, bench),
+        "end_to_end_counts": {key: metrics[key] for key in ("tp", "predicted", "true")},
+    }
+    return report, details

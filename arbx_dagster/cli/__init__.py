@@ -1,5 +1,5 @@
 """``arbx``: the command line — demo, status, ui, config, watch, backfill, bench,
-matches, serve, up/down."""
+matches, model, serve, up/down."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from arbx_dagster.cli import (
     demo,
     deploy,
     matches_cmd,
+    model_cmd,
     serve,
     status,
     ui,
@@ -38,6 +39,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(watch_cmd.app, name="watch")
 app.add_typer(bench.app, name="bench")
 app.add_typer(matches_cmd.app, name="matches")
+app.add_typer(model_cmd.app, name="model")
 
 
 def main() -> None:

@@ -58,7 +58,18 @@ def test_the_command_writes_the_report_json(abt_buy_dir: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "pair completeness" in result.output
     report = json.loads(out.read_text())
-    assert set(report) == {"dataset", "pairwise", "blocking", "end_to_end", "seconds"}
+    assert set(report) == {
+        "dataset",
+        "mode",
+        "pairwise",
+        "blocking",
+        "end_to_end",
+        "calibration",
+        "seconds",
+    }
+    assert report["mode"] == "trained"
+    assert set(report["calibration"]) == {"pairs", "ece", "above_0_9", "bins"}
+    assert 0 <= report["calibration"]["ece"] <= 1
     assert set(report["pairwise"]) == {"precision", "recall", "f1", "threshold"}
     assert set(report["blocking"]) == {"pair_completeness", "candidates", "candidates_per_record"}
     assert set(report["end_to_end"]) == {"precision", "recall", "f1"}
@@ -99,6 +110,7 @@ def test_catalogue_order_does_not_matter_much(
     [
         ("no_folder", "is not a directory"),
         ("no_matches", "missing matches.csv"),
+        ("no_matches_pairs_only", "pairs/train.jsonl is missing or empty"),
         ("bad_json", "dataset.json is not valid JSON"),
         ("no_fields", "needs a 'fields' object"),
         ("no_pairs", "pairs/train.jsonl is missing or empty"),
@@ -123,6 +135,11 @@ def test_a_malformed_folder_exits_non_zero_with_a_clear_message(
         target = tmp_path / "nowhere"
     elif breakage == "no_matches":
         (folder / "matches.csv").unlink()
+    elif breakage == "no_matches_pairs_only":  # "tables": false needs no catalogues...
+        (folder / "matches.csv").unlink()
+        meta = {"name": "bad", "tables": False, "fields": {"name": "title"}}
+        (folder / "dataset.json").write_text(json.dumps(meta))
+        (folder / "pairs" / "train.jsonl").unlink()  # ...but its pairs
     elif breakage == "bad_json":
         (folder / "dataset.json").write_text("{nope")
     elif breakage == "no_fields":
@@ -136,3 +153,51 @@ def test_a_malformed_folder_exits_non_zero_with_a_clear_message(
     result = CliRunner().invoke(app, ["bench", "matching", str(target)])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_a_dataset_of_pairs_only_reports_pairwise_quality_and_calibration(
+    wdc_computers_dir: Path, tmp_path: Path
+) -> None:
+    """No catalogues: blocking and end to end are null, pairwise and calibration are not."""
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "matching",
+            str(wdc_computers_dir),
+            "--json",
+            str(out),
+            "--limit",
+            "400",
+            "--seeds",
+            "0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "no catalogues" in result.output
+    report = json.loads(out.read_text())
+    assert report["blocking"] is None and report["end_to_end"] is None
+    assert report["pairwise"]["f1"] > 0.5
+    bins = report["calibration"]["bins"]
+    assert sum(b["pairs"] for b in bins) == report["calibration"]["pairs"] == 400
+    assert all(0 <= b["match_rate"] <= 1 for b in bins)
+
+
+def test_zero_shot_scores_the_pipelines_model_trained_without_the_dataset(
+    abt_buy_dir: Path,
+) -> None:
+    """The shipped model learned from abt_buy, so --zero-shot rebuilds it without it and
+    runs the pipeline's own engine on the catalogues."""
+    from arbx_dagster.domain.matching.shipped import read_recipe
+
+    assert "abt_buy" in read_recipe().sources
+    result = run_matching_benchmark(abt_buy_dir, limit=LIMIT, zero_shot=True)
+    report, details = result.report, result.details
+    assert report["mode"] == "zero-shot"
+    assert "abt_buy" not in details["model"]["sources"]
+    assert {"simulator", "wdc_cameras", "wdc_computers"} <= set(details["model"]["sources"])
+    assert details["model"]["version"] != read_recipe().version
+    assert report["end_to_end"]["precision"] > 0.9
+    assert report["blocking"]["candidates_per_record"] <= 10
+    assert report["calibration"]["pairs"] > 0

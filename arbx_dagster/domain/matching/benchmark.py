@@ -64,7 +64,8 @@ class Benchmark:
     ``listings``: both catalogues as raw listing rows (``retailer`` = catalogue name,
     ``sku`` = source id, plus ``description`` when the source has one); ``truth``:
     ``left_sku, right_sku``; ``pairs``: per split, ``left_*`` / ``right_*`` listing fields
-    and ``label``.
+    and ``label``. ``tables`` is False for a dataset of labelled pairs only (no
+    catalogues, no truth: ``listings`` and ``truth`` are empty).
     """
 
     name: str
@@ -74,6 +75,7 @@ class Benchmark:
     right_retailer: str
     fields: dict[str, str]
     pairs: dict[str, pl.DataFrame] = field(default_factory=dict)
+    tables: bool = True
 
 
 def _resolve(dataset: str | Path, root: Path | None) -> Path:
@@ -83,20 +85,25 @@ def _resolve(dataset: str | Path, root: Path | None) -> Path:
     return path if path.is_dir() or path.is_absolute() else datasets_dir() / str(dataset)
 
 
+TABLE_FILES = ("left.csv", "right.csv", "matches.csv")
+
+
 def _read_meta(folder: Path) -> dict:
     if not folder.is_dir():
         raise BenchmarkError(f"{folder} is not a directory")
-    missing = [
-        name
-        for name in ("dataset.json", "left.csv", "right.csv", "matches.csv")
-        if not (folder / name).is_file()
-    ]
-    if missing:
-        raise BenchmarkError(f"{folder} is missing {', '.join(missing)}")
+    if not (folder / "dataset.json").is_file():
+        raise BenchmarkError(f"{folder} is missing dataset.json")
     try:
         meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise BenchmarkError(f"{folder / 'dataset.json'} is not valid JSON: {exc}") from None
+    if has_tables(meta):
+        missing = [name for name in TABLE_FILES if not (folder / name).is_file()]
+        if missing:
+            raise BenchmarkError(
+                f"{folder} is missing {', '.join(missing)} "
+                '(a dataset of labelled pairs only says "tables": false in dataset.json)'
+            )
     fields = meta.get("fields") if isinstance(meta, dict) else None
     if not isinstance(fields, dict) or "name" not in fields:
         raise BenchmarkError(
@@ -109,6 +116,11 @@ def _read_meta(folder: Path) -> dict:
             f"(known: {', '.join(LISTING_FIELDS)})"
         )
     return meta
+
+
+def has_tables(meta: dict) -> bool:
+    """Whether a dataset has its two full catalogues (``"tables": false``: pairs only)."""
+    return bool(meta.get("tables", True)) if isinstance(meta, dict) else True
 
 
 def _price_cents(expr: pl.Expr) -> pl.Expr:
@@ -154,6 +166,15 @@ def _catalogue(folder: Path, file: str, retailer: str, fields: dict[str, str]) -
         pl.col("id").alias("sku"),
         *_as_listing_fields(raw, fields),
     )
+
+
+# A catalogue as ``_catalogue`` reads it (the empty frame of a pair-only dataset).
+_CATALOGUE_SCHEMA: dict[str, pl.DataType] = {
+    "retailer": pl.String(),
+    "sku": pl.String(),
+    **{name: pl.String() for name in ("name", "description", "brand", "model", "category")},
+    "price_offer": pl.Int64(),
+}
 
 
 def _pairs(path: Path, fields: dict[str, str], limit: int | None) -> pl.DataFrame:
@@ -202,29 +223,40 @@ def load_benchmark(
     right_name = str(meta.get("right_name", "right"))
     if left_name == right_name:
         right_name = right_name + "_2"
-    listings = pl.concat(
-        [
-            _catalogue(folder, "left.csv", left_name, fields),
-            _catalogue(folder, "right.csv", right_name, fields),
-        ]
-    )
-    try:
-        truth = pl.read_csv(folder / "matches.csv", infer_schema=False).select(
-            pl.col("left_id").alias("left_sku"), pl.col("right_id").alias("right_sku")
+    if has_tables(meta):
+        listings = pl.concat(
+            [
+                _catalogue(folder, "left.csv", left_name, fields),
+                _catalogue(folder, "right.csv", right_name, fields),
+            ]
         )
-    except Exception as exc:
-        raise BenchmarkError(
-            f"{folder / 'matches.csv'} needs columns left_id,right_id ({exc})"
-        ) from None
+        try:
+            truth = pl.read_csv(folder / "matches.csv", infer_schema=False).select(
+                pl.col("left_id").alias("left_sku"), pl.col("right_id").alias("right_sku")
+            )
+        except Exception as exc:
+            raise BenchmarkError(
+                f"{folder / 'matches.csv'} needs columns left_id,right_id ({exc})"
+            ) from None
+    else:
+        listings = pl.DataFrame(schema=_CATALOGUE_SCHEMA)
+        truth = pl.DataFrame(schema={"left_sku": pl.String, "right_sku": pl.String})
     pairs = {}
     for split in SPLITS:
         path = folder / "pairs" / f"{split}.jsonl"
         if path.is_file():
             pairs[split] = _pairs(path, fields, limit)
-    if limit is not None:
+    if limit is not None and listings.height:
         listings, truth = _subset(listings, truth, pairs, left_name, right_name)
     return Benchmark(
-        str(meta.get("name", folder.name)), listings, truth, left_name, right_name, fields, pairs
+        str(meta.get("name", folder.name)),
+        listings,
+        truth,
+        left_name,
+        right_name,
+        fields,
+        pairs,
+        tables=has_tables(meta),
     )
 
 
@@ -363,7 +395,12 @@ def _orient(frame: pl.DataFrame, records: pl.DataFrame, a: str, b: str) -> pl.Da
 
 
 def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
-    """Vectorise, block and featurise a benchmark once for training and evaluation."""
+    """Vectorise, block and featurise a benchmark once for training and evaluation.
+
+    Every frame carries the two titles (``left_title``, ``right_title``) a model with
+    word weights reads. A dataset of pairs only has no catalogue: no candidates, and its
+    pairs have no context (NaN), as a pair scored without a catalogue around it.
+    """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     pair_records = _pair_record_listings(bench)
@@ -389,79 +426,83 @@ def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
     # have no twin in their catalogue also needs their own neighbours there.
     t1 = time.perf_counter()
     catalogue = records.filter(pl.col("idx") < bench.listings.height)
-    pairs, stats = candidate_pairs(catalogue, vectors.matrix, k=k)
-    if len(universe) > catalogue.height:
-        in_universe = records.filter(pl.col("idx").is_in(universe.tolist()))
-        pool_pairs = candidate_pairs(in_universe, vectors.matrix, k=k)[0].select("i", "j")
-    else:
+    stats: dict[str, int] = {}
+    pairs = pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64})
+    pool_pairs = pairs
+    if bench.tables:
+        pairs, stats = candidate_pairs(catalogue, vectors.matrix, k=k)
         pool_pairs = pairs.select("i", "j")
+        if len(universe) > catalogue.height:
+            in_universe = records.filter(pl.col("idx").is_in(universe.tolist()))
+            pool_pairs = candidate_pairs(in_universe, vectors.matrix, k=k)[0].select("i", "j")
     seconds["blocking"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     featurizer = PairFeaturizer(records, vectors)
+    titles = records.select("idx", "name_norm")
     every = pl.concat([pairs.select("i", "j"), pool_pairs]).unique(maintain_order=True)
     base = featurizer.base(every)
     cat_base = pairs.select("i", "j").join(base, on=["i", "j"], how="left", maintain_order="left")
     context = context_features(cat_base.select("i", "j", "cosine"), records)
-    candidates = cat_base.join(context, on=["i", "j"], how="left", maintain_order="left").join(
-        pairs, on=["i", "j"], how="left", maintain_order="left"
+    candidates = _with_titles(
+        cat_base.join(context, on=["i", "j"], how="left", maintain_order="left").join(
+            pairs, on=["i", "j"], how="left", maintain_order="left"
+        ),
+        titles,
     )
     pool = pool_pairs.join(base.select("i", "j", "cosine"), on=["i", "j"], how="left")
 
-    # Pair records -> record ids (their own text) and twins (catalogue rows).
-    sku_to_idx = dict(
-        zip(
-            zip(records["retailer"].to_list(), records["sku"].to_list(), strict=True),
-            records["idx"].to_list(),
-            strict=True,
-        )
-    )
-    key_cols = list(PAIR_RECORD_COLUMNS)
     pairwise: dict[str, pl.DataFrame] = {}
     catalogue_pairs: dict[str, pl.DataFrame] = {}
     for split, frame in bench.pairs.items():
-        located = []
-        for side, name in (("left", bench.left_retailer), ("right", bench.right_retailer)):
-            cols = frame.select(
-                pl.lit(name).alias("retailer"), *[pl.col(f"{side}_{c}").alias(c) for c in key_cols]
-            ).with_row_index("row")
-            skus = cols.join(
-                pair_records, on=["retailer", *key_cols], how="left", nulls_equal=True
-            ).sort("row")["sku"]
-            located.append(
-                np.array([sku_to_idx[(name, s)] for s in skus.to_list()], dtype=np.int64)
+        twins = _locate(bench, frame, pair_records, records).with_columns(
+            ci=pl.col("i").map_batches(lambda ids: pl.Series(twin[ids.to_numpy()])),
+            cj=pl.col("j").map_batches(lambda ids: pl.Series(twin[ids.to_numpy()])),
+        )
+        own_base = featurizer.base(twins.select("i", "j"))
+        if not bench.tables:
+            no_context = pl.DataFrame(
+                {name: np.full(twins.height, np.nan) for name in CONTEXT_FEATURES}
             )
-        own = _orient(
-            pl.DataFrame({"i": located[0], "j": located[1], "label": frame["label"].to_numpy()}),
-            records,
-            "i",
-            "j",
-        )
-        twins = own.with_columns(
-            pl.Series("ci", twin[own["i"].to_numpy()]), pl.Series("cj", twin[own["j"].to_numpy()])
-        )
+            pairwise[split] = _with_titles(
+                pl.concat(
+                    [
+                        own_base.select(*BASE_FEATURES),
+                        no_context,
+                        twins.select("i", "j", "ci", "cj", "label"),
+                    ],
+                    how="horizontal",
+                ),
+                titles,
+            )
+            continue
         # Context: each pair inserted alone among the catalogue candidates of its twins.
         query = twins.select(pl.col("ci").alias("i"), pl.col("cj").alias("j"))
         catalogue_base = featurizer.base(query)
         query_context = context_for_queries(
             catalogue_base.select("i", "j", "cosine"), pool, records
         )
-        own_base = featurizer.base(twins.select("i", "j"))
-        pairwise[split] = pl.concat(
-            [
-                own_base.select(*BASE_FEATURES),
-                query_context.select(*CONTEXT_FEATURES),
-                twins.select("i", "j", "ci", "cj", "label"),
-            ],
-            how="horizontal",
+        pairwise[split] = _with_titles(
+            pl.concat(
+                [
+                    own_base.select(*BASE_FEATURES),
+                    query_context.select(*CONTEXT_FEATURES),
+                    twins.select("i", "j", "ci", "cj", "label"),
+                ],
+                how="horizontal",
+            ),
+            titles,
         )
-        catalogue_pairs[split] = pl.concat(
-            [
-                catalogue_base.select("i", "j", *BASE_FEATURES),
-                query_context.select(*CONTEXT_FEATURES),
-                twins.select("label"),
-            ],
-            how="horizontal",
+        catalogue_pairs[split] = _with_titles(
+            pl.concat(
+                [
+                    catalogue_base.select("i", "j", *BASE_FEATURES),
+                    query_context.select(*CONTEXT_FEATURES),
+                    twins.select("label"),
+                ],
+                how="horizontal",
+            ),
+            titles,
         )
     seconds["features"] = time.perf_counter() - t2
     return BenchmarkFrames(
@@ -474,6 +515,47 @@ def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
         pairwise,
         catalogue_pairs,
         seconds,
+    )
+
+
+def _locate(
+    bench: Benchmark, frame: pl.DataFrame, pair_records: pl.DataFrame, records: pl.DataFrame
+) -> pl.DataFrame:
+    """A split's pairs as ``i, j, label`` over the record ids of their own pair records
+    (the smaller retailer's record as ``i``, as the blocker orients pairs)."""
+    key_cols = list(PAIR_RECORD_COLUMNS)
+    ids = records.select("retailer", "sku", "idx")
+    located = []
+    for side, name in (("left", bench.left_retailer), ("right", bench.right_retailer)):
+        cols = frame.select(
+            pl.lit(name).alias("retailer"), *[pl.col(f"{side}_{c}").alias(c) for c in key_cols]
+        ).with_row_index("row")
+        located.append(
+            cols.join(pair_records, on=["retailer", *key_cols], how="left", nulls_equal=True)
+            .join(ids, on=["retailer", "sku"], how="left")
+            .sort("row")["idx"]
+            .to_numpy()
+        )
+    return _orient(
+        pl.DataFrame({"i": located[0], "j": located[1], "label": frame["label"].to_numpy()}),
+        records,
+        "i",
+        "j",
+    )
+
+
+def _with_titles(frame: pl.DataFrame, titles: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (pairs ``i, j``) with the two listings' normalised titles."""
+    return frame.join(
+        titles.rename({"idx": "i", "name_norm": "left_title"}),
+        on="i",
+        how="left",
+        maintain_order="left",
+    ).join(
+        titles.rename({"idx": "j", "name_norm": "right_title"}),
+        on="j",
+        how="left",
+        maintain_order="left",
     )
 
 
@@ -522,3 +604,42 @@ def _left_first(pairs: pl.DataFrame, left_retailer: str) -> pl.DataFrame:
         pl.when(is_left).then(pl.col("left_sku")).otherwise(pl.col("right_sku")).alias("left_sku"),
         pl.when(is_left).then(pl.col("right_sku")).otherwise(pl.col("left_sku")).alias("right_sku"),
     ).unique()
+
+
+def calibration_report(labels: Iterable[int], proba: Iterable[float], *, bins: int = 10) -> dict:
+    """How far probabilities are from the share of true matches among pairs given them.
+
+    ``ece``: expected calibration error (the pairs-weighted mean gap between a bin's mean
+    probability and its share of true matches, over ``bins`` equal-width bins);
+    ``bins``: the reliability curve, one entry per non-empty bin; ``above_0_9``: the
+    share of true matches among pairs given 0.9 or more (what a user reads as "sure").
+    """
+    y = np.asarray(list(labels) if not isinstance(labels, np.ndarray) else labels, dtype=float)
+    p = np.asarray(list(proba) if not isinstance(proba, np.ndarray) else proba, dtype=float)
+    if len(p) == 0:
+        return {"pairs": 0, "ece": None, "above_0_9": None, "bins": []}
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1], right=False), 0, bins - 1)
+    curve, gap = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        mean_p, rate = float(p[mask].mean()), float(y[mask].mean())
+        gap += mask.sum() * abs(mean_p - rate)
+        curve.append(
+            {
+                "from": round(float(edges[b]), 2),
+                "to": round(float(edges[b + 1]), 2),
+                "pairs": int(mask.sum()),
+                "mean_probability": round(mean_p, 4),
+                "match_rate": round(rate, 4),
+            }
+        )
+    sure = p >= 0.9
+    return {
+        "pairs": len(p),
+        "ece": round(gap / len(p), 4),
+        "above_0_9": round(float(y[sure].mean()), 4) if sure.any() else None,
+        "bins": curve,
+    }

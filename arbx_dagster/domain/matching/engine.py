@@ -167,7 +167,10 @@ def match_records(
     timings["seconds_blocking"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    features = PairFeaturizer(records, vectors, threads=threads).features(pairs.select("i", "j"))
+    featurizer = PairFeaturizer(
+        records, vectors, threads=threads, tokens=getattr(scorer, "tokens", None)
+    )
+    features = featurizer.features(pairs.select("i", "j"))
     scored = score_pairs(features, scorer)
     timings["seconds_scoring"] = time.perf_counter() - t1
 

@@ -37,6 +37,7 @@ from arbx_dagster.domain.matching.lexicon import (
     TIER_WORDS,
 )
 from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN, code_stem
+from arbx_dagster.domain.matching.tokens import TokenEvidence
 from arbx_dagster.domain.matching.variants import VARIANT_FEATURES, VariantEvidence
 from arbx_dagster.domain.matching.vectorize import TextVectors, _dense_ids
 
@@ -91,6 +92,9 @@ BASE_FEATURES: tuple[str, ...] = (
     "price_ratio",  # min / max of the two prices; NaN when either is missing
     # versions, accessories, kits, forms and conditions (see ``variants``)
     *VARIANT_FEATURES,
+    # learned word weights of a model trained on the catalogue's own labels (``tokens``);
+    # NaN when the scorer has none
+    "token_evidence",
 )
 
 CONTEXT_FEATURES: tuple[str, ...] = (
@@ -663,7 +667,12 @@ class PairFeaturizer:
     on demand: several calls over one catalogue do not repeat it."""
 
     def __init__(
-        self, records: pl.DataFrame, vectors: TextVectors, *, threads: int | None = None
+        self,
+        records: pl.DataFrame,
+        vectors: TextVectors,
+        *,
+        threads: int | None = None,
+        tokens: TokenEvidence | None = None,
     ) -> None:
         self.records = records
         self.rec = record_features(records)
@@ -672,10 +681,21 @@ class PairFeaturizer:
         self.stacked = _Stacked(vectors)
         self.strings = _Strings(self.rec, threads)
         self.variants = VariantEvidence(records)
+        self.tokens = tokens
+        if tokens is not None:
+            self.token_rows = tokens.listing_matrix(self.strings_by_idx(records, "name_norm"))
         # Only what the per-pair expressions read is joined onto the pairs: the sets go
         # through ``items`` and the strings through ``strings``, by index.
         self.side = self.rec.select(_PAIR_SIDE_COLUMNS)
         self.side_r = self.side.rename({c: f"{c}_r" for c in self.side.columns})
+
+    @staticmethod
+    def strings_by_idx(records: pl.DataFrame, column: str) -> pl.Series:
+        """``records[column]`` placed at each row's ``idx`` (rows ``0 .. max idx``)."""
+        n = int(records["idx"].max()) + 1 if records.height else 0
+        return pl.DataFrame({"idx": np.arange(n, dtype=np.int64)}).join(
+            records.select("idx", column), on="idx", how="left", maintain_order="left"
+        )[column]
 
     def base(self, pairs: pl.DataFrame, *, chunk_pairs: int = DEFAULT_CHUNK_PAIRS) -> pl.DataFrame:
         """``i, j`` and every column of ``BASE_FEATURES``, in the order of ``pairs``."""
@@ -706,6 +726,11 @@ class PairFeaturizer:
             _vector_features(self.stacked, i, j)
             | self.strings.features(i, j)
             | self.variants.features(i, j)
+        )
+        columns["token_evidence"] = (
+            self.tokens.scores(self.token_rows, i, j)
+            if self.tokens is not None
+            else np.full(len(i), np.nan)
         )
         joined = joined.with_columns(pl.Series(k, v) for k, v in columns.items())
         out = _evidence(joined, _set_counts(self.items, i, j), _code_evidence(joined, self.idf))

@@ -34,13 +34,18 @@ from arbx_dagster.domain.matching.features import (
     context_for_queries,
 )
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
+from arbx_dagster.domain.matching.tokens import (
+    TokenEvidence,
+    fit_token_evidence,
+    out_of_fold_scores,
+)
 from arbx_dagster.domain.matching.vectorize import text_vectors
 from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 
 if TYPE_CHECKING:  # scikit-learn is imported where models are fit (it loads for seconds)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-FORMAT = 1
+FORMAT = 2
 LABEL = "label"
 # Gradient boosting runs single-threaded: its OpenMP loops synchronise per tree node, and
 # on a small machine shared with Polars and other jobs two threads were 10-20x slower
@@ -94,7 +99,15 @@ PIPELINE_SETTINGS = ModelSettings(max_iter=50, learning_rate=0.2)
 
 @dataclass(frozen=True)
 class TrainedPairModel:
-    """A fitted pair classifier with its threshold, validation metrics and version."""
+    """A fitted pair classifier with its threshold, validation metrics and version.
+
+    ``tokens``: the word weights behind the ``token_evidence`` feature, when the model
+    was trained with them (the featurizer computes it from them; a frame that carries
+    ``left_title`` / ``right_title`` gets it here). ``calibration``: ``(a, b)`` of a
+    logistic map ``p = 1 / (1 + exp(-(a * raw + b)))`` of the classifier's raw log-odds,
+    fitted where the model met data it was not trained on (see ``transfer``); without it
+    the classifier's own calibrated probabilities are used.
+    """
 
     model: Any
     columns: tuple[str, ...]
@@ -102,16 +115,41 @@ class TrainedPairModel:
     metrics: dict[str, float]
     version: str
     settings: ModelSettings = field(default_factory=ModelSettings)
+    tokens: TokenEvidence | None = None
+    calibration: tuple[float, float] | None = None
+
+    def raw_scores(self, features: pl.DataFrame) -> np.ndarray:
+        """The classifier's log-odds per row (before any calibration)."""
+        if features.height == 0:
+            return np.empty(0, dtype=np.float64)
+        x = self._matrix(features)
+        with threadpool_limits(1, user_api="openmp"):
+            if hasattr(self.model, "decision_function"):
+                return np.asarray(self.model.decision_function(x), dtype=np.float64)
+            proba = self.model.predict_proba(x)[:, list(self.model.classes_).index(1)]
+        proba = np.clip(proba, 1e-9, 1 - 1e-9)
+        return np.log(proba / (1.0 - proba))
 
     def predict_proba(self, features: pl.DataFrame) -> np.ndarray:
         """Calibrated match probability per row of a ``pair_features`` frame."""
         if features.height == 0:
             return np.empty(0, dtype=np.float64)
-        x = features.select(self.columns).cast(pl.Float64).to_numpy()
+        if self.calibration is not None:
+            a, b = self.calibration
+            return 1.0 / (1.0 + np.exp(-(a * self.raw_scores(features) + b)))
+        x = self._matrix(features)
         with threadpool_limits(1, user_api="openmp"):
             proba = self.model.predict_proba(x)
         positive = list(self.model.classes_).index(1)
         return np.asarray(proba[:, positive], dtype=np.float64)
+
+    def _matrix(self, features: pl.DataFrame) -> np.ndarray:
+        return (
+            with_token_evidence(features, self.tokens)
+            .select(self.columns)
+            .cast(pl.Float64)
+            .to_numpy()
+        )
 
     def to_bytes(self) -> bytes:
         """Serialised model (pickle of scikit-learn objects: load only trusted bytes)."""
@@ -124,6 +162,8 @@ class TrainedPairModel:
             "metrics": dict(self.metrics),
             "version": self.version,
             "settings": asdict(self.settings),
+            "tokens": self.tokens,
+            "calibration": self.calibration,
         }
         buffer = io.BytesIO()
         pickle.dump(payload, buffer, protocol=pickle.HIGHEST_PROTOCOL)
@@ -141,7 +181,22 @@ class TrainedPairModel:
             metrics=dict(payload["metrics"]),
             version=str(payload["version"]),
             settings=ModelSettings(**payload["settings"]),
+            tokens=payload["tokens"],
+            calibration=payload["calibration"],
         )
+
+
+# Frames built outside the featurizer (labelled pairs) carry the two titles instead.
+TITLE_COLUMNS = ("left_title", "right_title")
+
+
+def with_token_evidence(frame: pl.DataFrame, tokens: TokenEvidence | None) -> pl.DataFrame:
+    """``frame`` with ``token_evidence`` from its title columns, when it has them and there
+    are word weights (otherwise as it is: the featurizer has filled the column)."""
+    if tokens is None or not set(TITLE_COLUMNS) <= set(frame.columns):
+        return frame
+    scores = tokens.pair_scores(frame["left_title"], frame["right_title"])
+    return frame.with_columns(token_evidence=pl.Series(scores, dtype=pl.Float64))
 
 
 def _sklearn_version() -> str:
@@ -237,6 +292,7 @@ def train_pair_model(
     settings: ModelSettings | None = None,
     weight: str | None = None,
     columns: tuple[str, ...] = FEATURE_COLUMNS,
+    tokens: bool = False,
 ) -> TrainedPairModel:
     """Fit the pair classifier on ``train`` and choose its threshold on ``valid``.
 
@@ -244,13 +300,24 @@ def train_pair_model(
     column of ``train`` with integer sample weights (rows are repeated that many times).
     Without ``valid``, a fifth of the training pairs (whole listings at a time, so one
     listing's candidates stay together) is held out for the threshold. Validation labels
-    never reach the classifier.
+    never reach the classifier. ``tokens``: also learn word weights (``tokens``) from the
+    pairs' titles (``TITLE_COLUMNS``, in both frames) and use them as ``token_evidence``,
+    out of fold on the training pairs.
     """
     settings = settings or ModelSettings()
     if valid is None:
         train, valid = _holdout(train, seed)
     if train.height == 0 or train[LABEL].n_unique() < 2:
         raise ValueError("training pairs need both matches and non-matches")
+    words = None
+    if tokens:
+        y_all = train[LABEL].cast(pl.Int64).to_numpy()
+        left, right = train["left_title"], train["right_title"]
+        words = fit_token_evidence(left, right, y_all)
+        oof = out_of_fold_scores(left, right, y_all, seed=seed)
+        train = train.with_columns(token_evidence=pl.Series(oof, dtype=pl.Float64))
+        valid = with_token_evidence(valid, words)
+        columns = tuple(dict.fromkeys((*columns, "token_evidence")))
     use = usable_columns(train, columns)
     fit_rows = train
     if weight:
@@ -279,7 +346,7 @@ def train_pair_model(
         model = base
     with threadpool_limits(1, user_api="openmp"):
         model.fit(x, y)
-    scorer = TrainedPairModel(model, use, 0.5, {}, "", settings)
+    scorer = TrainedPairModel(model, use, 0.5, {}, "", settings, tokens=words)
     proba = scorer.predict_proba(valid)
     threshold, metrics = choose_threshold(valid[LABEL].cast(pl.Int64).to_numpy(), proba)
     metrics |= {
@@ -300,7 +367,7 @@ def train_pair_model(
             FORMAT,
         )[:16]
     )
-    return TrainedPairModel(model, use, threshold, metrics, version, settings)
+    return TrainedPairModel(model, use, threshold, metrics, version, settings, tokens=words)
 
 
 def _holdout(frame: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -335,9 +402,10 @@ def labelled_pairs(
 
     Pairs are featurised inside their match block, as the pipeline matches them
     (``engine.match_by_block``: small catalogues, like the simulated training markets,
-    are one block). Returns ``FEATURE_COLUMNS``, ``label``, ``source`` and
-    the pair's listing keys; pairs whose listings are not in ``listings``, or lie in two
-    different match blocks (the matcher never compares those), are skipped.
+    are one block). Returns ``FEATURE_COLUMNS``, ``label``, ``source``, the pair's
+    listing keys and titles (``TITLE_COLUMNS``); pairs whose listings are not in
+    ``listings``, or lie in two different match blocks (the matcher never compares
+    those), are skipped.
     """
     records = matching_records(listings.sort("retailer", "sku"))
     keys = records.select("idx", "retailer", "sku")
@@ -396,9 +464,23 @@ def labelled_pairs(
     frame = frame.sort(pl.col("source") == "user", descending=True).unique(
         ["i", "j"], keep="first", maintain_order=True
     )
+    named = records.select("idx", "retailer", "sku", "name_norm")
     return frame.join(
-        keys.rename({"idx": "i", "retailer": "left_retailer", "sku": "left_sku"}), on="i"
-    ).join(keys.rename({"idx": "j", "retailer": "right_retailer", "sku": "right_sku"}), on="j")
+        named.rename(
+            {"idx": "i", "retailer": "left_retailer", "sku": "left_sku", "name_norm": "left_title"}
+        ),
+        on="i",
+    ).join(
+        named.rename(
+            {
+                "idx": "j",
+                "retailer": "right_retailer",
+                "sku": "right_sku",
+                "name_norm": "right_title",
+            }
+        ),
+        on="j",
+    )
 
 
 def _to_global(frame: pl.DataFrame, to_global: np.ndarray) -> pl.DataFrame:
