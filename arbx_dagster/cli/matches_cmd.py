@@ -1,7 +1,8 @@
 """``arbx matches``: confirm or reject that two listings are the same product (audited).
 
-The decisions land in ``match_labels``; the next training of the match model reads them
-(``domain.matching.training.train_pipeline_model(labels=...)``).
+The decisions land in ``match_labels``. The next match run treats each as settled (a
+confirmed pair is matched, a rejected one never is), and the match model learns from
+them (``domain.matching.shipped.pipeline_model(labels=...)``).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ from datetime import datetime
 
 import polars as pl
 
-from arbx_dagster.domain.matching import TrainedPairModel, match_by_block, train_pipeline_model
+from arbx_dagster.domain.matching import TrainedPairModel, match_by_block
 from arbx_dagster.domain.matching.engine import default_workers
+from arbx_dagster.domain.matching.shipped import pipeline_model
 from arbx_dagster.domain.schema import LISTING_SCHEMA, UTC_DATETIME, conform
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.labels import read_labels
@@ -19,8 +20,8 @@ def read_listings(warehouse: Warehouse) -> pl.DataFrame:
 
 
 def train_match_model(warehouse: Warehouse) -> TrainedPairModel:
-    """Train on simulated Chilean listings plus the pairs users confirmed or rejected."""
-    return train_pipeline_model(labels=read_labels(warehouse), listings=read_listings(warehouse))
+    """The shipped match model, adapted to the pairs users confirmed or rejected."""
+    return pipeline_model(labels=read_labels(warehouse), listings=read_listings(warehouse))
 
 
 def refresh_matches(
@@ -33,6 +34,7 @@ def refresh_matches(
 ) -> StageReport:
     """Re-match the current listings and replace the derived match tables atomically;
     canonical ids carry over from the previous run when a product's members mostly stay.
+    Pairs people labelled are settled: matched when confirmed, never when rejected.
 
     ``shard=(index, count)`` re-matches only the match blocks of that shard (a Dagster
     partition of ``product_matches``) and replaces only their listings' rows, so shards
@@ -44,7 +46,10 @@ def refresh_matches(
         "SELECT retailer, sku, canonical_id, match_probability FROM product_matches"
     )
     workers = default_workers() if workers is None else workers
-    result = match_by_block(listings, scorer=scorer, workers=workers, shard=shard)
+    decisions = read_labels(warehouse)
+    result = match_by_block(
+        listings, scorer=scorer, workers=workers, shard=shard, decisions=decisions
+    )
     result = result.carry_over(previous)
     stamp = pl.lit(now).cast(UTC_DATETIME)
     matches = result.product_matches.with_columns(matched_at=stamp)

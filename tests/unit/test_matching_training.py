@@ -12,7 +12,6 @@ from arbx_dagster.domain.matching import (
     TrainedPairModel,
     match_listings,
     train_pair_model,
-    train_pipeline_model,
 )
 from arbx_dagster.domain.matching.training import (
     ModelSettings,
@@ -38,7 +37,9 @@ def pairs(market: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def pipeline_model() -> TrainedPairModel:
-    return train_pipeline_model()  # the defaults the pipeline uses
+    from arbx_dagster.domain.matching.shipped import pipeline_model
+
+    return pipeline_model()  # the shipped model, as the pipeline loads it without labels
 
 
 def test_candidate_pairs_are_labelled_from_the_ground_truth(

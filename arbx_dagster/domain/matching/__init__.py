@@ -10,6 +10,12 @@ same product. One module per concern:
 * ``features``   - a feature frame per candidate pair (the contract for any scorer);
 * ``scoring``    - the transparent rule scorer (fallback) and the scikit-learn adapter;
 * ``training``   - the learned scorer: training, threshold, version, serialisation;
+* ``tokens``     - word weights learned from a catalogue's own labelled pairs;
+* ``lexicon`` / ``variants`` - words of identity: tiers, colours, versions, accessories,
+  kits, exclusive forms, conditions, and the pair features they give;
+* ``corpus`` / ``transfer`` / ``shipped`` - the model ArbX ships: labelled pairs from the
+  simulated market and public benchmarks, a recipe calibrated on held-out markets, and
+  the files ``arbx model build`` writes;
 * ``clustering`` - one-to-one per retailer pair, transitive clusters, canonical ids and
   their carry-over from one run to the next;
 * ``blocks``     - match blocks: categories linked by shared model codes, units of
@@ -36,7 +42,6 @@ from arbx_dagster.domain.matching.training import (
     ModelSettings,
     TrainedPairModel,
     train_pair_model,
-    train_pipeline_model,
 )
 
 __all__ = [
@@ -54,5 +59,4 @@ __all__ = [
     "match_listings",
     "pair_features",
     "train_pair_model",
-    "train_pipeline_model",
 ]

@@ -110,7 +110,7 @@ def match_listings(
 ) -> MatchResult:
     """Match enriched listings across retailers into canonical products.
 
-    ``scorer`` is a ``TrainedPairModel`` (see ``training.train_pipeline_model``) or any
+    ``scorer`` is a ``TrainedPairModel`` (see ``shipped.pipeline_model``) or any
     ``PairScorer``; it defaults to the unsupervised ``RuleScorer()``. ``threshold`` is the
     minimum pair probability to accept (default: the scorer's own). ``k`` is how many
     nearest listings per other retailer the similarity blocker proposes for each listing.
@@ -144,6 +144,7 @@ def match_records(
     threads: int | None = None,
     catalogue_size: int | None = None,
     keep_candidates: bool = True,
+    decisions: pl.DataFrame | None = None,
 ) -> MatchResult:
     """``match_listings`` on matcher records (``matching_records``; ``idx`` = 0 .. n-1).
 
@@ -152,7 +153,10 @@ def match_records(
     size of the catalogue these records are a block of (see
     ``blocking.prune_common_features``). ``keep_candidates=False`` leaves
     ``MatchResult.candidates`` empty: at a million listings they are 7M rows a worker
-    would otherwise build and ship back for nobody.
+    would otherwise build and ship back for nobody. ``decisions`` (``DECISION_SCHEMA``:
+    pairs people labelled) are settled: a confirmed pair scores 1 (and is matched even if
+    the blocker never proposed it), a rejected one 0 (never matched, nor joined through a
+    third listing).
     """
     scorer = scorer or RuleScorer()
     cut = scorer.threshold if threshold is None else threshold
@@ -171,7 +175,7 @@ def match_records(
         records, vectors, threads=threads, tokens=getattr(scorer, "tokens", None)
     )
     features = featurizer.features(pairs.select("i", "j"))
-    scored = score_pairs(features, scorer)
+    scored = settle(records, score_pairs(features, scorer), decisions)
     timings["seconds_scoring"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -187,6 +191,50 @@ def match_records(
         canonical_products,
         empty(CANDIDATE_SCHEMA) if candidates is None else candidates,
         stats_out,
+    )
+
+
+# Pairs people decided (``storage.labels.read_labels`` has these columns).
+DECISION_SCHEMA: dict[str, pl.DataType] = {
+    "left_retailer": pl.String(),
+    "left_sku": pl.String(),
+    "right_retailer": pl.String(),
+    "right_sku": pl.String(),
+    "is_match": pl.Boolean(),
+}
+
+
+def settle(
+    records: pl.DataFrame, scored: pl.DataFrame, decisions: pl.DataFrame | None
+) -> pl.DataFrame:
+    """``scored`` (``i, j, probability``) with the decided pairs among ``records`` at 1
+    (confirmed, added when missing) or 0 (rejected); pairs of listings not in
+    ``records`` are ignored."""
+    if decisions is None or decisions.height == 0:
+        return scored
+    keys = records.select("idx", "retailer", "sku")
+    decided = (
+        decisions.select(list(DECISION_SCHEMA))
+        .join(
+            keys.rename({"idx": "a", "retailer": "left_retailer", "sku": "left_sku"}),
+            on=["left_retailer", "left_sku"],
+        )
+        .join(
+            keys.rename({"idx": "b", "retailer": "right_retailer", "sku": "right_sku"}),
+            on=["right_retailer", "right_sku"],
+        )
+        .filter(pl.col("left_retailer") != pl.col("right_retailer"))
+    )
+    if decided.height == 0:
+        return scored
+    swap = pl.col("left_retailer") > pl.col("right_retailer")  # the blocker's orientation
+    settled = decided.select(
+        pl.when(swap).then(pl.col("b")).otherwise(pl.col("a")).alias("i"),
+        pl.when(swap).then(pl.col("a")).otherwise(pl.col("b")).alias("j"),
+        pl.col("is_match").cast(pl.Float64).alias("probability"),
+    ).unique(["i", "j"], keep="last")
+    return pl.concat(
+        [scored.join(settled, on=["i", "j"], how="anti"), settled.cast(scored.schema)]
     )
 
 
@@ -227,6 +275,7 @@ def match_by_block(
     shard: tuple[int, int] | None = None,
     blocks_from: int = BLOCKS_FROM_LISTINGS,
     keep_candidates: bool = False,
+    decisions: pl.DataFrame | None = None,
 ) -> MatchResult:
     """``match_listings`` block by block (see ``blocks``): each match block of the
     catalogue is matched on its own, in ``workers`` processes (default
@@ -236,7 +285,8 @@ def match_by_block(
     one block, matched in this process (see ``blocks.BLOCKS_FROM_LISTINGS``), unless a
     shard or blocks are asked for. ``stats`` sum the blocks' counts and worker seconds,
     and add ``blocks`` and ``seconds_wall``. ``candidates`` stay empty unless
-    ``keep_candidates``.
+    ``keep_candidates``. ``decisions`` are settled (see ``match_records``) inside the
+    block that holds both listings.
     """
     started = time.perf_counter()
     if listings.height == 0:
@@ -261,6 +311,7 @@ def match_by_block(
         "k": k,
         "catalogue_size": catalogue_size,
         "keep_candidates": keep_candidates,
+        "decisions": decisions,
     }
     if workers == 1 or len(parts) < 2:
         results = [match_records(p, **options) for p in parts]

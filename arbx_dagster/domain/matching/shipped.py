@@ -33,6 +33,7 @@ from arbx_dagster.domain.matching.training import (
     ModelSettings,
     TrainedPairModel,
     _digest,
+    labelled_pairs,
 )
 from arbx_dagster.domain.matching.transfer import (
     TRANSFER_SETTINGS,
@@ -177,6 +178,21 @@ def _assemble(
         settings,
         calibration=recipe.calibration,
     )
+
+
+def pipeline_model(
+    labels: pl.DataFrame | None = None,
+    listings: pl.DataFrame | None = None,
+    *,
+    directory: Path = MODEL_DIR,
+) -> TrainedPairModel:
+    """The model the pipeline's ``product_matches`` uses: the shipped model, adapted to
+    the pairs users labelled (``training.LABEL_SCHEMA``), featurised against the current
+    enriched ``listings`` (labels on listings that are gone are skipped)."""
+    if labels is None or labels.height == 0 or listings is None or listings.height == 0:
+        return load_model(directory=directory)
+    rows = labelled_pairs(listings, labels=labels).filter(pl.col("source") == "user")
+    return load_model(rows, directory=directory)
 
 
 def shipped_sources(directory: Path = MODEL_DIR) -> tuple[str, ...]:

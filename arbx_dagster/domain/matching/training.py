@@ -7,11 +7,11 @@ data and the settings (same data + same settings = same version). It satisfies t
 ``PairScorer`` protocol, so ``match_listings(listings, scorer=model)`` uses it directly;
 ``to_bytes`` / ``from_bytes`` let an asset store keep it.
 
-Training data for the pipeline's own domain (``pipeline_training_pairs``): the candidate
-pairs the blocker proposes on a simulated market (a seed other than the demo's), labelled
-from the simulator's ground truth — they carry realistic hard negatives (siblings that
-differ by size, capacity, colour or generation) — plus the pairs users confirmed or
-rejected in the labelled-pairs table, featurised against the current listings.
+``labelled_pairs`` turns listings into training rows: the candidate pairs the blocker
+proposes, labelled from a ground truth (a simulated market's: realistic hard negatives,
+siblings that differ by size, capacity, colour or generation) and the pairs users
+confirmed or rejected, featurised against the current listings. The model the pipeline
+uses is built from such rows and public benchmarks by ``transfer`` / ``shipped``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
     "is_match": pl.Boolean(),
 }
 DEFAULT_SIMULATOR_SEED = 1009  # not a market the demo (7) or the tests use
-DEFAULT_VALIDATION_SEED = 1013
 DEFAULT_SIMULATOR_PRODUCTS = 1500
 # The pipeline's model never looks at prices: a price gap is exactly what ArbX is looking
 # for, so it must not argue against two listings being the same product.
@@ -91,10 +90,6 @@ class ModelSettings:
     label_weight: float = 5.0
 
 
-# The pipeline scores millions of pairs: half the trees at twice the learning rate score
-# twice as fast, for a validation F1 of 0.966 instead of 0.969 on the simulated validation
-# market (noise at its 1,300 true pairs).
-PIPELINE_SETTINGS = ModelSettings(max_iter=50, learning_rate=0.2)
 
 
 @dataclass(frozen=True)
@@ -573,60 +568,3 @@ def simulated_listings(
     )
     listings = conform(enrich_listings(latest), LISTING_SCHEMA)
     return listings, market.truth_listings
-
-
-def pipeline_training_pairs(
-    *,
-    labels: pl.DataFrame | None = None,
-    listings: pl.DataFrame | None = None,
-    simulator_seed: int = DEFAULT_SIMULATOR_SEED,
-    n_products: int = DEFAULT_SIMULATOR_PRODUCTS,
-) -> pl.DataFrame:
-    """Training pairs for the pipeline: a simulated market plus user-labelled pairs.
-
-    ``labels`` (``LABEL_SCHEMA``) are featurised against ``listings`` (the current
-    enriched listings, ``LISTING_SCHEMA``); without ``listings`` they are ignored.
-    """
-    sim_listings, truth = simulated_listings(simulator_seed, n_products)
-    frames = [labelled_pairs(sim_listings, truth=truth)]
-    if labels is not None and labels.height and listings is not None and listings.height:
-        user = labelled_pairs(listings, labels=labels)
-        frames.append(user.filter(pl.col("source") == "user"))
-    return pl.concat(frames, how="vertical_relaxed")
-
-
-def train_pipeline_model(
-    *,
-    labels: pl.DataFrame | None = None,
-    listings: pl.DataFrame | None = None,
-    simulator_seed: int = DEFAULT_SIMULATOR_SEED,
-    validation_seed: int = DEFAULT_VALIDATION_SEED,
-    n_products: int = DEFAULT_SIMULATOR_PRODUCTS,
-    seed: int = 0,
-    settings: ModelSettings | None = None,
-) -> TrainedPairModel:
-    """The model the pipeline's ``product_matches`` uses: trained on a simulated market
-    (``simulator_seed``) plus user labels, threshold chosen on another simulated market
-    (``validation_seed``), so no pair is both trained on and used to pick the cut."""
-    settings = settings or PIPELINE_SETTINGS
-    train = pipeline_training_pairs(
-        labels=labels, listings=listings, simulator_seed=simulator_seed, n_products=n_products
-    ).with_columns(
-        pl.when(pl.col("source") == "user")
-        .then(pl.lit(settings.label_weight))
-        .otherwise(pl.lit(1.0))
-        .alias("weight")
-    )
-    valid_listings, valid_truth = simulated_listings(validation_seed, max(n_products // 2, 50))
-    valid = labelled_pairs(valid_listings, truth=valid_truth)
-    model = train_pair_model(
-        train, valid, seed=seed, settings=settings, weight="weight", columns=PIPELINE_COLUMNS
-    )
-    metrics = dict(model.metrics) | {
-        "user_labels": float(train.filter(pl.col("source") == "user").height),
-        "simulator_seed": float(simulator_seed),
-        "validation_seed": float(validation_seed),
-    }
-    return TrainedPairModel(
-        model.model, model.columns, model.threshold, metrics, model.version, settings
-    )
