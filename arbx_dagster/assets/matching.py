@@ -34,14 +34,16 @@ def shard_of_partition(key: str | None) -> tuple[int, int] | None:
     deps=[normalized_listings],
     group_name="matching",
     kinds={"scikitlearn"},
-    # Retrain once a day (new user labels), not on every price refresh.
+    # Adapt once a day (new user labels), not on every price refresh.
     automation_condition=dg.AutomationCondition.on_cron("0 5 * * *", "America/Santiago"),
     description=(
-        "The pair classifier product_matches uses: gradient boosting with calibrated "
-        "probabilities over bulk pair features (rapidfuzz scorers, TF-IDF cosine, model-code "
-        "and numeric-token agreement, brand, price ratio, catalogue context). Trained on "
-        "simulated Chilean listings plus the pairs users labelled (`arbx matches label`); "
-        "threshold chosen on a separate simulated market. Versioned by its training data."
+        "The pair classifier product_matches uses: the model ArbX ships (`arbx model show`), "
+        "gradient boosting over bulk pair features (TF-IDF and rapidfuzz similarities, model "
+        "codes that agree or nearly agree, measures, versions, accessories and kits, exclusive "
+        "forms, brand, catalogue context; never prices), learned from a simulated Chilean "
+        "market and public product-matching benchmarks, with probabilities calibrated and a "
+        "threshold chosen on markets it was not trained on. The pairs users labelled "
+        "(`arbx matches label`) join its training. Versioned by its training data."
     ),
 )
 def match_model(

@@ -36,6 +36,11 @@ def _recipe_table(recipe) -> Table:
             f"held out: {source}",
             f"precision {precision:.3f} · recall {recall:.3f} · F1 {f1:.3f}",
         )
+    if "precision" in recipe.metrics:
+        table.add_row(
+            "simulated market (unseen seed)",
+            f"precision {recipe.metrics['precision']:.3f} · recall {recipe.metrics['recall']:.3f}",
+        )
     table.add_row("features", str(len(recipe.columns)))
     return table
 
