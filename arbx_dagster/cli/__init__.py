@@ -1,5 +1,5 @@
 """``arbx``: the command line — demo, status, ui, config, watch, backfill, bench,
-matches, model, serve, up/down."""
+matches, model, opportunities, serve, up/down."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from arbx_dagster.cli import (
     deploy,
     matches_cmd,
     model_cmd,
+    opportunities_cmd,
     serve,
     status,
     ui,
@@ -40,6 +41,7 @@ app.add_typer(watch_cmd.app, name="watch")
 app.add_typer(bench.app, name="bench")
 app.add_typer(matches_cmd.app, name="matches")
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(opportunities_cmd.app, name="opportunities")
 
 
 def main() -> None:

@@ -210,6 +210,7 @@ def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     refs = listings.filter(shown("price_offer")).select(
         *group,
         ref_retailer="retailer",
+        ref_sku="sku",
         ref_price="price_offer",
         ref_match="match_probability",
         ref_seen="last_seen",

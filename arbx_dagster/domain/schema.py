@@ -134,6 +134,7 @@ OPPORTUNITY_SCHEMA: dict[str, pl.DataType] = {
     "buy_price": pl.Int64(),
     "buy_price_type": pl.String(),  # offer / card
     "ref_retailer": pl.String(),  # null when the reference is the listing's own history
+    "ref_sku": pl.String(),  # spreads: the reference listing (null for glitches)
     "ref_price": pl.Int64(),
     "margin_clp": pl.Int64(),
     "roi_pct": pl.Float64(),
@@ -143,6 +144,7 @@ OPPORTUNITY_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),  # one line of evidence a user can check
     "glitch_type": pl.String(),  # pack_size / digit_slip / currency / ... (glitches)
     "confirmation": pl.String(),  # high glitches: confirmed / pending (after a re-fetch)
+    "review": pl.String(),  # spreads held for a person (weak identity, implausible gap): why
 }
 
 TIERS: dict[str, int] = {"critical": 30, "important": 6 * 60, "tracking": 24 * 60}

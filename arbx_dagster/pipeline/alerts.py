@@ -27,6 +27,8 @@ def send_alerts(
     (Redis, or the warehouse without it: ``alerts_store.alert_memory``) decides what is news.
     """
     live = read_opportunity_state(warehouse).filter(pl.col("status") != "expired")
+    # Spreads held for review wait for a person (``domain.review``), not the channels.
+    live = live.filter(pl.col("review").is_null())
     # A retailer glitching wholesale is a scraper bug: its glitches are not news.
     suspect = glitching_retailers(warehouse)["retailer"].to_list()
     live = live.filter(~((pl.col("kind") == "glitch") & pl.col("buy_retailer").is_in(suspect)))

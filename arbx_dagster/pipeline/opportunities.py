@@ -16,9 +16,11 @@ from arbx_dagster.domain.lifecycle import (
     summarise_transitions,
 )
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_details
+from arbx_dagster.domain.review import hold_for_review
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
 from arbx_dagster.domain.volatility import listing_volatility
 from arbx_dagster.pipeline.report import StageReport
+from arbx_dagster.storage.labels import read_labels
 from arbx_dagster.storage.settings_store import read_thresholds
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -27,9 +29,9 @@ HISTORY_DAYS = 120
 
 # Every current listing with the canonical product it belongs to.
 MARKET_SQL = """
-SELECT l.retailer, l.sku, l.name, l.category, l.url, l.price_list, l.price_offer, l.price_card,
-       l.in_stock, l.is_first_party, l.condition, l.last_seen, m.canonical_id,
-       m.match_probability
+SELECT l.retailer, l.sku, l.name, l.name_norm, l.model_codes, l.category, l.url, l.price_list,
+       l.price_offer, l.price_card, l.in_stock, l.is_first_party, l.condition, l.last_seen,
+       m.canonical_id, m.match_probability
 FROM listings AS l
 JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku
 """
@@ -103,11 +105,15 @@ def detect_opportunities(
     glitches = glitch_details(history, market, thresholds, now, EventCalendar.from_env())
     # A listing caught glitching is reported as a glitch, not also as a spread.
     spreads = drop_glitching_buys(spread_details(market, thresholds, now), glitches)
+    # Too good to be true is verified by a person, not alerted.
+    confirmed = read_labels(warehouse).filter(pl.col("is_match"))
+    spreads = hold_for_review(spreads, market, confirmed)
     glitches, confirmation = confirm_severe_glitches(glitches, previous, thresholds, refetch)
     detected = pl.concat([conform(spreads, OPPORTUNITY_SCHEMA), glitches])
     counts: dict[str, object] = {
         "detected": detected.height,
         "spreads": spreads.height,
+        "spreads_held_for_review": int(spreads["review"].is_not_null().sum()),
         "glitches": glitches.height,
         "glitch_confirmation": confirmation,
         "glitch_types": dict(glitches.group_by("glitch_type").len().sort("glitch_type").rows()),
@@ -149,5 +155,6 @@ def refresh_opportunities(
         "severity",
         "status",
         "reason",
+        "review",
     )
     return StageReport(rows=state.height, counts=counts, preview=preview.head(15))

@@ -33,8 +33,11 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table.add_column("margin CLP", justify="right", no_wrap=True)
     table.add_column("ROI %", justify="right", no_wrap=True)
     table.add_column("conf.", justify="right", no_wrap=True)
+    held = 0
     for row in frame.iter_rows(named=True):
         kind = row["kind"] if row["kind"] == "spread" else f"glitch·{row['severity']}"
+        if row.get("review"):
+            kind, held = f"{kind}·review", held + 1
         buy = row["buy_retailer"] + (" (card)" if row["buy_price_type"] == "card" else "")
         table.add_row(
             kind,
@@ -47,6 +50,13 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
             roi(row["roi_pct"]),
             f"{row['confidence']:.2f}",
         )
+    if held:
+        table.caption = (
+            f"{held} held for review (weak identity or implausible gap; not alerted): "
+            "`arbx opportunities review` shows why, `arbx matches label BUY REF --match` "
+            "or `--no-match` settles each"
+        )
+        table.caption_justify = "left"
     return table
 
 

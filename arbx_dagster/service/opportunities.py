@@ -55,6 +55,7 @@ class OpportunityQuery:
     min_margin: int | None = None
     min_roi: float | None = None
     severity: str | None = None
+    review: str | None = None
     status: str = "live"
     sort: str = "margin"
     order: str = "desc"
@@ -115,6 +116,10 @@ def build_sql(q: OpportunityQuery) -> tuple[str, list[Any]]:
         where.append(f"roi_pct >= {bind(q.min_roi)}")
     if q.severity:
         where.append(f"severity = {bind(q.severity)}")
+    if q.review == "held":
+        where.append("review IS NOT NULL")
+    elif q.review == "clear":
+        where.append("review IS NULL")
     column = SORT_COLUMNS[q.sort]
     if q.cursor:
         value, last_id = decode_cursor(q.cursor, q.sort)

@@ -44,12 +44,19 @@ class Opportunity(BaseModel):
     buy_price: int
     buy_price_type: str
     ref_retailer: str | None = None
+    ref_sku: str | None = None
     ref_price: int
     margin_clp: int
     roi_pct: float
     confidence: float
     severity: str | None = None
     observed_at: str | None = None
+    review: str | None = Field(
+        None,
+        description="Why a spread waits for a person (weak identity, implausible gap); "
+        "null when it does not. Held spreads are not alerted; labelling the pair "
+        "(`/api/matches/{id}/label`, `arbx matches label`) settles it.",
+    )
     status: str
     first_seen: str
     last_seen: str
@@ -70,6 +77,9 @@ class OpportunityFilters(BaseModel):
     min_margin: Annotated[int, Field(ge=0, le=10_000_000_000)] | None = None
     min_roi: Annotated[float, Field(ge=-100, le=1_000_000, allow_inf_nan=False)] | None = None
     severity: Literal["low", "medium", "high"] | None = None
+    review: Literal["held", "clear"] | None = Field(
+        None, description="held: only spreads waiting for review; clear: only the others"
+    )
     status: Literal["live", "new", "active", "expired", "all"] = "live"
     sort: Literal["margin", "roi", "confidence", "last_seen", "first_seen", "buy_price"] = "margin"
     order: Literal["asc", "desc"] = "desc"

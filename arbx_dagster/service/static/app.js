@@ -36,6 +36,7 @@ function filters() {
     ["category", $("f-category").value.trim()],
     ["min_margin", $("f-min-margin").value],
     ["min_roi", $("f-min-roi").value],
+    ["review", $("f-review").value],
     ["sort", $("f-sort").value],
   ];
   for (const [name, value] of pairs) if (value) params.set(name, value);
@@ -50,6 +51,8 @@ function matches(o) {
   if (f.category && !(o.category || "").toLowerCase().includes(f.category.toLowerCase())) return false;
   if (f.min_margin && o.margin_clp < Number(f.min_margin)) return false;
   if (f.min_roi && o.roi_pct < Number(f.min_roi)) return false;
+  if (f.review === "held" && !o.review) return false;
+  if (f.review === "clear" && o.review) return false;
   return true;
 }
 
@@ -91,8 +94,14 @@ function render(freshId) {
     tr.dataset.testid = "opportunity";
     if (o.opportunity_id === freshId) tr.classList.add("fresh");
     if (state.selected === o.canonical_id) tr.classList.add("selected");
+    const kind = cell(o.review ? o.kind + " · review" : o.kind, "kind-" + o.kind);
+    if (o.review) {
+      kind.classList.add("review");
+      kind.title = o.review + " — label the pair to settle it";
+      tr.dataset.review = "held";
+    }
     tr.append(
-      cell(o.kind, "kind-" + o.kind),
+      kind,
       cell(o.product_name || o.buy_sku, "product"),
       cell(o.buy_retailer),
       cell(clp(o.buy_price), "num"),
@@ -309,7 +318,7 @@ async function connect(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("auth").addEventListener("submit", connect);
-  for (const id of ["f-kind", "f-retailer", "f-sort"]) {
+  for (const id of ["f-kind", "f-retailer", "f-review", "f-sort"]) {
     $(id).addEventListener("change", () => state.key && loadOpportunities(true));
   }
   for (const id of ["f-category", "f-min-margin", "f-min-roi"]) {
