@@ -11,10 +11,11 @@ price). A spread is held for review, with the reasons in its ``review`` column, 
   products' prices at different stores spread in its category: beyond the upper fence
   (third quartile + 3 interquartile ranges of log(max / min) per canonical product) of
   the category, or of the whole market when the category has fewer than
-  ``MIN_PRODUCTS_FOR_A_FENCE`` products at two stores. The fence never drops below x1.5
-  (a normal spread) nor rises above x2.5 (no store sells the same new product at 2.5
-  times another's price for long; a single listing's mistaken price is a glitch, which
-  the glitch detector reports).
+  ``MIN_PRODUCTS_FOR_A_FENCE`` products at two stores. The fence never drops below x2
+  (an ordinary promotion takes up to half off, so a store at half another's price is
+  plausible) nor rises above x3 (no store sells the same new product at three times
+  another's price for long; a single listing's mistaken price is a glitch, which the
+  glitch detector reports).
 
 A person settles it: a pair confirmed with ``arbx matches label`` (or the API) is never
 held, and a rejected pair stops being matched, so its spread disappears. Held spreads
@@ -28,8 +29,8 @@ import math
 import polars as pl
 
 MIN_PRODUCTS_FOR_A_FENCE = 20
-FENCE_FLOOR = math.log(1.5)
-FENCE_CEILING = math.log(2.5)
+FENCE_FLOOR = math.log(2.0)
+FENCE_CEILING = math.log(3.0)
 MIN_CODE_LEN = 4  # shorter codes ('SE9', 'A15') are too common to prove identity
 
 # The listings' columns the review reads (``pipeline.opportunities.MARKET_SQL`` has them).
