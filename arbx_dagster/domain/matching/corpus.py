@@ -24,7 +24,9 @@ from arbx_dagster.domain.matching.benchmark import (
     benchmark_frames,
     load_benchmark,
 )
-from arbx_dagster.domain.matching.features import FEATURE_COLUMNS
+from arbx_dagster.domain.matching.features import (
+    FEATURE_COLUMNS,
+)
 from arbx_dagster.domain.matching.training import (
     DEFAULT_SIMULATOR_PRODUCTS,
     DEFAULT_SIMULATOR_SEED,
@@ -47,6 +49,7 @@ Progress = Callable[[str], None]
 
 
 def _conform(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """``frame`` in ``CORPUS_SCHEMA`` (missing features NaN), tagged with ``source``."""
     missing = [c for c in CORPUS_SCHEMA if c not in frame.columns and c != "source"]
     return (
         frame.with_columns(pl.lit(float("nan")).alias(c) for c in missing)

@@ -147,11 +147,14 @@ def record_features(records: pl.DataFrame) -> pl.DataFrame:
     """Per-listing inputs of the pair features, derived once per listing, not per pair."""
     tokens = pl.col("name_norm").str.split(" ")
     tb = pl.element().str.extract(r"^([\d.]+)tb$", 1).cast(pl.Float64, strict=False)
+    mb = pl.element().str.extract(r"^([\d.]+)mb$", 1).cast(pl.Float64, strict=False)
     units = (
         tokens.list.eval(pl.element().filter(pl.element().str.contains(UNIT_TOKEN)))
-        .list.eval(  # one storage scale: 1tb -> 1000gb
+        .list.eval(  # one storage scale: 1tb -> 1000gb, 256mb -> 0.256gb
             pl.when(tb.is_not_null())
             .then((tb * 1000).round(0).cast(pl.Int64).cast(pl.String) + "gb")
+            .when(mb.is_not_null())
+            .then((mb / 1000).round(3).cast(pl.String) + "gb")
             .otherwise(pl.element())
         )
         .list.unique()

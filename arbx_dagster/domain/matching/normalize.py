@@ -351,6 +351,8 @@ UNIT_RULES: tuple[tuple[str, str], ...] = (
     (_NUM + r"\s*(?:btu)\b", "btu"),
     (_NUM + r"\s*(?:v|volts?|voltios?)\b", "v"),
     (_NUM + r"\s*(?:rpm)\b", "rpm"),
+    # pack counts: '4 pack', '2-pk', '10 unidades', '6 pcs'
+    (_NUM + r"\s*(?:pack|pk|pcs|pzas|piezas|unidades|uds|units|count)\b", "pk"),
 )
 UNIT_SUFFIXES: tuple[str, ...] = tuple(sorted({unit for _, unit in UNIT_RULES}))
 
@@ -402,6 +404,11 @@ def normalize_units(expr: pl.Expr) -> pl.Expr:
         text = text.str.replace_all(r"(\d)[\s-]+" + fraction + r"\b", "${1}." + decimal)
     # '3-in-1', '2 en 1': a count of functions, not inches.
     text = text.str.replace_all(r"\b(\d{1,2})[\s-]*(?:in|en)[\s-]+(\d{1,2})\b", "${1}in${2}")
+    # 'pack of 4', 'pack de 4', 'twin pack': a pack count ('4 pack' is a unit rule below)
+    text = text.str.replace_all(
+        r"\b(?:pack|set|caja|paquete|box) (?:of|de|x) ?(\d+)\b", "${1} pack"
+    )
+    text = text.str.replace_all(r"\btwin pack\b", "2 pack")
     for pattern, unit in UNIT_RULES:
         # (a closing quote after a model name, 'GDDR5"', is not inches)
         text = text.str.replace_all(

@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
 from arbx_dagster.domain.matching.blocks import assign_blocks
+from arbx_dagster.domain.matching.conflicts import cap_conflicts
 from arbx_dagster.domain.matching.features import (
     FEATURE_COLUMNS,
     PairFeaturizer,
@@ -124,17 +125,19 @@ class TrainedPairModel:
         return np.log(proba / (1.0 - proba))
 
     def predict_proba(self, features: pl.DataFrame) -> np.ndarray:
-        """Calibrated match probability per row of a ``pair_features`` frame."""
+        """Calibrated match probability per row of a ``pair_features`` frame, capped
+        where the pair's identity evidence conflicts (``conflicts``)."""
         if features.height == 0:
             return np.empty(0, dtype=np.float64)
         if self.calibration is not None:
             a, b = self.calibration
-            return 1.0 / (1.0 + np.exp(-(a * self.raw_scores(features) + b)))
-        x = self._matrix(features)
-        with threadpool_limits(1, user_api="openmp"):
-            proba = self.model.predict_proba(x)
-        positive = list(self.model.classes_).index(1)
-        return np.asarray(proba[:, positive], dtype=np.float64)
+            proba = 1.0 / (1.0 + np.exp(-(a * self.raw_scores(features) + b)))
+        else:
+            x = self._matrix(features)
+            with threadpool_limits(1, user_api="openmp"):
+                fitted = self.model.predict_proba(x)
+            proba = fitted[:, list(self.model.classes_).index(1)]
+        return cap_conflicts(features, np.asarray(proba, dtype=np.float64))
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
         return (

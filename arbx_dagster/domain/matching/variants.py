@@ -31,6 +31,8 @@ VARIANT_FEATURES: tuple[str, ...] = (
     "version_one_side",  # a version on one side only ('rx100' vs 'rx100 iii')
     "accessory_one_side",  # accessory words (case, battery, funda...) one side has
     "for_one_side",  # one title serves another product ('... for', 'para', 'compatible')
+    "serves_the_other",  # one is an accessory 'for' something (case for ..., funda para
+    # ...) and the other names no accessory at all: the accessory and its product
     "head_containment",  # share of each title's own item (the words before 'for') the
     # other has, IDF-weighted, the smaller of the two: low for 'battery for X' vs 'X'
     "bundle_one_side",  # kit / bundle / '+' / 'w/' on one side only
@@ -105,6 +107,13 @@ class VariantEvidence:
             .list.unique()
             .alias("accessories"),
             pl.col("name_norm").str.contains(_FOR).alias("has_for"),
+            # an accessory word before the title turns to what it serves ('case for ...')
+            pl.col("name_norm")
+            .str.replace(_FOR + ".*$", "")
+            .str.split(" ")
+            .list.eval(pl.element().is_in(list(ACCESSORY_WORDS)))
+            .list.any()
+            .alias("serves"),
             tokens.list.eval(pl.element().is_in(list(BUNDLE_WORDS))).list.any().alias("bundle"),
             tokens.list.eval(pl.element().is_in(list(BODY_WORDS))).list.any().alias("body"),
             _pattern_hits(CONDITION_PATTERNS).alias("condition"),
@@ -126,6 +135,7 @@ class VariantEvidence:
         self.versions = sets("versions")
         self.accessories = sets("accessories")
         self.has_for = flags("has_for")
+        self.serves = flags("serves") & self.has_for
         self.bundle, self.body, self.condition = flags("bundle"), flags("body"), flags("condition")
         self.groups: list[sp.csr_matrix] = []
         for group in dict.fromkeys(g for g, _, _ in VARIANT_PATTERNS):
@@ -207,6 +217,10 @@ class VariantEvidence:
             "version_one_side": ((v_i > 0) ^ (v_j > 0)).astype(np.float64),
             "accessory_one_side": a_all[i] + a_all[j] - 2 * _shared(self.accessories, i, j),
             "for_one_side": (self.has_for[i] ^ self.has_for[j]).astype(np.float64),
+            "serves_the_other": (
+                (self.serves[i] & ~self.has_for[j] & (a_all[j] == 0))
+                | (self.serves[j] & ~self.has_for[i] & (a_all[i] == 0))
+            ).astype(np.float64),
             "head_containment": np.minimum(self._head_share(i, j), self._head_share(j, i)),
             "bundle_one_side": (self.bundle[i] ^ self.bundle[j]).astype(np.float64),
             "body_one_side": (self.body[i] ^ self.body[j]).astype(np.float64),
