@@ -25,8 +25,8 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.domain.money import currency as currency_of
+from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.ingestion.prices import price_error_expr, price_expr
 from arbx_dagster.ingestion.sources import MAPPABLE_FIELDS, FirstParty
 

@@ -90,8 +90,6 @@ class ModelSettings:
     label_weight: float = 5.0
 
 
-
-
 @dataclass(frozen=True)
 class TrainedPairModel:
     """A fitted pair classifier with its threshold, validation metrics and version.
