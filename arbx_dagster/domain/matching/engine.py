@@ -233,7 +233,9 @@ def settle(
         pl.when(swap).then(pl.col("a")).otherwise(pl.col("b")).alias("j"),
         pl.col("is_match").cast(pl.Float64).alias("probability"),
     ).unique(["i", "j"], keep="last")
-    return pl.concat([scored.join(settled, on=["i", "j"], how="anti"), settled.cast(scored.schema)])
+    return pl.concat(
+        [scored.join(settled, on=["i", "j"], how="anti"), settled.cast(scored.schema)]
+    )
 
 
 def _keyed_candidates(

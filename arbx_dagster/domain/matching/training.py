@@ -90,6 +90,8 @@ class ModelSettings:
     label_weight: float = 5.0
 
 
+
+
 @dataclass(frozen=True)
 class TrainedPairModel:
     """A fitted pair classifier with its threshold, validation metrics and version.
