@@ -5,10 +5,12 @@ dot groups thousands and a comma would start (always zero) decimals.
 
 **Two-decimal currencies** (USD, EUR, GBP…, see ``domain/money.py``): amounts become cents.
 ``$1,299.00``, ``1.299,00 €``, ``1299.99``, ``59.0``, ``US$ 12``. A ``.`` or ``,`` followed
-by one or two final digits is the decimal mark; one followed by groups of exactly three
-digits groups thousands (three decimals are not an amount of a two-decimal currency), so
-``1,299`` and ``1.299`` are both 1299.00. Numbers (not text) are whole units: ``1299`` is
-129900 cents, as ``"1299"`` is.
+by one or two final digits is the decimal mark; commas followed by groups of exactly three
+digits group thousands (``1,299`` is 1299.00). Dots group thousands only where that cannot
+be a decimal number written by a program: several groups (``1.299.000``) or before comma
+decimals (``1.299,00``); a lone ``1.299`` (or ``12.999``) is an error, since three
+decimals are not an amount of the currency and a float export would read that way.
+Numbers (not text) are whole units: ``1299`` is 129900 cents, as ``"1299"`` is.
 
 Anything we cannot read unambiguously is an error, never a guess: a wrong price is worse
 than no price, and the row that carried it goes to quarantine with the text that failed
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from decimal import Decimal
 
 import polars as pl
 
@@ -127,9 +130,12 @@ def parse_price(value: object, currency_code: str) -> int | None:
         raise PriceParseError(f"not a {money.code} price: {value!r}")
     if isinstance(value, int):
         return value * money.minor_per_unit
-    if isinstance(value, float) and not math.isfinite(value):
-        raise PriceParseError(f"not a {money.code} amount: {value!r}")
-    text = repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        amount = Decimal(repr(value)) * money.minor_per_unit if math.isfinite(value) else None
+        if amount is None or amount != amount.to_integral_value():
+            raise PriceParseError(f"not a {money.code} amount: {value!r}")
+        return int(amount)
+    text = str(value)
     column = pl.lit(text, dtype=pl.String)
     found = pl.select(amount=price_expr(column, money.code), problem=_problem(column, money))
     problem = found["problem"][0]
@@ -170,13 +176,15 @@ def _markers() -> str:
 
 
 def _grammar(digits: int) -> str:
-    """One amount: plain (``1299.99``, ``12,5``) or grouped by commas or by dots, the other
-    mark then being the decimal one (``1,299.00``, ``1.299,00``)."""
+    """One amount: plain (``1299.99``, ``12,5``), grouped by commas (``1,299``,
+    ``1,299.00``), or by dots before comma decimals or in several groups (``1.299,00``,
+    ``1.299.000``)."""
     fraction = rf"\d{{1,{digits}}}"
     return (
         rf"^(?:\d+(?:[.,]{fraction})?"
         rf"|\d{{1,3}}(?:,\d{{3}})+(?:\.{fraction})?"
-        rf"|\d{{1,3}}(?:\.\d{{3}})+(?:,{fraction})?)$"
+        rf"|\d{{1,3}}(?:\.\d{{3}})+,{fraction}"
+        rf"|\d{{1,3}}(?:\.\d{{3}}){{2,}})$"
     )
 
 
