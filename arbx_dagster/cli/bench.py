@@ -19,6 +19,7 @@ from rich.table import Table
 
 from arbx_dagster.cli.bench_api import bench_api
 from arbx_dagster.cli.bench_glitches import glitches_command
+from arbx_dagster.cli.bench_opportunities import opportunities_command
 from arbx_dagster.cli.bench_scale import scale_command
 
 app = typer.Typer(help="Measure the matcher (and detectors) on benchmarks.", no_args_is_help=True)
@@ -185,4 +186,5 @@ def matching(
 # The other measurements live in modules of their own; the `bench` group gathers them.
 app.command("glitches")(glitches_command)
 app.command("scale")(scale_command)
+app.command("opportunities")(opportunities_command)
 app.command("api")(bench_api)

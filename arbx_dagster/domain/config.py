@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, currency_code
 from arbx_dagster.domain.schema import RETAILERS
 
 # Retailers are named in sources.yaml (lower case, e.g. falabella); new ones are allowed.
@@ -20,6 +21,10 @@ _RETAILER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class Thresholds:
+    # The market's currency: every price, margin and cost here is an integer amount of its
+    # minor unit (whole CLP; cents for USD), whatever the setting's name says. Rows in
+    # another currency are quarantined (domain/money.py).
+    currency: str = DEFAULT_CURRENCY
     min_margin_clp: int = 10_000
     min_roi_pct: float = 8.0
     enabled_retailers: tuple[str, ...] = RETAILERS
@@ -60,6 +65,8 @@ def coerce_setting(key: str, value: Any) -> Any:
         allowed = ", ".join(sorted(Thresholds().to_rows()))
         raise ValueError(f"unknown setting {key!r}; known settings: {allowed}")
     current = getattr(defaults, key)
+    if key == "currency":
+        return currency_code(value)
     if isinstance(current, tuple):
         items = value.split(",") if isinstance(value, str) else list(value)
         retailers = tuple(str(item).strip().lower() for item in items if str(item).strip())

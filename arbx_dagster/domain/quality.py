@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, max_plausible_price
 from arbx_dagster.domain.schema import QUARANTINE_SCHEMA, RAW_PRICE_KEY, RAW_PRICE_SCHEMA, conform
 
-# Prices above this are not real consumer prices in CLP (tens of millions is the ceiling
-# seen in practice for these stores).
-MAX_PLAUSIBLE_CLP = 50_000_000
 # An offer far above the crossed-out list price is a parsing error, not a discount.
 MAX_OFFER_OVER_LIST = 1.5
 
@@ -40,8 +38,10 @@ class ValidationResult:
         return dict(counts.iter_rows())
 
 
-def _first_failure(now: datetime) -> pl.Expr:
-    """The reason a row is rejected, or null when it is fine; first rule wins."""
+def _first_failure(now: datetime, currency: str) -> pl.Expr:
+    """The reason a row is rejected, or null when it is fine; first rule wins. Prices are in
+    ``currency`` (the market's), and above its plausible ceiling they are parsing errors,
+    not real consumer prices (``domain/money.py``)."""
     prices = [pl.col(c) for c in PRICE_COLUMNS]
     priced = pl.col("fetch_status") == "ok"
     rules: list[tuple[pl.Expr, str | pl.Expr]] = [
@@ -67,11 +67,14 @@ def _first_failure(now: datetime) -> pl.Expr:
         (pl.col("observed_at").is_null(), "missing observed_at"),
         (pl.col("observed_at") > pl.lit(now + timedelta(hours=1)), "observed_at in the future"),
         (
-            pl.col("currency").is_null() | (pl.col("currency").str.to_uppercase() != "CLP"),
-            "unsupported currency (expected CLP)",
+            pl.col("currency").is_null() | (pl.col("currency").str.to_uppercase() != currency),
+            f"unsupported currency (expected {currency})",
         ),
         (pl.any_horizontal([p <= 0 for p in prices]), "non-positive price"),
-        (pl.any_horizontal([p > MAX_PLAUSIBLE_CLP for p in prices]), "implausible price"),
+        (
+            pl.any_horizontal([p > max_plausible_price(currency) for p in prices]),
+            "implausible price",
+        ),
         (
             priced & pl.all_horizontal([p.is_null() for p in prices]),
             "no price on a successful fetch",
@@ -101,12 +104,17 @@ def _duplicate_of_a_later_row() -> pl.Expr:
 
 
 def validate_observations(
-    observations: pl.DataFrame, *, now: datetime, source_location: str = "row"
+    observations: pl.DataFrame,
+    *,
+    now: datetime,
+    source_location: str = "row",
+    currency: str = DEFAULT_CURRENCY,
 ) -> ValidationResult:
     """Split observations into accepted rows and quarantined rows (with reasons).
 
     ``source_location`` prefixes the row number when the frame has no
     ``source_location`` column of its own (connectors that know file:line provide one).
+    ``currency`` is the market's: rows in any other currency are quarantined.
     """
     located = "source_location" in observations.columns
     frame = observations.with_row_index("_row")
@@ -118,7 +126,7 @@ def validate_observations(
     # The same row from the same place (a replayed payload) is one observation.
     identity = [*RAW_PRICE_SCHEMA, "parse_error", *(["source_location"] if located else [])]
     distinct = typed.unique(subset=identity, keep="last", maintain_order=True)
-    typed = distinct.with_columns(_reason=_first_failure(now)).with_columns(
+    typed = distinct.with_columns(_reason=_first_failure(now, currency)).with_columns(
         _reason=_duplicate_of_a_later_row()
     )
     accepted = conform(typed.filter(pl.col("_reason").is_null()), RAW_PRICE_SCHEMA)

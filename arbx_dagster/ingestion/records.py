@@ -1,11 +1,14 @@
 """From extracted values to ``RAW_PRICE_SCHEMA`` rows, one vectorised path for every connector.
 
 Connectors only extract text (per JSON/HTML item, or whole CSV/JSONL/Parquet columns); the
-typing rules live here once: Chilean price strings, stock flags, conditions, first-party
+typing rules live here once: price strings (read in the source's currency, integer minor
+units: whole CLP, USD cents; ``ingestion/prices.py``), stock flags, conditions, first-party
 sellers. Two promises hold for every row:
 
 * a price that is shown but unreadable nulls *all three* prices of the row and says why in
-  ``parse_error`` (so the validator quarantines it; a row is never half-priced);
+  ``parse_error`` (so the validator quarantines it; a row is never half-priced), and so
+  does a row whose own ``currency`` is not the source's (its prices were read by the wrong
+  rules);
 * nothing is dropped: a malformed item is still a row, with ``source_location`` saying where
   it came from (``url#item-3``, ``file.csv:17``).
 
@@ -22,8 +25,9 @@ from typing import Any
 
 import polars as pl
 
+from arbx_dagster.domain.money import currency as currency_of
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
-from arbx_dagster.ingestion.prices import clp_error_expr, clp_expr
+from arbx_dagster.ingestion.prices import price_error_expr, price_expr
 from arbx_dagster.ingestion.sources import MAPPABLE_FIELDS, FirstParty
 
 UTC_DATETIME = RAW_PRICE_SCHEMA["observed_at"]
@@ -123,18 +127,28 @@ def normalise(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
         frame = frame.with_columns(
             pl.col(name).fill_null(pl.lit(value)) for name, value in context.constants.items()
         )
+    money = context.currency
     frame = frame.with_columns(
-        **{f"_{c}_bad": clp_error_expr(pl.col(c)) for c in PRICE_FIELDS},
-        **{f"_{c}": clp_expr(pl.col(c)) for c in PRICE_FIELDS},
+        **{f"_{c}_bad": price_error_expr(pl.col(c), money) for c in PRICE_FIELDS},
+        **{f"_{c}": price_expr(pl.col(c), money) for c in PRICE_FIELDS},
+        currency=_currency_expr(pl.col("currency"), money),
     )
+    # prices are read by the source's currency: a row in another one cannot be priced
+    other_currency = pl.col("currency") != money
     # a row the reader already found broken (cut, bad JSON) is never priced either
     any_bad = pl.any_horizontal(
-        [pl.col(f"_{c}_bad") for c in PRICE_FIELDS] + [pl.col("parse_error").is_not_null()]
+        [pl.col(f"_{c}_bad") for c in PRICE_FIELDS]
+        + [pl.col("parse_error").is_not_null(), other_currency]
     )
     price_error = pl.coalesce(
         [
-            pl.when(pl.col(f"_{c}_bad")).then(pl.format(f"unparsable {c}: '{{}}'", pl.col(c)))
+            pl.when(pl.col(f"_{c}_bad")).then(pl.format(_unreadable(c, money), pl.col(c)))
             for c in PRICE_FIELDS
+        ]
+        + [
+            pl.when(other_currency).then(
+                pl.format(f"currency '{{}}' is not the source's ({money})", pl.col("currency"))
+            )
         ]
     )
     frame = frame.with_columns(
@@ -151,10 +165,6 @@ def normalise(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
     stock_qty = _int_expr(pl.col("stock_qty"))
     frame = frame.with_columns(
         retailer=pl.col("retailer").str.to_lowercase().fill_null(pl.lit(context.retailer)),
-        currency=pl.col("currency")
-        .str.to_uppercase()
-        .replace(_CURRENCIES)
-        .fill_null(pl.lit(context.currency)),
         stock_qty=stock_qty.cast(pl.Int32, strict=False),
         in_stock=pl.coalesce(_bool_expr(pl.col("in_stock")), stock_qty > 0),
         condition=_condition_expr(pl.col("condition")),
@@ -240,7 +250,7 @@ def _as_text(raw: pl.DataFrame) -> pl.DataFrame:
             continue
         if isinstance(dtype, pl.List):  # Parquet lists: a category path, an image gallery
             col = col.cast(pl.List(pl.String)).list.join(" > " if name == "category" else " ")
-        if dtype.is_float():  # 449990.0 -> "449990"; 12.5 stays "12.5" (and will not parse)
+        if dtype.is_float():  # 449990.0 -> "449990"; 12.5 stays "12.5" (not CLP; USD 12.50)
             whole = col.cast(pl.Int64, strict=False).cast(pl.String)
             col = pl.when(col == col.round()).then(whole).otherwise(col.cast(pl.String))
         if dtype == pl.Boolean:
@@ -299,6 +309,24 @@ def image_urls_expr(col: pl.Expr) -> pl.Expr:
     return pl.when(links.list.len() > 0).then(
         pl.concat_str([pl.lit('["'), links.list.join('","'), pl.lit('"]')])
     )
+
+
+def _unreadable(field: str, money: str) -> str:
+    """The ``pl.format`` template of an unreadable price (the CLP wording predates the other
+    currencies and is kept as it was)."""
+    suffix = "" if money == "CLP" else f" (not a {money} amount)"
+    return f"unparsable {field}: '{{}}'{suffix}"
+
+
+def _currency_expr(col: pl.Expr, money: str) -> pl.Expr:
+    """The row's currency, the source's when the row does not say; a sign the source's
+    currency prints (``$`` for a USD source) means that currency."""
+    aliases = (
+        _CURRENCIES
+        if money == "CLP"
+        else {sign.upper(): money for sign in currency_of(money).symbols}
+    )
+    return col.str.to_uppercase().replace(aliases).fill_null(pl.lit(money))
 
 
 def _bool_expr(col: pl.Expr) -> pl.Expr:

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from arbx_dagster.domain.money import currency_code
 from arbx_dagster.domain.schema import RETAILERS
 
 ENV_VAR = "ARBX_SOURCES"
@@ -234,7 +235,9 @@ class FirstParty(_Model):
 class _Source(_Model):
     name: Name
     enabled: bool = True
-    currency: str = "CLP"
+    # The currency its prices are printed in (read into integer minor units: whole CLP,
+    # USD cents); the market's ``currency`` setting must be the same for its rows to land.
+    currency: Annotated[str, AfterValidator(currency_code)] = "CLP"
     card_program: str | None = None
     default_tier: Tier = "tracking"
     first_party: FirstParty = FirstParty()

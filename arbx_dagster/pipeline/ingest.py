@@ -37,6 +37,7 @@ from arbx_dagster.ingestion.sources import SourcesConfig
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.cache import Cache, CacheError, LockNotAcquired
+from arbx_dagster.storage.settings_store import read_thresholds
 from arbx_dagster.storage.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -286,10 +287,16 @@ def ingest_observations(
 ) -> StageReport:
     """Validate and land observations; fetched == stored + quarantined + repeated, always.
 
-    ``replace=(retailer, day)`` makes the rows the complete truth for that partition: the
-    day's previous rows of that retailer are deleted in the same transaction.
+    Rows are validated in the market's currency (the ``currency`` setting). ``replace=
+    (retailer, day)`` makes the rows the complete truth for that partition: the day's
+    previous rows of that retailer are deleted in the same transaction.
     """
-    result = validate_observations(observations, now=now, source_location=source_location)
+    result = validate_observations(
+        observations,
+        now=now,
+        source_location=source_location,
+        currency=read_thresholds(warehouse).currency,
+    )
     accepted = result.accepted.with_columns(
         ingested_at=pl.lit(now).cast(RAW_PRICE_SCHEMA["observed_at"]),
         run_id=pl.lit(run_id, dtype=pl.String),

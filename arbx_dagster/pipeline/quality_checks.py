@@ -14,9 +14,10 @@ import polars as pl
 
 from arbx_dagster.alerts import AlertDispatcher, DispatchReport
 from arbx_dagster.domain.history import MARKET_TZ, day_of
-from arbx_dagster.domain.quality import MAX_PLAUSIBLE_CLP
+from arbx_dagster.domain.money import max_plausible_price
 from arbx_dagster.domain.schema import TIERS
 from arbx_dagster.domain.simulator.market import SOURCE as SIMULATOR_SOURCE
+from arbx_dagster.storage.settings_store import read_thresholds
 from arbx_dagster.storage.warehouse import Warehouse
 
 # Above this share of quarantined rows the source is broken (e.g. a layout change).
@@ -59,16 +60,18 @@ def _count(warehouse: Warehouse, sql: str, params: list[Any] | None = None) -> i
 
 
 def raw_prices_are_plausible(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
-    """Stored prices are above zero and below the plausible ceiling."""
+    """Stored prices are above zero and below the plausible ceiling of the market's
+    currency."""
+    currency = read_thresholds(warehouse).currency
     bad = _count(
         warehouse,
         "SELECT count(*) FROM raw_prices WHERE price_offer <= 0 OR price_list <= 0 "
         "OR price_card <= 0 OR price_offer > $1 OR price_list > $1 OR price_card > $1",
-        [MAX_PLAUSIBLE_CLP],
+        [max_plausible_price(currency)],
     )
     return CheckOutcome(
         bad == 0,
-        f"{bad} stored prices are not plausible CLP prices",
+        f"{bad} stored prices are not plausible {currency} prices",
         metadata={"implausible_rows": bad},
     )
 
@@ -417,7 +420,7 @@ RECENT_HISTORY_DAYS = 7
 
 def price_history_is_plausible(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
     """Closes have unique (retailer, sku, day) keys and a price, every price above zero and
-    under the plausible ceiling."""
+    under the plausible ceiling of the market's currency."""
     repeated = _count(
         warehouse,
         "SELECT count(*) FROM (SELECT retailer, sku, day FROM price_history "
@@ -428,7 +431,7 @@ def price_history_is_plausible(warehouse: Warehouse, run_id: str, now: datetime)
         "SELECT count(*) FROM price_history WHERE price_offer <= 0 OR price_list <= 0 "
         "OR price_card <= 0 OR price_offer > $1 OR price_list > $1 OR price_card > $1 "
         "OR (price_offer IS NULL AND price_list IS NULL AND price_card IS NULL)",
-        [MAX_PLAUSIBLE_CLP],
+        [max_plausible_price(read_thresholds(warehouse).currency)],
     )
     return CheckOutcome(
         repeated == 0 and implausible == 0,
