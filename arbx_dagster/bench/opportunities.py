@@ -32,8 +32,10 @@ Method (plain Python, no Dagster; nothing of the user's ``.arbx`` is read or wri
 6. **Scoring.** A spread is *true* when its buy listing and its reference listing (the
    listing of the reference retailer in the spread's canonical product) are a pair of
    ``matches.csv``. ``precision`` = true / spreads; ``top20_precision`` over the 20
-   largest margins; ``review`` = spreads held for review (the opportunities' ``review``
-   column is not null; 0 while the table has no such column). ``match``: the pipeline's
+   largest margins (held spreads included: they are listed, marked for review);
+   ``review`` = spreads held for review and ``review_true`` how many of them were true
+   (what holding them cost); ``confidence``: the mean opportunity confidence of true and
+   of false spreads (a confidence worth its name separates them). ``match``: the pipeline's
    ``match_pairs`` against the true pairs whose two listings were ingested (``true_pairs``
    says how many of ``matches.csv`` that is). ``seconds``: wall time of the whole run,
    model included.
@@ -315,6 +317,11 @@ def score(warehouse: Warehouse, bench: Benchmark) -> dict[str, Any]:
         "precision": _share(judged["true"]),
         "top20_precision": _share(top["true"]),
         "review": int(judged["held"].sum()),
+        "review_true": int((judged["held"] & judged["true"]).sum()),
+        "confidence": {
+            "true_spreads": _mean(judged.filter(pl.col("true"))["confidence"]),
+            "false_spreads": _mean(judged.filter(~pl.col("true"))["confidence"]),
+        },
         "match": {key: round(float(match[key]), 4) for key in ("precision", "recall", "f1")},
         "true_pairs": {"all": truth.height, "listed": reachable.height},
     }
@@ -322,43 +329,17 @@ def score(warehouse: Warehouse, bench: Benchmark) -> dict[str, Any]:
 
 def spread_listings(warehouse: Warehouse) -> pl.DataFrame:
     """Live spreads with their two listings: ``opportunity_id, margin, held`` (held for
-    review) and ``left_sku`` / ``right_sku`` (the listings at the left and right
-    retailers, buy or reference). The reference listing is the reference retailer's
-    listing in the spread's canonical product (one per retailer) at the reference price."""
+    review), ``confidence`` and ``left_sku`` / ``right_sku`` (the listings at the left
+    and right retailers, buy or reference)."""
     spreads = warehouse.query(
         "SELECT * FROM opportunities WHERE kind = 'spread' AND status <> 'expired'"
     )
-    held = pl.col("review").is_not_null() if "review" in spreads.columns else pl.lit(False)
-    members = warehouse.query(
-        "SELECT m.canonical_id, m.retailer, m.sku, l.price_offer FROM product_matches AS m "
-        "JOIN listings AS l ON l.retailer = m.retailer AND l.sku = m.sku"
-    )
-    found = (
-        spreads.select(
-            "opportunity_id",
-            "canonical_id",
-            "buy_retailer",
-            "buy_sku",
-            "ref_retailer",
-            "ref_price",
-            margin="margin_clp",
-            held=held,
-        )
-        .join(
-            members.rename(
-                {"retailer": "ref_retailer", "sku": "ref_sku", "price_offer": "ref_price"}
-            ),
-            on=["canonical_id", "ref_retailer", "ref_price"],
-            how="left",
-        )
-        .sort("opportunity_id", "ref_sku")
-        .unique("opportunity_id", keep="first", maintain_order=True)
-    )
     buy_left = pl.col("buy_retailer") == LEFT_RETAILER
-    return found.select(
+    return spreads.select(
         "opportunity_id",
-        "margin",
-        "held",
+        "confidence",
+        margin="margin_clp",
+        held=pl.col("review").is_not_null(),
         left_sku=pl.when(buy_left).then(pl.col("buy_sku")).otherwise(pl.col("ref_sku")),
         right_sku=pl.when(buy_left).then(pl.col("ref_sku")).otherwise(pl.col("buy_sku")),
     )
@@ -366,6 +347,10 @@ def spread_listings(warehouse: Warehouse) -> pl.DataFrame:
 
 def _skus(listed: pl.DataFrame, retailer: str, name: str) -> pl.DataFrame:
     return listed.filter(pl.col("retailer") == retailer).select(pl.col("sku").alias(name))
+
+
+def _mean(values: pl.Series) -> float | None:
+    return round(float(values.mean()), 4) if values.len() else None  # type: ignore[arg-type]
 
 
 def _share(flags: pl.Series) -> float | None:

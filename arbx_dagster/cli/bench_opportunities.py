@@ -46,7 +46,14 @@ def summary_table(report: dict[str, Any]) -> Table:
     table.add_row(
         "precision of the 20 largest margins", f"[bold]{_ratio(report['top20_precision'])}[/]"
     )
-    table.add_row("held for review", f"{report['review']:,}")
+    table.add_row(
+        "held for review (of them true)", f"{report['review']:,} ({report['review_true']:,})"
+    )
+    confidence = report["confidence"]
+    table.add_row(
+        "mean confidence: true / false spreads",
+        f"{_ratio(confidence['true_spreads'])} / {_ratio(confidence['false_spreads'])}",
+    )
     match, pairs = report["match"], report["true_pairs"]
     table.add_row(
         "matches: precision / recall / F1",

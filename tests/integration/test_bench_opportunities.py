@@ -5,6 +5,7 @@ The hand-made catalogue pair below has USD prices with decimals (some written th
 ``$1,099.00``), products on one side only, unpriced rows, and same-product pairs whose gap
 is below the margin or ROI threshold. Its ``matches.csv`` leaves one pair with identical
 titles out (say, two regional models): the spread the pipeline finds on it is a false one.
+One true pair has no model code and a fourfold gap: its spread is held for review.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from arbx_dagster.bench import opportunities as bench_module
 from arbx_dagster.bench.opportunities import run_opportunities_benchmark
 from arbx_dagster.cli import app
 from arbx_dagster.domain.matching.benchmark import BenchmarkError
@@ -27,6 +27,7 @@ WATCH = "Garmin Forerunner 245 GPS Running Smartwatch - 010-02120-00"
 MOUSE = "Logitech MX Master 3 Wireless Mouse - 910-005620"
 SSD = "Samsung 980 PRO 1TB NVMe Internal SSD - MZ-V8P1T0B/AM"
 SPEAKER = "Bose SoundLink Flex Bluetooth Speaker - 865983-0100"
+CHARGER = "Anker Nano USB-C Wall Charger 20W White"  # no model code
 
 # (id, title, price) per catalogue; the same product keeps its title on both sides.
 NORTH = [
@@ -37,6 +38,7 @@ NORTH = [
     ("n5", SSD, "$1,099.00"),  # 14.00 above south: ROI 1.3 % < 8 %
     ("n6", SPEAKER, ""),  # unpriced: never dropped
     ("n7", "Apple AirPods Pro 2nd Generation with MagSafe Case - MQD83AM/A", "249.00"),
+    ("n8", CHARGER, "9.99"),  # 30.00 below south, x4: true, but held for review
 ]
 SOUTH = [
     ("s1", HEADPHONES, "278.00"),
@@ -47,8 +49,9 @@ SOUTH = [
     ("s6", SPEAKER, "149.00"),
     ("s7", "Nintendo Switch OLED Model Console White - HEG-S-KAAAA", "349.99"),
     ("s8", "JBL Charge 5 Portable Waterproof Speaker - JBLCHARGE5BLK", ""),
+    ("s9", CHARGER, "39.99"),
 ]
-TRUTH = [("n1", "s1"), ("n2", "s2"), ("n4", "s4"), ("n5", "s5"), ("n6", "s6")]
+TRUTH = [("n1", "s1"), ("n2", "s2"), ("n4", "s4"), ("n5", "s5"), ("n6", "s6"), ("n8", "s9")]
 
 
 def write_dataset(folder: Path, *, tables: bool = True) -> Path:
@@ -107,18 +110,17 @@ def test_the_command_writes_the_report_json(dataset: Path) -> None:
     assert set(report["match"]) == {"precision", "recall", "f1"}
     assert report["retailers"] == {"falabella": "north", "ripley": "south"}
     assert report["currency"] == "USD"
-    assert (report["spreads"], report["spreads_true"]) == (3, 2)
+    assert (report["spreads"], report["spreads_true"]) == (4, 3)
     assert report["seconds"] > 0
 
 
 def test_spreads_and_their_precision_are_what_the_truth_implies(report: dict) -> None:
-    # headphones, camera and watch clear USD 10 and 8 %; mouse and SSD do not; the
-    # speaker has no price at north
-    assert report["spreads"] == 3
-    assert report["spreads_true"] == 2
-    assert report["precision"] == round(2 / 3, 4)
-    assert report["top20_precision"] == round(2 / 3, 4)  # fewer than 20: all of them
-    assert 0 <= report["review"] <= report["spreads"]  # counted: see the next tests
+    # headphones, camera, charger and watch clear USD 10 and 8 %; mouse and SSD do not;
+    # the speaker has no price at north
+    assert report["spreads"] == 4
+    assert report["spreads_true"] == 3
+    assert report["precision"] == 0.75
+    assert report["top20_precision"] == 0.75  # fewer than 20: all of them
     assert (report["min_margin"], report["min_roi_pct"]) == (1000, 8.0)  # cents
 
 
@@ -126,40 +128,36 @@ def test_every_priced_row_lands_through_the_file_drop_and_unpriced_rows_are_coun
     report: dict,
 ) -> None:
     assert report["listings"] == {
-        "falabella": {"catalogue": 7, "unpriced": 1, "stored": 6, "quarantined": 0},
-        "ripley": {"catalogue": 8, "unpriced": 1, "stored": 7, "quarantined": 0},
+        "falabella": {"catalogue": 8, "unpriced": 1, "stored": 7, "quarantined": 0},
+        "ripley": {"catalogue": 9, "unpriced": 1, "stored": 8, "quarantined": 0},
     }
 
 
 def test_matches_are_scored_on_the_true_pairs_whose_listings_were_ingested(
     report: dict,
 ) -> None:
-    # five products have the same title at both stores and are matched; the truth holds
-    # four of them (the watch is not a true pair) plus the speaker, unpriced at north
-    assert report["true_pairs"] == {"all": 5, "listed": 4}
-    assert report["match"] == {"precision": 0.8, "recall": 1.0, "f1": round(2 * 0.8 / 1.8, 4)}
+    # six products have the same title at both stores and are matched; the truth holds
+    # five of them (the watch is not a true pair) plus the speaker, unpriced at north
+    assert report["true_pairs"] == {"all": 6, "listed": 5}
+    precision = round(5 / 6, 4)
+    assert report["match"] == {
+        "precision": precision,
+        "recall": 1.0,
+        "f1": round(2 * (5 / 6) / (1 + 5 / 6), 4),
+    }
 
 
-def test_spreads_held_for_review_are_counted(
-    dataset: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_spread_without_a_shared_model_code_and_a_fourfold_gap_is_held_for_review(
+    report: dict,
 ) -> None:
-    """Where the opportunities carry a ``review`` column, a spread with a value in it is
-    held for review (here the largest one only, held by hand after the stage)."""
-    refresh = bench_module.refresh_opportunities
+    """The charger pair is true, but nothing but its wording and a x4 gap stand behind it:
+    it is listed and counted, held for a person instead of alerted."""
+    assert (report["review"], report["review_true"]) == (1, 1)
 
-    def holding_the_largest(warehouse, *, now):  # type: ignore[no-untyped-def]
-        found = refresh(warehouse, now=now)
-        warehouse.execute("ALTER TABLE opportunities ADD COLUMN IF NOT EXISTS review VARCHAR")
-        warehouse.execute(
-            "UPDATE opportunities SET review = CASE WHEN opportunity_id = "
-            "(SELECT opportunity_id FROM opportunities WHERE kind = 'spread' "
-            "ORDER BY margin_clp DESC LIMIT 1) THEN 'weak identity evidence' END"
-        )
-        return found
 
-    monkeypatch.setattr(bench_module, "refresh_opportunities", holding_the_largest)
-    report = run_opportunities_benchmark(dataset, currency_code="USD", workers=1)
-    assert (report["spreads"], report["review"]) == (3, 1)
+def test_confidence_is_reported_for_true_and_false_spreads(report: dict) -> None:
+    confidence = report["confidence"]
+    assert 0 < confidence["false_spreads"] <= 1 and 0 < confidence["true_spreads"] <= 1
 
 
 def test_prices_read_in_the_wrong_currency_refuse_the_drop(dataset: Path) -> None:
