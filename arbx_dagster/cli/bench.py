@@ -8,19 +8,17 @@ catalogues against ``matches.csv``. Method: ``arbx_dagster/bench/matching.py``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from arbx_dagster.cli.bench_api import bench_api
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.cli.bench_opportunities import opportunities_command
 from arbx_dagster.cli.bench_scale import scale_command
+from arbx_dagster.cli.steps import report_console, step_progress
 
 app = typer.Typer(help="Measure the matcher (and detectors) on benchmarks.", no_args_is_help=True)
 
@@ -159,17 +157,11 @@ def matching(
 
     seed_list = _parse_seeds(seeds)
     to_stdout = json_out is not None and str(json_out) == "-"
-    console = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 120)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    console = report_console(json_out)
     try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("starting", total=None)
+        with step_progress(console) as step:
             result = run_matching_benchmark(
-                dataset,
-                seeds=seed_list,
-                limit=limit,
-                zero_shot=zero_shot,
-                progress=lambda step: progress.update(task, description=step),
+                dataset, seeds=seed_list, limit=limit, zero_shot=zero_shot, progress=step
             )
     except (BenchmarkError, ShippedModelError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -5,15 +5,13 @@ scored against the dataset's true matches. Method: ``arbx_dagster/bench/opportun
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from arbx_dagster.cli.steps import report_console, step_progress
 from arbx_dagster.domain.money import CURRENCIES
 
 
@@ -107,16 +105,10 @@ def opportunities_command(
     from arbx_dagster.domain.matching.shipped import ShippedModelError
 
     to_stdout = json_out is not None and str(json_out) == "-"
-    console = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 120)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    console = report_console(json_out)
     try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("starting", total=None)
-            report = run_opportunities_benchmark(
-                dataset,
-                currency_code=currency,
-                progress=lambda step: progress.update(task, description=step),
-            )
+        with step_progress(console) as step:
+            report = run_opportunities_benchmark(dataset, currency_code=currency, progress=step)
     except (BenchmarkError, ShippedModelError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

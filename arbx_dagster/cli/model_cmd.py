@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from arbx_dagster.cli.steps import step_progress
 
 app = typer.Typer(help="The shipped match model: build it from public data, show it.")
 
@@ -66,15 +67,10 @@ def build(
     from arbx_dagster.domain.matching.shipped import build as build_model
 
     console = Console()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("starting", total=None)
+        with step_progress(console) as step:
             recipe = build_model(
-                datasets or SHIPPED_DATASETS,
-                out=out or MODEL_DIR,
-                seed=seed,
-                progress=lambda step: progress.update(task, description=step),
+                datasets or SHIPPED_DATASETS, out=out or MODEL_DIR, seed=seed, progress=step
             )
     except BenchmarkError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

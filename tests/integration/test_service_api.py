@@ -54,6 +54,7 @@ def opportunity(i: int, **overrides: Any) -> dict[str, Any]:
         "confidence": 0.9,
         "severity": "high" if i % 5 == 0 else None,
         "observed_at": NOW,
+        "review": "weak identity: the two listings share no model code" if i % 6 == 1 else None,
         "status": "new" if i % 4 else "active",
         "first_seen": NOW - timedelta(hours=i),
         "last_seen": NOW,
@@ -198,6 +199,11 @@ def test_opportunities_are_filtered_sorted_and_cursor_paginated(
         r["opportunity_id"] for r in rows[:25] if r["margin_clp"] >= 60_000 and r["roi_pct"] >= 20
     }
     assert ids(status="expired") == ["opp-099"]
+    held = {r["opportunity_id"] for r in rows[:25] if r["review"]}
+    assert held and set(ids(review="held")) == held
+    assert set(ids(review="clear")) == {r["opportunity_id"] for r in rows[:25]} - held
+    page = api.get("/api/opportunities", params={"review": "held"}, headers=AUTH).json()
+    assert all(o["review"].startswith("weak identity") for o in page["items"])
     by_roi = api.get(
         "/api/opportunities", params={"sort": "roi", "order": "asc", "limit": 200}, headers=AUTH
     ).json()["items"]

@@ -75,6 +75,36 @@ def _orient(pairs: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
     ).unique()
 
 
+def keyed_pairs(records: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Pairs named by listing keys (``left_retailer, left_sku, right_retailer,
+    right_sku`` plus any other columns) as ``i, j`` over ``records``, oriented as the
+    blocker orients its candidates (smaller retailer on ``i``); pairs of listings not in
+    ``records``, or of one retailer, are dropped."""
+    keys = records.select("idx", "retailer", "sku")
+    found = (
+        pairs.join(
+            keys.rename({"idx": "a", "retailer": "left_retailer", "sku": "left_sku"}),
+            on=["left_retailer", "left_sku"],
+        )
+        .join(
+            keys.rename({"idx": "b", "retailer": "right_retailer", "sku": "right_sku"}),
+            on=["right_retailer", "right_sku"],
+        )
+        .filter(pl.col("left_retailer") != pl.col("right_retailer"))
+    )
+    swap = pl.col("left_retailer") > pl.col("right_retailer")
+    rest = [
+        c
+        for c in pairs.columns
+        if c not in ("left_retailer", "left_sku", "right_retailer", "right_sku")
+    ]
+    return found.select(
+        pl.when(swap).then(pl.col("b")).otherwise(pl.col("a")).cast(pl.Int64).alias("i"),
+        pl.when(swap).then(pl.col("a")).otherwise(pl.col("b")).cast(pl.Int64).alias("j"),
+        *rest,
+    )
+
+
 def code_key_pairs(records: pl.DataFrame, *, max_block: int = 30) -> pl.DataFrame:
     """Pairs of listings sharing a model code or code stem (at different retailers).
 

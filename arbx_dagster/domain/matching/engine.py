@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
+from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs, keyed_pairs
 from arbx_dagster.domain.matching.blocks import BLOCKS_FROM_LISTINGS, assign_blocks, shard_of
 from arbx_dagster.domain.matching.clustering import (
     build_outputs,
@@ -107,6 +107,7 @@ def match_listings(
     threshold: float | None = None,
     scorer: PairScorer | None = None,
     k: int = DEFAULT_NEIGHBOURS,
+    decisions: pl.DataFrame | None = None,
 ) -> MatchResult:
     """Match enriched listings across retailers into canonical products.
 
@@ -114,11 +115,14 @@ def match_listings(
     ``PairScorer``; it defaults to the unsupervised ``RuleScorer()``. ``threshold`` is the
     minimum pair probability to accept (default: the scorer's own). ``k`` is how many
     nearest listings per other retailer the similarity blocker proposes for each listing.
-    An optional ``description`` column is used as evidence when present.
+    An optional ``description`` column is used as evidence when present. ``decisions``:
+    pairs people labelled, settled (see ``match_records``).
     """
     if listings.height == 0:
         return _empty_result()
-    return match_records(_records(listings), threshold=threshold, scorer=scorer, k=k)
+    return match_records(
+        _records(listings), threshold=threshold, scorer=scorer, k=k, decisions=decisions
+    )
 
 
 def _empty_result() -> MatchResult:
@@ -212,27 +216,13 @@ def settle(
     ``records`` are ignored."""
     if decisions is None or decisions.height == 0:
         return scored
-    keys = records.select("idx", "retailer", "sku")
-    decided = (
-        decisions.select(list(DECISION_SCHEMA))
-        .join(
-            keys.rename({"idx": "a", "retailer": "left_retailer", "sku": "left_sku"}),
-            on=["left_retailer", "left_sku"],
-        )
-        .join(
-            keys.rename({"idx": "b", "retailer": "right_retailer", "sku": "right_sku"}),
-            on=["right_retailer", "right_sku"],
-        )
-        .filter(pl.col("left_retailer") != pl.col("right_retailer"))
+    settled = (
+        keyed_pairs(records, decisions.select(list(DECISION_SCHEMA)))
+        .select("i", "j", pl.col("is_match").cast(pl.Float64).alias("probability"))
+        .unique(["i", "j"], keep="last")
     )
-    if decided.height == 0:
+    if settled.height == 0:
         return scored
-    swap = pl.col("left_retailer") > pl.col("right_retailer")  # the blocker's orientation
-    settled = decided.select(
-        pl.when(swap).then(pl.col("b")).otherwise(pl.col("a")).alias("i"),
-        pl.when(swap).then(pl.col("a")).otherwise(pl.col("b")).alias("j"),
-        pl.col("is_match").cast(pl.Float64).alias("probability"),
-    ).unique(["i", "j"], keep="last")
     return pl.concat([scored.join(settled, on=["i", "j"], how="anti"), settled.cast(scored.schema)])
 
 

@@ -26,7 +26,11 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs
+from arbx_dagster.domain.matching.blocking import (
+    DEFAULT_NEIGHBOURS,
+    candidate_pairs,
+    keyed_pairs,
+)
 from arbx_dagster.domain.matching.blocks import assign_blocks
 from arbx_dagster.domain.matching.conflicts import cap_conflicts
 from arbx_dagster.domain.matching.features import (
@@ -524,25 +528,11 @@ def _user_pairs(records: pl.DataFrame, labels: pl.DataFrame | None) -> pl.DataFr
     """User labels as ``i, j, label`` over ``records`` (smaller retailer on the ``i`` side)."""
     if labels is None or labels.height == 0:
         return pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, LABEL: pl.Int8})
-    keys = records.select("idx", "retailer", "sku")
-    frame = (
-        labels.select(*LABEL_SCHEMA)
-        .join(
-            keys.rename({"idx": "a", "retailer": "left_retailer", "sku": "left_sku"}),
-            on=["left_retailer", "left_sku"],
-        )
-        .join(
-            keys.rename({"idx": "b", "retailer": "right_retailer", "sku": "right_sku"}),
-            on=["right_retailer", "right_sku"],
-        )
-        .filter(pl.col("left_retailer") != pl.col("right_retailer"))
+    return (
+        keyed_pairs(records, labels.select(*LABEL_SCHEMA))
+        .select("i", "j", pl.col("is_match").cast(pl.Int8).alias(LABEL))
+        .unique(["i", "j"], keep="last")
     )
-    swap = pl.col("left_retailer") > pl.col("right_retailer")
-    return frame.select(
-        pl.when(swap).then(pl.col("b")).otherwise(pl.col("a")).cast(pl.Int64).alias("i"),
-        pl.when(swap).then(pl.col("a")).otherwise(pl.col("b")).cast(pl.Int64).alias("j"),
-        pl.col("is_match").cast(pl.Int8).alias(LABEL),
-    ).unique(["i", "j"], keep="last")
 
 
 def simulated_listings(

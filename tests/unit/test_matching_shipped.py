@@ -1,0 +1,126 @@
+"""The shipped match model: its files fit the code, it loads the same every time, users'
+labels adapt it and settle their pairs, and learned word weights stay out of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from arbx_dagster.domain.matching import TrainedPairModel, match_listings
+from arbx_dagster.domain.matching.corpus import CORPUS_SCHEMA
+from arbx_dagster.domain.matching.features import FEATURE_COLUMNS
+from arbx_dagster.domain.matching.shipped import (
+    ShippedModelError,
+    load_model,
+    pipeline_model,
+    read_corpus,
+    read_recipe,
+)
+from arbx_dagster.domain.matching.tokens import fit_token_evidence, out_of_fold_scores
+from arbx_dagster.domain.matching.training import simulated_listings
+from arbx_dagster.domain.matching.transfer import TRANSFER_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def market() -> pl.DataFrame:
+    return simulated_listings(seed=101, n_products=120)[0]
+
+
+def test_the_shipped_files_fit_the_features_this_code_computes() -> None:
+    """A feature added without `arbx model build` would leave the model blind to it."""
+    corpus = read_corpus()
+    assert list(corpus.columns) == list(CORPUS_SCHEMA)
+    assert set(FEATURE_COLUMNS) <= set(corpus.columns)
+    recipe = read_recipe()
+    assert set(recipe.columns) <= set(TRANSFER_COLUMNS)
+    assert {"simulator", "abt_buy", "wdc_cameras", "wdc_computers"} == set(recipe.sources)
+    assert dict(corpus.group_by("source").len().iter_rows()) == recipe.sources
+    # never prices, never a single market's word weights
+    assert "price_ratio" not in recipe.columns and "token_evidence" not in recipe.columns
+
+
+def test_a_corpus_built_for_other_features_is_refused(tmp_path) -> None:
+    (tmp_path / "match_model.json").write_text(read_recipe().to_json())
+    read_corpus().drop("cosine").write_parquet(tmp_path / "match_corpus.parquet")
+    with pytest.raises(ShippedModelError, match="arbx model build"):
+        read_corpus(tmp_path)
+    with pytest.raises(ShippedModelError, match="missing"):
+        read_recipe(tmp_path / "nowhere")
+
+
+def test_the_model_loads_as_recorded() -> None:
+    model = load_model()
+    recipe = read_recipe()
+    assert (model.version, model.threshold, model.calibration) == (
+        recipe.version,
+        recipe.threshold,
+        recipe.calibration,
+    )
+    assert model.metrics["precision"] >= 0.9 and model.metrics["recall"] >= 0.85
+    assert load_model() is model  # fitted once per process
+
+
+def test_user_labels_adapt_the_model_and_settle_their_pairs(market: pl.DataFrame) -> None:
+    """A user rejects a pair the model matches and confirms two listings it keeps apart:
+    the next match run follows them, and the model's version says it learned from them."""
+    plain = pipeline_model()
+    matched = match_listings(market, scorer=plain).pairs
+    rejected = matched.row(0, named=True)
+    a = market.filter(pl.col("retailer") == "falabella").row(0, named=True)
+    b = market.filter((pl.col("retailer") == "paris") & (pl.col("name") != a["name"])).row(
+        -1, named=True
+    )
+    labels = pl.DataFrame(
+        {
+            "left_retailer": [rejected["left_retailer"], a["retailer"]],
+            "left_sku": [rejected["left_sku"], a["sku"]],
+            "right_retailer": [rejected["right_retailer"], b["retailer"]],
+            "right_sku": [rejected["right_sku"], b["sku"]],
+            "is_match": [False, True],
+        }
+    )
+    adapted = pipeline_model(labels=labels, listings=market)
+    assert adapted.version != plain.version
+    assert adapted.metrics["user_labels"] == 2
+    assert pipeline_model(labels=labels, listings=market).version == adapted.version
+    settled = match_listings(market, scorer=adapted, decisions=labels).pairs
+    keys = set(
+        settled.select("left_retailer", "left_sku", "right_retailer", "right_sku").iter_rows()
+    )
+    assert (
+        rejected["left_retailer"],
+        rejected["left_sku"],
+        rejected["right_retailer"],
+        rejected["right_sku"],
+    ) not in keys
+    assert (a["retailer"], a["sku"], b["retailer"], b["sku"]) in keys
+
+
+def test_word_weights_learn_what_a_market_writes() -> None:
+    """Words both titles share, or that one has alone, get weights of their own; a pair
+    is never scored by a model that saw it (out of fold)."""
+    left = pl.Series(["acme tv 55in black", "acme tv 55in white", "acme case for tv"] * 20)
+    right = pl.Series(["acme television 55in black", "acme tv 55in black", "acme tv 55in"] * 20)
+    labels = np.array([1, 0, 0] * 20)
+    tokens = fit_token_evidence(left, right, labels)
+    scores = tokens.pair_scores(left, right)
+    assert scores[0] > scores[1] and scores[0] > scores[2]
+    weights = dict(zip(tokens.vocabulary, tokens.one_side, strict=True))
+    assert weights["case"] < 0  # an accessory word on one side argues against
+    oof = out_of_fold_scores(left, right, labels)
+    assert oof.shape == labels.shape and not np.allclose(oof, scores)
+
+
+def test_a_model_trained_with_word_weights_carries_them(market: pl.DataFrame) -> None:
+    from arbx_dagster.domain.matching.training import labelled_pairs, train_pair_model
+
+    listings, truth = simulated_listings(seed=101, n_products=120)
+    pairs = labelled_pairs(listings, truth=truth)
+    model: TrainedPairModel = train_pair_model(pairs, seed=0, tokens=True)
+    assert model.tokens is not None and "token_evidence" in model.columns
+    # the engine computes the evidence from the listings, the frame path from the titles
+    result = match_listings(listings, scorer=model)
+    assert result.pairs.height > 0
+    again = TrainedPairModel.from_bytes(model.to_bytes())
+    np.testing.assert_array_equal(again.predict_proba(pairs), model.predict_proba(pairs))
