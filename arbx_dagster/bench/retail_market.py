@@ -96,7 +96,7 @@ MECHANISMS = {
     "discount_typo": 0.11,
     "us_dollars": 0.05,
     "unit_price": 0.12,  # pack products only
-    "accessory_price": 0.06,
+    "accessory_price": 0.06,  # big-ticket products only
     "block_lost_digit": 0.07,
 }
 
@@ -268,11 +268,16 @@ def _regular_levels(
         size_ = np.where(cut, -rng.uniform(0.05, deepest, shape), rng.uniform(0.05, 0.2, shape))
         return np.where(happens, np.log1p(size_), 0.0)
 
-    # A store's own repricing keeps it within about 30 % of the product's price elsewhere;
-    # a product's price (a supplier's list, a model ageing) mostly falls, at every store.
+    # A store's own repricing keeps it within about 15 % of the product's price elsewhere
+    # (competitors watch each other); a product's price (a supplier's list, a model ageing)
+    # mostly falls, at every store.
     own = moves((size, days), config.shift_rate, 0.55, 0.25)
-    drift = np.clip(np.cumsum(own, axis=1), -0.3, 0.3)
-    product = np.cumsum(moves((base.size, days), config.product_shift_rate, 0.75, 0.35), axis=1)
+    drift = np.clip(np.cumsum(own, axis=1), -0.15, 0.15)
+    product = np.clip(
+        np.cumsum(moves((base.size, days), config.product_shift_rate, 0.75, 0.35), axis=1),
+        np.log(0.5),  # a product's price may halve over months, not vanish
+        np.log(1.3),
+    )
     lag = rng.integers(0, 5, size)  # stores follow a supplier's new price within days
     path = drift + _lagged(product[ls.product], lag)
     regular = nearest_990(base[ls.product, None] * store_factor[:, None] * np.exp(path))
@@ -499,16 +504,17 @@ def _glitches(
     )
     end_in_day = np.where(length == 1, np.maximum(end_in_day, start), end_in_day)
     pack = products["pack"].to_numpy()[ls.product[listing]]
+    big = products["base"].to_numpy()[ls.product[listing]] >= 150_000  # an accessory would show
     rows = []
     for g in range(count):
-        mechanism = _mechanism(rng, pack[g] > 0)
+        mechanism = _mechanism(rng, pack[g] > 0, big[g])
         series = "card" if card[g] else "offer"
         for k in range(length[g]):
             d = day[g] + k
             if d > ls.last[listing[g]]:
                 break
             if k and rng.random() < 0.4:
-                mechanism = _mechanism(rng, pack[g] > 0)
+                mechanism = _mechanism(rng, pack[g] > 0, big[g])
             shown = book.card if series == "card" else book.offer
             true = int(
                 shown[listing[g], d] or book.offer[listing[g], d] or book.regular[listing[g], d]
@@ -537,8 +543,12 @@ def _glitches(
     return pl.DataFrame(rows, schema=schema)
 
 
-def _mechanism(rng: np.random.Generator, is_pack: bool) -> str:
-    names = [m for m in MECHANISMS if is_pack or m != "unit_price"]
+def _mechanism(rng: np.random.Generator, is_pack: bool, big_ticket: bool) -> str:
+    names = [
+        m
+        for m in MECHANISMS
+        if (is_pack or m != "unit_price") and (big_ticket or m != "accessory_price")
+    ]
     weights = np.array([MECHANISMS[m] for m in names])
     return str(rng.choice(names, p=weights / weights.sum()))
 
@@ -666,8 +676,8 @@ def generate_retail_market(config: RetailMarketConfig = RetailMarketConfig()) ->
 SCENARIOS: dict[str, dict[str, float]] = {
     "everyday": {},
     "level_shifts_then_promotions": {
-        "shift_rate": 1 / 40,
-        "product_shift_rate": 1 / 40,
+        "shift_rate": 1 / 60,
+        "product_shift_rate": 1 / 60,
         "promotion_after_cut": 0.9,
         "promotion_rate": 1 / 20,
     },
