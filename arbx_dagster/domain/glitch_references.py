@@ -3,18 +3,20 @@
 All of them are computed *before* the moment judged: a listing's own daily closes of the
 days before, and the other stores' latest prices at or before that instant.
 
-* **common price** — the most frequent close over the ``WINDOW_DAYS`` (90) days before
-  (ties: the lower). Slow on purpose: a price inflated for a few weeks before an event (the
-  "fake discount") does not move it.
+* **common price** — the lower median of the closes of the ``WINDOW_DAYS`` (90) days before.
+  Slow on purpose: promotions (a minority of days) and a price inflated for a few weeks
+  before an event (the "fake discount") do not move it.
 * **recent price** — the lower median of the last ``RECENT_CLOSES`` (7) priced closes. A
   mistaken price is fixed within hours or days, so it can never be more than three of those
   seven closes and never moves their median; a price that held on four of the last seven
   closes is the listing's price now. This is how the reference follows a permanent level
   shift (in at most four days) while a two- or three-day glitch stays a glitch on each day.
 * The **own reference** is the lower of the two — the conservative one: just after a cut,
-  the new level; just after a raise or during a pre-event inflation, the old level.
+  the new level; just after a raise or during a pre-event inflation, the old level; for a
+  listing that spends most days on sale, the sale price.
 * **event baseline** — on CyberDay / CyberMonday / Black Friday days (``events.py``), the
-  lowest close of the 30 days before the event, which caps the own reference.
+  lower median of the closes of the 30 days before the event, which caps the own reference
+  (a median, so a glitch or a sale in that month does not become the baseline).
 * **others** — the same product at the *other* retailers (in stock or not, but fresh: any
   shown recent price is evidence of the market level): per retailer its cheapest listing,
   then the lower median across retailers (an actual store's price, so it can be named; with
@@ -26,7 +28,7 @@ days before, and the other stores' latest prices at or before that instant.
   followed its segment down is not a glitch, while one that fell far below it still is.
 
 Retail prices are step functions: a listing has a handful of price *levels*, each seen on
-many days. The common price is a function of how many days of the window each level was
+many days. The 90-day median is a function of how many days of the window each level was
 seen, which cumulative counts per level give through as-of joins — so scoring every day of
 months of history (the benchmark) costs windows x levels rows, not windows x days.
 """
@@ -72,12 +74,14 @@ def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, by: list[str]) -> pl
     )
 
 
-def _mode(frame: pl.DataFrame) -> pl.DataFrame:
-    """Most frequent price per window (ties: the lower price, the conservative one)."""
-    return (
-        frame.sort(["wid", "n", "p"], descending=[False, True, False])
-        .unique(subset="wid", keep="first")
-        .select("wid", common_price="p")
+def _lower_median(per_level: pl.DataFrame) -> pl.DataFrame:
+    """Per window, the lower median of its closes, each level counting ``n`` days: an actual
+    price of the listing, and of two middle ones the lower (the conservative one)."""
+    ordered = per_level.sort("wid", "p").with_columns(
+        seen=pl.col("n").cum_sum().over("wid"), total=pl.col("n").sum().over("wid")
+    )
+    return ordered.group_by("wid").agg(
+        common_price=pl.col("p").filter(pl.col("seen") >= (pl.col("total") + 1) // 2).first()
     )
 
 
@@ -127,7 +131,7 @@ def window_stats(
         .agg(recent_price=pl.col("p").sort().get((pl.len() - 1) // 2))  # the lower median
     )
     stats = (
-        wins.join(_mode(per_level), on="wid")
+        wins.join(_lower_median(per_level), on="wid")
         .join(recent, on="wid")
         .join(days, on="wid")
         .join(ids, on="lid")
@@ -160,7 +164,7 @@ def _level_counts(wins: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
 def _with_event_baseline(
     stats: pl.DataFrame, closes: pl.DataFrame, calendar: EventCalendar
 ) -> pl.DataFrame:
-    """Add ``event_baseline``: on an event day, the lowest close of the 30 days before it."""
+    """Add ``event_baseline``: on an event day, the lower median close of the 30 days before."""
     if stats.is_empty():
         return stats.with_columns(event_baseline=pl.lit(None, dtype=pl.Int64))
     first = stats["current_day"].min() - timedelta(days=WINDOW_DAYS)  # type: ignore[operator]
@@ -175,7 +179,7 @@ def _with_event_baseline(
         [
             closes.filter(pl.col("day").is_between(e.baseline_start, e.start, closed="left"))
             .group_by("lid")
-            .agg(event_baseline=pl.col("p").min())
+            .agg(event_baseline=pl.col("p").sort().get((pl.len() - 1) // 2))
             .with_columns(event_start=pl.lit(e.start))
             for e in events
         ]
@@ -183,11 +187,11 @@ def _with_event_baseline(
     return stats.join(baselines, on=["lid", "event_start"], how="left")
 
 
-def others_reference(current: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+def others_reference(points: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     """Per point (``pid``): the lower median of the other retailers' cheapest fresh price."""
     group = ["panel", "canonical_id"]
     per_retailer = (
-        current.filter(
+        points.filter(
             pl.col("canonical_id").is_not_null()
             & is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds)
         )
@@ -201,7 +205,7 @@ def others_reference(current: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFr
         )
     )
     return (
-        current.select("pid", "retailer", *group)
+        points.select("pid", "retailer", *group)
         .join(per_retailer, on=group, how="inner")
         .filter(pl.col("others_retailer") != pl.col("retailer"))
         .sort("pid", "others_price", "others_retailer")

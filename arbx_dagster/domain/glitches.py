@@ -11,8 +11,8 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   shelf price (...990), which on a 10.000-40.000 CLP product takes up to another ten points,
   and a reference is an estimate of the regular price, not the price itself.
 * **Duration.** A mistake is fixed within hours or days (three at most); a price that holds
-  for longer is the listing's price. The own reference is the lower of the 90-day most
-  frequent close and the lower median of the last seven closes (``glitch_references.py``):
+  for longer is the listing's price. The own reference is the lower of the 90-day median
+  close and the median of the last seven closes (``glitch_references.py``):
   a glitch of one to three days cannot move that median, so it is flagged on each of its
   days; a permanent level shift becomes the reference after four days, and a promotion that
   follows a permanent cut is measured against the new level.
@@ -152,7 +152,7 @@ GLITCH_DETAIL_SCHEMA: dict[str, pl.DataType] = {
     **DETAIL_SCHEMA,
     "glitch_type": pl.String(),
     "evidence": pl.String(),
-    "common_price": pl.Int64(),  # the 90-day most frequent close
+    "common_price": pl.Int64(),  # the lower median of the 90 days' closes
     "recent_price": pl.Int64(),  # the lower median of the last seven closes
     "others_price": pl.Int64(),
     "list_price": pl.Int64(),
@@ -287,8 +287,8 @@ def _glitch_reason(
     ]
     if common_price is not None and history_days:
         parts.append(
-            f"most frequent {clp(common_price)}, last week {clp(recent_price)} "
-            f"over {history_days} d"
+            f"90-day median {clp(common_price)}, last 7 closes {clp(recent_price)} "
+            f"({history_days} d of history)"
         )
     if others_price is not None:
         parts.append(f"{others_retailer} {clp(others_price)}")
@@ -322,42 +322,45 @@ def score_series(
     windows = current.select(WINDOW).unique().collect()
     stats = window_stats(windows, history, column, calendar)
 
-    scored = (
+    price, others = pl.col("price"), pl.col("others_price")
+    established = pl.col("history_days") >= MIN_HISTORY_DAYS
+    offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
+    own = (
         current.join(stats.lazy(), on=WINDOW, how="left")
-        .join(others_reference(current, thresholds), on="pid", how="left")
         .with_columns(own_base=pl.min_horizontal("common_price", "recent_price"))
         .pipe(market_move, "own_base")
         .with_columns(
-            # The own reference follows the segment's move that day; others' prices are
-            # current already. On event days the pre-event low caps it.
+            # The own reference follows the segment's move that day; on event days the
+            # pre-event level caps it.
             own_ref=pl.min_horizontal(
                 pl.col("own_base") * pl.col("move").exp(), pl.col("event_baseline")
             ),
             history_days=pl.col("history_days").fill_null(0),
         )
     )
-    price, others = pl.col("price"), pl.col("others_price")
-    is_card = price_type == "card"
-    offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
-    # A card price is judged against its own offer too: a card-only deal is at most half off.
-    card_apart = pl.lit(not is_card) | offer_ref.is_null() | (price <= low * offer_ref)
-    established = pl.col("history_days") >= MIN_HISTORY_DAYS
-    if is_card:  # with little card history, the listing's own offer is the card's reference
-        scored = scored.with_columns(
+    if price_type == "card":  # with little card history, the own offer is the card's reference
+        own = own.with_columns(
             own_ref=pl.when(established)
             .then(pl.col("own_ref"))
             .otherwise(pl.min_horizontal("own_ref", offer_ref))
         )
-    own_says = price <= low * pl.col("own_ref")
+    # Every store's price is evidence of the market level, even one far below its own
+    # history: when the whole market drops (an event, a supplier's cut, stores matching),
+    # every store is far below its history and they vouch for each other.
+    scored = own.with_columns(own_says=(price <= low * pl.col("own_ref")).fill_null(False)).join(
+        others_reference(own, thresholds), on="pid", how="left"
+    )
+    # A card price is judged against its own offer too: a card-only deal is at most half off.
+    card_apart = pl.lit(price_type != "card") | offer_ref.is_null() | (price <= low * offer_ref)
     # Another store far *below* this price is glitching deeper itself: it says nothing
-    # about the market level, so the listing's own evidence decides.
+    # about the market level either.
     informative = others.is_not_null() & (others > low * price)
     others_say = informative & (price <= low * others)
     stores_alone = informative & (price <= low * (1 - STORE_SPREAD) * others)
     list_says = ~informative & (price <= LIST_PRICE_RATIO * pl.col("price_list"))
     # A whole segment that deep is a scraper or feed fault, not a price anyone published.
     below_shelf = (price < MIN_SHELF_PRICE_CLP) & (pl.col("move") > math.log(low))
-    by_own = own_says & (others_say | ~informative)
+    by_own = pl.col("own_says") & (others_say | ~informative)
     evidence = (
         pl.when(by_own & (established | ~stores_alone))
         .then(pl.when(others_say).then(pl.lit("history+stores")).otherwise(pl.lit("history")))
