@@ -20,7 +20,9 @@ days before, and the other stores' latest prices at or before that instant.
 * **others** — the same product at the *other* retailers (in stock or not, but fresh: any
   shown recent price is evidence of the market level): per retailer its cheapest listing,
   then the lower median across retailers (an actual store's price, so it can be named; with
-  two other stores it is the cheaper one).
+  two other stores it is the cheaper one). A store at or below ``FAR_BELOW`` (15 %) of the
+  listing's own reference is left out: no sale, event or market move goes 85 % below a
+  normal price, so that store is glitching itself and says nothing about the market.
 * **market move** — how far the listing's retailer x category sits below its own references
   that day: the median over its listings of log(price / own reference), drops only, when at
   least ``MIN_SEGMENT_LISTINGS`` listings say. CyberDay, a store-wide sale or a scraper bug
@@ -47,6 +49,7 @@ from arbx_dagster.domain.schema import conform
 WINDOW_DAYS = 90
 RECENT_CLOSES = 7
 MIN_SEGMENT_LISTINGS = 3  # fewer listings say nothing about a market-wide move
+FAR_BELOW = 0.15  # no sale, event or market move takes 85 % off a normal price
 
 KEY = ["retailer", "sku"]
 WINDOW = ["retailer", "sku", "current_day"]
@@ -188,7 +191,9 @@ def _with_event_baseline(
 
 
 def others_reference(points: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
-    """Per point (``pid``): the lower median of the other retailers' cheapest fresh price."""
+    """Per point (``pid``): the lower median of the other retailers' cheapest fresh price,
+    leaving out a store at or below ``FAR_BELOW`` of the point's own reference (``own_ref``,
+    when known): no sale or market move goes that far, so that store is glitching itself."""
     group = ["panel", "canonical_id"]
     per_retailer = (
         points.filter(
@@ -204,10 +209,11 @@ def others_reference(points: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFra
             others_match="match_probability",
         )
     )
+    glitching = (pl.col("others_price") <= FAR_BELOW * pl.col("own_ref")).fill_null(False)
     return (
-        points.select("pid", "retailer", *group)
+        points.select("pid", "retailer", "own_ref", *group)
         .join(per_retailer, on=group, how="inner")
-        .filter(pl.col("others_retailer") != pl.col("retailer"))
+        .filter((pl.col("others_retailer") != pl.col("retailer")) & ~glitching)
         .sort("pid", "others_price", "others_retailer")
         .with_columns(pos=pl.int_range(pl.len()).over("pid"), n=pl.len().over("pid"))
         .filter(pl.col("pos") == (pl.col("n") - 1) // 2)
@@ -233,6 +239,7 @@ def market_move(scored: pl.LazyFrame, reference: str) -> pl.LazyFrame:
 
 
 __all__ = [
+    "FAR_BELOW",
     "MIN_SEGMENT_LISTINGS",
     "RECENT_CLOSES",
     "WINDOW_DAYS",

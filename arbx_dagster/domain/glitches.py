@@ -105,6 +105,7 @@ import polars as pl
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.glitch_references import (
+    FAR_BELOW,
     WINDOW,
     market_move,
     others_reference,
@@ -127,7 +128,6 @@ from arbx_dagster.reporting.format import clp
 
 MIN_HISTORY_DAYS = 7
 STORE_SPREAD = 0.25  # a store's regular price may sit this far under the other stores'
-LIST_PRICE_RATIO = 0.15  # no sale shows more than 85 % off its own crossed-out price
 MIN_SHELF_PRICE_CLP = 100  # nothing in a department store sells for less
 FULL_SUPPORT_DAYS = 30
 LONE_PAGE_SUPPORT = 0.5
@@ -347,22 +347,19 @@ def score_series(
     # Every store's price is evidence of the market level, even one far below its own
     # history: when the whole market drops (an event, a supplier's cut, stores matching),
     # every store is far below its history and they vouch for each other.
-    scored = own.with_columns(own_says=(price <= low * pl.col("own_ref")).fill_null(False)).join(
-        others_reference(own, thresholds), on="pid", how="left"
-    )
+    scored = own.join(others_reference(own, thresholds), on="pid", how="left")
     # A card price is judged against its own offer too: a card-only deal is at most half off.
     card_apart = pl.lit(price_type != "card") | offer_ref.is_null() | (price <= low * offer_ref)
-    # Another store far *below* this price is glitching deeper itself: it says nothing
-    # about the market level either.
-    informative = others.is_not_null() & (others > low * price)
-    others_say = informative & (price <= low * others)
-    stores_alone = informative & (price <= low * (1 - STORE_SPREAD) * others)
-    list_says = ~informative & (price <= LIST_PRICE_RATIO * pl.col("price_list"))
+    own_says = price <= low * pl.col("own_ref")
+    informative = others.is_not_null()
+    others_say = price <= low * others
+    stores_alone = price <= low * (1 - STORE_SPREAD) * others
+    list_says = ~informative & (price <= FAR_BELOW * pl.col("price_list"))
     # A whole segment that deep is a scraper or feed fault, not a price anyone published.
     below_shelf = (price < MIN_SHELF_PRICE_CLP) & (pl.col("move") > math.log(low))
-    by_own = pl.col("own_says") & (others_say | ~informative)
+    by_own = own_says & (others_say | ~informative)
     evidence = (
-        pl.when(by_own & (established | ~stores_alone))
+        pl.when(by_own & (established | ~stores_alone.fill_null(False)))
         .then(pl.when(others_say).then(pl.lit("history+stores")).otherwise(pl.lit("history")))
         .when(~established & stores_alone)
         .then(pl.lit("stores"))
@@ -381,36 +378,26 @@ def score_series(
         flagged = flagged & pl.col("judged")
     return scored.with_columns(
         price_type=pl.lit(price_type),
+        own_says=own_says.fill_null(False),
         others_confirm=others_say.fill_null(False),
+        list_says=list_says.fill_null(False),
         evidence=evidence,
         is_glitch=flagged,
     )
 
 
 def _reference() -> tuple[pl.Expr, pl.Expr]:
-    """(reference price, its retailer) of a flagged point: the lowest reference that spoke."""
+    """(reference price, its retailer) of a flagged point: the lowest of the references that
+    said "glitch" (the conservative one); with only the shelf floor, the best one known."""
     own = pl.col("own_ref").round(0).cast(pl.Int64)
     others = pl.col("others_price")
-    evidence = pl.col("evidence")
-    from_history = evidence.str.starts_with("history")
-    others_lower = pl.col("others_confirm") & (others < pl.col("own_ref"))
-    price = (
-        pl.when(from_history & others_lower)
-        .then(others)
-        .when(from_history)
-        .then(own)
-        .when(evidence == "stores")
-        .then(others)
-        .when(evidence == "list price")
-        .then(pl.col("price_list"))
-        .otherwise(pl.coalesce(own, others, pl.col("price_list"), pl.col("price")))
+    spoke = pl.min_horizontal(
+        pl.when(pl.col("own_says")).then(own),
+        pl.when(pl.col("others_confirm")).then(others),
+        pl.when(pl.col("list_says")).then(pl.col("price_list")),
     )
-    retailer = (
-        pl.when((from_history & others_lower) | (evidence == "stores"))
-        .then(pl.col("others_retailer"))
-        .when(~from_history & (evidence != "list price") & own.is_null() & others.is_not_null())
-        .then(pl.col("others_retailer"))
-    )
+    price = pl.coalesce(spoke, own, others, pl.col("price_list"), pl.col("price"))
+    retailer = pl.when(others.is_not_null() & (price == others)).then(pl.col("others_retailer"))
     return price, retailer
 
 
