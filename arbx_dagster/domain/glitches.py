@@ -20,23 +20,29 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
 
 The rule, with ``low = glitch_ratio_low`` and each reference as in ``glitch_references.py``
-(the own reference scaled by the segment's move and capped by the pre-event low on event
-days):
+(the own reference scaled by the segment's move and capped by the pre-event level on event
+days; the other stores' price leaving out a store at 15 % or less of the listing's own
+reference, which is glitching itself):
 
 * **own history** (``MIN_HISTORY_DAYS`` = 7 priced days or more): flagged when
-  ``price <= low x own`` and the other stores agree — ``price <= low x others`` — or say
-  nothing (no fresh other store, or the others are themselves far *below* this price:
-  another store glitching deeper says nothing about the market level).
+  ``price <= low x own`` and the other stores agree — ``price <= low x others`` — or no
+  fresh other store is seen. Stores all that low together are the market moving (an event,
+  a supplier's cut, stores matching each other), not a mistake.
 * **little or no history** (a listing's first days, or the market's): the same test with
   what history there is, *or* the other stores alone: ``price <= low x (1 - STORE_SPREAD) x
   others`` — a store's regular price may sit ``STORE_SPREAD`` (25 %) under the others', so
-  alone they must say more — *or*, when no other store says anything, the listing's own
-  crossed-out list price: ``price <= LIST_PRICE_RATIO (15 %) x list`` (no sale shows 85 %
-  off). So a price at or below 15 % of every other store's is flagged whatever the history
-  says, and a two- or three-day glitch that started on a listing's first day on each day.
+  alone they must say more — *or*, when no other store is seen, the listing's own
+  crossed-out list price: ``price <= FAR_BELOW (15 %) x list`` (no sale takes 85 % off).
+  So a price at or below 15 % of every other store's is flagged with little history or
+  none — and with a history, unless that history has itself been as low for days (the
+  listing's own price then, or another product matched by mistake) — and a two- or
+  three-day glitch that started on a listing's first day is flagged on each day.
 * **no shelf price is under ``MIN_SHELF_PRICE_CLP`` (100 CLP)**: such a price is a glitch
   with or without any reference, unless the listing's whole segment fell that far (a scraper
   or feed fault, which the data-quality checks report).
+
+Each test only gets more true as the price falls, so a deeper price is never less of a
+glitch, and its severity never lower.
 
 Every glitch must be in stock (decision: an out-of-stock listing's price is not an
 opportunity — nobody can buy it, and a re-fetch that finds it sold out rejects a candidate;
@@ -293,7 +299,7 @@ def _glitch_reason(
     if others_price is not None:
         parts.append(f"{others_retailer} {clp(others_price)}")
     if event_baseline is not None:
-        parts.append(f"30-day pre-event low {clp(event_baseline)}")
+        parts.append(f"30-day pre-event median {clp(event_baseline)}")
     factor = 10 if abs(math.log(buy_price * 10 / ref_price)) <= SCALE_TOLERANCE else 100
     parts.append(_TYPE_TEXT[glitch_type].format(pack=pack, factor=factor))
     return "; ".join(parts)
@@ -397,7 +403,11 @@ def _reference() -> tuple[pl.Expr, pl.Expr]:
         pl.when(pl.col("list_says")).then(pl.col("price_list")),
     )
     price = pl.coalesce(spoke, own, others, pl.col("price_list"), pl.col("price"))
-    retailer = pl.when(others.is_not_null() & (price == others)).then(pl.col("others_retailer"))
+    # Named only when the other stores' price is the reference and no own one as low spoke.
+    own_as_low = pl.col("own_says") & (own <= others)
+    list_as_low = pl.col("list_says") & (pl.col("price_list") <= others)
+    from_stores = (price == others) & ~(own_as_low | list_as_low).fill_null(False)
+    retailer = pl.when(from_stores).then(pl.col("others_retailer"))
     return price, retailer
 
 
