@@ -48,6 +48,8 @@ from arbx_dagster.domain.schema import conform
 
 WINDOW_DAYS = 90
 RECENT_CLOSES = 7
+# Closes at a new price after which it is the listing's price: a majority of the recent ones.
+LEVEL_ADOPTED_AFTER = RECENT_CLOSES // 2 + 1
 MIN_SEGMENT_LISTINGS = 3  # fewer listings say nothing about a market-wide move
 FAR_BELOW = 0.15  # no sale, event or market move takes 85 % off a normal price
 
@@ -240,6 +242,7 @@ def market_move(scored: pl.LazyFrame, reference: str) -> pl.LazyFrame:
 
 __all__ = [
     "FAR_BELOW",
+    "LEVEL_ADOPTED_AFTER",
     "MIN_SEGMENT_LISTINGS",
     "RECENT_CLOSES",
     "WINDOW_DAYS",

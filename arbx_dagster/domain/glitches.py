@@ -51,9 +51,11 @@ the benchmark leaves out-of-stock observations out of its score the same way) an
 a price last seen more than ``MAX_PRICE_AGE_HOURS`` before the evaluation (or of unknown age)
 never makes a glitch.
 
-The reference reported is the lowest of the references that said "glitch" (the conservative
-one, so severity is never overstated); ``ref_retailer`` names the store when it is another
-store's price, and is null when it is the listing's own history or list price. ``evidence``
+The reference reported depends on what is known, never on the price judged (so a deeper
+price never gets a milder severity): with an established history, the lower of the own and
+the other stores' references (the conservative one); with little history, the other stores'
+price, else the listing's list price, else what history there is. ``ref_retailer`` names
+the store when it is another store's price, and is null when it is the listing's own. ``evidence``
 says which references spoke: ``history``, ``history+stores``, ``stores``, ``list price`` or
 ``shelf floor``. Severity by ``price / reference``: at or below ``glitch_ratio_high`` 'high',
 ``glitch_ratio_medium`` 'medium', otherwise 'low' (a price under the shelf floor: 'high').
@@ -384,31 +386,29 @@ def score_series(
         flagged = flagged & pl.col("judged")
     return scored.with_columns(
         price_type=pl.lit(price_type),
-        own_says=own_says.fill_null(False),
         others_confirm=others_say.fill_null(False),
-        list_says=list_says.fill_null(False),
         evidence=evidence,
         is_glitch=flagged,
     )
 
 
 def _reference() -> tuple[pl.Expr, pl.Expr]:
-    """(reference price, its retailer) of a flagged point: the lowest of the references that
-    said "glitch" (the conservative one); with only the shelf floor, the best one known."""
+    """(reference price, its retailer) of a flagged point. It depends on what is known, never
+    on the price judged, so a deeper price never gets a milder severity: with an established
+    history, the lower of the own reference and the other stores' (the conservative one);
+    with little history, the other stores' price, else the listing's own list price, else
+    what history there is (a listing's first days may hold the mistake itself)."""
     own = pl.col("own_ref").round(0).cast(pl.Int64)
     others = pl.col("others_price")
-    spoke = pl.min_horizontal(
-        pl.when(pl.col("own_says")).then(own),
-        pl.when(pl.col("others_confirm")).then(others),
-        pl.when(pl.col("list_says")).then(pl.col("price_list")),
+    established = pl.col("history_days") >= MIN_HISTORY_DAYS
+    price = (
+        pl.when(established)
+        .then(pl.min_horizontal(own, others))
+        .otherwise(pl.coalesce(others, pl.col("price_list"), own))
     )
-    price = pl.coalesce(spoke, own, others, pl.col("price_list"), pl.col("price"))
-    # Named only when the other stores' price is the reference and no own one as low spoke.
-    own_as_low = pl.col("own_says") & (own <= others)
-    list_as_low = pl.col("list_says") & (pl.col("price_list") <= others)
-    from_stores = (price == others) & ~(own_as_low | list_as_low).fill_null(False)
-    retailer = pl.when(from_stores).then(pl.col("others_retailer"))
-    return price, retailer
+    price = pl.coalesce(price, pl.col("price"))  # only the shelf floor spoke
+    from_stores = others.is_not_null() & (price == others) & (~established | (others < own))
+    return price, pl.when(from_stores).then(pl.col("others_retailer"))
 
 
 def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
