@@ -482,7 +482,7 @@ def _glitches(
 ) -> pl.DataFrame:
     """Planted mistakes: listing, series, start and end minute (from day 0), and the wrong
     value on each of their days."""
-    size, days = ls.product.size, config.days
+    size = ls.product.size
     count = round(config.glitch_rate * size)
     listing = rng.choice(size, count)
     length = np.where(
@@ -535,11 +535,18 @@ def _glitches(
                 }
             )
     schema = {
-        "glitch": pl.Int64, "listing": pl.Int64, "day": pl.Int64, "series": pl.String,
-        "mechanism": pl.String, "value": pl.Int64, "from_minute": pl.Int64,
-        "to_minute": pl.Int64, "glitch_day": pl.Int64, "first_day": pl.Boolean,
+        "glitch": pl.Int64,
+        "listing": pl.Int64,
+        "day": pl.Int64,
+        "series": pl.String,
+        "mechanism": pl.String,
+        "value": pl.Int64,
+        "from_minute": pl.Int64,
+        "to_minute": pl.Int64,
+        "glitch_day": pl.Int64,
+        "first_day": pl.Boolean,
         "force_out": pl.Boolean,
-    }  # fmt: skip
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -646,26 +653,39 @@ def generate_retail_market(config: RetailMarketConfig = RetailMarketConfig()) ->
         pl.col("product_idx").cast(pl.Int64)
     )
     series = (
-        frame.join(products_.select("product_idx", "product_id", "name", "category"), on="product_idx")
+        frame.join(
+            products_.select("product_idx", "product_id", "name", "category"), on="product_idx"
+        )
         .with_columns(
             sku=pl.col("retailer").str.slice(0, 3) + "-" + pl.col("product_id"),
-            observed_at=local.dt.replace_time_zone(str(TZ), ambiguous="earliest", non_existent="null")
-            .dt.convert_time_zone("UTC"),
+            observed_at=local.dt.replace_time_zone(
+                str(TZ), ambiguous="earliest", non_existent="null"
+            ).dt.convert_time_zone("UTC"),
             price_card=pl.when(pl.col("price_card") > 0).then(pl.col("price_card")),
-            is_glitch=hit & pl.col("price_offer").gt(0) & (
-                (pl.col("series") == "offer") | pl.col("price_card").is_not_null()
-            ),
+            is_glitch=hit
+            & pl.col("price_offer").gt(0)
+            & ((pl.col("series") == "offer") | pl.col("price_card").is_not_null()),
         )
         .filter((pl.col("price_offer") > 0) & pl.col("observed_at").is_not_null())
         .select(
-            "product_id", "name", "category", "retailer", "sku", "observed_at", "price_list",
-            "price_offer", "price_card", "in_stock", "is_glitch", "dynamics",
+            "product_id",
+            "name",
+            "category",
+            "retailer",
+            "sku",
+            "observed_at",
+            "price_list",
+            "price_offer",
+            "price_card",
+            "in_stock",
+            "is_glitch",
+            "dynamics",
             mechanism=pl.when(hit).then(pl.col("mechanism")),
             glitch_day=pl.when(hit).then(pl.col("glitch_day")),
             first_day=pl.col("first_day").fill_null(False),
         )
         .sort("observed_at", "retailer", "sku")
-    )  # fmt: skip
+    )
     names = [(n, config.start + timedelta(a), config.start + timedelta(b)) for n, a, b, _ in events]
     return RetailMarket(series=series, config=config, events=names)
 

@@ -11,7 +11,7 @@ scores the glitch detector on the user's own labelled price series. Method and d
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +25,7 @@ SIMULATOR_TARGET = 0.97
 TARGET = 0.95
 
 
-class Suite(str, Enum):
+class Suite(StrEnum):
     all = "all"
     simulator = "simulator"
     retail = "retail"

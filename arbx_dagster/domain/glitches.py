@@ -219,6 +219,19 @@ def priced_glitches(glitches: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFr
     )
 
 
+def as_shown(opportunities: pl.DataFrame) -> pl.DataFrame:
+    """Opportunity rows as users see them: ``depth_pct`` (how far the buy price sits below
+    the reference, -99.9 for 1 CLP against 90.000; a glitch is shown with it, not its ROI)
+    and a glitch's ROI capped at ``GLITCH_ROI_CAP_PCT`` (rows stored before the cap)."""
+    glitch = pl.col("kind") == "glitch"
+    return opportunities.with_columns(
+        depth_pct=depth_pct(pl.col("buy_price"), pl.col("ref_price")),
+        roi_pct=pl.when(glitch)
+        .then(pl.col("roi_pct").clip(upper_bound=GLITCH_ROI_CAP_PCT))
+        .otherwise(pl.col("roi_pct")),
+    )
+
+
 def pack_size(name: pl.Expr) -> pl.Expr:
     """Units in a pack named in the title (``Pack 6``, ``12 unidades``, ``x6``); null if none."""
     found = pl.coalesce(
@@ -655,9 +668,11 @@ __all__ = [
     "CONFIRM_SEVERITIES",
     "CONFIRM_TYPES",
     "GLITCH_DETAIL_SCHEMA",
+    "GLITCH_ROI_CAP_PCT",
     "GLITCH_TYPES",
     "SERIES",
     "Confirmation",
+    "as_shown",
     "confirm_glitches",
     "depth_pct",
     "find_glitches",

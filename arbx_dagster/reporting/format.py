@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import polars as pl
@@ -22,6 +23,14 @@ def roi(pct: float) -> str:
     return ">9999" if pct > 9_999 else f"{pct:.1f}"
 
 
+def depth(buy_price: int, ref_price: int | None) -> str:
+    """How far the buy price sits below the reference: 1 -> 90.000 is '−99.9 %'."""
+    if not ref_price:
+        return "—"
+    value = math.trunc(1_000 * (buy_price / ref_price - 1)) / 10  # toward 0: 1 CLP is not free
+    return f"{value:+.1f} %".replace("-", "−")
+
+
 def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("kind", no_wrap=True)
@@ -32,6 +41,7 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table.add_column("ref. price", justify="right", no_wrap=True)
     table.add_column("margin CLP", justify="right", no_wrap=True)
     table.add_column("ROI %", justify="right", no_wrap=True)
+    table.add_column("vs ref.", justify="right", no_wrap=True)
     table.add_column("conf.", justify="right", no_wrap=True)
     for row in frame.iter_rows(named=True):
         kind = row["kind"] if row["kind"] == "spread" else f"glitch·{row['severity']}"
@@ -44,7 +54,8 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
             row["ref_retailer"] or "own history",
             clp(row["ref_price"]),
             clp(row["margin_clp"]),
-            roi(row["roi_pct"]),
+            "—" if row["kind"] == "glitch" else roi(row["roi_pct"]),  # depth says it better
+            depth(row["buy_price"], row["ref_price"]),
             f"{row['confidence']:.2f}",
         )
     return table

@@ -69,7 +69,9 @@ class Market:
         ]
         history = pl.DataFrame(rows, schema=PRICE_HISTORY_SCHEMA)
         listings = [("paris", "p1", price, card, self.price_list)]
-        listings += [(s, f"{s[:3]}1", p, None, None) for s, p in zip(STORES, self.others)]
+        listings += [
+            (s, f"{s[:3]}1", p, None, None) for s, p in zip(STORES, self.others, strict=False)
+        ]
         market = pl.DataFrame(
             [
                 {

@@ -475,7 +475,11 @@ def test_a_permanent_cut_is_a_glitch_for_days_then_becomes_the_new_normal():
     assert glitches_after(4, 69_990).is_empty()
     # And a glitch at the new level is measured against the new level.
     found = glitches_after(10, 6_990).row(0, named=True)
-    assert (found["ref_price"], found["recent_price"], found["severity"]) == (69_990, 69_990, "high")
+    assert (found["ref_price"], found["recent_price"], found["severity"]) == (
+        69_990,
+        69_990,
+        "high",
+    )
     assert found["history_days"] == 70
 
 
