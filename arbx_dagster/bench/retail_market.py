@@ -168,9 +168,7 @@ def below_990(value: np.ndarray | float) -> np.ndarray:
     return np.maximum(np.floor((value + 10) / step) * step - 10, 90).astype(np.int64)
 
 
-def _spells(
-    rng: np.random.Generator, starts: np.ndarray, durations: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _spells(starts: np.ndarray, durations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which cells are inside a spell, and the start column of that spell (-1: none).
 
     ``starts`` (L, D) marks spell starts, ``durations`` (L, D) each start's length in days; a
@@ -286,34 +284,30 @@ def _regular_levels(
 
 
 def _event_windows(config: RetailMarketConfig, rng: np.random.Generator) -> list[tuple]:
-    """(name, first day index, last day index, announced) of market-wide events."""
-    found = []
-    for year in range(config.start.year, (config.start + timedelta(config.days)).year + 1):
+    """(name, first day index, last day index) of the market-wide events in the series:
+    CyberDay and CyberMonday on the organisers' dates (Monday to Wednesday of the first
+    week of June and October), and one unannounced two-day sale no calendar knows."""
+    days, found = config.days, []
+    for year in range(config.start.year, (config.start + timedelta(days)).year + 1):
         for name, month in (("CyberDay", 6), ("CyberMonday", 10)):
             first = date(year, month, 1)
             monday = first + timedelta(days=(7 - first.weekday()) % 7)
             found.append((name, (monday - config.start).days, 2))
-    secret = int(rng.integers(30, config.days - 10))
+    secret = int(rng.integers(days // 6, max(days - days // 18, days // 6 + 1)))
     found.append(("Aniversario (unannounced)", secret, 1))
     return [
-        (name, first, first + length, name != "Aniversario (unannounced)")
+        (name, first, min(first + length, days - 1))
         for name, first, length in found
-        if 0 <= first < config.days
+        if 0 <= first < days
     ]
 
 
-def _book(
-    config: RetailMarketConfig,
-    products: pl.DataFrame,
-    ls: _Listings,
-    rng: np.random.Generator,
-) -> tuple[_Book, list[tuple]]:
-    size, days = ls.product.size, config.days
-    shape = (size, days)
-    column = np.arange(days)[None, :]
-    regular, cuts = _regular_levels(config, products["base"].to_numpy(), ls, rng)
-
-    # Promotions: off the current price, list price unchanged; some follow a permanent cut.
+def _promotions(
+    config: RetailMarketConfig, regular: np.ndarray, cuts: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Offers with promotions (10-50 % off the current price, a day to two weeks; some a few
+    weeks after a permanent cut), and where one runs."""
+    shape, days = regular.shape, regular.shape[1]
     starts = rng.random(shape) < config.promotion_rate
     follows = cuts & (rng.random(shape) < config.promotion_after_cut)
     delay = rng.integers(5, 25, shape)
@@ -323,22 +317,30 @@ def _book(
     starts[rows[keep], later[keep]] = True
     durations = rng.choice(PROMOTION_DAYS, shape, p=PROMOTION_DAY_WEIGHTS)
     depth = rng.choice(np.arange(0.10, 0.501, 0.05), shape)
-    on_promo, last = _spells(rng, starts, durations)
+    on_promo, last = _spells(starts, durations)
     offer = np.where(on_promo, below_990(regular * (1 - _at_start(depth, last))), regular)
+    return offer, on_promo
 
-    # Fake discounts before events, then the event price off the real regular price.
+
+def _events(
+    config: RetailMarketConfig,
+    n_products: int,
+    ls: _Listings,
+    regular: np.ndarray,
+    offer: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple]]:
+    """Offers on event days (most products 15-50 % off at every store) and in the weeks
+    before them (some listings raised 10-25 %, the "fake discount"); where each happens."""
+    size, column = ls.product.size, np.arange(config.days)[None, :]
     events = _event_windows(config, rng)
-    on_event = np.zeros(shape, dtype=bool)
-    inflated = np.zeros(shape, dtype=bool)
-    for _, first, last_day, _ in events:
-        joins = (rng.random(products.height) < config.event_participation)[ls.product]
-        cut = np.clip(
-            rng.uniform(0.15, 0.5, products.height)[ls.product] + rng.normal(0, 0.03, size),
-            0.1,
-            0.5,
-        )
+    on_event = np.zeros(offer.shape, dtype=bool)
+    inflated = np.zeros(offer.shape, dtype=bool)
+    for _, first, last_day in events:
+        joins = (rng.random(n_products) < config.event_participation)[ls.product]
+        cut = rng.uniform(0.15, 0.5, n_products)[ls.product] + rng.normal(0, 0.03, size)
         window = (column >= first) & (column <= last_day) & joins[:, None]
-        event_price = below_990(regular * (1 - cut[:, None]))
+        event_price = below_990(regular * (1 - np.clip(cut, 0.1, 0.5)[:, None]))
         offer = np.where(window, np.minimum(offer, event_price), offer)
         on_event |= window
         fakes = joins & (rng.random(size) < config.fake_discount_rate)
@@ -347,71 +349,110 @@ def _book(
         raised = nearest_990(regular * rng.uniform(1.10, 1.25, size)[:, None])
         offer = np.where(before, np.maximum(offer, raised), offer)
         inflated |= before
+    return offer, on_event, inflated, events
 
-    # Store-only category sales ("semana del TV" at one store).
-    on_sale = np.zeros(shape, dtype=bool)
-    category = products["category"].to_numpy()[ls.product]
-    for s in range(len(STORES)):
+
+def _store_sales(
+    config: RetailMarketConfig,
+    category: np.ndarray,
+    ls: _Listings,
+    regular: np.ndarray,
+    offer: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Store-only category sales ("semana del TV" at one store: 15-40 % off, 2-4 days)."""
+    column = np.arange(config.days)[None, :]
+    on_sale = np.zeros(offer.shape, dtype=bool)
+    for store in range(len(STORES)):
         for _ in range(config.store_sales):
             chosen = rng.choice(sorted(set(category)))
-            first = int(rng.integers(0, days - 4))
+            first = int(rng.integers(0, config.days - 4))
             span = int(rng.integers(2, 5))
-            depth_ = rng.uniform(0.15, 0.40)
-            cells = (
-                ((ls.store == s) & (category == chosen))[:, None]
-                & (column >= first)
-                & (column < first + span)
-            )
-            offer = np.where(cells, np.minimum(offer, below_990(regular * (1 - depth_))), offer)
+            depth = rng.uniform(0.15, 0.40)
+            listings = (ls.store == store) & (category == chosen)
+            cells = listings[:, None] & (column >= first) & (column < first + span)
+            offer = np.where(cells, np.minimum(offer, below_990(regular * (1 - depth))), offer)
             on_sale |= cells
+    return offer, on_sale
 
-    # Stock-outs: spells of 1-10 days.
-    out, _ = _spells(rng, rng.random(shape) < config.stockout_rate, rng.integers(1, 11, shape))
-    in_stock = ~out
 
-    # Price matching: follow the cheapest other in-stock store of the day before, not below
-    # 60 % of the listing's own regular price.
-    matcher = rng.random(size) < config.match_rate
-    matched = np.zeros(shape, dtype=bool)
+def _match_prices(
+    config: RetailMarketConfig,
+    ls: _Listings,
+    regular: np.ndarray,
+    offer: np.ndarray,
+    in_stock: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Offers of the listings whose store follows the cheapest other in-stock store of the
+    day before, down to 60 % of their own regular price; where they did. Day by day: each
+    day's match depends on the day before's."""
+    matcher = rng.random(ls.product.size) < config.match_rate
+    matched = np.zeros(offer.shape, dtype=bool)
+    column = np.arange(config.days)[None, :]
     exists = (column >= ls.first[:, None]) & (column <= ls.last[:, None])
-    for d in range(1, days):
-        visible = np.where(
-            exists[:, d - 1] & in_stock[:, d - 1], offer[:, d - 1], np.iinfo(np.int64).max
-        )
+    unseen = np.iinfo(np.int64).max
+    for d in range(1, config.days):
+        visible = np.where(exists[:, d - 1] & in_stock[:, d - 1], offer[:, d - 1], unseen)
         leader = _cheapest_other(ls.product, visible)
         follow = matcher & (leader < offer[:, d]) & (leader >= 0.6 * regular[:, d])
         offer[:, d] = np.where(follow, leader, offer[:, d])
         matched[:, d] = follow
+    return offer, matched
 
-    # List price: the regular price plus a store markup; half the listings keep the highest
-    # list price they ever showed (a permanent cut then reads as a discount).
+
+def _list_prices(regular: np.ndarray, offer: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The crossed-out price: the regular price plus a store markup; half the listings keep
+    the highest one they ever showed (a permanent cut then reads as a discount)."""
+    size = regular.shape[0]
     markup = rng.choice([0.0, 0.0, 0.1, 0.2, 0.3], size)
     listed = nearest_990(regular * (1 + markup[:, None]))
     sticky = rng.random(size) < 0.5
     listed = np.where(sticky[:, None], np.maximum.accumulate(listed, axis=1), listed)
-    listed = np.maximum(listed, offer)
+    return np.maximum(listed, offer)
 
-    # Card prices: a few percent under the offer while the card promotion is on; card-only
-    # dips 20-50 % under the offer for a few days.
-    shows_card = rng.random(size) < config.card_rate
-    card_on, last = _spells(rng, rng.random(shape) < 1 / 10, rng.integers(3, 20, shape))
+
+def _card_prices(
+    config: RetailMarketConfig, offer: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Card prices (0: not shown): a few percent under the offer while the card promotion is
+    on; card-only dips 20-50 % under the offer for a few days; where the dips are."""
+    shape = offer.shape
+    shows_card = rng.random(shape[0]) < config.card_rate
+    card_on, last = _spells(rng.random(shape) < 1 / 10, rng.integers(3, 20, shape))
     card_off = _at_start(rng.choice([0.03, 0.05, 0.08, 0.10, 0.15], shape), last)
     card = np.where(shows_card[:, None] & card_on, below_990(offer * (1 - card_off)), 0)
-    dip, last = _spells(rng, rng.random(shape) < config.card_dip_rate, rng.integers(1, 5, shape))
+    dip, last = _spells(rng.random(shape) < config.card_dip_rate, rng.integers(1, 5, shape))
     dip &= shows_card[:, None]
     dip_price = below_990(offer * (1 - _at_start(rng.uniform(0.2, 0.5, shape), last)))
     card = np.where(dip, np.where(card > 0, np.minimum(card, dip_price), dip_price), card)
-    card = np.where(card >= offer, 0, card)
+    return np.where(card >= offer, 0, card), dip
 
-    if HIDES_PRICE_WHEN_OUT:
-        hides = np.isin(ls.store, [STORES.index(s) for s in HIDES_PRICE_WHEN_OUT])[:, None] & out
-        offer = np.where(hides, 0, offer)
-        card = np.where(hides, 0, card)
+
+def _book(
+    config: RetailMarketConfig,
+    products: pl.DataFrame,
+    ls: _Listings,
+    rng: np.random.Generator,
+) -> tuple[_Book, list[tuple]]:
+    """Every listing's prices and stock, day by day, and the dynamics going on."""
+    regular, cuts = _regular_levels(config, products["base"].to_numpy(), ls, rng)
+    offer, on_promo = _promotions(config, regular, cuts, rng)
+    offer, on_event, inflated, events = _events(config, products.height, ls, regular, offer, rng)
+    category = products["category"].to_numpy()[ls.product]
+    offer, on_sale = _store_sales(config, category, ls, regular, offer, rng)
+    shape = offer.shape
+    out, _ = _spells(rng.random(shape) < config.stockout_rate, rng.integers(1, 11, shape))
+    offer, matched = _match_prices(config, ls, regular, offer, ~out, rng)
+    listed = _list_prices(regular, offer, rng)
+    card, dip = _card_prices(config, offer, rng)
+    hides = np.isin(ls.store, [STORES.index(s) for s in HIDES_PRICE_WHEN_OUT])[:, None] & out
+    offer, card = np.where(hides, 0, offer), np.where(hides, 0, card)
 
     recent = np.zeros(shape, dtype=bool)
     for lag in range(21):  # within three weeks after a permanent cut
-        recent[:, lag:] |= cuts[:, : days - lag]
-    age = column - ls.first[:, None]
+        recent[:, lag:] |= cuts[:, : config.days - lag]
+    age = np.arange(config.days)[None, :] - ls.first[:, None]
     tags = {
         "promotion": on_promo,
         "event": on_event,
@@ -423,8 +464,7 @@ def _book(
         "out_of_stock": out,
         "new_listing": age < 7,
     }
-    book = _Book(regular, offer, listed, card, in_stock, tags)
-    return book, events
+    return _Book(regular, offer, listed, card, ~out, tags), events
 
 
 def _cheapest_other(product: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -686,7 +726,7 @@ def generate_retail_market(config: RetailMarketConfig = RetailMarketConfig()) ->
         )
         .sort("observed_at", "retailer", "sku")
     )
-    names = [(n, config.start + timedelta(a), config.start + timedelta(b)) for n, a, b, _ in events]
+    names = [(n, config.start + timedelta(a), config.start + timedelta(b)) for n, a, b in events]
     return RetailMarket(series=series, config=config, events=names)
 
 

@@ -14,7 +14,7 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   for longer is the listing's price. The own reference is the lower of the 90-day median
   close and the median of the last seven closes (``glitch_references.py``):
   a glitch of one to three days cannot move that median, so it is flagged on each of its
-  days; a permanent level shift becomes the reference after four days, and a promotion that
+  days; a permanent price cut becomes the reference after four days, and a promotion that
   follows a permanent cut is measured against the new level.
 * **The market.** The same product at the other stores that day, and the listing's segment
   (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
@@ -298,7 +298,6 @@ def _glitch_reason(
     event_baseline: int | None,
     glitch_type: str,
     pack: int | None,
-    in_stock: bool | None,
 ) -> str:
     pct = 100 * buy_price / ref_price if ref_price else 0.0
     against = ref_retailer or _AGAINST.get(evidence, "the best reference known")
@@ -461,7 +460,6 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
             "event_baseline",
             "history_days",
             "pack",
-            "in_stock",
             list_price="price_list",
             product_name="name",
             buy_retailer="retailer",
@@ -505,7 +503,6 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
                 "event_baseline",
                 "glitch_type",
                 "pack",
-                "in_stock",
             ),
         )
     )
