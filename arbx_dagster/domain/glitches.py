@@ -364,20 +364,20 @@ def score_series(
             .then(pl.col("own_ref"))
             .otherwise(pl.min_horizontal("own_ref", offer_ref))
         )
-    # Every store's price is evidence of the market level, even one far below its own
-    # history: when the whole market drops (an event, a supplier's cut, stores matching),
-    # every store is far below its history and they vouch for each other.
+    # The other stores' price (but one far below this listing's own reference, glitching
+    # itself). Stores all far below their own history together are the market dropping (an
+    # event, a supplier's cut, stores matching each other): they vouch for each other.
     scored = own.join(others_reference(own, thresholds), on="pid", how="left")
     # A card price is judged against its own offer too: a card-only deal is at most half off.
     card_apart = pl.lit(price_type != "card") | offer_ref.is_null() | (price <= low * offer_ref)
     own_says = price <= low * pl.col("own_ref")
-    informative = others.is_not_null()
+    seen_elsewhere = others.is_not_null()
     others_say = price <= low * others
     stores_alone = price <= low * (1 - STORE_SPREAD) * others
-    list_says = ~informative & (price <= FAR_BELOW * pl.col("price_list"))
+    list_says = ~seen_elsewhere & (price <= FAR_BELOW * pl.col("price_list"))
     # A whole segment that deep is a scraper or feed fault, not a price anyone published.
     below_shelf = (price < MIN_SHELF_PRICE_CLP) & (pl.col("move") > math.log(low))
-    by_own = own_says & (others_say | ~informative)
+    by_own = own_says & (others_say | ~seen_elsewhere)
     evidence = (
         pl.when(by_own & (established | ~stores_alone.fill_null(False)))
         .then(pl.when(others_say).then(pl.lit("history+stores")).otherwise(pl.lit("history")))
@@ -404,26 +404,26 @@ def score_series(
     )
 
 
-def _reference() -> tuple[pl.Expr, pl.Expr]:
+def _reference(price_type: str) -> tuple[pl.Expr, pl.Expr]:
     """(reference price, its retailer) of a flagged point. It depends on what is known, never
     on the price judged, so a deeper price never gets a milder severity: with an established
     history, the lower of the own reference and the other stores' (the conservative one);
     with little history, the other stores' price, else the listing's own list price, else
-    what history there is (a listing's first days may hold the mistake itself)."""
+    what history there is (a listing's first days may hold the mistake itself) — for a card
+    price, its own offer before its list price."""
     own = pl.col("own_ref").round(0).cast(pl.Int64)
-    others = pl.col("others_price")
+    others, listed = pl.col("others_price"), pl.col("price_list")
     established = pl.col("history_days") >= MIN_HISTORY_DAYS
+    first_days = [others, own, listed] if price_type == "card" else [others, listed, own]
     price = (
-        pl.when(established)
-        .then(pl.min_horizontal(own, others))
-        .otherwise(pl.coalesce(others, pl.col("price_list"), own))
+        pl.when(established).then(pl.min_horizontal(own, others)).otherwise(pl.coalesce(first_days))
     )
     price = pl.coalesce(price, pl.col("price"))  # only the shelf floor spoke
     from_stores = others.is_not_null() & (price == others) & (~established | (others < own))
     return price, pl.when(from_stores).then(pl.col("others_retailer"))
 
 
-def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl.LazyFrame:
     """Opportunity rows (OPPORTUNITY_SCHEMA + details + ``panel``) of the flagged points."""
     corroboration = (
         pl.when(pl.col("others_confirm"))
@@ -444,7 +444,7 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
         .then(1.0)
         .otherwise(LONE_PAGE_SUPPORT)
     )
-    ref_price, ref_retailer = _reference()
+    ref_price, ref_retailer = _reference(price_type)
     glitches = (
         scored.filter(pl.col("is_glitch"))
         .with_columns(pack=pack_size(pl.col("name")))
@@ -523,7 +523,7 @@ def glitch_panel(
     # Both series in one collect: their shared inputs are computed once, and in parallel.
     frames = pl.collect_all(
         [
-            _report(score_series(points, history, thresholds, t, calendar), thresholds)
+            _report(score_series(points, history, thresholds, t, calendar), thresholds, t)
             for t in SERIES
         ]
     )
