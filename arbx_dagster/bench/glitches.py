@@ -21,7 +21,12 @@ price) and the history before *d*.
   planted (the target is 0).
 
 Nothing here is tuned on these scenarios: the detectors run with the defaults the pipeline
-ships, and the scenarios only vary the simulator's own knobs (see ``NOISE_LEVELS``).
+ships, and the scenarios only vary the simulator's own knobs (see ``NOISE_LEVELS``). A second
+suite, on markets from a generator written apart from the detector, is in ``retail_bench.py``.
+
+**Out of stock.** The detector never reports an out-of-stock price (nobody can buy it), so
+a labelled glitch on an out-of-stock observation is neither a hit nor a miss: it is left out
+of the score and counted in ``out_of_stock_glitches`` (the simulator plants none).
 
 **User series** (``--series FILE.csv``): columns ``product_id, retailer, sku, observed_at``
 (ISO date or datetime; a bare date is taken as noon in Santiago), ``price_offer`` (integer
@@ -34,7 +39,7 @@ defaults, and ``ARBX_MARKET_EVENTS``), and judges every observation at its own t
 the daily closes of the days before it, and the other stores' and its segment's latest
 prices *at or before* that instant (:func:`observation_panels`) — never something observed
 later the same day. An observation is predicted a glitch when either of its series is
-flagged.
+flagged (in-stock observations only, as above).
 """
 
 from __future__ import annotations
