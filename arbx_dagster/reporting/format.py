@@ -40,8 +40,9 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table.add_column("reference", no_wrap=True)
     table.add_column("ref. price", justify="right", no_wrap=True)
     table.add_column("margin CLP", justify="right", no_wrap=True)
-    table.add_column("ROI %", justify="right", no_wrap=True)
-    table.add_column("vs ref.", justify="right", no_wrap=True)
+    # Spreads by their ROI; glitches by their depth below the reference (a 1 CLP buy's
+    # "ROI" is noise): "12.3 %" against "−99.9 %".
+    table.add_column("ROI / depth", justify="right", no_wrap=True)
     table.add_column("conf.", justify="right", no_wrap=True)
     for row in frame.iter_rows(named=True):
         kind = row["kind"] if row["kind"] == "spread" else f"glitch·{row['severity']}"
@@ -54,8 +55,9 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
             row["ref_retailer"] or "own history",
             clp(row["ref_price"]),
             clp(row["margin_clp"]),
-            "—" if row["kind"] == "glitch" else roi(row["roi_pct"]),  # depth says it better
-            depth(row["buy_price"], row["ref_price"]),
+            depth(row["buy_price"], row["ref_price"])
+            if row["kind"] == "glitch"
+            else f"{roi(row['roi_pct'])} %",
             f"{row['confidence']:.2f}",
         )
     return table
