@@ -95,8 +95,10 @@ def opportunity_alert(row: dict[str, Any], kind: str, badges: list[str], improve
     lines = [
         f"Comprar en {store(row['buy_retailer'])} a {clp(row['buy_price'])}{card} · "
         f"referencia {reference}",
-        f"Margen {clp(row['margin_clp'])} · ROI {pct(row['roi_pct'])} · "
-        f"confianza {pct(100 * (row.get('confidence') or 0.0), 0)}",
+        f"Margen {clp(row['margin_clp'])} · "
+        # A glitch's ROI (a few pesos against thousands) says nothing: its depth line does.
+        + ("" if glitch else f"ROI {pct(row['roi_pct'])} · ")
+        + f"confianza {pct(100 * (row.get('confidence') or 0.0), 0)}",
     ]
     if glitch:
         severity = SEVERITY_TEXT.get(row.get("severity") or "", row.get("severity") or "—")

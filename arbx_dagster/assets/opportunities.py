@@ -22,10 +22,11 @@ from arbx_dagster.storage.settings_store import read_thresholds
     kinds={"polars"},
     description=(
         "Money found: spreads (buy at the cheapest fresh, in-stock retailer, compared with the "
-        "cheapest other retailer, after costs) and glitches (a price far below the listing's "
-        "common price, the same product elsewhere and the pre-event baseline; high-severity "
-        "ones are re-fetched to confirm). Thresholds come from system_config. One row per "
-        "opportunity: new → active → expired. Alerts (🎯 💰 📈, watch rules) go out after."
+        "cheapest other retailer, after costs) and glitches (a price published by mistake: "
+        "deeper than any promotion below the listing's own recent level and the same product "
+        "elsewhere; high-severity ones are re-fetched to confirm). Thresholds come from "
+        "system_config. One row per opportunity: new → active → expired. Alerts (🎯 💰 📈, "
+        "watch rules) go out after."
     ),
 )
 def opportunities(

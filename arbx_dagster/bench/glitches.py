@@ -21,7 +21,12 @@ price) and the history before *d*.
   planted (the target is 0).
 
 Nothing here is tuned on these scenarios: the detectors run with the defaults the pipeline
-ships, and the scenarios only vary the simulator's own knobs (see ``NOISE_LEVELS``).
+ships, and the scenarios only vary the simulator's own knobs (see ``NOISE_LEVELS``). A second
+suite, on markets from a generator written apart from the detector, is in ``retail_bench.py``.
+
+**Out of stock.** The detector never reports an out-of-stock price (nobody can buy it), so
+a labelled glitch on an out-of-stock observation is neither a hit nor a miss: it is left out
+of the score and counted in ``out_of_stock_glitches`` (the simulator plants none).
 
 **User series** (``--series FILE.csv``): columns ``product_id, retailer, sku, observed_at``
 (ISO date or datetime; a bare date is taken as noon in Santiago), ``price_offer`` (integer
@@ -34,12 +39,13 @@ defaults, and ``ARBX_MARKET_EVENTS``), and judges every observation at its own t
 the daily closes of the days before it, and the other stores' and its segment's latest
 prices *at or before* that instant (:func:`observation_panels`) — never something observed
 later the same day. An observation is predicted a glitch when either of its series is
-flagged.
+flagged (in-stock observations only, as above).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -50,7 +56,7 @@ import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
-from arbx_dagster.domain.glitches import glitch_panel
+from arbx_dagster.domain.glitches import MIN_SHELF_PRICE_CLP, glitch_panel
 from arbx_dagster.domain.history import MARKET_TZ, daily_close, market_day
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_panel
 from arbx_dagster.domain.quality import validate_observations
@@ -278,12 +284,16 @@ def run_simulated(
     n_products: int = DEFAULT_PRODUCTS,
     thresholds: Thresholds | None = None,
     calendar: EventCalendar = DEFAULT_CALENDAR,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Every scenario of :func:`scenarios`; overall and per-noise-level metrics (JSON-ready)."""
+    """Every scenario of :func:`scenarios`; overall and per-noise-level metrics (JSON-ready).
+    ``progress`` is told each scenario's name as it starts."""
     thresholds = thresholds or Thresholds()
     started = time.perf_counter()
     results = []
     for window, noise, config in scenarios(n_products):
+        if progress is not None:
+            progress(f"{window} ({noise} noise)")
         market = simulate_market(config)
         results.append(score_simulated(market, config, thresholds, calendar, window, noise))
     total_glitch, total_spread = Counts(), Counts()
@@ -428,9 +438,10 @@ def load_series(path: str | Path) -> pl.DataFrame:
 
 
 def could_be_glitches(rows: pl.DataFrame, history: pl.DataFrame, low: float) -> pl.Series:
-    """Which observations the detector could possibly flag: a glitch price is at most
-    ``low`` x its own reference, which is at most the common price of earlier days, which is
-    at most the highest earlier close of the listing (per series, offer or card)."""
+    """Which observations the segment's move could matter for: it scales the listing's own
+    reference, which is at most the highest earlier close of the listing (per series, offer
+    or card), so only a price at most ``low`` x that close; and it keeps a whole segment
+    under the shelf floor from being flagged, so any price under it."""
     prior = (
         history.sort("retailer", "sku", "day")
         .with_columns(
@@ -450,8 +461,10 @@ def could_be_glitches(rows: pl.DataFrame, history: pl.DataFrame, low: float) -> 
         strategy="backward",
         check_sortedness=False,
     )
-    possible = (pl.col("price_offer") <= low * pl.col("max_offer")) | (
-        pl.col("price_card") <= low * pl.col("max_card")
+    possible = (
+        (pl.col("price_offer") <= low * pl.col("max_offer"))
+        | (pl.col("price_card") <= low * pl.col("max_card"))
+        | (pl.min_horizontal("price_offer", "price_card") < MIN_SHELF_PRICE_CLP)
     )
     return joined.sort("_row").select(possible.fill_null(False).alias("candidate"))["candidate"]
 
@@ -463,9 +476,9 @@ def observation_panels(rows: pl.DataFrame) -> pl.LazyFrame:
     move). Nothing observed later, even minutes later the same day, is visible.
 
     ``rows``: validated series rows with ``canonical_id``, ``last_seen`` (= observed_at) and
-    ``candidate`` (:func:`could_be_glitches`). The segment's move only matters for a point
-    that could be a glitch, so the segment is gathered only around those; every judged
-    point still sees the other stores' prices.
+    ``candidate`` (:func:`could_be_glitches`). The segment's move only matters for some
+    points, so the segment is gathered only around those; every judged point still sees the
+    other stores' prices.
     """
     instants = rows.select(as_of="last_seen").unique().sort("as_of").with_row_index("panel")
     moments = rows.join(instants, left_on="last_seen", right_on="as_of").with_columns(
@@ -547,6 +560,20 @@ def predict_series(
     )
 
 
+OBSERVATION = ["retailer", "sku", "observed_at"]
+
+
+def series_counts(frame: pl.DataFrame, predicted: pl.DataFrame) -> Counts:
+    """Per-observation counts of ``predicted`` (:func:`predict_series`) against the series'
+    ``is_glitch`` labels, in-stock observations only: an out-of-stock price is never reported
+    as a glitch (nobody can buy it; see ``domain/glitches.py``), so a labelled glitch on an
+    out-of-stock observation is neither a hit nor a miss."""
+    in_stock = frame.filter(pl.col("in_stock"))
+    truth = in_stock.filter(pl.col("is_glitch")).select(OBSERVATION)
+    scored = predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
+    return _count(scored, truth, OBSERVATION)
+
+
 def score_series(
     frame: pl.DataFrame,
     thresholds: Thresholds | None = None,
@@ -556,20 +583,23 @@ def score_series(
     """Per-observation glitch precision / recall of a validated series (:func:`load_series`)."""
     started = time.perf_counter()
     predicted = predict_series(frame, thresholds, calendar)
-    truth = frame.filter(pl.col("is_glitch")).select("retailer", "sku", "observed_at")
-    counts = _count(predicted, truth, ["retailer", "sku", "observed_at"])
+    counts = series_counts(frame, predicted)
+    labelled = frame.filter(pl.col("is_glitch"))
     return {
         "glitch": counts.metrics(),
         "observations": frame.height,
         "listings": frame.select("retailer", "sku").n_unique(),
         "days": frame.select(market_day(pl.col("observed_at"))).n_unique(),
-        "labelled_glitches": truth.height,
+        "labelled_glitches": labelled.height,
+        "out_of_stock_glitches": labelled.filter(~pl.col("in_stock")).height,
         "glitch_types": dict(predicted.group_by("glitch_type").len().sort("glitch_type").rows()),
         "method": {
-            "unit": "one observation (either series flagged)",
+            "unit": "one in-stock observation (either series flagged)",
             "evaluation": "walk-forward: each observation judged at its own time, against the "
             "daily closes of the days before it and the latest prices of the other stores "
             "and of its segment at or before it",
+            "out_of_stock": "never reported as glitches, so labelled glitches on out-of-stock "
+            "observations are left out of the score (counted in out_of_stock_glitches)",
             "settings": settings,
         },
         "seconds": round(time.perf_counter() - started, 2),

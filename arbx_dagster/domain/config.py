@@ -34,7 +34,7 @@ class Thresholds:
     shipping_cost_clp: int = 0
     fee_pct: float = 0.0
     # Glitch severity by price / reference ratio (at or below).
-    glitch_ratio_low: float = 0.5
+    glitch_ratio_low: float = 0.4
     glitch_ratio_medium: float = 0.3
     glitch_ratio_high: float = 0.1
     # Alert levels the original system used.

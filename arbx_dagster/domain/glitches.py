@@ -1,49 +1,70 @@
-"""Price glitches: a listing suddenly priced far below what it, and the market, normally charge.
+"""Price glitches: a price published by mistake, told apart from promotions and level shifts.
 
 Chilean stores have been made to honour mistaken prices, so a real glitch is worth a lot and
-a false alarm costs trust. The rule therefore asks several robust references to agree. Each
-is computed per listing from its daily closes *before* the day being judged:
+a false alarm costs trust. What tells a mistake from an ordinary low price:
 
-* **common price** — the most frequent close over the 90 days before (ties: the lower).
-* **robust z** — median and MAD of the log close over the same days; the MAD gets a floor
-  (``MAD_FLOOR``, 5 % in log terms) because step-shaped retail prices make it zero.
-* **level reset** — after a genuine permanent level shift the old level is history, not the
-  reference: when the last ``RESET_DAYS`` (7) or more priced days all sit within
-  ``LEVEL_BAND`` (±0.15 in log, about ±16 %) of the latest close and the 90-day common price
-  does not, the own-history window starts at that new level. A mistaken price is fixed within
-  hours or days; one that holds for a week is the price. (N = 7 = ``MIN_HISTORY_DAYS``: the
-  new level is as well supported as any listing we judge at all.)
-* **event baseline** — on CyberDay / CyberMonday / Black Friday days (``events.py``), the
-  lowest close of the 30 days before the event. The own-history reference is then the lower
-  of the common price and the baseline, so a price inflated before the event (the "fake
-  discount" trick) cannot make a genuine event price look like a mistake.
-* **others** — the same product at the *other* retailers (in stock or not, but fresh: any
-  shown recent price is evidence of the market level): per retailer its cheapest listing,
-  then the lower median across retailers (an actual store's price, so ``ref_retailer`` can
-  name it; with two other stores it is the cheaper one).
-* **market move** — how far the listing's retailer x category sits below normal that day:
-  the median over its listings of log(price / common price), drops only. CyberDay, Black
-  Friday or a scraper bug move a whole segment; the own-history references are scaled by that
-  move, so a listing that merely followed its segment down is not a glitch, while one that
-  fell far below it still is. A drop at *all* retailers is caught by the others: they are then
-  just as cheap.
+* **Depth.** An ordinary promotion — a sale, CyberDay, a card-only deal, a competitor's price
+  matched — takes at most half off the regular price. A mistake goes far deeper: a lost
+  digit is 10 % of the price, a pack sold at its unit's price a third or less, a price typed
+  in US dollars 0.1 %. A price is a glitch candidate only at or below ``glitch_ratio_low``
+  (40 %) of a reference: below half by a margin, because sale prices are rounded down to a
+  shelf price (...990), which on a 10.000-40.000 CLP product takes up to another ten points,
+  and a reference is an estimate of the regular price, not the price itself.
+* **Duration.** A mistake is fixed within hours or days (three at most); a price that holds
+  for longer is the listing's price. The own reference is the lower of the 90-day median
+  close and the median of the last seven closes (``glitch_references.py``):
+  a glitch of one to three days cannot move that median, so it is flagged on each of its
+  days; a permanent price cut becomes the reference after four days, and a promotion that
+  follows a permanent cut is measured against the new level.
+* **The market.** The same product at the other stores that day, and the listing's segment
+  (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
 
-A price is flagged when, with ``low = thresholds.glitch_ratio_low`` and
-``own = min(common * exp(move), event baseline)``: ``price <= low * own``; robust z (of log
-price against the median shifted by the move, or the baseline when lower) <= ``Z_THRESHOLD``;
-and (no other retailer shows the product, or ``price <= low * others``, or the others are far
-*below* the listing — ``others <= low * price``, another store glitching deeper, which says
-nothing about the market level). It needs ``MIN_HISTORY_DAYS`` priced days of history, must
-be in stock (an unbuyable glitch is not an opportunity) and **fresh**: a price last seen more
-than ``MAX_PRICE_AGE_HOURS`` before the evaluation (or of unknown age) never makes a glitch.
+The rule, with ``low = glitch_ratio_low`` and each reference as in ``glitch_references.py``
+(the own reference scaled by the segment's move and capped by the pre-event level on event
+days; the other stores' price leaving out a store at 15 % or less of the listing's own
+reference, which is glitching itself):
 
-The reference reported is the *lower* of ``own`` and the others' price: the conservative one,
-so severity is never overstated. ``ref_retailer`` is null when the listing's own history is
-the reference. Severity by ``price / reference``: at or below ``glitch_ratio_high`` 'high',
-``glitch_ratio_medium`` 'medium', otherwise 'low'. A high-severity glitch must be re-fetched
-before it alerts, and so must a ``pack_size`` or ``currency`` one whatever its severity (it is
-likelier a misread page than a price the store published): :func:`must_confirm`,
-:func:`needs_confirmation` and :func:`confirm_glitches`.
+* **own history** (``MIN_HISTORY_DAYS`` = 7 priced days or more): flagged when
+  ``price <= low x own`` and the other stores agree — ``price <= low x others`` — or no
+  fresh other store is seen. Stores all that low together are the market moving (an event,
+  a supplier's cut, stores matching each other), not a mistake.
+* **little or no history** (a listing's first days, or the market's): the same test with
+  what history there is, *or* the other stores alone: ``price <= low x (1 - STORE_SPREAD) x
+  others`` — a store's regular price may sit ``STORE_SPREAD`` (25 %) under the others', so
+  alone they must say more — *or*, when no other store is seen, the listing's own
+  crossed-out list price: ``price <= FAR_BELOW (15 %) x list`` (no sale takes 85 % off).
+  So a price at or below 15 % of every other store's is flagged with little history or
+  none — and with a history, unless that history has itself been as low for days (the
+  listing's own price then, or another product matched by mistake) — and a two- or
+  three-day glitch that started on a listing's first day is flagged on each day.
+* **no shelf price is under ``MIN_SHELF_PRICE_CLP`` (100 CLP)**: such a price is a glitch
+  with or without any reference, unless the listing's whole segment fell that far (a scraper
+  or feed fault, which the data-quality checks report).
+
+Each test only gets more true as the price falls, so a deeper price is never less of a
+glitch, and its severity never lower.
+
+Every glitch must be in stock (decision: an out-of-stock listing's price is not an
+opportunity — nobody can buy it, and a re-fetch that finds it sold out rejects a candidate;
+if the store restocks at the mistaken price, that observation is judged like any other, and
+the benchmark leaves out-of-stock observations out of its score the same way) and **fresh**:
+a price last seen more than ``MAX_PRICE_AGE_HOURS`` before the evaluation (or of unknown age)
+never makes a glitch.
+
+The reference reported depends on what is known, never on the price judged (so a deeper
+price never gets a milder severity): with an established history, the lower of the own and
+the other stores' references (the conservative one); with little history, the other stores'
+price, else the listing's list price, else what history there is. ``ref_retailer`` names
+the store when it is another store's price, and is null when it is the listing's own. ``evidence``
+says which references spoke: ``history``, ``history+stores``, ``stores``, ``list price`` or
+``shelf floor``. Severity by ``price / reference``: at or below ``glitch_ratio_high`` 'high',
+``glitch_ratio_medium`` 'medium', otherwise 'low' (a price under the shelf floor: 'high').
+Depth (``price / reference - 1``, e.g. -99.9 %) is what a glitch is shown with; ROI is capped
+at ``GLITCH_ROI_CAP_PCT`` (a glitch bought for 1 CLP has no meaningful ROI).
+
+A high-severity glitch must be re-fetched before it alerts, and so must a ``pack_size`` or
+``currency`` one whatever its severity (it is likelier a misread page than a price the store
+published): :func:`must_confirm`, :func:`needs_confirmation` and :func:`confirm_glitches`.
 
 **Unit, pack and currency mistakes are glitches, never silently rescaled.** The store showed
 that price and may have to honour it; what went wrong is told in ``glitch_type`` (and in the
@@ -61,16 +82,20 @@ that price and may have to honour it; what went wrong is told in ``glitch_type``
 Offer and card prices are separate series: each is evaluated on its own history and against
 the same price type at the other stores, never mixed; card glitches say
 ``buy_price_type='card'``. A card price must also be ``<= low x`` the listing's own current
-offer (when shown): a card price that merely follows its offer down is not a card glitch —
-the offer series judges that move (a card series is often sparse, shown only during card
-promotions, so its own history lags the offer's).
+offer (when shown): a card-only deal is at most half off the offer, and a card price that
+merely follows its offer down is judged by the offer series. With little card history (a
+card price is often shown only during card promotions) the offer is the card's own
+reference.
 
-Glitches are reported whatever their margin (a CLP 4 pair of headphones is news); margin and
-ROI use the spread cost model. Confidence = freshness x depth x corroboration, where depth =
-``min(1, history days / 30)`` and corroboration = ``0.75 + 0.25 * match probability`` when
-another retailer confirmed the price is abnormal, ``0.75`` when only the listing's own
-history did. Ids hash ``glitch|canonical_id|retailer|sku|price_type``:
-offer and card glitches of one listing are separate opportunities.
+Detection ignores the margin (the benchmark measures detection); what the pipeline *lists*
+(:func:`glitch_details`, :func:`find_glitches`) keeps the glitches whose margin reaches
+``min_margin_clp``, as for spreads. Margin and ROI use the spread cost model. Confidence =
+freshness x support x corroboration: support is ``min(1, history days / 30)`` when the
+listing's own history spoke, 1 when the other stores did, ``LONE_PAGE_SUPPORT`` when only
+the listing's own page (list price, shelf floor) did; corroboration is ``0.75 + 0.25 x match
+probability`` when another retailer confirmed the price is abnormal, ``0.75`` otherwise. Ids
+hash ``glitch|canonical_id|retailer|sku|price_type``: offer and card glitches of one listing
+are separate opportunities.
 
 Everything is vectorised over a *panel* of points (see ``opportunities.py``): the pipeline
 scores one point per listing (:func:`find_glitches`); the benchmark scores every listing on
@@ -81,12 +106,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
+from arbx_dagster.domain.glitch_references import (
+    FAR_BELOW,
+    WINDOW,
+    market_move,
+    others_reference,
+    window_stats,
+)
 from arbx_dagster.domain.history import day_of, market_day
 from arbx_dagster.domain.opportunities import (
     DETAIL_SCHEMA,
@@ -102,16 +134,13 @@ from arbx_dagster.domain.opportunities import (
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
 from arbx_dagster.reporting.format import clp
 
-WINDOW_DAYS = 90
 MIN_HISTORY_DAYS = 7
-RESET_DAYS = 7
-LEVEL_BAND = 0.15
-FULL_DEPTH_DAYS = 30
-MAD_FLOOR = 0.05  # log units: a listing's "normal" wiggle is never taken as below ~5 %
-MAD_TO_SIGMA = 1.4826  # scales the MAD to a standard deviation for normal data
-Z_THRESHOLD = -3.5  # the usual cut-off for robust (modified) z-scores
-MIN_SEGMENT_LISTINGS = 3  # fewer listings say nothing about a market-wide move
+STORE_SPREAD = 0.25  # a store's regular price may sit this far under the other stores'
+MIN_SHELF_PRICE_CLP = 100  # nothing in a department store sells for less
+FULL_SUPPORT_DAYS = 30
+LONE_PAGE_SUPPORT = 0.5
 UNCORROBORATED = 0.75
+GLITCH_ROI_CAP_PCT = 1_000.0
 SCALE_TOLERANCE = 0.08  # log: x n / x10 / x100 / x1000 within ~8 % of the reference
 MIN_PLAUSIBLE_CLP = 1_000
 USD_RATIO = (600.0, 1_300.0)  # CLP per US dollar, with room for years of exchange rates
@@ -123,23 +152,24 @@ GLITCH_TYPES = (
     "implausible",
     "deep_discount",
 )
+EVIDENCE = ("history", "history+stores", "stores", "list price", "shelf floor")
 
 SERIES: dict[str, str] = {"offer": "price_offer", "card": "price_card"}
 
 GLITCH_DETAIL_SCHEMA: dict[str, pl.DataType] = {
     **DETAIL_SCHEMA,
     "glitch_type": pl.String(),
-    "common_price": pl.Int64(),  # the own-history reference before the market move
+    "evidence": pl.String(),
+    "common_price": pl.Int64(),  # the lower median of the 90 days' closes
+    "recent_price": pl.Int64(),  # the lower median of the last seven closes
     "others_price": pl.Int64(),
+    "list_price": pl.Int64(),
     "event_baseline": pl.Int64(),
-    "robust_z": pl.Float64(),
     "history_days": pl.Int32(),
-    "level_reset": pl.Boolean(),
+    "depth_pct": pl.Float64(),  # 100 x (price / reference - 1): -99.9 for 1 CLP vs 90.000
     "needs_confirmation": pl.Boolean(),
 }
 
-_KEY = ["retailer", "sku"]
-_WINDOW = ["retailer", "sku", "current_day"]
 _PACK_PATTERNS = (
     r"(?i)\bpack\s*(?:de\s*)?x?\s*(\d{1,3})\b",
     r"(?i)\b(\d{1,3})\s*(?:unidades|unid|uds|un)\b",
@@ -156,230 +186,6 @@ def market_points(
     )
 
 
-def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, by: list[str]) -> pl.DataFrame:
-    """Backward as-of join: the latest ``right`` row (sorted by ``day``) at or before
-    ``left[on]`` within each ``by`` group."""
-    return left.sort(on).join_asof(
-        right,
-        left_on=on,
-        right_on="day",
-        by=by,
-        strategy="backward",
-        check_sortedness=False,  # sorted by day overall, hence within each group
-    )
-
-
-def _weighted_median(frame: pl.DataFrame, value: str) -> pl.DataFrame:
-    """Median of ``value`` per window where each row counts ``n`` times (Polars' definition:
-    the mean of the two middle values when the count is even)."""
-    ordered = frame.sort("wid", value).with_columns(
-        cum=pl.col("n").cum_sum().over("wid"), total=pl.col("n").sum().over("wid")
-    )
-    middle = ordered.group_by("wid").agg(
-        low=pl.col(value).filter(pl.col("cum") >= (pl.col("total") + 1) // 2).first(),
-        high=pl.col(value).filter(pl.col("cum") >= pl.col("total") // 2 + 1).first(),
-    )
-    return middle.select("wid", median=(pl.col("low") + pl.col("high")) / 2)
-
-
-def _mode(frame: pl.DataFrame) -> pl.DataFrame:
-    """Most frequent price per window (ties: the lower price, the conservative one)."""
-    return (
-        frame.sort(["wid", "n", "p"], descending=[False, True, False])
-        .unique(subset="wid", keep="first")
-        .select("wid", mode="p")
-    )
-
-
-def window_stats(
-    windows: pl.DataFrame,
-    history: pl.DataFrame,
-    column: str,
-    calendar: EventCalendar = DEFAULT_CALENDAR,
-) -> pl.DataFrame:
-    """Own-history references per (retailer, sku, current_day) window of ``column``'s closes.
-
-    Columns: common_price, history_days, log_median, log_scale, level_reset, event_baseline;
-    windows with no priced day in their 90 days are absent.
-
-    Retail prices are step functions: a listing has a handful of price *levels*, each seen on
-    many days. Every statistic here is a function of how many days of the window each level
-    was seen, which cumulative counts per level give through as-of joins — so scoring every
-    day of months of history (the benchmark) costs windows x levels rows, not windows x days.
-    """
-    schema = {
-        **{k: pl.String() for k in _KEY},
-        "current_day": pl.Date(),
-        "common_price": pl.Int64(),
-        "history_days": pl.Int32(),
-        "log_median": pl.Float64(),
-        "log_scale": pl.Float64(),
-        "level_reset": pl.Boolean(),
-        "event_baseline": pl.Int64(),
-    }
-    windows = windows.select(_WINDOW).unique()
-    if windows.is_empty() or history.is_empty():
-        return pl.DataFrame(schema=schema)
-    ids = windows.select(_KEY).unique().with_row_index("lid")
-    # One close per listing and day (the PRICE_HISTORY_SCHEMA key).
-    closes = (
-        history.filter(shown(column))
-        .join(ids, on=_KEY, how="inner")
-        .select("lid", "day", p=pl.col(column).cast(pl.Int64))
-        .with_columns(k=pl.col("day").rank("ordinal").over("lid").cast(pl.Int64))  # days so far
-    )
-    occurrences = closes.with_columns(  # days at this level so far
-        c=pl.col("day").rank("ordinal").over("lid", "p").cast(pl.Int64)
-    )
-    levels = occurrences.group_by("lid", "p").agg(
-        first=pl.col("day").min(), last=pl.col("day").max()
-    )
-
-    # Windows are the days (current_day - 90, current_day - 1]: ``lo`` excluded, ``hi`` included.
-    wins = (
-        windows.join(ids, on=_KEY)
-        .with_row_index("wid")
-        .with_columns(
-            hi=pl.col("current_day") - timedelta(days=1),
-            lo=pl.col("current_day") - timedelta(days=WINDOW_DAYS + 1),
-        )
-    )
-    by_day = closes.sort("day")
-    wins = _asof(wins, by_day.select("lid", "day", last_close="p", k_hi="k"), "hi", ["lid"]).filter(
-        pl.col("day") > pl.col("lo")
-    )  # at least one priced day in the window
-    wins = wins.drop("day")
-
-    per_level = (
-        wins.select("wid", "lid", "hi", "lo")
-        .join(levels, on="lid", how="inner")
-        .filter((pl.col("first") <= pl.col("hi")) & (pl.col("last") > pl.col("lo")))
-        .drop("first", "last")
-    )
-    level_occ = occurrences.select("lid", "p", "day", "c").sort("day")
-    per_level = _asof(per_level, level_occ.rename({"c": "c_hi"}), "hi", ["lid", "p"])
-    per_level = per_level.rename({"day": "level_last"})
-    per_level = _asof(per_level, level_occ.rename({"c": "c_lo"}), "lo", ["lid", "p"])
-    per_level = per_level.drop("day")
-    per_level = per_level.with_columns(n=pl.col("c_hi") - pl.col("c_lo").fill_null(0)).filter(
-        pl.col("n") > 0
-    )
-
-    # Level reset: the run of days since the last close out of the latest close's band.
-    with_last = per_level.join(wins.select("wid", "last_close"), on="wid")
-    out_of_band = (pl.col("p") / pl.col("last_close")).log().abs() > LEVEL_BAND
-    breaks = (
-        with_last.filter(out_of_band).group_by("wid").agg(last_break=pl.col("level_last").max())
-    )
-    wins = (
-        wins.join(_mode(per_level).rename({"mode": "mode_full"}), on="wid")
-        .join(breaks, on="wid", how="left")
-        .join(
-            closes.select("lid", last_break="day", k_break="k"),
-            on=["lid", "last_break"],
-            how="left",
-        )
-        .with_columns(
-            level_reset=pl.col("last_break").is_not_null()
-            & (pl.col("k_hi") - pl.col("k_break") >= RESET_DAYS)
-            & ((pl.col("mode_full") / pl.col("last_close")).log().abs() > LEVEL_BAND)
-        )
-    )
-    reset = wins.filter(pl.col("level_reset")).select("wid", "last_break")
-    restarted = _asof(
-        per_level.join(reset, on="wid", how="inner"),
-        level_occ.rename({"c": "c_break"}),
-        "last_break",
-        ["lid", "p"],
-    )
-    restarted = (
-        restarted.with_columns(n=pl.col("c_hi") - pl.col("c_break").fill_null(0))
-        .filter(pl.col("n") > 0)
-        .select(per_level.columns)
-    )
-    effective = pl.concat(
-        [per_level.join(reset, on="wid", how="anti"), restarted.select(per_level.columns)]
-    ).with_columns(log_p=pl.col("p").log())
-
-    median = _weighted_median(effective, "log_p").rename({"median": "log_median"})
-    deviations = effective.join(median, on="wid").with_columns(
-        dev=(pl.col("log_p") - pl.col("log_median")).abs()
-    )
-    mad = _weighted_median(deviations, "dev").select(
-        "wid", log_scale=(pl.col("median") * MAD_TO_SIGMA).clip(MAD_FLOOR)
-    )
-    days = effective.group_by("wid").agg(history_days=pl.col("n").sum())
-
-    first = windows["current_day"].min() - timedelta(days=WINDOW_DAYS)  # type: ignore[operator]
-    events = calendar.events(first, windows["current_day"].max())  # type: ignore[arg-type]
-    baselines = [
-        closes.filter(pl.col("day").is_between(e.baseline_start, e.start, closed="left"))
-        .group_by("lid")
-        .agg(event_baseline=pl.col("p").min())
-        .with_columns(event_start=pl.lit(e.start))
-        for e in events
-    ]
-    wins = wins.with_columns(
-        event_start=calendar.event_start(pl.col("current_day"), first, windows["current_day"].max())  # type: ignore[arg-type]
-    )
-    if baselines:
-        wins = wins.join(pl.concat(baselines), on=["lid", "event_start"], how="left")
-    else:
-        wins = wins.with_columns(event_baseline=pl.lit(None, dtype=pl.Int64))
-    stats = (
-        wins.join(_mode(effective).rename({"mode": "common_price"}), on="wid")
-        .join(median, on="wid")
-        .join(mad, on="wid")
-        .join(days, on="wid")
-        .join(ids, on="lid")
-    )
-    return conform(stats, schema)
-
-
-def others_reference(current: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
-    """Per point (``pid``): the lower median of the other retailers' cheapest fresh price."""
-    group = ["panel", "canonical_id"]
-    per_retailer = (
-        current.filter(
-            pl.col("canonical_id").is_not_null()
-            & is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds)
-        )
-        .sort("price", "sku")
-        .unique(subset=[*group, "retailer"], keep="first", maintain_order=True)
-        .select(
-            *group,
-            others_retailer="retailer",
-            others_price="price",
-            others_match="match_probability",
-        )
-    )
-    return (
-        current.select("pid", "retailer", *group)
-        .join(per_retailer, on=group, how="inner")
-        .filter(pl.col("others_retailer") != pl.col("retailer"))
-        .sort("pid", "others_price", "others_retailer")
-        .with_columns(pos=pl.int_range(pl.len()).over("pid"), n=pl.len().over("pid"))
-        .filter(pl.col("pos") == (pl.col("n") - 1) // 2)
-        .select("pid", "others_retailer", "others_price", "others_match")
-    )
-
-
-def market_move(scored: pl.LazyFrame) -> pl.LazyFrame:
-    """Add ``move``: the median log(price / common price) of the listing's retailer x category
-    that day, when it is a drop and the segment has enough listings with a history (else 0).
-
-    Measured against each listing's common price rather than yesterday's close, so an event or
-    a scraper bug that began yesterday is still recognised on its second day.
-    """
-    segment = ["panel", "retailer", "category", "current_day"]
-    change = (pl.col("price") / pl.col("common_price")).log()
-    return scored.with_columns(
-        move=pl.when(change.is_not_null().sum().over(segment) >= MIN_SEGMENT_LISTINGS)
-        .then(change.median().over(segment).clip(upper_bound=0.0))
-        .otherwise(0.0)
-    )
-
-
 def _severity(ratio: pl.Expr, thresholds: Thresholds) -> pl.Expr:
     return (
         pl.when(ratio <= thresholds.glitch_ratio_high)
@@ -387,6 +193,42 @@ def _severity(ratio: pl.Expr, thresholds: Thresholds) -> pl.Expr:
         .when(ratio <= thresholds.glitch_ratio_medium)
         .then(pl.lit("medium"))
         .otherwise(pl.lit("low"))
+    )
+
+
+def severity(price: pl.Expr, ref: pl.Expr, thresholds: Thresholds) -> pl.Expr:
+    """Severity of a glitch at ``price`` against ``ref``: by their ratio, and 'high' for any
+    price under the shelf floor. Never less severe for a lower price."""
+    by_ratio = _severity(price / ref, thresholds)
+    return pl.when(price < MIN_SHELF_PRICE_CLP).then(pl.lit("high")).otherwise(by_ratio)
+
+
+def depth_pct(price: pl.Expr, ref: pl.Expr) -> pl.Expr:
+    """How far below its reference a price is, in percent (-99.9 for 1 CLP vs 90.000)."""
+    return 100.0 * (price / ref - 1.0)
+
+
+def priced_glitches(glitches: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    """Margin, ROI (capped: a 1 CLP buy has no meaningful ROI), severity and depth of glitch
+    rows from their ``buy_price`` and ``ref_price``."""
+    buy, ref = pl.col("buy_price"), pl.col("ref_price")
+    return with_margin(glitches, thresholds).with_columns(
+        roi_pct=pl.col("roi_pct").clip(upper_bound=GLITCH_ROI_CAP_PCT),
+        severity=severity(buy, ref, thresholds),
+        depth_pct=depth_pct(buy, ref),
+    )
+
+
+def as_shown(opportunities: pl.DataFrame) -> pl.DataFrame:
+    """Opportunity rows as users see them: ``depth_pct`` (how far the buy price sits below
+    the reference, -99.9 for 1 CLP against 90.000; a glitch is shown with it, not its ROI)
+    and a glitch's ROI capped at ``GLITCH_ROI_CAP_PCT`` (rows stored before the cap)."""
+    glitch = pl.col("kind") == "glitch"
+    return opportunities.with_columns(
+        depth_pct=depth_pct(pl.col("buy_price"), pl.col("ref_price")),
+        roi_pct=pl.when(glitch)
+        .then(pl.col("roi_pct").clip(upper_bound=GLITCH_ROI_CAP_PCT))
+        .otherwise(pl.col("roi_pct")),
     )
 
 
@@ -428,6 +270,18 @@ _TYPE_TEXT = {
     "implausible": "no real CLP price is this low",
     "deep_discount": "far below every reference",
 }
+_AGAINST = {
+    "history": "its own history",
+    "history+stores": "its own history",
+    "list price": "its own list price",
+}
+_EVIDENCE_TEXT = {
+    "history": "its own history",
+    "history+stores": "its own history and the other stores",
+    "stores": "the other stores (little history of its own)",
+    "list price": "its own crossed-out list price",
+    "shelf floor": f"no shelf price is under {clp(MIN_SHELF_PRICE_CLP)}",
+}
 
 
 def _glitch_reason(
@@ -435,27 +289,31 @@ def _glitch_reason(
     buy_price: int,
     ref_price: int,
     ref_retailer: str | None,
-    common_price: int,
-    history_days: int,
-    robust_z: float,
+    evidence: str,
+    common_price: int | None,
+    recent_price: int | None,
+    history_days: int | None,
     others_retailer: str | None,
     others_price: int | None,
     event_baseline: int | None,
-    level_reset: bool,
     glitch_type: str,
     pack: int | None,
 ) -> str:
     pct = 100 * buy_price / ref_price if ref_price else 0.0
-    against = ref_retailer or "its own history"
-    common = "new level" if level_reset else "most frequent price"
+    against = ref_retailer or _AGAINST.get(evidence, "the best reference known")
     parts = [
-        f"{buy_price_type} {clp(buy_price)} is {pct:.0f} % of {clp(ref_price)} ({against})",
-        f"{common} {clp(common_price)} over {history_days} d, robust z {robust_z:.1f}",
+        f"{buy_price_type} {clp(buy_price)} is {pct:.1f} % of {clp(ref_price)} ({against})",
+        f"judged on {_EVIDENCE_TEXT[evidence]}",
     ]
+    if common_price is not None and history_days:
+        parts.append(
+            f"90-day median {clp(common_price)}, last 7 closes {clp(recent_price)} "
+            f"({history_days} d of history)"
+        )
     if others_price is not None:
         parts.append(f"{others_retailer} {clp(others_price)}")
     if event_baseline is not None:
-        parts.append(f"30-day pre-event low {clp(event_baseline)}")
+        parts.append(f"30-day pre-event median {clp(event_baseline)}")
     factor = 10 if abs(math.log(buy_price * 10 / ref_price)) <= SCALE_TOLERANCE else 100
     parts.append(_TYPE_TEXT[glitch_type].format(pack=pack, factor=factor))
     return "; ".join(parts)
@@ -468,72 +326,105 @@ def score_series(
     price_type: str,
     calendar: EventCalendar = DEFAULT_CALENDAR,
 ) -> pl.LazyFrame:
-    """Every point showing a ``price_type`` price, with its references and ``is_glitch``.
+    """Every point showing a ``price_type`` price, with its references, ``evidence`` and
+    ``is_glitch`` (the rule in the module docstring).
 
-    ``points``: panel rows (``panel, as_of, current_day`` plus the market columns). Points
-    without enough history keep null references and ``is_glitch = False``. An optional
-    boolean ``judged`` column marks the points to judge; the others are context only (the
-    other stores' prices and the segment's move at that moment), never flagged themselves.
+    ``points``: panel rows (``panel, as_of, current_day`` plus the market columns). An
+    optional boolean ``judged`` column marks the points to judge; the others are context
+    only (the other stores' prices and the segment's move at that moment), never flagged.
     """
     column = SERIES[price_type]
     low = thresholds.glitch_ratio_low
     current = points.filter(shown(column)).with_columns(price=pl.col(column).cast(pl.Int64))
     current = current.with_row_index("pid")
-    windows = current.select(_WINDOW).unique().collect()
+    if "price_list" not in current.collect_schema().names():
+        current = current.with_columns(price_list=pl.lit(None, dtype=pl.Int64))
+    windows = current.select(WINDOW).unique().collect()
     stats = window_stats(windows, history, column, calendar)
 
-    scored = (
-        current.join(stats.lazy(), on=_WINDOW, how="left")
-        .join(others_reference(current, thresholds), on="pid", how="left")
-        .pipe(market_move)
+    price, others = pl.col("price"), pl.col("others_price")
+    established = pl.col("history_days") >= MIN_HISTORY_DAYS
+    offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
+    own = (
+        current.join(stats.lazy(), on=WINDOW, how="left")
+        .with_columns(own_base=pl.min_horizontal("common_price", "recent_price"))
+        .pipe(market_move, "own_base")
         .with_columns(
-            # Own-history references follow the segment's move that day; others' prices are
-            # current already. On event days the pre-event low caps them.
+            # The own reference follows the segment's move that day; on event days the
+            # pre-event level caps it.
             own_ref=pl.min_horizontal(
-                pl.col("common_price") * pl.col("move").exp(), pl.col("event_baseline")
+                pl.col("own_base") * pl.col("move").exp(), pl.col("event_baseline")
             ),
-            center=pl.min_horizontal(
-                pl.col("log_median") + pl.col("move"), pl.col("event_baseline").log()
-            ),
+            history_days=pl.col("history_days").fill_null(0),
         )
-        .with_columns(robust_z=(pl.col("price").log() - pl.col("center")) / pl.col("log_scale"))
     )
-    others_confirm = pl.col("others_price").is_not_null() & (
-        pl.col("price") <= low * pl.col("others_price")
-    )
-    # Another store far *below* this price is glitching deeper itself: it says nothing
-    # about the market level, so the listing's own history decides.
-    others_uninformative = pl.col("others_price").is_null() | (
-        pl.col("others_price") <= low * pl.col("price")
-    )
-    # A card price that merely follows its own listing's offer down is no card glitch: the
-    # offer series speaks for the listing. A card glitch is abnormal against the offer too.
-    card_apart = (
-        pl.lit(price_type != "card")
-        | ~shown("price_offer")
-        | (pl.col("price") <= low * pl.col("price_offer"))
+    if price_type == "card":  # with little card history, the own offer is the card's reference
+        own = own.with_columns(
+            own_ref=pl.when(established)
+            .then(pl.col("own_ref"))
+            .otherwise(pl.min_horizontal("own_ref", offer_ref))
+        )
+    # The other stores' price (but one far below this listing's own reference, glitching
+    # itself). Stores all far below their own history together are the market dropping (an
+    # event, a supplier's cut, stores matching each other): they vouch for each other.
+    scored = own.join(others_reference(own, thresholds), on="pid", how="left")
+    # A card price is judged against its own offer too: a card-only deal is at most half off.
+    card_apart = pl.lit(price_type != "card") | offer_ref.is_null() | (price <= low * offer_ref)
+    own_says = price <= low * pl.col("own_ref")
+    seen_elsewhere = others.is_not_null()
+    others_say = price <= low * others
+    stores_alone = price <= low * (1 - STORE_SPREAD) * others
+    list_says = ~seen_elsewhere & (price <= FAR_BELOW * pl.col("price_list"))
+    # A whole segment that deep is a scraper or feed fault, not a price anyone published.
+    below_shelf = (price < MIN_SHELF_PRICE_CLP) & (pl.col("move") > math.log(low))
+    by_own = own_says & (others_say | ~seen_elsewhere)
+    evidence = (
+        pl.when(by_own & (established | ~stores_alone.fill_null(False)))
+        .then(pl.when(others_say).then(pl.lit("history+stores")).otherwise(pl.lit("history")))
+        .when(~established & stores_alone)
+        .then(pl.lit("stores"))
+        .when(~established & list_says)
+        .then(pl.lit("list price"))
+        .when(below_shelf)
+        .then(pl.lit("shelf floor"))
     )
     flagged = (
-        (pl.col("history_days") >= MIN_HISTORY_DAYS)
+        evidence.is_not_null()
         & card_apart
         & pl.col("in_stock").fill_null(False)
         & is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds)
-        & (pl.col("price") <= low * pl.col("own_ref"))
-        & (pl.col("robust_z") <= Z_THRESHOLD)
-        & (others_confirm | others_uninformative)
     ).fill_null(False)
     if "judged" in points.collect_schema().names():
         flagged = flagged & pl.col("judged")
     return scored.with_columns(
         price_type=pl.lit(price_type),
-        others_confirm=others_confirm.fill_null(False),
+        others_confirm=others_say.fill_null(False),
+        evidence=evidence,
         is_glitch=flagged,
     )
 
 
-def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+def _reference(price_type: str) -> tuple[pl.Expr, pl.Expr]:
+    """(reference price, its retailer) of a flagged point. It depends on what is known, never
+    on the price judged, so a deeper price never gets a milder severity: with an established
+    history, the lower of the own reference and the other stores' (the conservative one);
+    with little history, the other stores' price, else the listing's own list price, else
+    what history there is (a listing's first days may hold the mistake itself) — for a card
+    price, its own offer before its list price."""
+    own = pl.col("own_ref").round(0).cast(pl.Int64)
+    others, listed = pl.col("others_price"), pl.col("price_list")
+    established = pl.col("history_days") >= MIN_HISTORY_DAYS
+    first_days = [others, own, listed] if price_type == "card" else [others, listed, own]
+    price = (
+        pl.when(established).then(pl.min_horizontal(own, others)).otherwise(pl.coalesce(first_days))
+    )
+    price = pl.coalesce(price, pl.col("price"))  # only the shelf floor spoke
+    from_stores = others.is_not_null() & (price == others) & (~established | (others < own))
+    return price, pl.when(from_stores).then(pl.col("others_retailer"))
+
+
+def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl.LazyFrame:
     """Opportunity rows (OPPORTUNITY_SCHEMA + details + ``panel``) of the flagged points."""
-    others_lower = pl.col("others_confirm") & (pl.col("others_price") < pl.col("own_ref"))
     corroboration = (
         pl.when(pl.col("others_confirm"))
         .then(
@@ -545,7 +436,15 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
         )
         .otherwise(UNCORROBORATED)
     )
-    depth = (pl.col("history_days") / FULL_DEPTH_DAYS).clip(upper_bound=1.0)
+    evidence = pl.col("evidence")
+    support = (
+        pl.when(evidence.str.starts_with("history"))
+        .then((pl.col("history_days") / FULL_SUPPORT_DAYS).clip(upper_bound=1.0))
+        .when(evidence == "stores")
+        .then(1.0)
+        .otherwise(LONE_PAGE_SUPPORT)
+    )
+    ref_price, ref_retailer = _reference(price_type)
     glitches = (
         scored.filter(pl.col("is_glitch"))
         .with_columns(pack=pack_size(pl.col("name")))
@@ -553,34 +452,31 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
             "panel",
             "canonical_id",
             "category",
+            "evidence",
             "common_price",
+            "recent_price",
             "others_retailer",
             "others_price",
             "event_baseline",
-            "robust_z",
             "history_days",
-            "level_reset",
             "pack",
+            list_price="price_list",
             product_name="name",
             buy_retailer="retailer",
             buy_sku="sku",
             buy_url="url",
             buy_price="price",
             buy_price_type="price_type",
-            ref_retailer=pl.when(others_lower).then(pl.col("others_retailer")),
-            ref_price=pl.when(others_lower)
-            .then(pl.col("others_price"))
-            .otherwise(pl.col("own_ref").round(0).cast(pl.Int64)),
-            confidence=freshness(pl.col("last_seen"), pl.col("as_of")) * depth * corroboration,
+            ref_retailer=ref_retailer,
+            ref_price=ref_price,
+            confidence=freshness(pl.col("last_seen"), pl.col("as_of")) * support * corroboration,
             observed_at=pl.col("last_seen"),
         )
     )
-    severity = _severity(pl.col("buy_price") / pl.col("ref_price"), thresholds)
     return (
-        with_margin(glitches, thresholds)
+        priced_glitches(glitches, thresholds)
         .with_columns(
             kind=pl.lit("glitch"),
-            severity=severity,
             glitch_type=glitch_type(pl.col("buy_price"), pl.col("ref_price"), pl.col("pack")),
             opportunity_id=opportunity_id(
                 "glitch",
@@ -598,13 +494,13 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
                 "buy_price",
                 "ref_price",
                 "ref_retailer",
+                "evidence",
                 "common_price",
+                "recent_price",
                 "history_days",
-                "robust_z",
                 "others_retailer",
                 "others_price",
                 "event_baseline",
-                "level_reset",
                 "glitch_type",
                 "pack",
             ),
@@ -618,18 +514,16 @@ def glitch_panel(
     thresholds: Thresholds,
     calendar: EventCalendar = DEFAULT_CALENDAR,
 ) -> pl.DataFrame:
-    """Glitches of both series for every point of a panel (the detector behind everything).
+    """Glitches of both series for every point of a panel (the detector behind everything),
+    whatever their margin.
 
-    Returns OPPORTUNITY_SCHEMA + GLITCH_DETAIL_SCHEMA columns + ``panel`` and ``current_day``
-    (the day of the glitched price), most severe first.
+    Returns OPPORTUNITY_SCHEMA + GLITCH_DETAIL_SCHEMA columns + ``panel``, most severe first.
     """
     columns = {**OPPORTUNITY_SCHEMA, **GLITCH_DETAIL_SCHEMA, "panel": pl.Int64()}
-    if history.is_empty():
-        return empty(columns)
     # Both series in one collect: their shared inputs are computed once, and in parallel.
     frames = pl.collect_all(
         [
-            _report(score_series(points, history, thresholds, t, calendar), thresholds)
+            _report(score_series(points, history, thresholds, t, calendar), thresholds, t)
             for t in SERIES
         ]
     )
@@ -647,10 +541,11 @@ def glitch_details(
 ) -> pl.DataFrame:
     """:func:`find_glitches` with the evidence columns (``GLITCH_DETAIL_SCHEMA``)."""
     columns = {**OPPORTUNITY_SCHEMA, **GLITCH_DETAIL_SCHEMA}
-    if market.is_empty() or history.is_empty():
+    if market.is_empty():
         return empty(columns)
     found = glitch_panel(market_points(market, thresholds, now), history, thresholds, calendar)
-    return conform(found, columns)
+    # Listed like spreads: only what clears the minimum margin.
+    return conform(found.filter(pl.col("margin_clp") >= thresholds.min_margin_clp), columns)
 
 
 def find_glitches(
@@ -660,8 +555,9 @@ def find_glitches(
     now: datetime,
     calendar: EventCalendar = DEFAULT_CALENDAR,
 ) -> pl.DataFrame:
-    """Glitches in the offer and card series of every enabled listing (rule in module doc)."""
-    if market.is_empty() or history.is_empty():
+    """Glitches in the offer and card series of every enabled listing whose margin reaches
+    ``min_margin_clp`` (rule in the module docstring)."""
+    if market.is_empty():
         return empty(OPPORTUNITY_SCHEMA)
     return conform(glitch_details(history, market, thresholds, now, calendar), OPPORTUNITY_SCHEMA)
 
@@ -745,13 +641,12 @@ def confirm_glitches(
     judged = joined.with_columns(usable=usable, rejection=rejection, new_price=new_price)
     confirmed = judged.filter(pl.col("usable") & pl.col("rejection").is_null())
     refreshed = (
-        with_margin(
+        priced_glitches(
             confirmed.lazy().with_columns(
                 buy_price=pl.col("new_price").cast(pl.Int64), observed_at=pl.col("fetched_at")
             ),
             thresholds,
         )
-        .with_columns(severity=_severity(pl.col("buy_price") / pl.col("ref_price"), thresholds))
         .collect()
         .select(columns)
     )
@@ -770,16 +665,21 @@ __all__ = [
     "CONFIRM_SEVERITIES",
     "CONFIRM_TYPES",
     "GLITCH_DETAIL_SCHEMA",
+    "GLITCH_ROI_CAP_PCT",
     "GLITCH_TYPES",
     "SERIES",
     "Confirmation",
+    "as_shown",
     "confirm_glitches",
+    "depth_pct",
     "find_glitches",
     "glitch_details",
     "glitch_panel",
     "market_points",
     "must_confirm",
     "needs_confirmation",
+    "priced_glitches",
     "score_series",
+    "severity",
     "window_stats",
 ]

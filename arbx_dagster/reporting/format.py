@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import polars as pl
@@ -22,6 +23,14 @@ def roi(pct: float) -> str:
     return ">9999" if pct > 9_999 else f"{pct:.1f}"
 
 
+def depth(buy_price: int, ref_price: int | None) -> str:
+    """How far the buy price sits below the reference: 1 -> 90.000 is '−99.9 %'."""
+    if not ref_price:
+        return "—"
+    value = math.trunc(1_000 * (buy_price / ref_price - 1)) / 10  # toward 0: 1 CLP is not free
+    return f"{value:+.1f} %".replace("-", "−")
+
+
 def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("kind", no_wrap=True)
@@ -31,7 +40,9 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table.add_column("reference", no_wrap=True)
     table.add_column("ref. price", justify="right", no_wrap=True)
     table.add_column("margin CLP", justify="right", no_wrap=True)
-    table.add_column("ROI %", justify="right", no_wrap=True)
+    # Spreads by their ROI; glitches by their depth below the reference (a 1 CLP buy's
+    # "ROI" is noise): "12.3 %" against "−99.9 %".
+    table.add_column("ROI / depth", justify="right", no_wrap=True)
     table.add_column("conf.", justify="right", no_wrap=True)
     held = 0
     for row in frame.iter_rows(named=True):
@@ -47,7 +58,9 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
             row["ref_retailer"] or "own history",
             clp(row["ref_price"]),
             clp(row["margin_clp"]),
-            roi(row["roi_pct"]),
+            depth(row["buy_price"], row["ref_price"])
+            if row["kind"] == "glitch"
+            else f"{roi(row['roi_pct'])} %",
             f"{row['confidence']:.2f}",
         )
     if held:

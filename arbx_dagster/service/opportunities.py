@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from arbx_dagster.domain.glitches import as_shown
 from arbx_dagster.service.db import WarehouseBusy
 from arbx_dagster.service.events import OPPORTUNITIES_VERSION_KEY, jsonable
 from arbx_dagster.storage.cache import Cache, CacheError
@@ -136,13 +137,14 @@ def build_sql(q: OpportunityQuery) -> tuple[str, list[Any]]:
 
 def fetch_page(warehouse: Warehouse, q: OpportunityQuery) -> dict[str, Any]:
     sql, params = build_sql(q)
-    rows = warehouse.query(sql, params).to_dicts()
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
+    found = warehouse.query(sql, params)
+    more = found.height > q.limit
+    found = found.head(q.limit)
     next_cursor = None
-    if more and rows:
-        last = rows[-1]
+    if more and found.height:  # from the stored values the keyset compares with
+        last = found.row(-1, named=True)
         next_cursor = encode_cursor(q.sort, last[SORT_COLUMNS[q.sort]], last["opportunity_id"])
+    rows = as_shown(found).to_dicts() if found.height else []
     return {
         "items": jsonable(rows),
         "count": len(rows),

@@ -47,7 +47,10 @@ class Opportunity(BaseModel):
     ref_sku: str | None = None
     ref_price: int
     margin_clp: int
-    roi_pct: float
+    roi_pct: float = Field(description="Spreads: return on the buy; glitches: capped at 1000")
+    depth_pct: float | None = Field(
+        None, description="Buy price versus reference, e.g. -99.9 (how a glitch is read)"
+    )
     confidence: float
     severity: str | None = None
     observed_at: str | None = None

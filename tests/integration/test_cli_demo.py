@@ -93,7 +93,7 @@ def test_demo_prints_the_top_opportunities_and_a_one_line_summary(demo: Demo) ->
     columns = ["kind", "product", "buy at", "price", "reference", "ref. price", "margin CLP"]
     assert re.findall(r"\S+(?: \S+)*", header.strip())[: len(columns) + 1] == [
         *columns,
-        "ROI %",
+        "ROI / depth",
     ]
     rows = [line for line in out.splitlines() if re.match(r"\s+(spread|glitch)\s", line)]
     assert rows, out

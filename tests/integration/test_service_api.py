@@ -238,6 +238,26 @@ def test_opportunities_are_filtered_sorted_and_cursor_paginated(
         assert response.status_code == 422, (params, response.text)
 
 
+def test_a_glitch_is_shown_by_its_depth_and_its_roi_is_capped(
+    api: TestClient, postgres_warehouse: Warehouse
+) -> None:
+    seed(
+        postgres_warehouse,
+        [
+            # Stored before the cap: 1 CLP against $89.990 is an "ROI" of 8 998 900 %.
+            opportunity(5, buy_price=1, ref_price=89_990, margin_clp=89_989, roi_pct=8_998_900.0),
+            opportunity(6, buy_price=150_000, ref_price=200_000, roi_pct=33.3),
+        ],
+    )
+    page = api.get("/api/opportunities", headers=AUTH).json()
+    shown = {o["opportunity_id"]: o for o in page["items"]}
+    glitch, spread = shown["opp-005"], shown["opp-006"]
+    assert glitch["kind"] == "glitch"
+    assert glitch["depth_pct"] == pytest.approx(-99.9989, abs=1e-3)
+    assert glitch["roi_pct"] == 1_000.0
+    assert (spread["depth_pct"], spread["roi_pct"]) == (pytest.approx(-25.0), 33.3)
+
+
 def test_pages_are_cached_in_redis_until_new_opportunities_are_published(
     app_factory: Any, postgres_warehouse: Warehouse, redis_cache: Cache
 ) -> None:

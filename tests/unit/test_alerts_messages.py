@@ -62,6 +62,7 @@ def test_a_glitch_says_possible_price_error_with_severity_and_cause():
     assert alert.title.startswith("🎯 Posible error de precio")
     assert "a $129.990 con tarjeta · referencia su precio habitual $1.299.990" in alert.body
     assert "Severidad alta: 10 % de la referencia · probable dígito perdido" in alert.body
+    assert "ROI" not in alert.body  # a few pesos against a normal price: no meaningful ROI
 
 
 def test_system_errors_and_watch_hits():

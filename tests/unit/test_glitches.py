@@ -126,7 +126,8 @@ def test_severity_follows_the_price_to_reference_ratio():
 
     assert severity(10_000) == "high"
     assert severity(25_000) == "medium"
-    assert severity(45_000) == "low"
+    assert severity(35_000) == "low"
+    assert severity(45_000) is None  # no deeper than a promotion (at most half off) may go
     assert severity(60_000) is None
 
 
@@ -140,14 +141,14 @@ def test_margin_uses_the_spread_cost_model():
     assert only(found)["margin_clp"] == 100_000 - 10_000 - 5_000 - 10_000
 
 
-def test_step_shaped_history_has_zero_mad_but_a_finite_score():
+def test_a_step_shaped_history_is_judged_against_its_current_step():
     steps = [249_990] * 40 + [199_990] * 50
     windows = pl.DataFrame({"retailer": ["ripley"], "sku": ["r1"], "current_day": [TODAY]})
     stats = g.window_stats(windows, history(closes("ripley", "r1", steps)), "price_offer").row(
         0, named=True
     )
-    assert stats["log_median"] == pytest.approx(math.log(199_990))
-    assert stats["log_scale"] == g.MAD_FLOOR  # the raw MAD is exactly 0
+    assert (stats["common_price"], stats["recent_price"]) == (199_990, 199_990)
+    assert stats["history_days"] == 90
 
     found = find_glitches(
         history(closes("ripley", "r1", steps)),
@@ -156,7 +157,7 @@ def test_step_shaped_history_has_zero_mad_but_a_finite_score():
         NOW,
     )
     glitch = only(found)
-    assert glitch["ref_price"] == 199_990  # most frequent price, not the older step
+    assert glitch["ref_price"] == 199_990  # the current step, not the older one
     assert math.isfinite(glitch["confidence"])
     assert glitch["severity"] == "medium"
 
@@ -183,6 +184,7 @@ def _segment(drops: dict[str, float]) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def test_a_lone_25_percent_drop_is_flagged_when_thresholds_allow_it():
+    # glitch_ratio_low is a setting: 0.8 makes any 20 % drop a glitch candidate.
     hist, now = _segment({"f0": 0.75})
     found = find_glitches(hist, now, Thresholds(glitch_ratio_low=0.8), NOW)
     assert found["buy_sku"].to_list() == ["f0"]
@@ -216,7 +218,7 @@ def test_a_real_glitch_during_an_event_is_still_found_against_the_event_level():
     hist, now = _segment(drops)
     glitch = only(find_glitches(hist, now, Thresholds(), NOW))
     assert glitch["buy_sku"] == "f2"
-    assert glitch["ref_price"] == 225_000  # common price 300 000 moved with the segment
+    assert glitch["ref_price"] == 225_000  # its usual 300 000 moved with the segment
     assert glitch["severity"] == "medium"  # 30 000 / 225 000 = 0.13
 
 
@@ -288,8 +290,17 @@ def test_a_card_price_that_follows_its_offer_down_is_judged_by_the_offer_series(
     hist = history(closes("ripley", "r1", [299_990] * 60, cards=[279_990] * 10 + [None] * 50))
     rows = market(now_listing("ripley", "r1", 154_990, card=139_490))
     assert find_glitches(hist, rows, Thresholds(), NOW).is_empty()  # offer: 52 % of normal
-    deeper = market(now_listing("ripley", "r1", 139_990, card=125_990))
+    deeper = market(now_listing("ripley", "r1", 109_990, card=98_990))
     assert find_glitches(hist, deeper, Thresholds(), NOW)["buy_price_type"].to_list() == ["offer"]
+
+
+def test_a_card_only_deal_of_half_the_offer_is_no_glitch_but_a_tenth_is():
+    hist = history(closes("ripley", "r1", [299_990] * 60))  # no card price shown before
+    deal = market(now_listing("ripley", "r1", 299_990, card=149_990))
+    assert find_glitches(hist, deal, Thresholds(), NOW).is_empty()
+    typo = market(now_listing("ripley", "r1", 299_990, card=29_990))
+    glitch = only(find_glitches(hist, typo, Thresholds(), NOW))
+    assert (glitch["buy_price_type"], glitch["ref_price"]) == ("card", 299_990)
 
 
 def test_offer_and_card_glitches_of_one_listing_get_different_ids():
@@ -301,14 +312,85 @@ def test_offer_and_card_glitches_of_one_listing_get_different_ids():
     assert found["opportunity_id"].n_unique() == 2
 
 
-def test_a_listing_with_less_than_a_week_of_history_is_not_flagged():
+def test_a_listing_with_a_few_days_of_history_is_judged_on_them():
     found = find_glitches(
-        history(closes("paris", "p1", [199_990] * 5)),
+        history(closes("paris", "p1", [199_990] * 3)),
         market(now_listing("paris", "p1", 9_990)),
         Thresholds(),
         NOW,
     )
-    assert found.is_empty()
+    assert (only(found)["ref_price"], only(found)["severity"]) == (199_990, "high")
+
+
+def test_on_its_first_day_a_listing_is_judged_by_the_other_stores_alone():
+    hist = history(closes("ripley", "r1", FLAT), closes("paris", "p1", [209_990] * 60))
+
+    def run(price: int) -> pl.DataFrame:
+        rows = market(
+            now_listing("falabella", "f1", price, canonical="tv"),  # never seen before
+            now_listing("ripley", "r1", 199_990, canonical="tv"),
+            now_listing("paris", "p1", 209_990, canonical="tv"),
+        )
+        return g.glitch_details(hist, rows, Thresholds(), NOW)
+
+    glitch = only(run(19_990))
+    assert (glitch["ref_retailer"], glitch["ref_price"], glitch["evidence"]) == (
+        "ripley",
+        199_990,
+        "stores",
+    )
+    # A launch price at half the others' (this store may be cheaper than them) is no glitch.
+    assert run(99_990).is_empty()
+    assert run(69_990).is_empty()  # 35 %: alone, the other stores must say more
+
+
+def test_one_peso_is_a_glitch_even_with_no_history_and_no_other_store():
+    schema = {**MARKET_SCHEMA, "price_list": pl.Int64}
+    for price_list, evidence in ((89_990, "list price"), (None, "shelf floor")):
+        row = now_listing("paris", "p1", 1) | {"price_list": price_list}
+        points = g.market_points(pl.DataFrame([row], schema=schema), Thresholds(), NOW)
+        found = g.glitch_panel(points, history(), Thresholds())
+        assert (found["severity"].to_list(), found["evidence"].to_list()) == (["high"], [evidence])
+    # Listed only with a known margin: against its list price, not against nothing.
+    listed = g.glitch_details(history(), pl.DataFrame([row], schema=schema), Thresholds(), NOW)
+    assert listed.is_empty()
+
+
+def test_with_nothing_else_a_tenth_of_its_own_list_price_is_a_glitch_but_a_big_sale_is_not():
+    schema = {**MARKET_SCHEMA, "price_list": pl.Int64}
+
+    def run(price: int) -> pl.DataFrame:
+        row = now_listing("paris", "p1", price) | {"price_list": 899_990}
+        return g.glitch_details(history(), pl.DataFrame([row], schema=schema), Thresholds(), NOW)
+
+    assert only(run(89_990))["ref_price"] == 899_990
+    assert run(299_990).is_empty()  # "67 % off" an inflated list price: a sale, not a mistake
+
+
+def test_a_three_day_glitch_is_flagged_on_each_of_its_days():
+    usual = [149_990] * 40
+    for days_in, wrong in enumerate((14_999, 14_999, 1_499)):
+        found = glitch_details_for("paris", "p1", usual + [14_999] * days_in, wrong)
+        assert found["ref_price"].to_list() == [149_990], days_in
+
+
+def test_a_promotion_weeks_after_a_permanent_cut_is_not_a_glitch():
+    # 299 990 for two months, cut for good to 239 990, and three weeks later a 45 % sale:
+    # 56 % below the old level, but only 45 % below the price it has now.
+    offers = [299_990] * 60 + [239_990] * 21
+    assert glitch_details_for("ripley", "r1", offers, 131_990).is_empty()
+    assert glitch_details_for("ripley", "r1", offers + [131_990] * 3, 131_990).is_empty()
+    # A mistake then is measured against the new level.
+    assert glitch_details_for("ripley", "r1", offers, 23_999)["ref_price"].to_list() == [239_990]
+
+
+def test_stores_all_that_low_together_are_the_market_moving_not_a_mistake():
+    hist = history(closes("falabella", "f1", FLAT), closes("ripley", "r1", FLAT))
+    rows = market(
+        now_listing("falabella", "f1", 59_990, canonical="tv"),  # 30 % of the usual price
+        now_listing("ripley", "r1", 64_990, canonical="tv"),
+    )
+    assert find_glitches(hist, rows, Thresholds(), NOW).is_empty()
 
 
 def test_an_out_of_stock_listing_is_not_an_opportunity():
@@ -362,7 +444,7 @@ def noon_utc(day: date) -> datetime:
 
 
 def test_window_stats_equal_a_direct_computation_on_every_day():
-    # Steps, a wiggle, a glitch and a permanent cut: every path through the reset rule.
+    # Steps, a wiggle, a glitch and a permanent cut: every path through the references.
     offers = [100_000] * 20 + [104_990] * 9 + [9_990] + [100_000] * 30 + [59_990] * 12
     offers += [61_990] * 3 + [59_990] * 5
     hist = history(series_closes("paris", "p1", offers, TODAY))
@@ -370,42 +452,35 @@ def test_window_stats_equal_a_direct_computation_on_every_day():
     windows = pl.DataFrame({"retailer": "paris", "sku": "p1", "current_day": days})
     stats = {r["current_day"]: r for r in g.window_stats(windows, hist, "price_offer").to_dicts()}
 
+    def lower_median(prices: list[int]) -> int:
+        return sorted(prices)[(len(prices) - 1) // 2]
+
     by_day = dict(zip(hist["day"], hist["price_offer"], strict=True))
     for day in days:
-        past = [(d, p) for d, p in sorted(by_day.items()) if day - timedelta(days=90) <= d < day]
-        last = past[-1][1]
-        counts = {p: sum(1 for _, q in past if q == p) for _, p in past}
-        mode = min(counts, key=lambda p: (-counts[p], p))
-        breaks = [d for d, p in past if abs(math.log(p / last)) > g.LEVEL_BAND]
-        run = [(d, p) for d, p in past if not breaks or d > max(breaks)]
-        reset = bool(breaks) and len(run) >= g.RESET_DAYS and abs(math.log(mode / last)) > 0.15
-        used = run if reset else past
-        counts = {p: sum(1 for _, q in used if q == p) for _, p in used}
-        logs = sorted(math.log(p) for _, p in used)
-        median = (logs[(len(logs) - 1) // 2] + logs[len(logs) // 2]) / 2
-        devs = sorted(abs(x - median) for x in logs)
-        mad = (devs[(len(devs) - 1) // 2] + devs[len(devs) // 2]) / 2
+        past = [p for d, p in sorted(by_day.items()) if day - timedelta(days=90) <= d < day]
         got = stats[day]
-        assert got["level_reset"] is reset, day
-        assert got["common_price"] == min(counts, key=lambda p: (-counts[p], p)), day
-        assert got["history_days"] == len(used)
-        assert got["log_median"] == pytest.approx(median)
-        assert got["log_scale"] == pytest.approx(max(mad * g.MAD_TO_SIGMA, g.MAD_FLOOR))
+        assert got["common_price"] == lower_median(past), day
+        assert got["recent_price"] == lower_median(past[-7:]), day
+        assert got["history_days"] == len(past)
 
 
 def test_a_permanent_cut_is_a_glitch_for_days_then_becomes_the_new_normal():
     def glitches_after(days_at_new_level: int, today_price: int) -> pl.DataFrame:
-        offers = [199_990] * 60 + [79_990] * days_at_new_level
+        offers = [199_990] * 60 + [69_990] * days_at_new_level
         return glitch_details_for("falabella", "f1", offers, today_price)
 
-    # Three days at 40 % of the usual price: still far below a 60-day habit.
-    assert glitches_after(3, 79_990)["buy_price"].to_list() == [79_990]
-    # A week at the new price: it *is* the price now (the 90-day mode would say 199 990).
-    assert glitches_after(7, 79_990).is_empty()
+    # Three days at 35 % of the usual price: as likely a mistake lasting as a new price.
+    assert glitches_after(3, 69_990)["buy_price"].to_list() == [69_990]
+    # Four of the last seven closes at the new price: it *is* the price now.
+    assert glitches_after(4, 69_990).is_empty()
     # And a glitch at the new level is measured against the new level.
-    found = glitches_after(10, 7_990).row(0, named=True)
-    assert (found["ref_price"], found["level_reset"], found["severity"]) == (79_990, True, "high")
-    assert found["history_days"] == 10
+    found = glitches_after(10, 6_990).row(0, named=True)
+    assert (found["ref_price"], found["recent_price"], found["severity"]) == (
+        69_990,
+        69_990,
+        "high",
+    )
+    assert found["history_days"] == 70
 
 
 def glitch_details_for(
@@ -422,20 +497,21 @@ def glitch_details_for(
     )
 
 
-def test_on_cyberday_the_pre_event_low_is_the_reference_so_an_inflated_price_fools_no_one():
+def test_a_price_inflated_before_cyberday_fools_no_one():
     cyberday = date(2026, 6, 1)
-    # 12 days "before" price raised from 100 000 to 150 000 (long enough to reset the level),
-    # then the event price: 53 % off the inflated price, only 30 % off the real one.
+    # 12 days "before", the price raised from 100 000 to 150 000, then the event price:
+    # 53 % off the inflated price, only 30 % off the real one.
     offers = [100_000] * 78 + [150_000] * 12
-    assert glitch_details_for("paris", "p1", offers, 69_990, today=cyberday).is_empty()
-    # The same drop on an ordinary day is judged against the (reset) 150 000 level.
-    day = cyberday - timedelta(days=10)
-    assert glitch_details_for("paris", "p1", offers, 69_990, today=day).height == 1
+    found = glitch_details_for("paris", "p1", offers, 69_990, today=cyberday)
+    assert found.is_empty()
+    # On an ordinary day too: the last week says 150 000, the 90-day median 100 000.
+    day = date(2026, 5, 15)
+    assert glitch_details_for("paris", "p1", offers, 69_990, today=day).is_empty()
 
-    # A real mistake during the event is still one, with the baseline as evidence.
+    # A real mistake during the event is still one, with the pre-event level as evidence.
     found = glitch_details_for("paris", "p1", offers, 9_990, today=cyberday).row(0, named=True)
     assert (found["event_baseline"], found["ref_price"]) == (100_000, 100_000)
-    assert "pre-event low $100.000" in found["reason"]
+    assert "30-day pre-event median $100.000" in found["reason"]
 
 
 @pytest.mark.parametrize(
@@ -463,8 +539,9 @@ def test_unit_pack_and_currency_mistakes_are_glitches_with_a_reason_never_rescal
 def test_the_reason_reads_like_evidence():
     found = glitch_details_for("ripley", "r1", [1_299_990] * 30, 129_990).row(0, named=True)
     assert found["reason"] == (
-        "offer $129.990 is 10 % of $1.299.990 (its own history); most frequent price "
-        "$1.299.990 over 30 d, robust z -46.1; likely a lost digit (x10)"
+        "offer $129.990 is 10.0 % of $1.299.990 (its own history); judged on its own history; "
+        "90-day median $1.299.990, last 7 closes $1.299.990 (30 d of history); "
+        "likely a lost digit (x10)"
     )
 
 
@@ -569,3 +646,17 @@ def test_the_benchmark_panel_finds_exactly_what_the_pipeline_finds_each_day():
     assert panel.height == 2 * live.height == 2
     for p in (1, 2):
         assert panel.filter(pl.col("panel") == p).select(live.columns).equals(live)
+
+
+def test_min_margin_filters_glitches_as_it_filters_spreads():
+    hist = history(closes("paris", "p1", [113_990] * 30))
+    rows = market(now_listing("paris", "p1", 10_001))  # margin 103 989
+    assert only(find_glitches(hist, rows, Thresholds(), NOW))["margin_clp"] == 103_989
+    assert find_glitches(hist, rows, Thresholds(min_margin_clp=200_000), NOW).is_empty()
+
+
+def test_a_glitch_shows_its_depth_and_a_capped_roi():
+    found = glitch_details_for("ripley", "r1", [89_990] * 30, 1)
+    glitch = found.row(0, named=True)
+    assert glitch["depth_pct"] == pytest.approx(-99.9989, abs=1e-3)
+    assert glitch["roi_pct"] == g.GLITCH_ROI_CAP_PCT  # not 8 998 900 %

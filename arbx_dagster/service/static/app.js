@@ -78,6 +78,14 @@ function sortedRows() {
   });
 }
 
+// A glitch is read by how far below its reference it is (1 CLP vs $90.000: −99.9 %),
+// never by its ROI, which a price of a few pesos makes absurd.
+function depth(o) {
+  if (!o.ref_price) return "—";
+  const value = Math.trunc(1000 * (o.buy_price / o.ref_price - 1)) / 10; // 1 CLP is not free
+  return (value < 0 ? "−" : "+") + Math.abs(value).toFixed(1) + " %";
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -108,7 +116,7 @@ function render(freshId) {
       cell(o.ref_retailer || "own history"),
       cell(clp(o.ref_price), "num"),
       cell(clp(o.margin_clp), "num"),
-      cell(o.roi_pct.toFixed(1) + "%", "num"),
+      cell(o.kind === "glitch" ? depth(o) : o.roi_pct.toFixed(1) + "%", "num"),
       cell(o.status),
     );
     tr.addEventListener("click", () => showProduct(o));

@@ -1,0 +1,253 @@
+"""The references a price is judged against by the glitch detector (rules in ``glitches.py``).
+
+All of them are computed *before* the moment judged: a listing's own daily closes of the
+days before, and the other stores' latest prices at or before that instant.
+
+* **common price** — the lower median of the closes of the ``WINDOW_DAYS`` (90) days before.
+  Slow on purpose: promotions (a minority of days) and a price inflated for a few weeks
+  before an event (the "fake discount") do not move it.
+* **recent price** — the lower median of the last ``RECENT_CLOSES`` (7) priced closes. A
+  mistaken price is fixed within hours or days, so it can never be more than three of those
+  seven closes and never moves their median; a price that held on four of the last seven
+  closes is the listing's price now. This is how the reference follows a permanent level
+  shift (in at most four days) while a two- or three-day glitch stays a glitch on each day.
+* The **own reference** is the lower of the two — the conservative one: just after a cut,
+  the new level; just after a raise or during a pre-event inflation, the old level; for a
+  listing that spends most days on sale, the sale price.
+* **event baseline** — on CyberDay / CyberMonday / Black Friday days (``events.py``), the
+  lower median of the closes of the 30 days before the event, which caps the own reference
+  (a median, so a glitch or a sale in that month does not become the baseline).
+* **others** — the same product at the *other* retailers (in stock or not, but fresh: any
+  shown recent price is evidence of the market level): per retailer its cheapest listing,
+  then the lower median across retailers (an actual store's price, so it can be named; with
+  two other stores it is the cheaper one). A store at or below ``FAR_BELOW`` (15 %) of the
+  listing's own reference is left out: no sale, event or market move goes 85 % below a
+  normal price, so that store is glitching itself and says nothing about the market.
+* **market move** — how far the listing's retailer x category sits below its own references
+  that day: the median over its listings of log(price / own reference), drops only, when at
+  least ``MIN_SEGMENT_LISTINGS`` listings say. CyberDay, a store-wide sale or a scraper bug
+  move a whole segment; the own reference is scaled by that move, so a listing that merely
+  followed its segment down is not a glitch, while one that fell far below it still is.
+
+Retail prices are step functions: a listing has a handful of price *levels*, each seen on
+many days. The 90-day median is a function of how many days of the window each level was
+seen, which cumulative counts per level give through as-of joins — so scoring every day of
+months of history (the benchmark) costs windows x levels rows, not windows x days.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
+from arbx_dagster.domain.opportunities import is_fresh, shown
+from arbx_dagster.domain.schema import conform
+
+WINDOW_DAYS = 90
+RECENT_CLOSES = 7
+# Closes at a new price after which it is the listing's price: a majority of the recent ones.
+LEVEL_ADOPTED_AFTER = RECENT_CLOSES // 2 + 1
+MIN_SEGMENT_LISTINGS = 3  # fewer listings say nothing about a market-wide move
+FAR_BELOW = 0.15  # no sale, event or market move takes 85 % off a normal price
+
+KEY = ["retailer", "sku"]
+WINDOW = ["retailer", "sku", "current_day"]
+
+WINDOW_STATS_SCHEMA: dict[str, pl.DataType] = {
+    **{k: pl.String() for k in KEY},
+    "current_day": pl.Date(),
+    "common_price": pl.Int64(),
+    "recent_price": pl.Int64(),
+    "history_days": pl.Int32(),
+    "event_baseline": pl.Int64(),
+}
+
+
+def _asof(left: pl.DataFrame, right: pl.DataFrame, on: str, by: list[str]) -> pl.DataFrame:
+    """Backward as-of join: the latest ``right`` row (sorted by ``day``) at or before
+    ``left[on]`` within each ``by`` group."""
+    return left.sort(on).join_asof(
+        right,
+        left_on=on,
+        right_on="day",
+        by=by,
+        strategy="backward",
+        check_sortedness=False,  # sorted by day overall, hence within each group
+    )
+
+
+def _lower_median(per_level: pl.DataFrame) -> pl.DataFrame:
+    """Per window, the lower median of its closes, each level counting ``n`` days: an actual
+    price of the listing, and of two middle ones the lower (the conservative one)."""
+    ordered = per_level.sort("wid", "p").with_columns(
+        seen=pl.col("n").cum_sum().over("wid"), total=pl.col("n").sum().over("wid")
+    )
+    return ordered.group_by("wid").agg(
+        common_price=pl.col("p").filter(pl.col("seen") >= (pl.col("total") + 1) // 2).first()
+    )
+
+
+def window_stats(
+    windows: pl.DataFrame,
+    history: pl.DataFrame,
+    column: str,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+) -> pl.DataFrame:
+    """Own-history references per (retailer, sku, current_day) window of ``column``'s closes
+    (``WINDOW_STATS_SCHEMA``); windows with no priced day in their 90 days are absent."""
+    windows = windows.select(WINDOW).unique()
+    if windows.is_empty() or history.is_empty():
+        return pl.DataFrame(schema=WINDOW_STATS_SCHEMA)
+    ids = windows.select(KEY).unique().with_row_index("lid")
+    # One close per listing and day (the PRICE_HISTORY_SCHEMA key); k counts days so far.
+    closes = (
+        history.filter(shown(column))
+        .join(ids, on=KEY, how="inner")
+        .select("lid", "day", p=pl.col(column).cast(pl.Int64))
+        .with_columns(k=pl.col("day").rank("ordinal").over("lid").cast(pl.Int64))
+        .sort("day")
+    )
+    # Windows are the days (current_day - 90, current_day - 1]: ``lo`` excluded, ``hi`` included.
+    wins = (
+        windows.join(ids, on=KEY)
+        .with_row_index("wid")
+        .with_columns(
+            hi=pl.col("current_day") - timedelta(days=1),
+            lo=pl.col("current_day") - timedelta(days=WINDOW_DAYS + 1),
+        )
+    )
+    wins = (
+        _asof(wins, closes.select("lid", "day", k_hi="k"), "hi", ["lid"])
+        .filter(pl.col("day") > pl.col("lo"))  # at least one priced day in the window
+        .drop("day")
+    )
+    per_level = _level_counts(wins, closes)
+    days = per_level.group_by("wid").agg(history_days=pl.col("n").sum())
+    recent = (
+        wins.select("wid", "lid", "k_hi", "lo")
+        .join(pl.DataFrame({"back": range(RECENT_CLOSES)}, schema={"back": pl.Int64}), how="cross")
+        .with_columns(k=pl.col("k_hi") - pl.col("back"))
+        .join(closes.select("lid", "k", "day", "p"), on=["lid", "k"], how="inner")
+        .filter(pl.col("day") > pl.col("lo"))
+        .group_by("wid")
+        .agg(recent_price=pl.col("p").sort().get((pl.len() - 1) // 2))  # the lower median
+    )
+    stats = (
+        wins.join(_lower_median(per_level), on="wid")
+        .join(recent, on="wid")
+        .join(days, on="wid")
+        .join(ids, on="lid")
+    )
+    return conform(_with_event_baseline(stats, closes, calendar), WINDOW_STATS_SCHEMA)
+
+
+def _level_counts(wins: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
+    """``wid, p, n``: on how many days of each window each price level was the close."""
+    occurrences = closes.with_columns(  # days at this level so far
+        c=pl.col("day").rank("ordinal").over("lid", "p").cast(pl.Int64)
+    )
+    levels = occurrences.group_by("lid", "p").agg(
+        first=pl.col("day").min(), last=pl.col("day").max()
+    )
+    per_level = (
+        wins.select("wid", "lid", "hi", "lo")
+        .join(levels, on="lid", how="inner")
+        .filter((pl.col("first") <= pl.col("hi")) & (pl.col("last") > pl.col("lo")))
+        .drop("first", "last")
+    )
+    level_occ = occurrences.select("lid", "p", "day", "c").sort("day")
+    per_level = _asof(per_level, level_occ.rename({"c": "c_hi"}), "hi", ["lid", "p"]).drop("day")
+    per_level = _asof(per_level, level_occ.rename({"c": "c_lo"}), "lo", ["lid", "p"]).drop("day")
+    return per_level.select("wid", "p", n=pl.col("c_hi") - pl.col("c_lo").fill_null(0)).filter(
+        pl.col("n") > 0
+    )
+
+
+def _with_event_baseline(
+    stats: pl.DataFrame, closes: pl.DataFrame, calendar: EventCalendar
+) -> pl.DataFrame:
+    """Add ``event_baseline``: on an event day, the lower median close of the 30 days before."""
+    if stats.is_empty():
+        return stats.with_columns(event_baseline=pl.lit(None, dtype=pl.Int64))
+    first = stats["current_day"].min() - timedelta(days=WINDOW_DAYS)  # type: ignore[operator]
+    last = stats["current_day"].max()
+    events = calendar.events(first, last)  # type: ignore[arg-type]
+    stats = stats.with_columns(
+        event_start=calendar.event_start(pl.col("current_day"), first, last)  # type: ignore[arg-type]
+    )
+    if not events:
+        return stats.with_columns(event_baseline=pl.lit(None, dtype=pl.Int64))
+    baselines = pl.concat(
+        [
+            closes.filter(pl.col("day").is_between(e.baseline_start, e.start, closed="left"))
+            .group_by("lid")
+            .agg(event_baseline=pl.col("p").sort().get((pl.len() - 1) // 2))
+            .with_columns(event_start=pl.lit(e.start))
+            for e in events
+        ]
+    )
+    return stats.join(baselines, on=["lid", "event_start"], how="left")
+
+
+def others_reference(points: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    """Per point (``pid``): the lower median of the other retailers' cheapest fresh price,
+    leaving out a store at or below ``FAR_BELOW`` of the point's own reference (``own_ref``,
+    when known): no sale or market move goes that far, so that store is glitching itself."""
+    group = ["panel", "canonical_id"]
+    per_retailer = (
+        points.filter(
+            pl.col("canonical_id").is_not_null()
+            & is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds)
+        )
+        .sort("price", "sku")
+        .unique(subset=[*group, "retailer"], keep="first", maintain_order=True)
+        .select(
+            *group,
+            others_retailer="retailer",
+            others_price="price",
+            others_match="match_probability",
+        )
+    )
+    glitching = (pl.col("others_price") <= FAR_BELOW * pl.col("own_ref")).fill_null(False)
+    return (
+        points.select("pid", "retailer", "own_ref", *group)
+        .join(per_retailer, on=group, how="inner")
+        .filter((pl.col("others_retailer") != pl.col("retailer")) & ~glitching)
+        .sort("pid", "others_price", "others_retailer")
+        .with_columns(pos=pl.int_range(pl.len()).over("pid"), n=pl.len().over("pid"))
+        .filter(pl.col("pos") == (pl.col("n") - 1) // 2)
+        .select("pid", "others_retailer", "others_price", "others_match")
+    )
+
+
+def market_move(scored: pl.LazyFrame, reference: str) -> pl.LazyFrame:
+    """Add ``move``: the median log(price / ``reference``) of the listing's retailer x
+    category that day, when it is a drop and the segment has enough listings with a history
+    (else 0).
+
+    Measured against each listing's own reference rather than yesterday's close, so an event
+    or a scraper bug that began yesterday is still recognised on its second day.
+    """
+    segment = ["panel", "retailer", "category", "current_day"]
+    change = (pl.col("price") / pl.col(reference)).log()
+    return scored.with_columns(
+        move=pl.when(change.is_not_null().sum().over(segment) >= MIN_SEGMENT_LISTINGS)
+        .then(change.median().over(segment).clip(upper_bound=0.0))
+        .otherwise(0.0)
+    )
+
+
+__all__ = [
+    "FAR_BELOW",
+    "LEVEL_ADOPTED_AFTER",
+    "MIN_SEGMENT_LISTINGS",
+    "RECENT_CLOSES",
+    "WINDOW_DAYS",
+    "WINDOW_STATS_SCHEMA",
+    "market_move",
+    "others_reference",
+    "window_stats",
+]
