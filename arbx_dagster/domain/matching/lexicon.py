@@ -245,15 +245,18 @@ CONDITION_PATTERNS = (
 # Mutually exclusive variants of one product line: (group, value, pattern on the
 # normalised title). Two listings naming values of one group, none in common, are two
 # products ('microSDHC' vs 'SDHC', 'SO-DIMM' vs 'DIMM', 'DDR3' vs 'DDR4', 'SSD' vs 'HDD').
+# They are searched as one alternation, leftmost match first, and a fragment takes the
+# first value whose pattern it matches: 'micro sd' is microSD (listed before SD), 'so
+# dimm' is SO-DIMM, never also SD or DIMM.
 VARIANT_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    ("card", "microsd", r"\bmicro ?sd(?:hc|xc)?\b|\btransflash\b"),
-    ("card", "sd", r"(?:^|[^o] )sd(?:hc|xc)?\b|^sd(?:hc|xc)?\b|\bsecure digital\b"),
+    ("card", "microsd", r"\bmicro ?sd(?:hc|xc)?\b|\btransflash\b|\bmicro secure digital\b"),
+    ("card", "sd", r"\bsd(?:hc|xc)?\b|\bsecure digital\b"),
     ("card", "cf", r"\bcf\b|\bcompact ?flash\b"),
     ("card", "xqd", r"\bxqd\b"),
     ("card", "cfexpress", r"\bcfexpress\b"),
     ("card", "memorystick", r"\bmemory ?stick\b"),
     ("module", "sodimm", r"\bso ?dimm\b"),
-    ("module", "dimm", r"(?:^|[^o] )u?dimm\b|^u?dimm\b"),
+    ("module", "dimm", r"\bu?dimm\b"),
     ("ddr", "ddr2", r"\b(?:lp)?ddr2\b"),
     ("ddr", "ddr3", r"\bddr3\b"),
     ("ddr", "ddr3l", r"\bddr3l\b"),

@@ -74,27 +74,41 @@ def _versions() -> pl.Expr:
     return pl.concat_list([words, *written]).list.unique()
 
 
-def _sparse_sets(frame: pl.DataFrame, n: int) -> sp.csr_matrix:
-    """``idx, item`` rows as a 0/1 matrix (listings x distinct items)."""
-    if frame.height == 0:
-        return sp.csr_matrix((n, 1), dtype=np.float32)
-    column, n_items = _dense_ids(frame["item"].hash(seed=3).to_numpy())
-    matrix = sp.csr_matrix(
-        (np.ones(frame.height, dtype=np.float32), (frame["idx"].to_numpy(), column)),
-        shape=(n, max(n_items, 1)),
+def _segment_sums(
+    left: sp.csr_matrix, right: sp.csr_matrix, segment_of: np.ndarray, n_segments: int
+) -> np.ndarray:
+    """Per row: the sum of ``left * right`` (element-wise) within each column segment."""
+    product = left.multiply(right).tocsr()
+    rows = np.repeat(np.arange(left.shape[0]), np.diff(product.indptr))
+    keys = rows * n_segments + segment_of[product.indices]
+    sums = np.bincount(keys, weights=product.data, minlength=left.shape[0] * n_segments)
+    return sums.reshape(left.shape[0], n_segments)
+
+
+def _variant_items() -> pl.Expr:
+    """Every exclusive form the title names, as 'group:value' (one regex pass over the
+    titles; only the few matched fragments are told apart pattern by pattern)."""
+    union = "|".join(f"(?:{pattern})" for _, _, pattern in VARIANT_PATTERNS)
+    label = pl.coalesce(
+        [
+            pl.when(pl.element().str.contains(pattern)).then(pl.lit(f"{group}:{value}"))
+            for group, value, pattern in VARIANT_PATTERNS
+        ]
     )
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
-
-
-def _shared(matrix: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    return np.diff(matrix[i].multiply(matrix[j]).tocsr().indptr).astype(np.float64)
+    return (
+        pl.col("name_norm").str.extract_all(union).list.eval(label).list.drop_nulls().list.unique()
+    )
 
 
 class VariantEvidence:
     """Per-listing variant evidence of ``records`` (``idx``, ``name_norm``), ready to
-    answer ``features(i, j)`` for any pairs of them."""
+    answer ``features(i, j)`` for any pairs of them.
+
+    The sets (versions, accessory words, each group of exclusive forms) are segments of
+    one 0/1 matrix, and the IDF-weighted words (the title's own item, and its words by
+    kind) segments of another, so a chunk of pairs costs three row-wise products."""
+
+    SETS = ("versions", "accessories", *dict.fromkeys(g for g, _, _ in VARIANT_PATTERNS))
 
     def __init__(self, records: pl.DataFrame) -> None:
         n = int(records["idx"].max()) + 1 if records.height else 0
@@ -117,10 +131,7 @@ class VariantEvidence:
             tokens.list.eval(pl.element().is_in(list(BUNDLE_WORDS))).list.any().alias("bundle"),
             tokens.list.eval(pl.element().is_in(list(BODY_WORDS))).list.any().alias("body"),
             _pattern_hits(CONDITION_PATTERNS).alias("condition"),
-            *[
-                pl.col("name_norm").str.contains(pattern).alias(f"{group}:{value}")
-                for group, value, pattern in VARIANT_PATTERNS
-            ],
+            _variant_items().alias("forms"),
         )
 
         def flags(name: str) -> np.ndarray:
@@ -128,29 +139,41 @@ class VariantEvidence:
             out[per["idx"].to_numpy()] = per[name].fill_null(False).to_numpy()
             return out
 
-        def sets(column: str) -> sp.csr_matrix:
-            long = per.select("idx", pl.col(column).alias("item")).explode("item")
-            return _sparse_sets(long.drop_nulls("item"), n)
-
-        self.versions = sets("versions")
-        self.accessories = sets("accessories")
         self.has_for = flags("has_for")
         self.serves = flags("serves") & self.has_for
         self.bundle, self.body, self.condition = flags("bundle"), flags("body"), flags("condition")
-        self.groups: list[sp.csr_matrix] = []
-        for group in dict.fromkeys(g for g, _, _ in VARIANT_PATTERNS):
-            values = [f"{g}:{v}" for g, v, _ in VARIANT_PATTERNS if g == group]
-            long = (
-                per.select("idx", *values)
-                .unpivot(index="idx", variable_name="item", value_name="hit")
-                .filter(pl.col("hit").fill_null(False))
-            )
-            self.groups.append(_sparse_sets(long.select("idx", "item"), n))
+        self.sets, self.set_of = self._sets(per, n)
+        self.set_sizes = _segment_sums(self.sets, self.sets, self.set_of, len(self.SETS))
         self._head_words(rec, n)
 
+    def _sets(self, per: pl.DataFrame, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Every listing's items of every set as one 0/1 matrix, and each column's set."""
+        parts = [
+            per.select("idx", pl.col(column).alias("item"))
+            .explode("item")
+            .with_columns(pl.lit(column).alias("set"))
+            for column in ("versions", "accessories")
+        ]
+        forms = per.select("idx", pl.col("forms").alias("item")).explode("item")
+        parts.append(forms.with_columns(set=pl.col("item").str.extract(r"^([^:]+):", 1)))
+        long = pl.concat(parts).drop_nulls("item").unique(["idx", "set", "item"])
+        if long.height == 0:
+            return sp.csr_matrix((n, 1), dtype=np.float32), np.zeros(1, dtype=np.int64)
+        keys = long.select((pl.col("set") + "\x00" + pl.col("item")).hash(seed=3))
+        column, n_items = _dense_ids(keys.to_series().to_numpy())
+        matrix = sp.csr_matrix(
+            (np.ones(long.height, dtype=np.float32), (long["idx"].to_numpy(), column)),
+            shape=(n, n_items),
+        )
+        set_of = np.zeros(n_items, dtype=np.int64)
+        set_of[column] = (
+            long["set"].replace_strict({name: k for k, name in enumerate(self.SETS)}).to_numpy()
+        )
+        return matrix, set_of
+
     def _head_words(self, rec: pl.DataFrame, n: int) -> None:
-        """IDF-weighted words of each title's own item (before its first 'for') and 0/1
-        presence of all its words, in one word space."""
+        """IDF-weighted words of each title's own item (before its first 'for') and of
+        each kind, beside the 0/1 presence of all its words, in one word space."""
         words = rec.select(
             "idx",
             pl.col("name_norm").str.split(" ").alias("word"),
@@ -164,66 +187,72 @@ class VariantEvidence:
         column, n_words = _dense_ids(keys)
         n_words = max(n_words, 1)
         word_col, head_col = column[: all_words.height], column[all_words.height :]
+        word_row = all_words["idx"].to_numpy()
         self.words = sp.csr_matrix(
-            (np.ones(len(word_col), dtype=np.float32), (all_words["idx"].to_numpy(), word_col)),
-            shape=(n, n_words),
+            (np.ones(len(word_col), dtype=np.float32), (word_row, word_col)), shape=(n, n_words)
         )
         df = np.bincount(word_col, minlength=n_words)
         idf = (np.log((1.0 + max(n, 1)) / (1.0 + df)) + 1.0).astype(np.float32)
         self.heads = sp.csr_matrix(
             (idf[head_col], (heads["idx"].to_numpy(), head_col)), shape=(n, n_words)
         )
-        self.head_total = np.asarray(self.heads.sum(axis=1), dtype=np.float64).ravel()
-        words = all_words["item"]
-        is_code = words.str.contains(_WORD_KINDS[0][1]).to_numpy()
-        is_number = words.str.contains(_WORD_KINDS[1][1]).to_numpy()
-        self.kinds: dict[str, sp.csr_matrix] = {}
-        for kind, mask in (
-            ("code", is_code),
-            ("number", is_number),
-            ("word", ~is_code & ~is_number),
-        ):
-            self.kinds[kind] = sp.csr_matrix(
-                (idf[word_col[mask]], (all_words["idx"].to_numpy()[mask], word_col[mask])),
-                shape=(n, n_words),
-            )
-        self.kind_total = {
-            kind: np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
-            for kind, m in self.kinds.items()
-        }
-
-    def _head_share(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        shared = np.asarray(self.heads[i].multiply(self.words[j]).sum(axis=1)).ravel()
-        total = self.head_total[i]
-        return np.divide(shared, total, out=np.ones_like(total), where=total > 0)
+        item = all_words["item"]
+        is_code = item.str.contains(_WORD_KINDS[0][1]).to_numpy()
+        is_number = item.str.contains(_WORD_KINDS[1][1]).to_numpy()
+        kind = np.where(is_code, 1, np.where(is_number, 2, 3))  # 0 is the head segment
+        # [head | code words | numbers | other words], each against all of the other's words
+        self.weighted = sp.hstack(
+            [
+                self.heads,
+                sp.csr_matrix(
+                    (idf[word_col], (word_row, word_col + (kind - 1) * n_words)),
+                    shape=(n, 3 * n_words),
+                ),
+            ]
+        ).tocsr()
+        self.words4 = sp.hstack([self.words] * 4).tocsr()
+        self.word_segment = np.repeat(np.arange(4), n_words)
+        self.word_totals = np.asarray(
+            [
+                np.asarray(self.weighted[:, k * n_words : (k + 1) * n_words].sum(axis=1)).ravel()
+                for k in range(4)
+            ]
+        ).T  # (n, 4): head, code, number, word IDF mass per listing
 
     def features(self, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
         """``VARIANT_FEATURES`` for the pairs ``(i[k], j[k])``."""
-        v_i = np.diff(self.versions.indptr)[i]
-        v_j = np.diff(self.versions.indptr)[j]
-        v_shared = _shared(self.versions, i, j)
-        a_all = np.diff(self.accessories.indptr)
-        conflicts = np.zeros(len(i), dtype=np.float64)
-        for matrix in self.groups:
-            has = np.diff(matrix.indptr) > 0
-            conflicts += has[i] & has[j] & (_shared(matrix, i, j) == 0)
-        unmatched = {}
-        for kind, matrix in self.kinds.items():
-            total = self.kind_total[kind]
-            shared = np.asarray(matrix[i].multiply(self.words[j]).sum(axis=1)).ravel()
-            unmatched[f"unmatched_{kind}_idf"] = total[i] + total[j] - 2.0 * shared
-        return unmatched | {
-            "version_conflict": ((v_i > 0) & (v_j > 0) & (v_shared == 0)).astype(np.float64),
-            "version_one_side": ((v_i > 0) ^ (v_j > 0)).astype(np.float64),
-            "accessory_one_side": a_all[i] + a_all[j] - 2 * _shared(self.accessories, i, j),
+        n_sets = len(self.SETS)
+        shared_sets = _segment_sums(self.sets[i], self.sets[j], self.set_of, n_sets)
+        has_i, has_j = self.set_sizes[i] > 0, self.set_sizes[j] > 0
+        in_common = shared_sets > 0
+        forms = slice(2, n_sets)
+        conflicts = (has_i[:, forms] & has_j[:, forms] & ~in_common[:, forms]).sum(axis=1)
+        accessories_i, accessories_j = self.set_sizes[i, 1], self.set_sizes[j, 1]
+        shared_words = _segment_sums(self.weighted[i], self.words4[j], self.word_segment, 4)
+        heads_back = np.asarray(self.heads[j].multiply(self.words[i]).sum(axis=1)).ravel()
+
+        def share(shared: np.ndarray, total: np.ndarray) -> np.ndarray:
+            return np.divide(shared, total, out=np.ones_like(total), where=total > 0)
+
+        totals_i, totals_j = self.word_totals[i], self.word_totals[j]
+        unmatched = totals_i[:, 1:] + totals_j[:, 1:] - 2.0 * shared_words[:, 1:]
+        return {
+            "unmatched_code_idf": unmatched[:, 0],
+            "unmatched_number_idf": unmatched[:, 1],
+            "unmatched_word_idf": unmatched[:, 2],
+            "version_conflict": (has_i[:, 0] & has_j[:, 0] & ~in_common[:, 0]).astype(np.float64),
+            "version_one_side": (has_i[:, 0] ^ has_j[:, 0]).astype(np.float64),
+            "accessory_one_side": accessories_i + accessories_j - 2 * shared_sets[:, 1],
             "for_one_side": (self.has_for[i] ^ self.has_for[j]).astype(np.float64),
             "serves_the_other": (
-                (self.serves[i] & ~self.has_for[j] & (a_all[j] == 0))
-                | (self.serves[j] & ~self.has_for[i] & (a_all[i] == 0))
+                (self.serves[i] & ~self.has_for[j] & (accessories_j == 0))
+                | (self.serves[j] & ~self.has_for[i] & (accessories_i == 0))
             ).astype(np.float64),
-            "head_containment": np.minimum(self._head_share(i, j), self._head_share(j, i)),
+            "head_containment": np.minimum(
+                share(shared_words[:, 0], totals_i[:, 0]), share(heads_back, totals_j[:, 0])
+            ),
             "bundle_one_side": (self.bundle[i] ^ self.bundle[j]).astype(np.float64),
             "body_one_side": (self.body[i] ^ self.body[j]).astype(np.float64),
-            "variant_conflict": conflicts,
+            "variant_conflict": conflicts.astype(np.float64),
             "condition_one_side": (self.condition[i] ^ self.condition[j]).astype(np.float64),
         }
