@@ -499,36 +499,44 @@ class _Strings:
                 dtype=np.float32,
             ).astype(np.float64)
 
-        def code_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return process.cpdist(
-                a[i].tolist(),
-                b[j].tolist(),
-                scorer=distance.Levenshtein.normalized_similarity,
-                workers=self.workers,
-                dtype=np.float32,
-            ).astype(np.float64)
-
         both = self.has_code[i] & self.has_code[j]
-        similarity = code_pair(self.code0, self.code0)
         return {
             "token_set": cpdist(self.title, fuzz.token_set_ratio) / 100.0,
             "ratio": cpdist(self.title, fuzz.ratio) / 100.0,
             # token_sort_ratio on titles whose words were sorted once per listing
             "token_sort": cpdist(self.sorted_title, fuzz.ratio) / 100.0,
-            "code_similarity": np.where(both, similarity, 0.0),
-            # main codes compared across (``_near_miss`` decides which comparisons count)
-            "_sim00": similarity,
-            "_sim01": code_pair(self.code0, self.code1),
-            "_sim10": code_pair(self.code1, self.code0),
-            "_sim11": code_pair(self.code1, self.code1),
+            "code_similarity": np.where(both, self.code_similarity(i, j, "code0", "code0"), 0.0),
         }
 
+    def code_similarity(self, i: np.ndarray, j: np.ndarray, mine: str, theirs: str) -> np.ndarray:
+        """Normalised Levenshtein similarity of ``i``'s code ``mine`` and ``j``'s ``theirs``
+        (``code0`` / ``code1``)."""
+        a, b = getattr(self, mine), getattr(self, theirs)
+        return process.cpdist(
+            a[i].tolist(),
+            b[j].tolist(),
+            scorer=distance.Levenshtein.normalized_similarity,
+            workers=self.workers,
+            dtype=np.float32,
+        ).astype(np.float64)
 
-def _near_miss() -> pl.Expr:
-    """The best similarity between a main code of each side (``code0`` / ``code1``) where
-    the two differ and neither title contains the other's code: two models of one line
-    ('DCS-2330L' / 'DCS-2332L'). A code the other title contains (a suffix dropped, the
-    code written inside a word) is agreement, not a near miss."""
+
+def _near_miss(joined: pl.DataFrame, strings: _Strings) -> pl.DataFrame:
+    """Per pair row (``row``): the best similarity between a main code of each side
+    (``code0`` / ``code1``) where the two differ and neither title contains the other's
+    code: two models of one line ('DCS-2330L' / 'DCS-2332L'). A code the other title
+    contains (a suffix dropped, the code written inside a word) is agreement, not a near
+    miss. Only pairs where both sides have a main code are compared."""
+
+    def has_main_code(side: str) -> pl.Expr:
+        return (pl.col(f"code0{side}").str.len_chars() >= MIN_KEY_LEN) | (
+            pl.col(f"code1{side}").str.len_chars() >= MIN_KEY_LEN
+        )
+
+    coded = joined.filter(has_main_code("") & has_main_code("_r")).select(
+        "row", "i", "j", "code0", "code1", "code0_r", "code1_r", "compact", "compact_r"
+    )
+    i, j = coded["i"].to_numpy(), coded["j"].to_numpy()
     best = []
     for mine in ("code0", "code1"):
         for theirs in ("code0", "code1"):
@@ -540,8 +548,9 @@ def _near_miss() -> pl.Expr:
                 & ~pl.col("compact_r").str.contains(a, literal=True)
                 & ~pl.col("compact").str.contains(b, literal=True)
             ).fill_null(False)
-            best.append(pl.when(counts).then(pl.col(f"_sim{mine[-1]}{theirs[-1]}")))
-    return pl.max_horizontal(best).fill_null(0.0)
+            similarity = pl.Series(strings.code_similarity(i, j, mine, theirs))
+            best.append(pl.when(counts).then(pl.lit(similarity)))
+    return coded.select("row", pl.max_horizontal(best).alias("code_near_miss"))
 
 
 class _Stacked:
@@ -624,7 +633,7 @@ def _evidence(p: pl.DataFrame, counts: dict[str, np.ndarray], codes: pl.DataFram
         code_contained=flag(contained),
         code_conflict=flag(both_codes & ~exact & ~stem & ~contained),
         short_code_conflict=flag(short_conflict),
-        code_near_miss=_near_miss(),
+        code_near_miss=pl.col("code_near_miss").fill_null(0.0),
         code_share_min=pl.when(share_lo.is_not_null()).then(share_lo).otherwise(nan),
         code_share_max=pl.when(share_hi.is_not_null()).then(share_hi).otherwise(nan),
         code_share_desc=pl.when(any_desc & share_hi.is_not_null())
@@ -723,6 +732,7 @@ class PairFeaturizer:
             _lost_short_codes(joined, "", "_r"),
             _lost_short_codes(joined, "_r", ""),
             _words_numbered_one_side(joined),
+            _near_miss(joined, self.strings),
         ):
             joined = joined.join(extra, on="row", how="left")
         columns = (

@@ -56,7 +56,7 @@ _FOR = "(?:" + "|".join(FOR_MARKERS) + ")"
 
 
 def _pattern_hits(patterns: tuple[str, ...]) -> pl.Expr:
-    return pl.any_horizontal([pl.col("name_norm").str.contains(p) for p in patterns])
+    return pl.col("name_norm").str.contains("|".join(f"(?:{p})" for p in patterns))
 
 
 def _versions() -> pl.Expr:
@@ -67,11 +67,11 @@ def _versions() -> pl.Expr:
         .list.eval(pl.element().replace_strict(VERSION_WORDS, default=None))
         .list.drop_nulls()
     )
-    written = [
-        pl.col("name_norm").str.extract_all(p).list.eval(pl.element().str.extract(r"(\d)", 1))
-        for p in VERSION_PATTERNS
-    ]
-    return pl.concat_list([words, *written]).list.unique()
+    union = "|".join(f"(?:{p})" for p in VERSION_PATTERNS)  # one pass over the titles
+    written = (
+        pl.col("name_norm").str.extract_all(union).list.eval(pl.element().str.extract(r"(\d)", 1))
+    )
+    return pl.concat_list([words, written]).list.unique()
 
 
 def _segment_sums(
@@ -105,8 +105,9 @@ class VariantEvidence:
     answer ``features(i, j)`` for any pairs of them.
 
     The sets (versions, accessory words, each group of exclusive forms) are segments of
-    one 0/1 matrix, and the IDF-weighted words (the title's own item, and its words by
-    kind) segments of another, so a chunk of pairs costs three row-wise products."""
+    one 0/1 matrix, and the words both titles have are found once, their IDF mass summed
+    by kind and within each title's own item: a chunk of pairs costs two row-wise
+    products of whole rows and two of the few shared words."""
 
     SETS = ("versions", "accessories", *dict.fromkeys(g for g, _, _ in VARIANT_PATTERNS))
 
@@ -142,12 +143,12 @@ class VariantEvidence:
         self.has_for = flags("has_for")
         self.serves = flags("serves") & self.has_for
         self.bundle, self.body, self.condition = flags("bundle"), flags("body"), flags("condition")
-        self.sets, self.set_of = self._sets(per, n)
-        self.set_sizes = _segment_sums(self.sets, self.sets, self.set_of, len(self.SETS))
+        self.sets, self.set_of, self.set_sizes = self._sets(per, n)
         self._head_words(rec, n)
 
-    def _sets(self, per: pl.DataFrame, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
-        """Every listing's items of every set as one 0/1 matrix, and each column's set."""
+    def _sets(self, per: pl.DataFrame, n: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Every listing's items of every set as one 0/1 matrix, each column's set, and
+        each listing's number of items per set (listings x sets)."""
         parts = [
             per.select("idx", pl.col(column).alias("item"))
             .explode("item")
@@ -157,8 +158,9 @@ class VariantEvidence:
         forms = per.select("idx", pl.col("forms").alias("item")).explode("item")
         parts.append(forms.with_columns(set=pl.col("item").str.extract(r"^([^:]+):", 1)))
         long = pl.concat(parts).drop_nulls("item").unique(["idx", "set", "item"])
+        sizes = np.zeros((n, len(self.SETS)), dtype=np.float64)
         if long.height == 0:
-            return sp.csr_matrix((n, 1), dtype=np.float32), np.zeros(1, dtype=np.int64)
+            return sp.csr_matrix((n, 1), dtype=np.float32), np.zeros(1, dtype=np.int64), sizes
         keys = long.select((pl.col("set") + "\x00" + pl.col("item")).hash(seed=3))
         column, n_items = _dense_ids(keys.to_series().to_numpy())
         matrix = sp.csr_matrix(
@@ -166,10 +168,10 @@ class VariantEvidence:
             shape=(n, n_items),
         )
         set_of = np.zeros(n_items, dtype=np.int64)
-        set_of[column] = (
-            long["set"].replace_strict({name: k for k, name in enumerate(self.SETS)}).to_numpy()
-        )
-        return matrix, set_of
+        which = long["set"].replace_strict({name: k for k, name in enumerate(self.SETS)})
+        set_of[column] = which.to_numpy()
+        np.add.at(sizes, (long["idx"].to_numpy(), which.to_numpy()), 1.0)
+        return matrix, set_of, sizes
 
     def _head_words(self, rec: pl.DataFrame, n: int) -> None:
         """IDF-weighted words of each title's own item (before its first 'for') and of
@@ -199,25 +201,17 @@ class VariantEvidence:
         item = all_words["item"]
         is_code = item.str.contains(_WORD_KINDS[0][1]).to_numpy()
         is_number = item.str.contains(_WORD_KINDS[1][1]).to_numpy()
-        kind = np.where(is_code, 1, np.where(is_number, 2, 3))  # 0 is the head segment
-        # [head | code words | numbers | other words], each against all of the other's words
-        self.weighted = sp.hstack(
-            [
-                self.heads,
-                sp.csr_matrix(
-                    (idf[word_col], (word_row, word_col + (kind - 1) * n_words)),
-                    shape=(n, 3 * n_words),
-                ),
-            ]
-        ).tocsr()
-        self.words4 = sp.hstack([self.words] * 4).tocsr()
-        self.word_segment = np.repeat(np.arange(4), n_words)
-        self.word_totals = np.asarray(
-            [
-                np.asarray(self.weighted[:, k * n_words : (k + 1) * n_words].sum(axis=1)).ravel()
-                for k in range(4)
-            ]
-        ).T  # (n, 4): head, code, number, word IDF mass per listing
+        # A word's kind is the word's own: one kind per column (code, number, other word).
+        self.kind_of = np.zeros(n_words, dtype=np.int64)
+        self.kind_of[word_col] = np.where(is_code, 0, np.where(is_number, 1, 2))
+        self.idf = idf.astype(np.float64)
+        kind_mass = np.bincount(
+            word_row * 3 + self.kind_of[word_col],
+            weights=self.idf[word_col],
+            minlength=n * 3,
+        ).reshape(n, 3)
+        head_mass = np.asarray(self.heads.sum(axis=1), dtype=np.float64).ravel()
+        self.word_totals = np.column_stack([head_mass, kind_mass])  # head, code, number, word
 
     def features(self, i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
         """``VARIANT_FEATURES`` for the pairs ``(i[k], j[k])``."""
@@ -228,14 +222,23 @@ class VariantEvidence:
         forms = slice(2, n_sets)
         conflicts = (has_i[:, forms] & has_j[:, forms] & ~in_common[:, forms]).sum(axis=1)
         accessories_i, accessories_j = self.set_sizes[i, 1], self.set_sizes[j, 1]
-        shared_words = _segment_sums(self.weighted[i], self.words4[j], self.word_segment, 4)
-        heads_back = np.asarray(self.heads[j].multiply(self.words[i]).sum(axis=1)).ravel()
+        # the words both titles have, once; their IDF mass by kind, and the part of it
+        # that lies in each title's own item
+        both = self.words[i].multiply(self.words[j]).tocsr()
+        rows = np.repeat(np.arange(len(i)), np.diff(both.indptr))
+        weight = self.idf[both.indices]
+        shared_kinds = np.bincount(
+            rows * 3 + self.kind_of[both.indices], weights=weight, minlength=len(i) * 3
+        ).reshape(len(i), 3)
+        both.data = weight.astype(np.float32)
+        head_i = np.asarray((self.heads[i] > 0).multiply(both).sum(axis=1)).ravel()
+        head_j = np.asarray((self.heads[j] > 0).multiply(both).sum(axis=1)).ravel()
 
         def share(shared: np.ndarray, total: np.ndarray) -> np.ndarray:
             return np.divide(shared, total, out=np.ones_like(total), where=total > 0)
 
         totals_i, totals_j = self.word_totals[i], self.word_totals[j]
-        unmatched = totals_i[:, 1:] + totals_j[:, 1:] - 2.0 * shared_words[:, 1:]
+        unmatched = totals_i[:, 1:] + totals_j[:, 1:] - 2.0 * shared_kinds
         return {
             "unmatched_code_idf": unmatched[:, 0],
             "unmatched_number_idf": unmatched[:, 1],
@@ -249,7 +252,7 @@ class VariantEvidence:
                 | (self.serves[j] & ~self.has_for[i] & (accessories_i == 0))
             ).astype(np.float64),
             "head_containment": np.minimum(
-                share(shared_words[:, 0], totals_i[:, 0]), share(heads_back, totals_j[:, 0])
+                share(head_i, totals_i[:, 0]), share(head_j, totals_j[:, 0])
             ),
             "bundle_one_side": (self.bundle[i] ^ self.bundle[j]).astype(np.float64),
             "body_one_side": (self.body[i] ^ self.body[j]).astype(np.float64),
