@@ -56,7 +56,11 @@ from arbx_dagster.domain.matching.benchmark import (
     pair_metrics,
     to_listing_frame,
 )
-from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, blocking_recall
+from arbx_dagster.domain.matching.blocking import (
+    DEFAULT_NEIGHBOURS,
+    blocking_recall,
+    keyed_pairs,
+)
 from arbx_dagster.domain.matching.training import (
     LABEL,
     ModelSettings,
@@ -96,21 +100,6 @@ def _catalogue_records(frames: BenchmarkFrames) -> pl.DataFrame:
     return frames.records.filter(pl.col("idx") < n)
 
 
-def _as_index_pairs(pairs: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
-    """MATCH_PAIR_SCHEMA pairs back to ``i, j`` record ids (orientation as the blocker's)."""
-    return (
-        pairs.join(
-            keys.rename({"idx": "i", "retailer": "left_retailer", "sku": "left_sku"}),
-            on=["left_retailer", "left_sku"],
-        )
-        .join(
-            keys.rename({"idx": "j", "retailer": "right_retailer", "sku": "right_sku"}),
-            on=["right_retailer", "right_sku"],
-        )
-        .select("i", "j")
-    )
-
-
 def _e2e_threshold(
     frames: BenchmarkFrames, scored: pl.DataFrame, valid: pl.DataFrame
 ) -> tuple[float, dict[str, float]]:
@@ -119,13 +108,12 @@ def _e2e_threshold(
     A validation pair counts as predicted when its catalogue twins end up in one
     product; only validation labels are read.
     """
-    keys = _keys(frames)
     records = _catalogue_records(frames)
     labels = valid["label"].to_numpy()
     best: tuple[float, float, dict[str, float]] = (-1.0, 0.5, {})
     for cut in E2E_CUTS:
         pairs, _, _, _ = assign(records, scored, cut)
-        found = _as_index_pairs(pairs, keys).with_columns(pl.lit(True).alias("hit"))
+        found = keyed_pairs(records, pairs.drop("probability")).with_columns(hit=pl.lit(True))
         hit = (
             valid.select(pl.col("i"), pl.col("j"))
             .join(found, on=["i", "j"], how="left", maintain_order="left")["hit"]
