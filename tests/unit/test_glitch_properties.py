@@ -121,6 +121,18 @@ def histories(draw: st.DrawFn, regular: int, min_days: int = 7) -> list[int]:
 
 
 @st.composite
+def any_history(draw: st.DrawFn, regular: int) -> tuple[str, list[int]]:
+    """No history at all, a few days of the regular price, or an established one."""
+    kind = draw(st.sampled_from(["none", "a few days", "established"]))
+    closes = {
+        "none": lambda: [],
+        "a few days": lambda: [regular] * draw(st.integers(1, 6)),
+        "established": lambda: draw(histories(regular)),
+    }[kind]()
+    return kind, closes
+
+
+@st.composite
 def other_stores(draw: st.DrawFn, regular: int, at_least: int = 0) -> list[int]:
     """Zero to two other stores: their everyday price within 10 % of this one's, or on their
     own sale (at most half off)."""
@@ -159,12 +171,7 @@ def test_a_promotion_of_at_most_half_off_with_the_list_price_unchanged_is_never_
 def test_a_price_at_or_below_15_percent_of_every_other_store_is_always_flagged(
     data: st.DataObject, regular: int
 ) -> None:
-    kind = data.draw(st.sampled_from(["none", "a few days", "established"]))
-    closes = {
-        "none": [],
-        "a few days": [regular] * data.draw(st.integers(1, 6)),
-        "established": data.draw(histories(regular)),
-    }[kind]
+    kind, closes = data.draw(any_history(regular))
     others = data.draw(other_stores(regular, at_least=1))
     price = max(int(min(others) * data.draw(st.floats(0.0, 0.15))), 1)
     found = Market(closes, others).judge(price)
@@ -215,12 +222,7 @@ def test_a_permanent_level_shift_stops_being_flagged_after_a_bounded_number_of_d
 @PROPERTY
 @given(data=st.data(), regular=regular_prices)
 def test_a_deeper_price_is_never_less_of_a_glitch(data: st.DataObject, regular: int) -> None:
-    kind = data.draw(st.sampled_from(["none", "a few days", "established"]))
-    closes = {
-        "none": [],
-        "a few days": [regular] * data.draw(st.integers(1, 6)),
-        "established": data.draw(histories(regular)),
-    }[kind]
+    _, closes = data.draw(any_history(regular))
     # Anything may be going on elsewhere, another store glitching too.
     others = data.draw(st.lists(st.integers(1, 2 * regular), max_size=2))
     listed = data.draw(st.none() | st.integers(regular, 2 * regular))

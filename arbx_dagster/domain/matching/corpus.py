@@ -24,6 +24,7 @@ from arbx_dagster.domain.matching.benchmark import (
     benchmark_frames,
     load_benchmark,
 )
+from arbx_dagster.domain.matching.blocking import keyed_pairs
 from arbx_dagster.domain.matching.features import (
     FEATURE_COLUMNS,
 )
@@ -72,29 +73,15 @@ def benchmark_source(bench: Benchmark, frames: BenchmarkFrames | None = None) ->
     if not bench.tables:
         rows = [frames.pairwise[s] for s in CORPUS_SPLITS if s in frames.pairwise]
         return _conform(pl.concat(rows, how="diagonal_relaxed"), bench.name)
-    keys = frames.records.select("idx", "retailer", "sku")
-    left, right = bench.left_retailer, bench.right_retailer
     true_pairs = bench.truth.select(
-        pl.lit(left).alias("ri"),
-        pl.col("left_sku").alias("si"),
-        pl.lit(right).alias("rj"),
-        pl.col("right_sku").alias("sj"),
+        pl.lit(bench.left_retailer).alias("left_retailer"),
+        "left_sku",
+        pl.lit(bench.right_retailer).alias("right_retailer"),
+        "right_sku",
     )
-    # the blocker orients pairs by retailer name; a truth pair may sit either way round
-    truth_ids = pl.concat(
-        [
-            true_pairs,
-            true_pairs.select(
-                pl.col("rj").alias("ri"),
-                pl.col("sj").alias("si"),
-                pl.col("ri").alias("rj"),
-                pl.col("si").alias("sj"),
-            ),
-        ]
-    )
+    # oriented as the blocker orients its candidates
     truth_ids = (
-        truth_ids.join(keys.rename({"idx": "i", "retailer": "ri", "sku": "si"}), on=["ri", "si"])
-        .join(keys.rename({"idx": "j", "retailer": "rj", "sku": "sj"}), on=["rj", "sj"])
+        keyed_pairs(frames.records, true_pairs)
         .select("i", "j", pl.lit(1, dtype=pl.Int8).alias(LABEL))
         .unique()
     )
