@@ -38,6 +38,12 @@ def file_run_requests(
         if day < first_day:
             skipped.append(f"{f.relpath}: dated {day}, before the first partition {first_day}")
             continue
+        if f.retailer is not None and f.retailer not in RETAILERS:
+            skipped.append(
+                f"{f.relpath}: {f.retailer} is not a retailer partition yet; reload the code "
+                "location (UI: Deployment > Reload) so its new folder becomes one"
+            )
+            continue
         for retailer in (
             [f.retailer] if f.retailer else [r for r in source.retailers if r in RETAILERS]
         ):

@@ -545,7 +545,7 @@ def predict_series(
         candidate=could_be_glitches(rows, history, thresholds.glitch_ratio_low)
     )
     # Every retailer in the file is scored, whatever the pipeline's enabled list says.
-    all_retailers = replace(thresholds, enabled_retailers=tuple(frame["retailer"].unique()))
+    all_retailers = replace(thresholds, enabled_retailers=())
     glitches = glitch_panel(observation_panels(rows), history, all_retailers, calendar)
     return (
         glitches.select(

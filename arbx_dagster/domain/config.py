@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from arbx_dagster.domain.money import DEFAULT_CURRENCY, currency_code
-from arbx_dagster.domain.schema import RETAILERS
+from arbx_dagster.domain.schema import RETAILER_NAME, RETAILERS
 
-# Retailers are named in sources.yaml (lower case, e.g. falabella); new ones are allowed.
-_RETAILER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+ALL_RETAILERS = ("all", "*")  # what ``enabled_retailers`` accepts for "every retailer"
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,9 @@ class Thresholds:
     currency: str = DEFAULT_CURRENCY
     min_margin_clp: int = 10_000
     min_roi_pct: float = 8.0
-    enabled_retailers: tuple[str, ...] = RETAILERS
+    # Retailers whose listings are bought and compared; empty: every retailer the sources
+    # provide (so a store added to sources.yaml counts without a second setting).
+    enabled_retailers: tuple[str, ...] = ()
     # Whether a store-card-only price may be the buy price of a spread.
     include_card_prices: bool = False
     # Costs subtracted from the gross gap before margin and ROI.
@@ -68,12 +68,15 @@ def coerce_setting(key: str, value: Any) -> Any:
     if key == "currency":
         return currency_code(value)
     if isinstance(current, tuple):
+        if isinstance(value, str) and value.strip().lower() in ALL_RETAILERS:
+            return ()
         items = value.split(",") if isinstance(value, str) else list(value)
         retailers = tuple(str(item).strip().lower() for item in items if str(item).strip())
-        invalid = sorted(r for r in retailers if not _RETAILER_NAME.match(r))
+        invalid = sorted(r for r in retailers if not RETAILER_NAME.match(r))
         if invalid or not retailers:
             raise ValueError(
-                f"{key} expects retailer names such as {','.join(RETAILERS)}, got {value!r}"
+                f"{key} expects retailer names such as {','.join(RETAILERS)} (or 'all'), "
+                f"got {value!r}"
             )
         return retailers
     try:

@@ -112,7 +112,9 @@ def opportunity_id(*parts: str | pl.Expr) -> pl.Expr:
 
 def enabled_listings(market: pl.DataFrame | pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     """Market rows of enabled retailers, with ``volatility`` present (0 when unknown)."""
-    lf = market.lazy().filter(pl.col("retailer").is_in(list(thresholds.enabled_retailers)))
+    lf = market.lazy()
+    if thresholds.enabled_retailers:  # empty: every retailer
+        lf = lf.filter(pl.col("retailer").is_in(list(thresholds.enabled_retailers)))
     if "volatility" not in lf.collect_schema().names():
         lf = lf.with_columns(volatility=pl.lit(0.0))
     return lf.with_columns(pl.col("volatility").cast(pl.Float64).fill_null(0.0))

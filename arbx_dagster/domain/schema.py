@@ -7,11 +7,15 @@ the simulator, the matcher and the detectors be written and tested independently
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
-RETAILERS: tuple[str, ...] = ("falabella", "ripley", "paris")
+RETAILERS: tuple[str, ...] = ("falabella", "ripley", "paris")  # the demo's (Chilean) market
+# What a retailer may be called (sources.yaml names, landing folders, partition keys).
+RETAILER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 # One price observation as a scraper (or the simulator) yields it.
 # Prices are integer CLP; ``None`` means "not shown", never zero.

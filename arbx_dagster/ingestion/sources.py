@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from arbx_dagster.domain.money import currency_code
-from arbx_dagster.domain.schema import RETAILERS
+from arbx_dagster.domain.schema import RETAILER_NAME, RETAILERS
 
 ENV_VAR = "ARBX_SOURCES"
 DEFAULT_FILE = "sources.example.yaml"
@@ -250,6 +250,10 @@ class _Source(_Model):
         """Retailers whose rows this source yields."""
         return (self.name,)
 
+    def may_yield(self, retailer: str) -> bool:
+        """Whether this source may have rows of ``retailer`` (a partition asks it)."""
+        return retailer in self.retailers
+
 
 class _HttpSource(_Source):
     base_url: str = Field(pattern=r"^https?://")
@@ -280,7 +284,11 @@ class FileDropSource(_Source):
     connector: Literal["file_drop"]
     path: Path
     retailer: str | None = Field(None, description="fixed retailer; else folder or column")
-    known_retailers: tuple[str, ...] = RETAILERS
+    known_retailers: tuple[str, ...] | None = Field(
+        None,
+        description="retailers its folders may name; default: every folder in the landing "
+        "folder (its name, lower case, is the retailer)",
+    )
     formats: tuple[Literal["csv", "jsonl", "parquet"], ...] = ("csv", "jsonl", "parquet")
     columns: dict[str, str] = Field(default_factory=dict, description="record field -> column")
     csv_separator: str = Field(",", min_length=1, max_length=1)
@@ -299,7 +307,34 @@ class FileDropSource(_Source):
 
     @property
     def retailers(self) -> tuple[str, ...]:
-        return (self.retailer,) if self.retailer else self.known_retailers
+        """The fixed retailer, else the declared ones, else the landing folder's folders."""
+        if self.retailer:
+            return (self.retailer,)
+        if self.known_retailers is not None:
+            return self.known_retailers
+        return retailer_folders(Path(self.path).expanduser())
+
+    def may_yield(self, retailer: str) -> bool:
+        """Its retailers' folders, and any retailer a ``retailer`` column of a file at the top
+        of the landing folder may name (which only reading the file tells)."""
+        if retailer in self.retailers:
+            return True
+        root = Path(self.path).expanduser()
+        open_ended = self.retailer is None and self.known_retailers is None
+        loose = root.is_dir() and any(
+            p.is_file() and not p.name.startswith((".", "_", "~")) for p in root.iterdir()
+        )
+        return open_ended and loose
+
+
+def retailer_folders(root: Path) -> tuple[str, ...]:
+    """The retailers a landing folder's sub-folders name (``landing/walmart/`` -> walmart):
+    lower-cased, hidden and ``_``-prefixed folders left out, names that cannot be a retailer
+    (``"My Store"``) too."""
+    if not root.is_dir():
+        return ()
+    names = {p.name.lower() for p in root.iterdir() if p.is_dir()}
+    return tuple(sorted(n for n in names if RETAILER_NAME.match(n)))
 
 
 class SimulatorSource(_Source):
@@ -376,7 +411,7 @@ class SourcesConfig(_Model):
         self, retailer: str
     ) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:
         """Enabled sources whose rows include ``retailer`` (a store may have several)."""
-        return [s for s in self.enabled() if retailer in s.retailers]
+        return [s for s in self.enabled() if s.may_yield(retailer)]
 
 
 _HTTP_ONLY = {

@@ -33,7 +33,7 @@ from arbx_dagster.ingestion.connectors import (
     build_connector,
     concat_batches,
 )
-from arbx_dagster.ingestion.sources import SourcesConfig
+from arbx_dagster.ingestion.sources import Source, SourcesConfig
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.cache import Cache, CacheError, LockNotAcquired
@@ -172,7 +172,7 @@ def fetch_partition(
         elif how == "live":
             found = list(_live(connector, request, now, run_id, listings))
         else:
-            found = list(_history(connector, archive, request, now, run_id))
+            found = list(_history(connector, source, archive, request, now, run_id))
         if found:
             used.append(source.name)
             batches.extend(found)
@@ -203,8 +203,13 @@ def _live(
     run_id: str | None,
     listings: pl.DataFrame | None,
 ) -> Iterator[FetchBatch]:
-    """Today: scrape now (dropped files arrive through the sensor instead)."""
+    """Today: scrape now; a landing folder gives today's files (the sensor ingests each as
+    it lands; a run for today — a backfill, the CLI — reads them all again, which changes
+    nothing: a file's rows keep the time it was written)."""
     if isinstance(connector, FileDropConnector):
+        yield from connector.fetch(
+            FetchRequest(retailer=request.retailer, day=request.day, observed_at=now, run_id=run_id)
+        )
         return
     mode = MODE_BY_TIER.get(request.tier or "", FetchMode.FULL)
     common = {"mode": mode, "observed_at": now, "day": request.day, "run_id": run_id}
@@ -218,28 +223,40 @@ def _live(
 
 def _history(
     connector: Connector,
+    source: Source,
     archive: Archive,
     request: PartitionRequest,
     now: datetime,
     run_id: str | None,
 ) -> Iterator[FetchBatch]:
-    """A past day: replay what was archived for the retailer, else the source's own history
-    of that day (a source's archive may hold other retailers' payloads only)."""
-    replayed = [
-        batch
-        for batch in archive.replay(connector.name, request.day, retailer=request.retailer)
-        if not batch.frame.is_empty()
-    ]
-    if replayed:
-        yield from replayed
+    """A past day, parsed with the source's *current* definition (so a corrected mapping
+    takes effect): a landing folder's files of that day as they are now, plus the archived
+    copies of that day's files no longer there (the latest copy of each); for other sources
+    what was archived for the retailer, else the source's own history of that day (a
+    source's archive may hold other retailers' payloads only)."""
+    replayed = archive.replay(connector.name, request.day, config=source, retailer=request.retailer)
+    fetch = FetchRequest(retailer=request.retailer, day=request.day, observed_at=now, run_id=run_id)
+    if isinstance(connector, FileDropConnector):
+        present = {f.relpath for f in connector.files() if f.day == request.day}
+        gone = latest_per_location(b for b in replayed if b.location not in present)
+        yield from (b for b in gone if not b.frame.is_empty())
+        if present:
+            yield from connector.fetch(fetch)
         return
-    if isinstance(connector, FileDropConnector) and not any(
-        f.day == request.day for f in connector.files()
-    ):
-        return  # no export dated that day
-    yield from connector.fetch(
-        FetchRequest(retailer=request.retailer, day=request.day, observed_at=now, run_id=run_id)
-    )
+    found = [batch for batch in replayed if not batch.frame.is_empty()]
+    if found:
+        yield from found
+        return
+    yield from connector.fetch(fetch)
+
+
+def latest_per_location(batches: Iterable[FetchBatch]) -> list[FetchBatch]:
+    """The last batch of each file path: a file dropped again (corrected) replaces the
+    earlier copy, whichever run archived it."""
+    latest: dict[str | None, FetchBatch] = {}
+    for batch in batches:  # replayed oldest run first
+        latest[batch.location] = batch
+    return list(latest.values())
 
 
 def check_fetch(fetched: FetchedPartition) -> None:

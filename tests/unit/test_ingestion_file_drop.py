@@ -4,7 +4,7 @@ scan picks each complete file exactly once."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -109,7 +109,8 @@ def test_jsonl_bad_lines_become_quarantinable_rows(tmp_path: Path) -> None:
         ("catalogue.jsonl:6", "truncated: the file ends in the middle of this row"),
     ]
     assert frame["retailer"].unique().to_list() == ["ripley"]
-    assert frame["observed_at"].to_list() == [NOW] * 5  # no column, no date in name
+    # No column, no date in the name: the time the file was written (a minute ago).
+    assert frame["observed_at"].to_list() == [NOW - timedelta(seconds=60)] * 5
     result = validate_observations(frame, now=NOW)
     assert result.accepted["sku"].to_list() == ["A", "B"]
     assert result.quarantined.height == 3
@@ -161,17 +162,17 @@ def test_ready_files_waits_for_complete_files_and_yields_each_once(tmp_path: Pat
     _write(landing / "falabella/b.csv.part", HEADER, age_seconds=60)  # still being copied
     _write(landing / "ripley/c.jsonl", "{}\n", age_seconds=1)  # too fresh
     _write(landing / "ripley/notes.txt", "not data", age_seconds=60)
-    _write(landing / "tmp/stray.csv", HEADER, age_seconds=60)  # not a retailer folder
+    _write(landing / "Old Exports/stray.csv", HEADER, age_seconds=60)  # no retailer's name
 
     first = drop.ready_files(None, now=now)
     assert first.files == []  # first look: sizes not yet known to be stable
-    assert sorted(first.waiting) == ["falabella/a.csv", "ripley/c.jsonl", "tmp/stray.csv"]
+    assert sorted(first.waiting) == ["Old Exports/stray.csv", "falabella/a.csv", "ripley/c.jsonl"]
 
     second = drop.ready_files(first.cursor, now=now + 10)
-    relpaths = ["falabella/a.csv", "tmp/stray.csv", "ripley/c.jsonl"]
+    relpaths = ["Old Exports/stray.csv", "falabella/a.csv", "ripley/c.jsonl"]
     assert [f.relpath for f in second.files] == relpaths
-    assert [f.retailer for f in second.files] == ["falabella", None, "ripley"]
-    assert second.files[0].key.startswith("falabella/a.csv@")
+    assert [f.retailer for f in second.files] == [None, "falabella", "ripley"]
+    assert second.files[1].key.startswith("falabella/a.csv@")
 
     # a restarted sensor continues from its cursor: nothing twice
     assert drop.ready_files(second.cursor, now=now + 20).files == []

@@ -42,7 +42,11 @@ retailers:
 """
 
 
-def test_the_shipped_example_covers_every_connector_kind() -> None:
+def test_the_shipped_example_covers_every_connector_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "paris").mkdir()  # the landing folder's folders name its retailers
+    monkeypatch.setenv("ARBX_LANDING", str(tmp_path))
     sources = load_sources(EXAMPLE)
     kinds = {type(s) for s in sources.retailers}
     assert kinds == {HttpJsonSource, HtmlSource, FileDropSource, SimulatorSource}

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from arbx_dagster.domain.history import MARKET_TZ
+from arbx_dagster.domain.schema import RETAILER_NAME
 from arbx_dagster.ingestion.archive import Archive, ArchivedRun, ArchiveRun, PayloadRef
 from arbx_dagster.ingestion.connectors.base import (
     FetchBatch,
@@ -82,8 +83,18 @@ class DroppedFile:
         return f"{self.relpath}@{self.fingerprint}"
 
     @property
+    def modified_at(self) -> datetime | None:
+        """When the file was last written (unknown for an archived copy of an old run)."""
+        return datetime.fromtimestamp(self.mtime_ns / 1e9, UTC) if self.mtime_ns else None
+
+    @property
     def day(self) -> date | None:
-        return date_in_name(self.relpath)
+        """The market day the file's prices are of: the date in its name, else the day it
+        was written (``exports/walmart.csv`` dropped today is today's)."""
+        named = date_in_name(self.relpath)
+        if named is not None or self.modified_at is None:
+            return named
+        return self.modified_at.astimezone(ZoneInfo(MARKET_TZ)).date()
 
 
 @dataclass
@@ -186,7 +197,10 @@ class FileDropConnector:
             return self.source.retailer
         parts = relpath.split("/")
         folder = parts[0].lower() if len(parts) > 1 else None
-        return folder if folder in self.source.known_retailers else None
+        if folder is None or not RETAILER_NAME.match(folder):
+            return None
+        known = self.source.known_retailers
+        return folder if known is None or folder in known else None
 
     # --- fetching ---
 
@@ -264,8 +278,9 @@ class FileDropConnector:
         if run is None:
             return None
         meta = {"url": f.relpath, "fetched_at": datetime.now(UTC).isoformat()}
-        ref = run.store(content, "file", **meta, format=f.format, retailer=f.retailer)
-        return ref
+        return run.store(
+            content, "file", **meta, format=f.format, retailer=f.retailer, mtime_ns=f.mtime_ns
+        )
 
     # --- parsing (shared with replay) ---
 
@@ -349,7 +364,7 @@ class FileDropConnector:
                 path=relpath,
                 relpath=relpath,
                 size=len(content),
-                mtime_ns=0,
+                mtime_ns=int(entry.get("mtime_ns") or 0),
                 format=str(
                     entry.get("format") or SUFFIXES.get(Path(relpath).suffix.lower(), "csv")
                 ),
@@ -364,12 +379,16 @@ class FileDropConnector:
 
 
 def _default_observed_at(f: DroppedFile, fetched: datetime) -> datetime:
-    """For rows without ``observed_at``: noon (Chile) of the date in the file name, else
-    the fetch time."""
-    day = f.day
-    if day is None:
-        return fetched
-    return datetime.combine(day, dtime(12), tzinfo=ZoneInfo(MARKET_TZ)).astimezone(UTC)
+    """For rows without ``observed_at``: when the file was written — the same instant on
+    every re-read, so re-ingesting a file never adds observations — unless its name dates
+    it to another day (then noon, Chile, of that day); the fetch time only when neither is
+    known (an archived copy of a run that kept no file time)."""
+    written, named = f.modified_at, date_in_name(f.relpath)
+    if named is None:
+        return written or fetched
+    if written is not None and written.astimezone(ZoneInfo(MARKET_TZ)).date() == named:
+        return written
+    return datetime.combine(named, dtime(12), tzinfo=ZoneInfo(MARKET_TZ)).astimezone(UTC)
 
 
 def _read_csv(content: bytes, relpath: str, separator: str) -> pl.DataFrame:
