@@ -45,7 +45,10 @@ class Thresholds:
 
     def to_rows(self) -> dict[str, str]:
         """Serialise each setting as JSON text, one row per key in ``system_config``."""
-        return {f.name: json.dumps(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        rows = {f.name: json.dumps(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if not self.enabled_retailers:
+            rows["enabled_retailers"] = json.dumps(ALL_RETAILERS[0])
+        return rows
 
     @classmethod
     def from_rows(cls, rows: dict[str, str]) -> Thresholds:

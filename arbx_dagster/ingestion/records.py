@@ -29,6 +29,7 @@ from arbx_dagster.domain.money import currency as currency_of
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.ingestion.prices import price_error_expr, price_expr
 from arbx_dagster.ingestion.sources import MAPPABLE_FIELDS, FirstParty
+from arbx_dagster.ingestion.stats import FetchStats
 
 UTC_DATETIME = RAW_PRICE_SCHEMA["observed_at"]
 PRICE_FIELDS = ("price_list", "price_offer", "price_card")
@@ -205,23 +206,25 @@ def missing_frame(
     )
 
 
-def unparsable(frame: pl.DataFrame) -> pl.Expr:
-    """Rows the validator will certainly reject: a layout change shows up as many of these."""
-    return (
-        pl.col("parse_error").is_not_null()
-        | pl.col("sku").is_null()
-        | pl.col("name").is_null()
-        | (
-            (pl.col("fetch_status") == "ok")
-            & pl.all_horizontal([pl.col(c).is_null() for c in PRICE_FIELDS])
-        )
-    )
+def unparsable() -> pl.Expr:
+    """Rows the parser could not read (a layout change shows up as many of these). A row
+    that shows no price is not one: stores list unpriced products (see :func:`unpriced`)."""
+    return pl.col("parse_error").is_not_null() | pl.col("sku").is_null() | pl.col("name").is_null()
 
 
-def count_unparsable(frame: pl.DataFrame) -> int:
+def unpriced() -> pl.Expr:
+    """Readable rows of a successful fetch without any price (quarantined as such)."""
+    no_price = pl.all_horizontal([pl.col(c).is_null() for c in PRICE_FIELDS])
+    return ~unparsable() & (pl.col("fetch_status") == "ok") & no_price
+
+
+def count_items(frame: pl.DataFrame, stats: FetchStats) -> None:
+    """Add a parsed frame's items, unreadable rows and unpriced rows to ``stats``."""
     if frame.is_empty():
-        return 0
-    return int(frame.select(unparsable(frame).sum()).item())
+        return
+    bad, none = frame.select(bad=unparsable().sum(), none=unpriced().sum()).row(0)
+    stats.items_unparsable += int(bad)
+    stats.items_unpriced += int(none)
 
 
 def empty_batch_frame() -> pl.DataFrame:
@@ -312,10 +315,9 @@ def image_urls_expr(col: pl.Expr) -> pl.Expr:
 
 
 def _unreadable(field: str, money: str) -> str:
-    """The ``pl.format`` template of an unreadable price (the CLP wording predates the other
-    currencies and is kept as it was)."""
-    suffix = "" if money == "CLP" else f" (not a {money} amount)"
-    return f"unparsable {field}: '{{}}'{suffix}"
+    """The ``pl.format`` template of an unreadable price: the text, and the currency it was
+    read in (``'58.45'`` is no CLP amount: pesos have no cents)."""
+    return f"unparsable {field}: '{{}}' (not a {money} amount)"
 
 
 def _currency_expr(col: pl.Expr, money: str) -> pl.Expr:

@@ -18,7 +18,8 @@ class FetchStats:
     duration_seconds: float = 0.0
     rate_limited_seconds: float = 0.0  # time spent waiting for the rate limit
     items_seen: int = 0  # items found on pages / rows in files
-    items_unparsable: int = 0  # of those, rows the validator will certainly reject
+    items_unparsable: int = 0  # of those, rows the parser could not read
+    items_unpriced: int = 0  # of those, readable rows showing no price
     rows: int = 0  # rows in the batch (items + missing)
     missing: int = 0  # expected listings not found: fetch_status = missing
     duplicates: int = 0  # a listing seen again later in the same run (kept once)
@@ -34,7 +35,7 @@ class FetchStats:
         """Add ``other`` into this one (run totals from batch stats); returns self."""
         for name in (
             "pages", "pages_failed", "requests", "retries", "bytes", "items_seen",
-            "items_unparsable", "rows", "missing", "duplicates", "layout_errors",
+            "items_unparsable", "items_unpriced", "rows", "missing", "duplicates", "layout_errors",
         ):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.duration_seconds += other.duration_seconds
@@ -78,6 +79,8 @@ class FetchStats:
                 f"{self.items_unparsable} of {self.items_seen} items unparsable "
                 f"({self.unparsable_share:.0%} > {max_unparsable_share:.0%})"
             )
+        if self.items_seen and self.items_unpriced == self.items_seen:
+            return f"none of the {self.items_seen} items shows a price"
         return None
 
     def as_metadata(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from arbx_dagster.ingestion.connectors import (
     build_connector,
     concat_batches,
 )
+from arbx_dagster.ingestion.records import unpriced
 from arbx_dagster.ingestion.sources import Source, SourcesConfig
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.pipeline.report import StageReport
@@ -266,8 +267,10 @@ def check_fetch(fetched: FetchedPartition) -> None:
     if problem:
         detail = f" ({'; '.join(stats.errors[:2])})" if stats.errors else ""
         raise IngestionFailed(
-            f"layout change suspected: {problem}{detail}; fix the source's mapping in "
-            "sources.yaml, then re-run the partition",
+            f"layout change suspected: {problem}{detail}{_why(fetched.frame)}; fix the "
+            "source in sources.yaml (its columns / fields and currency; `arbx sources "
+            "check` shows what a fix changes without storing anything), then re-run the "
+            "partition: a re-run parses again with the current sources.yaml",
             retryable=False,
         )
     if stats.pages_failed and fetched.frame.is_empty():
@@ -275,6 +278,32 @@ def check_fetch(fetched: FetchedPartition) -> None:
             f"every fetch failed ({stats.pages_failed} pages): " + "; ".join(stats.errors[:3]),
             retryable=True,
         )
+
+
+TOP_PROBLEMS = 3
+
+
+def _why(frame: pl.DataFrame) -> str:
+    """The most frequent reasons rows could not be read, each with a sample row's place."""
+    if frame.is_empty():
+        return ""
+    problems = (
+        frame.with_columns(
+            problem=pl.coalesce(
+                pl.col("parse_error"),
+                pl.when(pl.col("sku").is_null()).then(pl.lit("no sku")),
+                pl.when(pl.col("name").is_null()).then(pl.lit("no name")),
+                pl.when(unpriced()).then(pl.lit("no price")),
+            )
+        )
+        .filter(pl.col("problem").is_not_null())
+        .group_by("problem")
+        .agg(rows=pl.len(), sample=pl.col("source_location").first())
+        .sort("rows", "problem", descending=[True, False])
+        .head(TOP_PROBLEMS)
+    )
+    listed = [f"{p} x{n} (e.g. {at})" for p, n, at in problems.iter_rows()]
+    return f"; most common: {'; '.join(listed)}" if listed else ""
 
 
 def _nothing_landed_where(warehouse: Warehouse, rows: pl.DataFrame) -> bool:

@@ -114,7 +114,7 @@ def test_falabella_json_api_pages_until_the_first_empty_page(
         bad["source_location"] == f"{server.url}{FALABELLA_API}?categoryId=cat7190148&page=2#item-1"
     )
     assert frame.filter(pl.col("sku") == "19500002")["parse_error"][0] == (
-        "unparsable price_offer: 'Consultar precio'"
+        "unparsable price_offer: 'Consultar precio' (not a CLP amount)"
     )
 
 

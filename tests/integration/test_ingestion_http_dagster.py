@@ -205,7 +205,9 @@ def test_an_http_materialization_reports_what_each_retailer_scrape_did(
         (5, 4, 1),
         (5, 5, 0),
     ]
-    assert falabella["top_quarantine_reasons"] == {"unparsable price_offer: 'Consultar precio'": 1}
+    assert falabella["top_quarantine_reasons"] == {
+        "unparsable price_offer: 'Consultar precio' (not a CLP amount)": 1
+    }
     assert paris["top_quarantine_reasons"] == {"missing name": 1}
     assert (metadata["fetched"], metadata["stored"], metadata["quarantined"]) == (15, 13, 2)
     assert metadata["dagster/row_count"] == 13

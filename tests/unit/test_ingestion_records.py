@@ -12,13 +12,14 @@ from arbx_dagster.domain.quality import validate_observations
 from arbx_dagster.ingestion.records import (
     BATCH_SCHEMA,
     RecordContext,
-    count_unparsable,
+    count_items,
     items_frame,
     missing_frame,
     normalise,
     to_text,
 )
 from arbx_dagster.ingestion.sources import FirstParty
+from arbx_dagster.ingestion.stats import FetchStats
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -58,15 +59,18 @@ def test_an_unreadable_price_nulls_every_price_of_the_row_and_says_why() -> None
     )
     first = rows.row(0, named=True)
     assert (first["price_list"], first["price_offer"], first["price_card"]) == (None, None, None)
-    assert first["parse_error"] == "unparsable price_offer: 'Consultar precio'"
+    unreadable = "unparsable price_offer: 'Consultar precio' (not a CLP amount)"
+    assert first["parse_error"] == unreadable
     assert rows.row(1, named=True)["parse_error"] is None
-    assert count_unparsable(rows) == 1
+    stats = FetchStats()
+    count_items(rows, stats)
+    assert (stats.items_unparsable, stats.items_unpriced) == (1, 0)
 
     result = validate_observations(rows, now=NOW)
     assert result.accepted["sku"].to_list() == ["2"]
     quarantined = result.quarantined.row(0, named=True)
     assert quarantined["source_location"] == "page#item-0"
-    assert quarantined["reason"] == "unparsable price_offer: 'Consultar precio'"
+    assert quarantined["reason"] == unreadable
 
 
 def test_malformed_items_still_become_rows_with_their_location() -> None:

@@ -98,10 +98,12 @@ def test_an_identical_observation_delivered_twice_is_collapsed_not_quarantined()
 
 def test_a_parse_error_from_the_connector_is_the_reason() -> None:
     rows = _observations(price_offer=[None], price_list=[None]).with_columns(
-        parse_error=pl.lit("unparsable price_offer: 'Consultar precio'")
+        parse_error=pl.lit("unparsable price_offer: 'Consultar precio' (not a CLP amount)")
     )
     result = validate_observations(rows, now=NOW)
-    assert result.quarantined["reason"].to_list() == ["unparsable price_offer: 'Consultar precio'"]
+    assert result.quarantined["reason"].to_list() == [
+        "unparsable price_offer: 'Consultar precio' (not a CLP amount)"
+    ]
 
 
 def test_a_listing_reported_missing_lands_without_a_price_or_a_name() -> None:

@@ -38,7 +38,7 @@ from arbx_dagster.ingestion.extract import (
 from arbx_dagster.ingestion.http import FetchFailed, HttpResponse, RetailerHttp
 from arbx_dagster.ingestion.records import (
     RecordContext,
-    count_unparsable,
+    count_items,
     empty_batch_frame,
     items_frame,
     missing_frame,
@@ -319,7 +319,7 @@ class CrawlConnector:
         item["url"] = _resolve(ref.url, item.get("url")) or ref.url
         frame = normalise(items_frame([item]), self._context(state, ref.sha256))
         stats.items_seen += 1
-        stats.items_unparsable += count_unparsable(frame)
+        count_items(frame, stats)
         state.seen.add(known.sku)
         return frame
 
@@ -353,7 +353,7 @@ class CrawlConnector:
         context = self._context(state, ref.sha256)
         everything = normalise(items_frame(items), context)
         stats.items_seen += everything.height
-        stats.items_unparsable += count_unparsable(everything)
+        count_items(everything, stats)
         kept = self._keep(everything.get_column("sku").to_list(), stats, state)
         refs = [ref]
         if state.request.mode == FetchMode.FULL and self.source.product is not None and kept:

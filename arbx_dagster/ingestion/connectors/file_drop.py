@@ -42,7 +42,7 @@ from arbx_dagster.ingestion.connectors.base import (
 from arbx_dagster.ingestion.records import (
     TEXT_INPUTS,
     RecordContext,
-    count_unparsable,
+    count_items,
     empty_batch_frame,
     items_frame,
     normalise,
@@ -314,7 +314,7 @@ class FileDropConnector:
         )
         frame = normalise(raw, context)
         stats.items_seen = frame.height
-        stats.items_unparsable = count_unparsable(frame)
+        count_items(frame, stats)
         if retailer is not None:
             frame = frame.filter(pl.col("retailer").is_null() | (pl.col("retailer") == retailer))
         return self._batch(frame, stats, ref, f, retailer)

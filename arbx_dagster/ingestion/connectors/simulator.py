@@ -19,7 +19,7 @@ from arbx_dagster.domain.simulator import SimulatedMarket, SimulatorConfig, simu
 from arbx_dagster.ingestion.archive import Archive, ArchivedRun, ArchiveRun, PayloadRef
 from arbx_dagster.ingestion.archive import market_day as day_of
 from arbx_dagster.ingestion.connectors.base import FetchBatch, FetchRequest, IngestionError
-from arbx_dagster.ingestion.records import BATCH_SCHEMA, count_unparsable
+from arbx_dagster.ingestion.records import BATCH_SCHEMA, count_items
 from arbx_dagster.ingestion.sources import SimulatorSource
 from arbx_dagster.ingestion.stats import FetchStats
 
@@ -147,10 +147,10 @@ def _batch(
     stats = FetchStats(
         pages=1,
         items_seen=frame.height,
-        items_unparsable=count_unparsable(frame),
         rows=frame.height,
         bytes=refs[0].size if refs else 0,
     )
+    count_items(frame, stats)
     return FetchBatch(
         name, frame, stats, refs, location=f"simulator:{retailer}", run_id=run_id, retailer=retailer
     )
