@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,8 @@ from arbx_dagster.ingestion.sources import (
     parse_sources,
 )
 from arbx_dagster.ingestion.stats import FetchStats
+
+REPO = Path(__file__).resolve().parents[2]
 
 SOURCE = """
 defaults:
@@ -197,3 +200,14 @@ def test_a_refusal_tells_a_plain_client_how_to_fetch_as_a_browser() -> None:
     with pytest.raises(FetchFailed) as refused:
         _http(ScriptedClient(403), browser).get("https://shop.test/p")
     assert refused.value.reason == "HTTP 403"  # already a browser: nothing more to suggest
+
+
+def test_the_documented_falabella_client_line_loads_when_uncommented() -> None:
+    example = (REPO / "sources.example.yaml").read_text(encoding="utf-8")
+    line = "    # client: {kind: curl_cffi, impersonate: chrome}\n"
+    assert example.count(line) == 1
+    sources = parse_sources(example.replace(line, line.replace("# ", "", 1)))
+    falabella = sources.get("falabella")
+    assert (falabella.client.kind, falabella.client.browser) == ("curl_cffi", "chrome")
+    assert falabella.user_agent is None  # the browser's own
+    assert sources.get("ripley").client.kind == "httpx"
