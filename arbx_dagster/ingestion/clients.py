@@ -154,7 +154,9 @@ class CurlCffiClient:
             ) from None
         self.browser = browser
         self._errors = curl_requests.exceptions
-        # (connect, read) like httpx: connecting gets at most 10 s, the answer timeout_seconds
+        # like httpx, connecting gets min(timeout, 10 s); curl then bounds the whole exchange
+        # (connect + timeout_seconds) where httpx bounds each read: a slow server times out
+        # either way
         self._session: Any = curl_requests.Session(
             impersonate=browser,
             headers=dict(headers),
