@@ -34,7 +34,7 @@ from arbx_dagster.ingestion.stats import FetchStats
 log = logging.getLogger(__name__)
 
 GONE = (404, 410)
-REFUSED = (401, 403)  # what bot protection answers a client it does not believe
+REFUSED = (403,)  # what bot protection answers a client it does not believe
 
 
 class FetchFailed(RuntimeError):
