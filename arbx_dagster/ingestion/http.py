@@ -1,6 +1,7 @@
-"""HTTP the polite way: one pooled ``httpx`` client per retailer, rate-limited, retried with
+"""HTTP the polite way: one client per retailer (pooled ``httpx`` by default, or a
+browser-impersonating ``curl_cffi`` session, see ``clients.py``), rate-limited, retried with
 exponential backoff and jitter on 429/5xx/timeouts (``Retry-After`` honoured), behind a
-circuit breaker, with an honest User-Agent.
+circuit breaker, with an honest User-Agent unless the source impersonates a browser.
 
 A request that still fails after its retries raises :class:`FetchFailed`; the caller writes
 no price for it. 404/410 are answers (the listing is gone), not failures.
@@ -19,13 +20,21 @@ from datetime import UTC, datetime
 import httpx
 
 from arbx_dagster.ingestion.circuit import CircuitBreaker
+from arbx_dagster.ingestion.clients import (
+    ClientError,
+    ClientTimeout,
+    HttpClient,
+    open_client,
+    request_headers,
+)
 from arbx_dagster.ingestion.ratelimit import RateLimiter
-from arbx_dagster.ingestion.sources import USER_AGENT, RetryPolicy
+from arbx_dagster.ingestion.sources import HttpClientConfig, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
 
 log = logging.getLogger(__name__)
 
 GONE = (404, 410)
+REFUSED = (403,)  # what bot protection answers a client it does not believe
 
 
 class FetchFailed(RuntimeError):
@@ -79,7 +88,12 @@ def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None =
 
 
 class RetailerHttp:
-    """The HTTP side of one retailer. Thread-safe; close it (or use ``with``) when done."""
+    """The HTTP side of one retailer. Thread-safe; close it (or use ``with``) when done.
+
+    ``client`` picks the HTTP client (``httpx`` by default, or a browser-impersonating
+    ``curl_cffi`` session); everything else here is the same whichever sends the requests.
+    ``client_impl`` (tests) supplies a ready :class:`~arbx_dagster.ingestion.clients.HttpClient`.
+    """
 
     def __init__(
         self,
@@ -89,10 +103,12 @@ class RetailerHttp:
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         breaker: CircuitBreaker | None = None,
-        user_agent: str = USER_AGENT,
+        client: HttpClientConfig | None = None,
+        user_agent: str | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 4,
         transport: httpx.BaseTransport | None = None,
+        client_impl: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -100,20 +116,14 @@ class RetailerHttp:
         self.retry = retry or RetryPolicy()
         self.limiter = limiter
         self.breaker = breaker
+        self.config = client or HttpClientConfig()
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={
-                "User-Agent": user_agent,
-                "Accept": "application/json, text/html;q=0.9, */*;q=0.5",
-                "Accept-Language": "es-CL,es;q=0.9",
-                **(headers or {}),
-            },
-            follow_redirects=True,
+        self.client: HttpClient = client_impl or open_client(
+            self.config,
+            timeout_seconds=timeout_seconds,
+            headers=request_headers(self.config, user_agent, headers),
+            max_connections=max_connections,
             transport=transport,
         )
 
@@ -149,31 +159,30 @@ class RetailerHttp:
             stats.requests += 1
             retry_after: float | None = None
             try:
-                # httpx replaces a URL's own query with ``params``: pass None when empty
                 response = self.client.get(url, params=params or None)
-            except httpx.TimeoutException as exc:
+            except ClientTimeout as exc:
                 stats.status_counts["timeout"] += 1
-                reason, status = f"timeout ({type(exc).__name__})", None
-            except httpx.TransportError as exc:
+                reason, status = f"timeout ({exc})", None
+            except ClientError as exc:
                 stats.status_counts["error"] += 1
-                reason, status = f"{type(exc).__name__}: {exc}", None
+                reason, status = str(exc), None
             else:
-                status = response.status_code
+                status = response.status
                 stats.status_counts[str(status)] += 1
                 stats.bytes += len(response.content)
                 if status < 400 or status in GONE:
                     if self.breaker is not None:
                         self.breaker.record_success()
                     return HttpResponse(
-                        url=str(response.url),
+                        url=response.url,
                         status=status,
                         content=response.content,
-                        content_type=response.headers.get("content-type", ""),
+                        content_type=response.header("content-type") or "",
                         attempts=attempt,
                         fetched_at=datetime.now(UTC),
                     )
-                reason = f"HTTP {status}"
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                reason = self._refused(status)
+                retry_after = parse_retry_after(response.header("retry-after"))
                 if status not in policy.retry_on_status:
                     self._failed(reason)
                     raise FetchFailed(url, reason, status, attempt)
@@ -199,6 +208,15 @@ class RetailerHttp:
                 self.retailer, reason, url, attempt, policy.max_attempts - 1, delay,
             )  # fmt: skip
             self._sleep(delay)
+
+    def _refused(self, status: int) -> str:
+        if status in REFUSED and self.config.browser is None:
+            return (
+                f"HTTP {status} (refused: the store may block plain HTTP clients; "
+                f"set client: {{kind: curl_cffi}} on source {self.retailer!r} to fetch "
+                "as a browser)"
+            )
+        return f"HTTP {status}"
 
     def _failed(self, reason: str) -> None:
         if self.breaker is not None:

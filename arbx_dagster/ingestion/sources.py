@@ -7,9 +7,11 @@ be one of page, cursor, offset, none (got 'pages')``) rather than failing mid-sc
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import string
+import typing
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -111,6 +113,77 @@ class CircuitBreakerPolicy(_Model):
 
     failure_threshold: int = Field(5, ge=1)
     cooldown_seconds: float = Field(300.0, gt=0)
+
+
+ClientKind = Literal["httpx", "curl_cffi"]
+# curl_cffi's names for "the latest it knows" of each browser; pinned versions (chrome124,
+# safari184, …) are accepted when the installed curl_cffi knows them.
+BROWSERS = ("chrome", "edge", "safari", "safari_ios", "chrome_android", "firefox", "tor")
+DEFAULT_BROWSER = "chrome"
+
+
+class HttpClientConfig(_Model):
+    """Which HTTP client fetches a source's pages (``client:`` in ``sources.yaml``).
+
+    ``httpx`` (default): a plain client with ArbX's honest User-Agent. ``curl_cffi``: a
+    session that impersonates a real browser (its TLS and HTTP/2 fingerprint and its default
+    headers, User-Agent included) for a store whose bot protection refuses plain clients;
+    ``impersonate`` names the browser (default ``chrome``, the latest Chrome curl_cffi
+    knows; or a pinned version such as ``chrome124``). Retries, rate limit, circuit breaker,
+    timeouts, ``headers`` and the archive work the same with either. ``client: curl_cffi``
+    is short for ``client: {kind: curl_cffi}``.
+    """
+
+    kind: ClientKind = "httpx"
+    impersonate: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @field_validator("impersonate")
+    @classmethod
+    def _known_browser(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        known = impersonation_targets()
+        if value not in known:
+            close = difflib.get_close_matches(value, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"unknown browser {value!r} to impersonate: one of {', '.join(BROWSERS)}, "
+                f"or a version curl_cffi knows such as chrome124{hint}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _impersonation_needs_curl_cffi(self) -> HttpClientConfig:
+        if self.impersonate is not None and self.kind != "curl_cffi":
+            raise ValueError(
+                f"impersonate needs kind: curl_cffi (the {self.kind} client cannot "
+                "impersonate a browser)"
+            )
+        return self
+
+    @property
+    def browser(self) -> str | None:
+        """The browser a ``curl_cffi`` client impersonates (None for ``httpx``)."""
+        if self.kind != "curl_cffi":
+            return None
+        return self.impersonate or DEFAULT_BROWSER
+
+
+def impersonation_targets() -> frozenset[str]:
+    """Browser names the installed curl_cffi can impersonate."""
+    try:
+        from curl_cffi.requests.impersonate import BrowserTypeLiteral
+    except ImportError as exc:  # pragma: no cover - curl_cffi is a dependency
+        raise ValueError(
+            f"client kind curl_cffi needs the curl_cffi package ({exc}); "
+            "install it with: pip install curl_cffi"
+        ) from None
+    return frozenset((*typing.get_args(BrowserTypeLiteral), *BROWSERS))
 
 
 # --- crawling --------------------------------------------------------------------------
@@ -258,7 +331,10 @@ class _Source(_Model):
 class _HttpSource(_Source):
     base_url: str = Field(pattern=r"^https?://")
     timeout_seconds: float = Field(20.0, gt=0)
-    user_agent: str = USER_AGENT
+    client: HttpClientConfig = HttpClientConfig()
+    user_agent: str | None = Field(
+        None, description="default: ArbX's own (httpx) or the impersonated browser's (curl_cffi)"
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     max_connections: int = Field(4, ge=1)
     rate_limit: RateLimit = RateLimit()
@@ -415,7 +491,7 @@ class SourcesConfig(_Model):
 
 
 _HTTP_ONLY = {
-    "timeout_seconds", "user_agent", "headers", "max_connections", "rate_limit", "retry",
+    "timeout_seconds", "client", "user_agent", "headers", "max_connections", "rate_limit", "retry",
     "circuit_breaker",
 }  # fmt: skip
 

@@ -4,6 +4,11 @@ Falabella-style JSON API (page=N until the first empty page), Ripley-style catal
 (pagination.totalPages), Paris-style HTML grid (offset) with product pages; plus the faults
 real stores produce: 429 with Retry-After, intermittent 5xx, slow answers, a changed layout,
 an outage. Timing assertions use generous lower bounds on request arrivals.
+
+Every test runs with both HTTP clients a source can configure: the plain ``httpx`` one and
+the browser-impersonating ``curl_cffi`` session (retries, Retry-After, timeouts, rate limit,
+circuit breaker and archive behave the same); a store behind a bot check answers only the
+second.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from arbx_dagster.ingestion import (
     concat_batches,
     load_sources,
 )
-from arbx_dagster.ingestion.sources import USER_AGENT, CircuitBreakerPolicy, RateLimit
+from arbx_dagster.ingestion.sources import (
+    USER_AGENT,
+    CircuitBreakerPolicy,
+    HtmlSource,
+    HttpClientConfig,
+    HttpJsonSource,
+    RateLimit,
+)
 from arbx_dagster.storage.cache import Cache, MemoryCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
@@ -49,13 +61,27 @@ def server() -> Iterator[FixtureServer]:
         yield running
 
 
+@pytest.fixture(params=["httpx", "curl_cffi"])
+def client(request: pytest.FixtureRequest) -> HttpClientConfig:
+    return HttpClientConfig(kind=request.param)
+
+
 @pytest.fixture
-def sources(
-    server: FixtureServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> SourcesConfig:
+def stores(server: FixtureServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SourcesConfig:
+    """The fixture stores as ``sources.yaml`` defines them (the default client)."""
     monkeypatch.setenv("ARBX_FIXTURE_URL", server.url)
     monkeypatch.setenv("ARBX_TEST_ARCHIVE", str(tmp_path / "archive"))
     return load_sources(SOURCES_FILE)
+
+
+@pytest.fixture
+def sources(stores: SourcesConfig, client: HttpClientConfig) -> SourcesConfig:
+    """The fixture stores, every HTTP one fetched through ``client``."""
+    retailers = [
+        s.model_copy(update={"client": client}) if isinstance(s, HttpJsonSource | HtmlSource) else s
+        for s in stores.retailers
+    ]
+    return stores.model_copy(update={"retailers": retailers})
 
 
 def _fetch(
@@ -82,13 +108,18 @@ def _with(sources: SourcesConfig, name: str, **update: object) -> SourcesConfig:
 
 
 def test_falabella_json_api_pages_until_the_first_empty_page(
-    server: FixtureServer, sources: SourcesConfig
+    server: FixtureServer, sources: SourcesConfig, client: HttpClientConfig
 ) -> None:
     frame, stats = _fetch(sources, "falabella", mode=LISTING)
     pages = [a.query["page"] for a in server.requests_to(FALABELLA_API)]
     assert pages == ["1", "2", "3"]
     assert all(a.query["categoryId"] == "cat7190148" for a in server.requests_to(FALABELLA_API))
-    assert server.arrivals[0].headers["User-Agent"] == USER_AGENT
+    agent = server.arrivals[0].headers["user-agent"]
+    if client.kind == "httpx":
+        assert agent == USER_AGENT  # honest about being a bot
+    else:
+        assert agent.startswith("Mozilla/5.0") and "Chrome/" in agent  # the browser's own
+    assert server.arrivals[0].headers["accept-language"] == "es-CL,es;q=0.9"
     assert frame.select(*PRICES, "card_program", "is_first_party", "seller").rows() == [
         ("16677002", 599_990, 449_990, 429_990, "CMR", True, "Falabella"),
         ("17123457", 699_990, 499_990, None, None, False, "Electro Outlet SpA"),
@@ -372,3 +403,55 @@ def test_an_outage_during_product_pages_keeps_the_listing_rows(
     assert batches[0].frame.select(*PRICES).rows()[0] == ("16677002", 599_990, 449_990, 429_990)
     assert batches[0].frame["model"].null_count() == 3  # listing data only, never invented
     assert batches[-1].stats.circuit_open
+
+
+# --- the HTTP client -----------------------------------------------------------------------
+
+
+def test_a_store_behind_a_bot_check_refuses_the_plain_client_with_a_clear_error(
+    server: FixtureServer, stores: SourcesConfig
+) -> None:
+    server.browsers_only("/falabella/")
+    assert stores.get("falabella").client.kind == "httpx"  # the default
+    frame, stats = _fetch(stores, "falabella", mode=LISTING)
+    assert frame.is_empty()  # no price from a refused page
+    assert len(server.requests_to(FALABELLA_API)) == 1  # a refusal is not retried
+    assert stats.status_counts["403"] == 1 and stats.pages_failed == 1
+    [failure] = [e for e in stats.errors if "HTTP 403" in e]
+    assert (
+        "HTTP 403 (refused: the store may block plain HTTP clients; "
+        "set client: {kind: curl_cffi} on source 'falabella' to fetch as a browser)"
+    ) in failure
+
+
+def test_the_impersonating_client_gets_through_the_bot_check(
+    server: FixtureServer, stores: SourcesConfig
+) -> None:
+    server.browsers_only("/falabella/")
+    browser = _with(
+        stores, "falabella", client=HttpClientConfig(kind="curl_cffi", impersonate="chrome")
+    )
+    frame, stats = _fetch(browser, "falabella", mode=FetchMode.FULL)
+    assert frame.height == 5 and stats.pages == 3 + 5 and stats.http_errors == 0
+    assert frame.filter(pl.col("sku") == "17123457")["ean"][0] == "8806084123456"
+    first = server.arrivals[0].headers
+    assert '"Google Chrome"' in first["sec-ch-ua"]
+    assert first["user-agent"].startswith("Mozilla/5.0")
+
+
+def test_configured_user_agent_and_headers_are_sent_by_either_client(
+    server: FixtureServer, sources: SourcesConfig
+) -> None:
+    custom = _with(
+        sources,
+        "ripley",
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) ArbX-test",
+        headers={"Accept-Language": "en", "X-Store-Zone": "13"},
+    )
+    frame, _ = _fetch(custom, "ripley", mode=LISTING)
+    assert frame.height == 5
+    for arrival in server.requests_to("/ripley/"):
+        assert arrival.headers["user-agent"] == "Mozilla/5.0 (X11; Linux x86_64) ArbX-test"
+        assert arrival.headers["accept-language"] == "en"  # the source's headers win
+        assert arrival.headers["x-store-zone"] == "13"
+        assert arrival.headers["accept"] == "application/json, text/html;q=0.9, */*;q=0.5"

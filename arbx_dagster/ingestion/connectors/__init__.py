@@ -67,7 +67,8 @@ def build_connector(
     now: datetime | None = None,
 ) -> Connector:
     """The connector for one source. HTTP connectors share their rate limit and circuit
-    breaker through ``cache`` (Redis when configured; in-process otherwise)."""
+    breaker through ``cache`` (Redis when configured; in-process otherwise) and fetch through
+    the source's ``client`` (``transport`` replaces the network of an httpx client, in tests)."""
     if isinstance(source, HttpJsonSource | HtmlSource):
         cache = cache if cache is not None else MemoryCache()
         limiter = RateLimiter(
@@ -89,6 +90,7 @@ def build_connector(
             retry=source.retry,
             limiter=limiter,
             breaker=breaker,
+            client=source.client,
             user_agent=source.user_agent,
             headers=source.headers,
             max_connections=source.max_connections,
