@@ -372,6 +372,11 @@ class SourcesConfig(_Model):
     def enabled(self) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:
         return [s for s in self.retailers if s.enabled]
 
+    def provided_retailers(self) -> list[str]:
+        """Every retailer an enabled source covers, sorted: the partitions, and the only
+        retailers ``enabled_retailers`` may name."""
+        return sorted({retailer for source in self.enabled() for retailer in source.retailers})
+
     def sources_for(
         self, retailer: str
     ) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:
