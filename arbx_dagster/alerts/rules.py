@@ -20,7 +20,9 @@ Kinds (``price`` is the offer price, or the lower card price when ``include_card
 
 Scope (all optional, combined with AND): ``canonical_id``, ``retailers``, ``sku``,
 ``category`` (case-insensitive, the leaf or any ``" > "`` level of the path),
-``first_party_only``. A rule with no scope watches every listing.
+``first_party_only``. A new rule must name at least one of product, SKU, retailers or
+category (:meth:`WatchRule.check_scope`; ``storage.alerts_store.save_watch_rule`` refuses
+it otherwise, and a product that does not exist).
 
 Hysteresis: a hit fires once per rule x listing; it re-arms only when the condition is false
 by a margin (``REARM_BAND``: the price 2 % above the target, the drop 2 points short of
@@ -107,6 +109,15 @@ class WatchRule:
             raise ValueError(f"rule {self.rule_id}: pct_drop needs pct between 0 and 100")
         if self.days is not None and self.days < 1:
             raise ValueError(f"rule {self.rule_id}: days must be at least 1")
+
+    def check_scope(self) -> None:
+        """Raise ``ValueError`` unless the rule says what it watches."""
+        if not (self.canonical_id or self.sku or self.retailers or self.category):
+            raise ValueError(
+                f"watch rule {self.rule_id} watches nothing: give a product, a SKU, a retailer "
+                "or a category (--product, --sku, --retailer or --category; in JSON "
+                "canonical_id, sku, retailers or category)"
+            )
 
     @property
     def window_days(self) -> int | None:

@@ -11,13 +11,8 @@ from arbx_dagster.resources.sources import resolve_sources
 HISTORY_START = os.environ.get("ARBX_HISTORY_START", "2026-01-01")
 
 
-def _retailers() -> list[str]:
-    """Every retailer an enabled source in sources.yaml covers."""
-    config = resolve_sources(os.environ.get("ARBX_SOURCES"))
-    return sorted({retailer for source in config.enabled() for retailer in source.retailers})
-
-
-RETAILERS = _retailers()
+# Every retailer an enabled source in sources.yaml covers.
+RETAILERS = resolve_sources(os.environ.get("ARBX_SOURCES")).provided_retailers()
 
 # Days in Chile (events start at Santiago midnight); ``end_offset=1`` includes today, which
 # the tier schedules keep refreshing while it is still going on.

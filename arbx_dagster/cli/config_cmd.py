@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 
 import typer
 from rich.console import Console
@@ -26,6 +27,13 @@ def open_warehouse_migrated() -> Warehouse:
     return warehouse
 
 
+def provided_retailers() -> list[str]:
+    """The retailers the enabled sources of the configured sources.yaml cover."""
+    from arbx_dagster.resources.sources import resolve_sources
+
+    return resolve_sources(os.environ.get("ARBX_SOURCES") or None).provided_retailers()
+
+
 @app.command("show")
 def show() -> None:
     """Print every setting and its current value."""
@@ -43,11 +51,15 @@ def set_(
     value: str = typer.Argument(..., help="New value, e.g. 15000 or falabella,paris"),
     actor: str = typer.Option(None, help="Who is changing it (default: your user name)."),
 ) -> None:
-    """Change one setting; the change is validated and written to the audit log."""
+    """Change one setting; the change is validated and written to the audit log.
+    Retailers must be ones an enabled source of sources.yaml (ARBX_SOURCES) provides."""
     with open_warehouse_migrated() as warehouse:
         try:
-            thresholds = set_setting(warehouse, key, value, actor=actor or getpass.getuser())
-        except ValueError as exc:
+            known = provided_retailers() if key == "enabled_retailers" else None
+            thresholds = set_setting(
+                warehouse, key, value, actor=actor or getpass.getuser(), known_retailers=known
+            )
+        except ValueError as exc:  # SourcesError included
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
     typer.echo(f"{key} = {thresholds.to_rows()[key]}")

@@ -84,8 +84,19 @@ def _alive(pid: int, *, group: bool = False) -> bool:
     return True
 
 
+def _webserver_port(run_dir: Path, requested: int) -> int:
+    """The port of the webserver an earlier `arbx up` left running, else ``requested``."""
+    pid_file, port_file = run_dir / "webserver.pid", run_dir / "webserver.port"
+    if pid_file.exists() and port_file.exists() and _alive(int(pid_file.read_text())):
+        running = int(port_file.read_text())
+        if running != requested:
+            typer.echo(f"the webserver is already running on port {running}; using it")
+        return running
+    return requested
+
+
 def up(
-    port: int = typer.Option(3000, help="Dagster webserver port."),
+    port: int = typer.Option(3000, help="Dagster webserver port (the API is pointed at it)."),
     api_port: int = typer.Option(8080, help="ArbX API port (when the service is installed)."),
     wait: bool = typer.Option(True, help="Wait until the webserver answers."),
 ) -> None:
@@ -97,9 +108,16 @@ def up(
     if ensure_database(settings.postgres_url):
         typer.echo(f"created database {redact(settings.postgres_url)}")
     home = prepare_dagster_home(settings)
-    env = {**os.environ, "ARBX_HOME": str(settings.home), "DAGSTER_HOME": str(home)}
-    env.setdefault("ARBX_AUTOMATION", "on")
     run_dir = _run_dir(settings)
+    port = _webserver_port(run_dir, port)
+    env = {
+        **os.environ,
+        "ARBX_HOME": str(settings.home),
+        "DAGSTER_HOME": str(home),
+        # The API drives the webserver started here, whatever port it was given.
+        "ARBX_DAGSTER_URL": f"http://127.0.0.1:{port}",
+    }
+    env.setdefault("ARBX_AUTOMATION", "on")
     for name, command in _commands(port, api_port).items():
         pid_file = run_dir / f"{name}.pid"
         if pid_file.exists() and _alive(int(pid_file.read_text())):
@@ -115,6 +133,8 @@ def up(
             cwd=home,
         )
         pid_file.write_text(str(process.pid))
+        if name == "webserver":
+            (run_dir / "webserver.port").write_text(str(port))
         typer.echo(f"started {name} (pid {process.pid}, log {run_dir / f'{name}.log'})")
     if wait:
         deadline = time.monotonic() + 180
@@ -147,3 +167,4 @@ def down() -> None:
                 os.killpg(pid, signal.SIGKILL)
             typer.echo(f"stopped {pid_file.stem} (pid {pid})")
         pid_file.unlink()
+    (run_dir / "webserver.port").unlink(missing_ok=True)

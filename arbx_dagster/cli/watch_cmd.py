@@ -30,7 +30,9 @@ def add(
     include_card: bool = typer.Option(False, help="Count store-card prices."),
     rule_id: str = typer.Option(None, "--id", help="Rule id (default: generated)."),
 ) -> None:
-    """Add (or replace, with --id) a watch rule; hits alert through ARBX_ALERT_URLS."""
+    """Add (or replace, with --id) a watch rule; hits alert through ARBX_ALERT_URLS.
+    Give what it watches: --product (an existing product id), --sku, --retailer or
+    --category."""
     try:
         rule = WatchRule(
             rule_id=rule_id or f"w-{uuid.uuid4().hex[:8]}",
@@ -50,7 +52,11 @@ def add(
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     with open_warehouse_migrated() as warehouse:
-        save_watch_rule(warehouse, rule, actor=getpass.getuser())
+        try:
+            save_watch_rule(warehouse, rule, actor=getpass.getuser())
+        except ValueError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
     typer.echo(f"saved watch rule {rule.rule_id}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,12 @@ class Thresholds:
         return cls(**values)
 
 
-def coerce_setting(key: str, value: Any) -> Any:
-    """Validate one setting's value; raise ``ValueError`` with a clear message."""
+def coerce_setting(key: str, value: Any, *, known_retailers: Collection[str] | None = None) -> Any:
+    """Validate one setting's value; raise ``ValueError`` with a clear message.
+
+    ``known_retailers``: the retailers the enabled sources provide (sources.yaml); when
+    given, ``enabled_retailers`` may name only those. Stored settings are read without it,
+    so a source disabled later does not make them unreadable."""
     defaults = Thresholds()
     if not hasattr(defaults, key):
         allowed = ", ".join(sorted(Thresholds().to_rows()))
@@ -77,10 +82,17 @@ def coerce_setting(key: str, value: Any) -> Any:
         retailers = tuple(str(item).strip().lower() for item in items if str(item).strip())
         invalid = sorted(r for r in retailers if not RETAILER_NAME.match(r))
         if invalid or not retailers:
+            examples = ",".join(sorted(known_retailers or RETAILERS))
             raise ValueError(
-                f"{key} expects retailer names such as {','.join(RETAILERS)} (or 'all'), "
-                f"got {value!r}"
+                f"{key} expects retailer names such as {examples} (or 'all'), got {value!r}"
             )
+        if known_retailers is not None:
+            unknown = sorted(set(retailers) - set(known_retailers))
+            if unknown:
+                raise ValueError(
+                    f"{key}: no enabled source provides {', '.join(unknown)}; "
+                    f"sources.yaml provides: {', '.join(sorted(known_retailers)) or 'none'}"
+                )
         return retailers
     try:
         if isinstance(current, bool):

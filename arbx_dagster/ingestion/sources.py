@@ -12,6 +12,7 @@ import os
 import re
 import string
 import typing
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -436,7 +437,8 @@ HttpSource = HttpJsonSource | HtmlSource
 
 
 class ArchiveConfig(_Model):
-    """Where raw payloads go: a local folder or any fsspec URL (``s3://bucket/arbx``)."""
+    """Where raw payloads go: a local folder or any fsspec URL (``s3://bucket/arbx``).
+    Unset, ``resources.sources.resolve_sources`` puts it in ``$ARBX_HOME/archive``."""
 
     root: str = ".arbx/archive"
     codec: Literal["zstd", "gzip"] = "zstd"
@@ -482,6 +484,11 @@ class SourcesConfig(_Model):
 
     def enabled(self) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:
         return [s for s in self.retailers if s.enabled]
+
+    def provided_retailers(self) -> list[str]:
+        """Every retailer an enabled source covers, sorted: the partitions, and the only
+        retailers ``enabled_retailers`` may name."""
+        return sorted({retailer for source in self.enabled() for retailer in source.retailers})
 
     def sources_for(
         self, retailer: str
@@ -529,19 +536,24 @@ def default_sources_path() -> Path:
     return Path(DEFAULT_FILE)
 
 
-def load_sources(path: str | Path | None = None) -> SourcesConfig:
+def load_sources(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> SourcesConfig:
     """Read and validate ``sources.yaml``; raise :class:`SourcesError` listing every problem."""
     path = Path(path) if path is not None else default_sources_path()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SourcesError(f"{path}: cannot read sources file ({exc.strerror or exc})") from None
-    return parse_sources(text, origin=str(path))
+    return parse_sources(text, origin=str(path), environ=environ)
 
 
-def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
+def parse_sources(
+    text: str, origin: str = "sources.yaml", environ: Mapping[str, str] | None = None
+) -> SourcesConfig:
     """Validate YAML text. ``${VAR}`` / ``${VAR:-default}`` in values (not comments) expand
-    from the environment."""
+    from ``environ`` (default: the process environment); a default may itself hold
+    references (``${ARBX_ARCHIVE:-${ARBX_HOME:-.arbx}/archive}``), read only when needed."""
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -549,7 +561,7 @@ def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
         raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise SourcesError(f"{origin}: expected a mapping with a 'retailers' list at the top")
-    data = _expand_env(data, (), root, origin)
+    data = _expand_env(data, (), root, origin, os.environ if environ is None else environ)
     try:
         return SourcesConfig.model_validate(data)
     except ValidationError as exc:
@@ -557,23 +569,24 @@ def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
         raise SourcesError("\n".join(lines)) from None
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _expand_env(value: Any, loc: tuple[Any, ...], root: yaml.Node | None, origin: str) -> Any:
+def _expand_env(
+    value: Any,
+    loc: tuple[Any, ...],
+    root: yaml.Node | None,
+    origin: str,
+    environ: Mapping[str, str],
+) -> Any:
     if isinstance(value, dict):
-        return {k: _expand_env(v, (*loc, k), root, origin) for k, v in value.items()}
+        return {k: _expand_env(v, (*loc, k), root, origin, environ) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, (*loc, i), root, origin) for i, v in enumerate(value)]
+        return [_expand_env(v, (*loc, i), root, origin, environ) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
+    def unset(name: str) -> str:
         line = _line_of(root, loc)
         where = f"{origin}:{line}" if line else origin
         raise SourcesError(
@@ -581,7 +594,46 @@ def _expand_env(value: Any, loc: tuple[Any, ...], root: yaml.Node | None, origin
             f"(use ${{{name}:-default}} for a default)"
         )
 
-    return _ENV_REF.sub(replace, value)
+    return _substitute(value, environ, unset)
+
+
+def _substitute(text: str, environ: Mapping[str, str], unset: Callable[[str], str]) -> str:
+    """Expand ``${NAME}`` and ``${NAME:-default}`` (a default is expanded in turn, only when
+    used); anything else between ``${`` and ``}`` is kept as written."""
+    out: list[str] = []
+    done = 0
+    while (start := text.find("${", done)) >= 0:
+        end = _closing_brace(text, start + 2)
+        if end < 0:
+            break
+        name, has_default, default = text[start + 2 : end].partition(":-")
+        out.append(text[done:start])
+        if not _ENV_NAME.fullmatch(name):
+            out.append(text[start : end + 1])
+        elif name in environ:
+            out.append(environ[name])
+        elif has_default:
+            out.append(_substitute(default, environ, unset))
+        else:
+            out.append(unset(name))
+        done = end + 1
+    return "".join(out) + text[done:]
+
+
+def _closing_brace(text: str, position: int) -> int:
+    """Where the ``}`` closing a ``${`` opened just before ``position`` is (-1: nowhere)."""
+    depth = 1
+    while position < len(text):
+        if text.startswith("${", position):
+            depth += 1
+            position += 2
+            continue
+        if text[position] == "}":
+            depth -= 1
+            if depth == 0:
+                return position
+        position += 1
+    return -1
 
 
 def _describe(error: Any, data: dict[str, Any], root: yaml.Node | None, origin: str) -> str:

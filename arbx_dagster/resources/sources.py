@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,7 @@ from arbx_dagster.ingestion.sources import (
     default_sources_path,
     load_sources,
 )
+from arbx_dagster.settings import Settings
 
 
 def _anchor(path: str | Path, base: Path) -> str:
@@ -25,9 +27,15 @@ def _anchor(path: str | Path, base: Path) -> str:
 
 
 def resolve_sources(path: str | Path | None = None) -> SourcesConfig:
-    """Load and validate sources.yaml, anchoring its relative folders to the file."""
+    """Load and validate sources.yaml, anchoring its relative folders to the file.
+
+    ``${ARBX_HOME}`` in it is ArbX's state folder as the rest of ArbX resolves it (absolute;
+    default ``.arbx`` in the current directory), so the example's archive and landing
+    folders (``${ARBX_ARCHIVE:-${ARBX_HOME:-.arbx}/archive}``) live there; so does the
+    archive of a file that names no ``archive.root``."""
     source_path = Path(path) if path else default_sources_path()
-    config = load_sources(source_path)
+    home = Settings.from_env().home
+    config = load_sources(source_path, environ={**os.environ, "ARBX_HOME": str(home)})
     base = source_path.resolve().parent
     retailers = [
         s.model_copy(update={"path": Path(_anchor(s.path, base))})
@@ -35,7 +43,9 @@ def resolve_sources(path: str | Path | None = None) -> SourcesConfig:
         else s
         for s in config.retailers
     ]
-    archive = config.archive.model_copy(update={"root": _anchor(config.archive.root, base)})
+    given = "root" in config.archive.model_fields_set
+    root = config.archive.root if given else str(home / "archive")
+    archive = config.archive.model_copy(update={"root": _anchor(root, base)})
     return config.model_copy(update={"retailers": retailers, "archive": archive})
 
 

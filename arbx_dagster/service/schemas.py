@@ -104,6 +104,12 @@ class OpportunityPage(BaseModel):
 # --- pipeline --------------------------------------------------------------------------
 
 
+class RetailerList(BaseModel):
+    retailers: list[str] = Field(
+        description="retailers the enabled sources of sources.yaml provide"
+    )
+
+
 class PartitionRange(Strict):
     start: PartitionKey
     end: PartitionKey

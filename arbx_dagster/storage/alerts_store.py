@@ -41,6 +41,22 @@ def read_watch_rules(warehouse: Warehouse) -> pl.DataFrame:
 
 
 def save_watch_rule(warehouse: Warehouse, rule: WatchRule, *, actor: str) -> None:
+    """Store (or replace) a rule that says what it watches, on a product that exists;
+    raise ``ValueError`` saying what to give otherwise (the refusal is audited)."""
+    try:
+        rule.check_scope()
+        if rule.canonical_id is not None and not warehouse.scalar(
+            "SELECT count(*) FROM canonical_products WHERE canonical_id = $1", [rule.canonical_id]
+        ):
+            raise ValueError(
+                f"no product {rule.canonical_id}: a watch rule's product (--product, "
+                "canonical_id) is a canonical product id, as in the opportunities' canonical_id"
+            )
+    except ValueError as exc:
+        audit(
+            warehouse, actor, "watch.save", rule.rule_id, rule.to_dict(), outcome=f"rejected: {exc}"
+        )
+        raise
     frame = rules_frame([rule]).with_columns(
         retailers=pl.col("retailers").list.join(","),
         created_at=pl.lit(datetime.now(UTC)).cast(UTC_DATETIME),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,19 @@ def read_thresholds(warehouse: Warehouse) -> Thresholds:
     return Thresholds.from_rows(dict(rows.iter_rows()))
 
 
-def set_setting(warehouse: Warehouse, key: str, value: Any, *, actor: str) -> Thresholds:
-    """Validate and store one setting, recording who changed it from what to what."""
+def set_setting(
+    warehouse: Warehouse,
+    key: str,
+    value: Any,
+    *,
+    actor: str,
+    known_retailers: Collection[str] | None = None,
+) -> Thresholds:
+    """Validate and store one setting, recording who changed it from what to what.
+
+    ``known_retailers``: the retailers sources.yaml provides (see ``coerce_setting``)."""
     try:
-        coerced = coerce_setting(key, value)
+        coerced = coerce_setting(key, value, known_retailers=known_retailers)
     except ValueError as exc:
         audit(warehouse, actor, "config.set", key, {"value": value}, outcome=f"rejected: {exc}")
         raise

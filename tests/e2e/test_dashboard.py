@@ -91,6 +91,32 @@ def stack(
         yield {"url": server.url, "sources": sources_path, "cache": cache}
 
 
+@pytest.fixture
+def stores_stack(
+    tmp_path: Path, postgres_url: str, postgres_warehouse: Warehouse, redis_cache: Cache
+) -> Iterator[str]:
+    """The service on sources of two stores no built-in list knows."""
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"""
+version: 1
+archive: {{root: {tmp_path / "archive"}}}
+retailers:
+  - {{name: walmart-exports, connector: file_drop, path: {tmp_path}, retailer: walmart}}
+  - {{name: target-exports, connector: file_drop, path: {tmp_path}, retailer: target}}
+""",
+        encoding="utf-8",
+    )
+    app = create_app(
+        service_settings(tmp_path / "home", postgres_url=postgres_url),
+        cache=RedisCache(redis_cache.url, prefix=redis_cache.prefix),  # type: ignore[attr-defined]
+        dagster=StubDagster(),  # type: ignore[arg-type]
+        sources=resolve_sources(sources),
+    )
+    with serve_in_thread(app) as server:
+        yield server.url
+
+
 def pipeline_opportunity(
     stack: dict[str, Any], postgres_url: str, warehouse: Warehouse
 ) -> dict[str, Any]:
@@ -171,4 +197,21 @@ def test_a_wrong_key_is_told_and_nothing_is_listed(browser: Any, stack: dict[str
     assert page.query_selector_all("tr[data-id]") == []
     csp = httpx.get(stack["url"] + "/").headers["content-security-policy"]
     assert "script-src 'self'" in csp  # the page runs under the strict policy
+    page.close()
+
+
+def test_the_retailer_filter_lists_the_retailers_the_sources_provide(
+    browser: Any, stores_stack: str
+) -> None:
+    page = browser.new_page()
+    page.goto(stores_stack + "/")
+    page.fill("#api-key", TEST_KEY)
+    page.click("#connect")
+    page.wait_for_selector("[data-testid=retailer-filter] option[value=walmart]", state="attached")
+    options = page.eval_on_selector_all(
+        "[data-testid=retailer-filter] option", "options => options.map(o => o.value)"
+    )
+    assert options == ["", "target", "walmart"]
+    page.select_option("#f-retailer", "walmart")
+    page.wait_for_selector("[data-testid=summary]:has-text('0 live opportunities')")
     page.close()

@@ -122,3 +122,60 @@ def test_watch_rules_can_be_added_listed_and_removed(embedded_home: Path) -> Non
     assert invalid.exit_code == 2 and "positive target_price" in invalid.output
     assert runner.invoke(app, ["watch", "remove", "tv"]).exit_code == 0
     assert runner.invoke(app, ["watch", "remove", "tv"]).exit_code == 1
+
+
+def _sources_for(folder: Path, retailers: dict[str, bool]) -> Path:
+    """A sources.yaml with one file-drop source per retailer (enabled or not)."""
+    lines = ["version: 1", f"archive: {{root: {folder / 'archive'}}}", "retailers:"]
+    for retailer, enabled in retailers.items():
+        lines += [
+            f"  - name: {retailer}-exports",
+            "    connector: file_drop",
+            f"    enabled: {str(enabled).lower()}",
+            f"    path: {folder / 'landing'}",
+            f"    retailer: {retailer}",
+        ]
+    path = folder / "sources.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_enabled_retailers_must_be_provided_by_an_enabled_source(
+    embedded_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = _sources_for(tmp_path, {"abt": True, "buy": True, "lider": False})
+    monkeypatch.setenv("ARBX_SOURCES", str(sources))
+
+    ok = runner.invoke(app, ["config", "set", "enabled_retailers", "abt,buy", "--actor", "ops"])
+    assert ok.exit_code == 0, ok.output
+    assert 'enabled_retailers = ["abt", "buy"]' in ok.output
+
+    for unknown in ("abt,walmart", "lider"):  # lider's only source is disabled
+        bad = runner.invoke(app, ["config", "set", "enabled_retailers", unknown])
+        assert bad.exit_code == 2, bad.output
+        assert "sources.yaml provides: abt, buy" in bad.output
+    shown = runner.invoke(app, ["config", "show"])
+    assert "walmart" not in shown.output and "lider" not in shown.output
+
+
+def test_a_watch_rule_must_say_what_it_watches(embedded_home: Path) -> None:
+    unscoped = runner.invoke(app, ["watch", "add", "back_in_stock"])
+    assert unscoped.exit_code == 2
+    assert "--product, --sku, --retailer or --category" in unscoped.output
+    assert "w-" not in runner.invoke(app, ["watch", "list"]).output  # nothing was saved
+
+
+def test_a_watch_rule_on_a_product_that_does_not_exist_is_refused(embedded_home: Path) -> None:
+    missing = runner.invoke(app, ["watch", "add", "back_in_stock", "--product", "cp-nope"])
+    assert missing.exit_code == 2
+    assert "no product cp-nope" in missing.output
+
+    from arbx_dagster.storage.warehouse import DuckDBWarehouse
+
+    with DuckDBWarehouse(embedded_home / "warehouse.duckdb") as warehouse:
+        warehouse.execute(
+            "INSERT INTO canonical_products (canonical_id, title, n_listings, n_retailers, "
+            "updated_at) VALUES ('cp-tv', 'Smart TV 55', 2, 2, now())"
+        )
+    known = runner.invoke(app, ["watch", "add", "back_in_stock", "--product", "cp-tv"])
+    assert known.exit_code == 0, known.output

@@ -22,6 +22,7 @@ from arbx_dagster.storage.warehouse import PostgresWarehouse
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
+API_KEY = "deployment-key-0123456789"
 HEADER = "sku,name,brand,price_list,price_offer,price_card,in_stock,observed_at\n"
 
 
@@ -65,6 +66,8 @@ retailers:
         "ARBX_SOURCES": str(sources),
         "ARBX_FILE_DROP_INTERVAL_SECONDS": "5",
         "ARBX_TEST_WEBSERVER_PORT": str(_free_port()),
+        "ARBX_TEST_API_PORT": str(_free_port()),
+        "ARBX_API_KEYS": f"test={API_KEY}",
     }
     yield env
     _arbx(env, "down")
@@ -72,7 +75,8 @@ retailers:
 
 def _up(env: dict[str, str]) -> None:
     port = env["ARBX_TEST_WEBSERVER_PORT"]
-    started = _arbx(env, "up", "--port", port, "--api-port", str(_free_port()))
+    api_port = env["ARBX_TEST_API_PORT"]
+    started = _arbx(env, "up", "--port", port, "--api-port", api_port)
     assert started.returncode == 0, started.stdout + started.stderr
 
 
@@ -98,11 +102,28 @@ def _why_it_failed(instance: dg.DagsterInstance, run_id: str) -> str:
     )
 
 
+def _api_answer(env: dict[str, str], path: str) -> httpx.Response:
+    """The API `arbx up` started, once it answers (it starts after the webserver)."""
+    url = f"http://127.0.0.1:{env['ARBX_TEST_API_PORT']}{path}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
     deployment: dict[str, str], tmp_path: Path
 ) -> None:
     _up(deployment)
     port = deployment["ARBX_TEST_WEBSERVER_PORT"]
+    # The API drives the webserver `arbx up` started, on whatever port it was given.
+    pipeline = _api_answer(deployment, "/api/pipeline/status")
+    assert pipeline.status_code == 200, pipeline.text
+    assert "file_drop_sensor" in {s["name"] for s in pipeline.json()["sensors"]}
     observed = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     (tmp_path / "landing" / "ripley").mkdir()
     (tmp_path / "landing" / "ripley" / "today.csv").write_text(

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
+from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
 from arbx_dagster.service.auth import issue_key, revoke_key
 from arbx_dagster.service.dagster_api import DagsterClient
@@ -82,12 +83,12 @@ def app_factory(
     """Apps on the test's PostgreSQL database and Redis prefix (several share them)."""
     clients: list[TestClient] = []
 
-    def make(dagster: Any = None, **overrides: Any) -> TestClient:
+    def make(dagster: Any = None, sources: Any = None, **overrides: Any) -> TestClient:
         settings = service_settings(
             tmp_path, postgres_url=postgres_url, redis_url="redis://unused", **overrides
         )
         cache = RedisCache(redis_cache.url, prefix=redis_cache.prefix)  # type: ignore[attr-defined]
-        app = create_app(settings, cache=cache, dagster=dagster or StubDagster())
+        app = create_app(settings, cache=cache, dagster=dagster or StubDagster(), sources=sources)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
@@ -110,6 +111,7 @@ PROTECTED = [
     ("GET", "/api/products/cp-1", None),
     ("GET", "/api/metrics", None),
     ("GET", "/api/config", None),
+    ("GET", "/api/retailers", None),
     ("GET", "/api/pipeline/status", None),
     ("GET", "/api/sse/updates", None),
     ("POST", "/api/pipeline/runs", {"job": "full_refresh"}),
@@ -432,6 +434,45 @@ def test_config_changes_are_validated_and_audited(
         ("api:ops", "enabled_retailers"),
     ]
     assert json.loads(audit[0][3]) == {"from": 10_000, "to": 25_000}
+
+
+def two_stores(folder: Path) -> Any:
+    """Sources of two stores no built-in list knows (and one whose source is disabled)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sources.yaml").write_text(
+        f"""
+version: 1
+archive: {{root: {folder / "archive"}}}
+retailers:
+  - {{name: abt-exports, connector: file_drop, path: {folder}, retailer: abt}}
+  - {{name: buy-exports, connector: file_drop, path: {folder}, retailer: buy}}
+  - {{name: old, connector: file_drop, path: {folder}, retailer: lider, enabled: false}}
+""",
+        encoding="utf-8",
+    )
+    return resolve_sources(folder / "sources.yaml")
+
+
+def test_enabled_retailers_are_checked_against_the_sources(
+    app_factory: Any, tmp_path: Path, postgres_warehouse: Warehouse
+) -> None:
+    api = app_factory(sources=two_stores(tmp_path / "stores"))
+    for unknown in (["abt", "walmart"], ["lider"]):
+        rejected = api.put("/api/config", json={"enabled_retailers": unknown}, headers=AUTH)
+        assert rejected.status_code == 422, rejected.text
+        assert "sources.yaml provides: abt, buy" in rejected.json()["message"]
+    accepted = api.put("/api/config", json={"enabled_retailers": ["buy"]}, headers=AUTH)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["enabled_retailers"] == ["buy"]
+
+
+def test_the_retailers_the_sources_provide_are_listed_for_the_dashboard(
+    app_factory: Any, tmp_path: Path
+) -> None:
+    api = app_factory(sources=two_stores(tmp_path / "stores"))
+    listed = api.get("/api/retailers", headers=AUTH)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"retailers": ["abt", "buy"]}
 
 
 def test_kpis_and_prometheus_metrics(api: TestClient, postgres_warehouse: Warehouse) -> None:

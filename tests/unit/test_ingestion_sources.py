@@ -187,6 +187,25 @@ retailers:
         parse_sources(text)
 
 
+def test_a_default_may_itself_use_a_variable_with_a_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = """
+archive: {root: "${ARBX_TEST_ARCHIVE:-${ARBX_TEST_HOME:-.state}/archive}"}
+retailers: [{name: sim, connector: simulator}]
+"""
+    for name in ("ARBX_TEST_ARCHIVE", "ARBX_TEST_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    assert parse_sources(text).archive.root == ".state/archive"
+    monkeypatch.setenv("ARBX_TEST_HOME", "/srv/arbx")
+    assert parse_sources(text).archive.root == "/srv/arbx/archive"
+    monkeypatch.setenv("ARBX_TEST_ARCHIVE", "s3://bucket/raw")
+    assert parse_sources(text).archive.root == "s3://bucket/raw"
+    # A default is read only when it is needed: an unset variable in it is no error then.
+    lazy = text.replace("${ARBX_TEST_HOME:-.state}", "${ARBX_TEST_UNSET}")
+    assert parse_sources(lazy).archive.root == "s3://bucket/raw"
+
+
 def test_the_simulator_lists_its_retailers() -> None:
     sources = parse_sources(
         "retailers: [{name: sim, connector: simulator, retailers: [falabella, paris]}]"

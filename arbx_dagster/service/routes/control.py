@@ -81,19 +81,21 @@ def update_config(
     who: Annotated[Principal, Depends(require_key)],
     st: Annotated[ServiceState, Depends(get_state)],
 ) -> dict[str, Any]:
-    """Change thresholds / enabled retailers; each change is audited (from → to)."""
+    """Change thresholds / enabled retailers (only retailers an enabled source of
+    sources.yaml provides); each change is audited (from → to)."""
     changes = config_changes(body)
     if not changes:
         raise HTTPException(422, "no setting to change")
     try:
+        known = st.sources.provided_retailers() if "enabled_retailers" in changes else None
         for key, value in changes.items():
-            coerce_setting(key, value)
-    except ValueError as exc:
+            coerce_setting(key, value, known_retailers=known)
+    except ValueError as exc:  # SourcesError included: it says which line is wrong
         st.auditor.record_rejection(who.actor, "config.put", changes, str(exc))
         raise HTTPException(422, str(exc)) from exc
     with st.db.write() as warehouse, warehouse.transaction():
         for key, value in changes.items():
-            set_setting(warehouse, key, value, actor=who.actor)
+            set_setting(warehouse, key, value, actor=who.actor, known_retailers=known)
         return dataclasses.asdict(read_thresholds(warehouse))
 
 

@@ -1,4 +1,4 @@
-"""Read endpoints: opportunities, products, KPIs, current settings."""
+"""Read endpoints: opportunities, products, KPIs, retailers, current settings."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from arbx_dagster.service.opportunities import (
 )
 from arbx_dagster.service.reads import kpis, product_detail
 from arbx_dagster.service.routes.deps import require_key
-from arbx_dagster.service.schemas import OpportunityFilters, OpportunityPage
+from arbx_dagster.service.schemas import OpportunityFilters, OpportunityPage, RetailerList
 from arbx_dagster.service.state import ServiceState, get_state
 from arbx_dagster.storage.settings_store import read_thresholds
 
@@ -88,6 +88,15 @@ def get_metrics(
         "requests": st.metrics.counter_total("arbx_http_requests_total"),
     }
     return body
+
+
+@router.get("/retailers", response_model=RetailerList)
+def list_retailers(
+    _: Annotated[Principal, Depends(require_key)],
+    st: Annotated[ServiceState, Depends(get_state)],
+) -> dict[str, Any]:
+    """The retailers the enabled sources of sources.yaml provide (the dashboard's filter)."""
+    return {"retailers": st.sources.provided_retailers()}
 
 
 @router.get("/config")

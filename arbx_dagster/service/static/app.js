@@ -66,6 +66,20 @@ async function api(path) {
   return response.json();
 }
 
+// The retailers sources.yaml provides, from the server: any store, not a fixed list.
+async function loadRetailers() {
+  const { retailers } = await api("/api/retailers");
+  const select = $("f-retailer");
+  const chosen = select.value;
+  for (const option of [...select.options]) if (option.value) option.remove();
+  for (const retailer of retailers) {
+    const option = document.createElement("option");
+    option.value = option.textContent = retailer;
+    select.append(option);
+  }
+  select.value = retailers.includes(chosen) ? chosen : "";
+}
+
 // --- the table -----------------------------------------------------------------------
 
 const SORT_FIELD = { margin: "margin_clp", roi: "roi_pct", last_seen: "last_seen", confidence: "confidence" };
@@ -318,6 +332,11 @@ async function connect(event) {
   setConnection("connecting…", "wait");
   openStream();
   try {
+    // A filter without choices is no reason not to list the opportunities.
+    await loadRetailers().catch((error) => {
+      if (error.message === "unauthorized") throw error;
+      console.error(error);
+    });
     await loadOpportunities(true);
   } catch (error) {
     console.error(error);
