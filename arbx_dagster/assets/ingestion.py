@@ -46,8 +46,19 @@ class IngestConfig(dg.Config):
     )
 
 
+ROWS_LANDED = "rows_landed"
+
+
 @dg.asset(
     partitions_def=RAW_PRICE_PARTITIONS,
+    check_specs=[
+        dg.AssetCheckSpec(
+            ROWS_LANDED,
+            asset="raw_prices",
+            description="Every partition of the run stored rows (a run that lands nothing "
+            "says why and what to do, instead of turning green).",
+        )
+    ],
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=INGESTION_RETRY,
     group_name="ingestion",
@@ -121,7 +132,30 @@ def raw_prices(
         memory = alert_memory(cache.cache, warehouse.warehouse)  # cooldowns hold across runs
         dispatcher = AlertDispatcher(memory, channels_from_env(), clock.now)
         _fail_untrusted(context, failures, landed=sorted(reports), dispatcher=dispatcher)
-    return dg.MaterializeResult(metadata=_metadata(reports, config))
+    return dg.MaterializeResult(
+        metadata=_metadata(reports, config), check_results=[_rows_landed(context, reports)]
+    )
+
+
+def _nothing_stored(reports: dict[str, StageReport]) -> dict[str, str]:
+    """Partition -> why it stored nothing, for the partitions that stored nothing."""
+    said = {key: report.counts["nothing_stored"] for key, report in reports.items()}
+    return {key: why for key, why in said.items() if why}
+
+
+def _rows_landed(
+    context: dg.AssetExecutionContext, reports: dict[str, StageReport]
+) -> dg.AssetCheckResult:
+    empty = _nothing_stored(reports)
+    for why in empty.values():
+        context.log.warning("nothing stored: %s", why)
+    return dg.AssetCheckResult(
+        check_name=ROWS_LANDED,
+        passed=not empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(empty.values()) or "every partition stored rows",
+        metadata={"empty_partitions": dg.MetadataValue.json(empty)},
+    )
 
 
 def _fail_untrusted(
@@ -159,6 +193,13 @@ def _metadata(reports: dict[str, StageReport], config: IngestConfig) -> dict:
     return stage_metadata(
         summary.total,
         partitions=len(reports),
+        nothing_stored=dg.MetadataValue.json(
+            {
+                k: r.counts["nothing_stored"]
+                for k, r in reports.items()
+                if r.counts["nothing_stored"]
+            }
+        ),
         tier=config.tier or "all",
         quarantine_reasons=dg.MetadataValue.json(summary.quarantine_reasons),
         per_retailer=dg.MetadataValue.json(summary.retailers),

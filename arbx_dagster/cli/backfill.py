@@ -59,6 +59,7 @@ def backfill(
     console = make_console()
     prepare_dagster_home(Settings.from_env())
     stored = quarantined = 0
+    empty: dict[str, str] = {}
     for partitions in backfill_batches(days, chosen, RETAILERS):
         outcome = run_with_progress(
             "backfill_raw_prices",
@@ -72,10 +73,19 @@ def backfill(
         raw = outcome.metadata.get("raw_prices", {})
         stored += int(raw.get("stored", 0))
         quarantined += int(raw.get("quarantined", 0))
+        empty.update(raw.get("nothing_stored") or {})
     console.print(
         f"Backfilled {len(days)} day(s) x {len(chosen)} retailer(s): "
         f"[bold]{stored:,}[/] observations stored, {quarantined:,} quarantined."
     )
+    for why in empty.values():
+        console.print(f"[yellow]nothing stored:[/] {why}")
+    if not stored:
+        console.print(
+            "[red]The backfill stored no observation.[/] See why above; `arbx sources check` "
+            "shows what each source reads without storing anything."
+        )
+        raise typer.Exit(1)
     if refresh:
         outcome = run_with_progress("refresh_downstream", console)
         if not outcome.success:

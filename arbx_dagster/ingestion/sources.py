@@ -318,6 +318,18 @@ class _Source(_Model):
     constants: dict[FieldName, str] = Field(
         default_factory=dict, description="values for fields the store leaves out, e.g. condition"
     )
+    assume_in_stock: bool = Field(
+        False,
+        description="a row that does not say whether it is in stock is (an export of what "
+        "the store sells); otherwise unknown stock is never bought",
+    )
+
+    @property
+    def fill_values(self) -> dict[str, str]:
+        """What fills the fields a row leaves empty: ``constants``, and ``in_stock`` when
+        stock is assumed."""
+        assumed = {"in_stock": "true"} if self.assume_in_stock else {}
+        return {**assumed, **self.constants}
 
     @property
     def retailers(self) -> tuple[str, ...]:

@@ -412,8 +412,34 @@ def ingest_partition(
         how=fetched.how,
         sources=list(fetched.sources),
         fetch=fetched.stats.as_metadata(),
+        nothing_stored=nothing_stored(request, fetched, report),
     )
+    if report.counts["nothing_stored"]:
+        log.warning("%s", report.counts["nothing_stored"])
     return report
+
+
+def nothing_stored(
+    request: PartitionRequest, fetched: FetchedPartition, report: StageReport
+) -> str:
+    """Why a partition stored no row, and what to do — or '' when rows landed (or a tier run
+    had nothing to refresh yet). A run that lands nothing must say so, never pass quietly."""
+    if report.rows or (request.tier in TARGETED_TIERS and not fetched.stats.pages):
+        return ""
+    where = f"{request.retailer} {request.day}"
+    if report.counts["fetched"]:
+        reasons = report.counts["quarantine_reasons"]
+        top = "; ".join(f"{reason} x{n}" for reason, n in list(reasons.items())[:3])
+        return (
+            f"{where}: all {report.counts['fetched']} rows were quarantined ({top}); "
+            "`arbx sources check` shows each reason with a sample row"
+        )
+    said = "; ".join(fetched.stats.errors[:2])
+    return (
+        f"{where}: no source had rows for it{f' ({said})' if said else ''}. A landing "
+        "folder's file belongs to the day its name dates (walmart/2026-12-01.csv), else to "
+        "the day it was written; a past day without such a file replays the archive"
+    )
 
 
 # What a run's metadata adds up per partition and per retailer: rows, then what the fetch did.

@@ -151,7 +151,7 @@ def test_rows_without_timestamps_take_noon_in_chile_of_the_dated_file(tmp_path: 
     assert batch.frame["observed_at"].to_list() == [datetime(2026, 11, 17, 15, tzinfo=UTC)]
     assert batch.frame["price_offer"].to_list() == [9_990]
     [none] = drop.fetch(FetchRequest(day=date(2026, 11, 1)))
-    assert none.frame.is_empty() and "no dated 2026-11-01 files" in none.stats.errors[0]
+    assert none.frame.is_empty() and "no files of 2026-11-01" in none.stats.errors[0]
 
 
 def test_ready_files_waits_for_complete_files_and_yields_each_once(tmp_path: Path) -> None:

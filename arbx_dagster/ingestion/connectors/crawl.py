@@ -418,7 +418,7 @@ class CrawlConnector:
             card_program=self.source.card_program,
             first_party=self.source.first_party,
             payload_sha256=sha,
-            constants=self.source.constants,
+            constants=self.source.fill_values,
         )
 
     def _batch(

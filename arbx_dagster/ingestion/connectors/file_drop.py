@@ -212,8 +212,8 @@ class FileDropConnector:
         try:
             if not files:
                 stats = FetchStats()
-                what = f"dated {request.day}" if request.day else "ready"
-                stats.error(f"{self.name}: no {what} files in {self.root}")
+                what = f"of {request.day}" if request.day else "ready"
+                stats.error(f"{self.name}: no files {what} in {self.root}")
                 yield FetchBatch(self.name, empty_batch_frame(), stats, retailer=request.retailer)
                 return
             for f in files:
@@ -310,7 +310,7 @@ class FileDropConnector:
             card_program=self.source.card_program,
             first_party=self.source.first_party,
             payload_sha256=sha,
-            constants=self.source.constants,
+            constants=self.source.fill_values,
         )
         frame = normalise(raw, context)
         stats.items_seen = frame.height
