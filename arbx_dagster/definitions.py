@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
-from arbx_dagster.automation import SENSOR_STATUS
+from arbx_dagster.automation import AUTOMATION_INTERVAL_SECONDS, SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
 from arbx_dagster.automation.schedules import TIER_SCHEDULES
@@ -41,7 +41,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "refresh_on_fresh_prices",
     target=DOWNSTREAM,
     default_status=SENSOR_STATUS,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
     description="Materializes downstream assets when fresh prices land (on_fresh_prices).",
 )
 
