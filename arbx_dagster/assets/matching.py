@@ -1,6 +1,7 @@
 """The match model, and product matches: the same real-world product across retailers."""
 
 import os
+import pickle
 
 import dagster as dg
 
@@ -30,9 +31,14 @@ def shard_of_partition(key: str | None) -> tuple[int, int] | None:
     return int(key.removeprefix("shard-")), MATCH_SHARDS
 
 
+# What loading a model gives when none can be used: nothing stored at that path, or a
+# file that no longer unpickles (written by another version of the code, or cut short).
+_UNUSABLE = (FileNotFoundError, EOFError, pickle.UnpicklingError, AttributeError, ImportError)
+
+
 class _StoredOrNone(dg.IOManager):
-    """Dagster's pickling IO manager, except that loading a model nobody stored gives
-    None instead of an error."""
+    """Dagster's pickling IO manager, except that loading a model nobody stored (or one
+    that no longer loads) gives None instead of an error."""
 
     def __init__(self, inner: dg.IOManager) -> None:
         self._inner = inner
@@ -43,7 +49,8 @@ class _StoredOrNone(dg.IOManager):
     def load_input(self, context: dg.InputContext) -> object:
         try:
             return self._inner.load_input(context)
-        except FileNotFoundError:
+        except _UNUSABLE as exc:
+            context.log.warning("no usable stored match model (%s: %s)", type(exc).__name__, exc)
             return None
 
 
@@ -123,8 +130,9 @@ def product_matches(
 ) -> dg.MaterializeResult:
     if match_model is None:
         context.log.warning(
-            "no stored match model (never materialized, or not in this run's storage): "
-            "using the shipped model adapted to the current labels, as match_model builds it"
+            "no stored match model (never materialized, not in this run's storage, or "
+            "unreadable): using the shipped model adapted to the current labels, as "
+            "match_model builds it"
         )
         match_model = train_match_model(warehouse.warehouse)
     shard = shard_of_partition(context.partition_key if context.has_partition_key else None)

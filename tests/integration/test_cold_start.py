@@ -23,6 +23,7 @@ import pytest
 
 from arbx_dagster.assets import ALL_ASSETS
 from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.assets.matching import MatchModelStore
 from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.automation.sensors import file_drop_sensor
 from arbx_dagster.resources import (
@@ -131,6 +132,20 @@ def _spreads(found: list[dict[str, object]]) -> set[tuple[object, object]]:
 
 
 # --- in process: product_matches without a stored model -----------------------------------
+
+
+def test_the_match_model_store_gives_none_when_no_usable_model_is_stored(tmp_path: Path) -> None:
+    store = MatchModelStore(base_dir=str(tmp_path)).create_io_manager(
+        dg.build_init_resource_context()
+    )
+    key = dg.AssetKey("match_model")
+    assert store.load_input(dg.build_input_context(asset_key=key)) is None  # never stored
+
+    store.handle_output(dg.build_output_context(asset_key=key), {"version": "tm-1"})
+    assert store.load_input(dg.build_input_context(asset_key=key)) == {"version": "tm-1"}
+
+    (tmp_path / "match_model").write_bytes(b"cut sh")  # an unreadable file
+    assert store.load_input(dg.build_input_context(asset_key=key)) is None
 
 
 @pytest.mark.slow
