@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
-from arbx_dagster.automation import SENSOR_STATUS
+from arbx_dagster.automation import AUTOMATION_INTERVAL_SECONDS, SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
 from arbx_dagster.automation.schedules import TIER_SCHEDULES
@@ -41,11 +41,25 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "refresh_on_fresh_prices",
     target=DOWNSTREAM,
     default_status=SENSOR_STATUS,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
     description="Materializes downstream assets when fresh prices land (on_fresh_prices).",
 )
 
 _settings = Settings.from_env()
+
+
+def _executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """How a run executes its steps: in the run's own process on DuckDB (it allows one
+    writing process) or with ARBX_STEP_EXECUTOR=in_process (a small machine, where a
+    process per step costs more than it brings); else Dagster's default, a process per
+    step (ARBX_STEP_EXECUTOR=multiprocess)."""
+    choice = os.environ.get("ARBX_STEP_EXECUTOR", "").strip().lower()
+    if choice not in ("", "in_process", "multiprocess"):
+        raise ValueError(f"ARBX_STEP_EXECUTOR={choice!r}: use in_process or multiprocess")
+    if settings.warehouse_engine == "duckdb" or choice == "in_process":
+        return dg.in_process_executor
+    return None
+
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
@@ -54,6 +68,5 @@ defs = dg.Definitions(
     schedules=[*TIER_SCHEDULES, maintenance_schedule],
     sensors=[file_drop_sensor, automation_sensor, alert_on_run_failure],
     resources=build_resources(_settings),
-    # DuckDB allows one writing process: run every step in the run's own process.
-    executor=dg.in_process_executor if _settings.warehouse_engine == "duckdb" else None,
+    executor=_executor(_settings),
 )

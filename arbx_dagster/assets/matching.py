@@ -1,12 +1,13 @@
 """The match model, and product matches: the same real-world product across retailers."""
 
 import os
+import pickle
 
 import dagster as dg
 
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.automation.conditions import ON_FRESH_PRICES
+from arbx_dagster.automation.conditions import DAILY_OR_WHEN_MISSING, ON_FRESH_PRICES
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource
@@ -30,12 +31,59 @@ def shard_of_partition(key: str | None) -> tuple[int, int] | None:
     return int(key.removeprefix("shard-")), MATCH_SHARDS
 
 
+# What loading a model gives when none can be used: nothing stored at that path, or a
+# file that no longer unpickles (written by another version of the code, or cut short).
+_UNUSABLE = (FileNotFoundError, EOFError, pickle.UnpicklingError, AttributeError, ImportError)
+
+
+class _StoredOrNone(dg.IOManager):
+    """Dagster's pickling IO manager, except that loading a model nobody stored (or one
+    that no longer loads) gives None instead of an error."""
+
+    def __init__(self, inner: dg.IOManager) -> None:
+        self._inner = inner
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        self._inner.handle_output(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> object:
+        try:
+            return self._inner.load_input(context)
+        except _UNUSABLE as exc:
+            context.log.warning("no usable stored match model (%s: %s)", type(exc).__name__, exc)
+            return None
+
+
+class MatchModelStore(dg.FilesystemIOManager):
+    """Where ``match_model`` is kept: the default filesystem IO manager (same files under
+    the instance's storage folder), whose readers get None when no model is stored there.
+
+    Whatever needs the match model must get one the first time it needs it, not after the
+    05:00 cron: a fresh deployment, a run launched from the UI on product_matches alone, a
+    run on a machine or pod whose storage never held the model, an instance whose storage
+    was wiped. Two layers, so that no single one is load-bearing:
+
+    * ``match_model`` is materialized as soon as it is missing (``DAILY_OR_WHEN_MISSING``);
+      on a cold start the automation requests it with the first listings, in one run;
+    * ``product_matches`` never waits for it (``ON_FRESH_PRICES`` ignores a missing match
+      model) and, when no stored model can be loaded, rebuilds the same one on the spot
+      (``train_match_model``: the shipped model adapted to the current labels, the same
+      inputs always giving the same model), so it can never be blocked or fail for want of
+      a model — including when the model's own first run failed.
+    """
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
+        return _StoredOrNone(super().create_io_manager(context))
+
+
 @dg.asset(
     deps=[normalized_listings],
     group_name="matching",
     kinds={"scikitlearn"},
-    # Adapt once a day (new user labels), not on every price refresh.
-    automation_condition=dg.AutomationCondition.on_cron("0 5 * * *", "America/Santiago"),
+    # Adapt once a day (new user labels), not on every price refresh; built at once when
+    # missing (a fresh deployment).
+    automation_condition=DAILY_OR_WHEN_MISSING,
+    io_manager_def=MatchModelStore(),
     description=(
         "The pair classifier product_matches uses: the model ArbX ships (`arbx model show`), "
         "gradient boosting over bulk pair features (TF-IDF and rapidfuzz similarities, model "
@@ -76,10 +124,17 @@ def match_model(
 )
 def product_matches(
     context: dg.AssetExecutionContext,
-    match_model: TrainedPairModel,
+    match_model: TrainedPairModel | None,
     warehouse: WarehouseResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
+    if match_model is None:
+        context.log.warning(
+            "no stored match model (never materialized, not in this run's storage, or "
+            "unreadable): using the shipped model adapted to the current labels, as "
+            "match_model builds it"
+        )
+        match_model = train_match_model(warehouse.warehouse)
     shard = shard_of_partition(context.partition_key if context.has_partition_key else None)
     report = refresh_matches(warehouse.warehouse, now=clock.now(), scorer=match_model, shard=shard)
     return dg.MaterializeResult(metadata=stage_metadata(report))

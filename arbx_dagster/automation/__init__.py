@@ -13,3 +13,7 @@ SCHEDULE_STATUS = (
 SENSOR_STATUS = (
     dg.DefaultSensorStatus.RUNNING if DEFAULT_STATUS_RUNNING else dg.DefaultSensorStatus.STOPPED
 )
+
+# How often the automation sensor evaluates the assets' conditions
+# (ARBX_AUTOMATION_INTERVAL_SECONDS; a test deployment shortens it).
+AUTOMATION_INTERVAL_SECONDS = int(os.environ.get("ARBX_AUTOMATION_INTERVAL_SECONDS", "60"))

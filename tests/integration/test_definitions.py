@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import dagster as dg
+import dataclasses
 
-from arbx_dagster.definitions import defs
+import dagster as dg
+import pytest
+
+from arbx_dagster.definitions import _executor, defs
+from arbx_dagster.settings import Settings
 
 EXPECTED_FLOW = [
     ("raw_prices", "normalized_listings"),
@@ -49,3 +53,16 @@ def test_blocking_checks_guard_the_early_stages() -> None:
         if graph.get_check_spec(key).blocking
     }
     assert {"raw_prices", "normalized_listings", "product_matches"} <= blocking
+
+
+def test_steps_run_in_process_on_duckdb_or_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    duckdb = dataclasses.replace(Settings.from_env(), postgres_url=None)
+    postgres = dataclasses.replace(duckdb, postgres_url="postgresql://x@127.0.0.1/arbx")
+    monkeypatch.delenv("ARBX_STEP_EXECUTOR", raising=False)
+    assert _executor(duckdb) is dg.in_process_executor  # one writing process
+    assert _executor(postgres) is None  # Dagster's default: a process per step
+    monkeypatch.setenv("ARBX_STEP_EXECUTOR", "in_process")
+    assert _executor(postgres) is dg.in_process_executor
+    monkeypatch.setenv("ARBX_STEP_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="ARBX_STEP_EXECUTOR"):
+        _executor(postgres)

@@ -128,8 +128,8 @@ def test_every_downstream_asset_shares_the_fresh_prices_condition() -> None:
     downstream = DOWNSTREAM.resolve(graph)
     conditions = {key: graph.get(key).automation_condition for key in downstream - {MATCH_MODEL}}
     assert conditions and set(conditions.values()) == {ON_FRESH_PRICES}
-    # the match model retrains once a day, not on every price refresh
-    assert graph.get(MATCH_MODEL).automation_condition.get_label().startswith("on_cron")
+    # the match model retrains once a day, not on every price refresh (or when missing)
+    assert graph.get(MATCH_MODEL).automation_condition.get_label() == "daily_or_when_missing"
 
 
 def test_todays_prices_landing_refreshes_downstream_once() -> None:
@@ -168,7 +168,9 @@ def test_todays_prices_landing_refreshes_downstream_once() -> None:
         assert _requested(evaluate(tick.cursor)) == refreshed
 
 
-def test_fresh_prices_do_not_wait_for_partitions_but_do_wait_for_the_match_model() -> None:
+def test_a_cold_start_builds_the_match_model_with_the_first_listings_in_one_tick() -> None:
+    graph = defs.resolve_asset_graph()
+    downstream = DOWNSTREAM.resolve(graph)
     with dg.DagsterInstance.ephemeral() as instance:
         tick = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
         assert tick.total_requested == 0  # nothing landed yet: nothing to refresh
@@ -176,8 +178,31 @@ def test_fresh_prices_do_not_wait_for_partitions_but_do_wait_for_the_match_model
         tick = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=NOW, cursor=tick.cursor
         )
-        # product_matches needs a trained model (05:00 daily): it and its downstream wait
-        assert _requested(tick) == {dg.AssetKey("normalized_listings")}
+        # no waiting for the 05:00 cron: the missing model is built with the first listings,
+        # and everything after it is refreshed, on the same tick (all unpartitioned: one run)
+        assert _requested(tick) == downstream
+        assert all(tick.get_requested_partitions(key) == {None} for key in downstream)
+
+
+def test_a_missing_match_model_is_built_at_once_and_never_blocks_matching() -> None:
+    graph = defs.resolve_asset_graph()
+    downstream = DOWNSTREAM.resolve(graph)
+    with dg.DagsterInstance.ephemeral() as instance:
+        # An instance where everything but the model exists (its storage was wiped, or
+        # the deployment predates it): the model is requested on the first look.
+        _land(instance, f"2026-11-22|{RETAILERS[0]}")
+        for key in downstream - {MATCH_MODEL}:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        tick = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
+        assert _requested(tick) == {MATCH_MODEL}
+
+        # Its run failed, so it is still missing: fresh prices still refresh matches
+        # (product_matches then rebuilds the model itself) rather than wait for the cron.
+        _land(instance, f"{TODAY}|{RETAILERS[0]}")
+        tick = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=NOW, cursor=tick.cursor
+        )
+        assert _requested(tick) == downstream - {MATCH_MODEL}
 
 
 # --- the file-drop sensor ------------------------------------------------------------
