@@ -13,10 +13,12 @@ from arbx_dagster.cli import (
     config_cmd,
     demo,
     deploy,
+    import_cmd,
     matches_cmd,
     model_cmd,
     opportunities_cmd,
     serve,
+    sources_cmd,
     status,
     ui,
     watch_cmd,
@@ -33,6 +35,7 @@ app.command("demo")(demo.demo)
 app.command("status")(status.status)
 app.command("ui")(ui.ui)
 app.command("backfill")(backfill.backfill)
+app.command("import")(import_cmd.import_)
 app.command("up")(deploy.up)
 app.command("down")(deploy.down)
 app.command("serve")(serve.serve)
@@ -42,6 +45,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(matches_cmd.app, name="matches")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(opportunities_cmd.app, name="opportunities")
+app.add_typer(sources_cmd.app, name="sources")
 
 
 def main() -> None:

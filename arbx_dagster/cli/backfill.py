@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import typer
+from rich.console import Console
 
 from arbx_dagster.instance import prepare_dagster_home
 from arbx_dagster.reporting.format import console as make_console
@@ -28,8 +29,12 @@ def backfill_batches(days: list[date], chosen: list[str], retailers: list[str]) 
 
 
 def backfill(
-    start: str = typer.Option(..., "--from", help="First day (YYYY-MM-DD), Chilean calendar."),
-    end: str = typer.Option(..., "--to", help="Last day (YYYY-MM-DD), inclusive."),
+    start: str = typer.Option(
+        None, "--from", help="First day (YYYY-MM-DD), Chilean calendar. Default: today."
+    ),
+    end: str = typer.Option(
+        None, "--to", help="Last day (YYYY-MM-DD), inclusive. Default: --from."
+    ),
     retailer: list[str] = typer.Option(
         None, "--retailer", help="Only these retailers (repeatable). Default: all."
     ),
@@ -37,12 +42,18 @@ def backfill(
         True, help="Refresh listings, matches, history and opportunities afterwards."
     ),
 ) -> None:
-    """Backfill raw prices from archived payloads or dated exports; re-running replaces a
-    day's rows, never duplicates them."""
-    from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS
-    from arbx_dagster.cli.runner import run_with_progress
+    """Backfill raw prices (today: live sources and today's dropped files; a past day: the
+    archive, re-parsed with the current sources.yaml, or that day's exports); re-running
+    replaces a day's rows, never duplicates them. Exits 1 when nothing was stored.
 
-    first, last = _day(start), _day(end)
+    A dropped file belongs to the day its name dates (walmart/2026-12-01.csv), else to the
+    day it was written."""
+    from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS
+    from arbx_dagster.domain.history import day_of
+
+    today = day_of(datetime.now(UTC))
+    first = _day(start) if start else today
+    last = _day(end) if end else first
     if last < first:
         raise typer.BadParameter("--to is before --from")
     if first < DAY_PARTITIONS.start.date():
@@ -55,8 +66,15 @@ def backfill(
         raise typer.BadParameter(f"unknown retailer(s) {unknown}; sources.yaml has {RETAILERS}")
     chosen = [r for r in RETAILERS if not retailer or r in retailer]
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    run_days(make_console(), days, chosen, refresh=refresh)
 
-    console = make_console()
+
+def run_days(console: Console, days: list[date], chosen: list[str], *, refresh: bool) -> None:
+    """Ingest ``days`` x ``chosen`` retailers (then refresh downstream), printing what was
+    stored and why a partition stored nothing; exit 1 on a failed run or nothing stored."""
+    from arbx_dagster.assets.partitions import RETAILERS
+    from arbx_dagster.cli.runner import run_with_progress
+
     prepare_dagster_home(Settings.from_env())
     stored = quarantined = 0
     empty: dict[str, str] = {}

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
@@ -25,6 +26,18 @@ def open_warehouse_migrated() -> Warehouse:
     warehouse = open_warehouse(settings.postgres_url, settings.duckdb_path)
     migrate(warehouse)
     return warehouse
+
+
+def current_thresholds() -> Thresholds:
+    """The configured warehouse's settings, read without creating anything (the shipped
+    defaults where no warehouse exists yet)."""
+    settings = Settings.from_env()
+    if settings.postgres_url is None and not settings.duckdb_path.exists():
+        return Thresholds()
+    with open_warehouse(settings.postgres_url, settings.duckdb_path) as warehouse:
+        if not warehouse.table_exists("system_config"):  # not migrated yet
+            return Thresholds()
+        return read_thresholds(warehouse)
 
 
 def provided_retailers() -> list[str]:

@@ -11,6 +11,7 @@ from arbx_dagster.reporting.format import console as make_console
 from arbx_dagster.reporting.format import opportunities_table
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.queries import live_opportunities
+from arbx_dagster.storage.settings_store import read_thresholds
 from arbx_dagster.storage.warehouse import open_warehouse
 
 
@@ -52,8 +53,9 @@ def demo(
     with open_warehouse(settings.postgres_url, settings.duckdb_path) as warehouse:
         top_rows = live_opportunities(warehouse, limit=top)
         live = int(warehouse.scalar("SELECT count(*) FROM opportunities WHERE status <> 'expired'"))
+        code = read_thresholds(warehouse).currency
     console.print(
-        opportunities_table(top_rows, f"Top {min(top, live)} of {live} live opportunities")
+        opportunities_table(top_rows, f"Top {min(top, live)} of {live} live opportunities", code)
     )
 
     raw = outcome.metadata.get("raw_prices", {})

@@ -12,13 +12,15 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from arbx_dagster.domain.money import DEFAULT_CURRENCY
 from arbx_dagster.instance import prepare_dagster_home
 from arbx_dagster.reporting.format import console as make_console
 from arbx_dagster.reporting.format import opportunities_table
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.cache import open_cache
 from arbx_dagster.storage.migrations import current_version
-from arbx_dagster.storage.queries import activity_since, live_opportunities
+from arbx_dagster.storage.queries import activity_since, expiry_note, live_opportunities
+from arbx_dagster.storage.settings_store import read_thresholds
 from arbx_dagster.storage.warehouse import open_warehouse
 
 
@@ -36,6 +38,8 @@ class StatusReport:
     components: list[ComponentHealth]
     last_24h: dict[str, int] = field(default_factory=dict)
     opportunities: pl.DataFrame | None = None
+    currency: str = DEFAULT_CURRENCY
+    expired_note: str = ""  # why opportunities went away, when they all expired
 
     @property
     def healthy(self) -> bool:
@@ -63,6 +67,9 @@ def _warehouse_health(settings: Settings, report: StatusReport) -> None:
             if version is not None:
                 report.last_24h = activity_since(warehouse, datetime.now(UTC) - timedelta(hours=24))
                 report.opportunities = live_opportunities(warehouse, limit=10)
+                thresholds = read_thresholds(warehouse)
+                report.currency = thresholds.currency
+                report.expired_note = expiry_note(warehouse, thresholds)
             report.components.append(
                 ComponentHealth(
                     "warehouse",
@@ -178,7 +185,11 @@ def status(
                 )
             )
         if report.opportunities is not None and report.opportunities.height:
-            console.print(opportunities_table(report.opportunities, "Live opportunities"))
+            console.print(
+                opportunities_table(report.opportunities, "Live opportunities", report.currency)
+            )
+        if report.expired_note:
+            console.print(f"[yellow]{report.expired_note}[/]")
     if not report.healthy:
         down = [f"{c.name} ({c.backend})" for c in report.components if not c.ok]
         typer.echo(f"ArbX is not healthy: {', '.join(down)} down.", err=True)

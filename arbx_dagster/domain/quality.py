@@ -38,6 +38,11 @@ class ValidationResult:
         return dict(counts.iter_rows())
 
 
+# A readable row that shows no price: quarantined (nothing to store), but not a data problem
+# (stores list products without a price), so quarantine *rates* leave it out.
+NO_PRICE = "no price on a successful fetch"
+
+
 def _first_failure(now: datetime, currency: str) -> pl.Expr:
     """The reason a row is rejected, or null when it is fine; first rule wins. Prices are in
     ``currency`` (the market's), and above its plausible ceiling they are parsing errors,
@@ -77,7 +82,7 @@ def _first_failure(now: datetime, currency: str) -> pl.Expr:
         ),
         (
             priced & pl.all_horizontal([p.is_null() for p in prices]),
-            "no price on a successful fetch",
+            NO_PRICE,
         ),
         (
             pl.col("price_offer") > pl.col("price_list") * MAX_OFFER_OVER_LIST,

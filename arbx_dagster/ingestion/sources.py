@@ -34,6 +34,7 @@ from arbx_dagster.domain.schema import RETAILER_NAME, RETAILERS
 
 ENV_VAR = "ARBX_SOURCES"
 DEFAULT_FILE = "sources.example.yaml"
+DEFAULT_FILE_IN_HOME = "sources.yaml"  # in ARBX_HOME: what `arbx import` writes
 USER_AGENT = "ArbX/0.1 (+https://github.com/arbx; price-intelligence bot)"
 
 # Record fields a mapping may fill. ``seller_id`` only feeds the first-party rule.
@@ -380,6 +381,11 @@ class FileDropSource(_Source):
     )
     formats: tuple[Literal["csv", "jsonl", "parquet"], ...] = ("csv", "jsonl", "parquet")
     columns: dict[str, str] = Field(default_factory=dict, description="record field -> column")
+    infer_columns: bool = Field(
+        True,
+        description="read columns named like a field or a common name of one (id -> sku, "
+        "title -> name, price -> price_offer); `columns` always wins",
+    )
     csv_separator: str = Field(",", min_length=1, max_length=1)
     settle_seconds: float = Field(10.0, ge=0)
     require_stable_size: bool = True
@@ -535,11 +541,13 @@ def _placeholders(template: str) -> set[str]:
 
 
 def default_sources_path() -> Path:
-    """``$ARBX_SOURCES``, else the documented example at the repository top."""
+    """``$ARBX_SOURCES``, else the state folder's ``sources.yaml`` (what ``arbx import``
+    writes), else the documented example at the repository top."""
     configured = os.environ.get(ENV_VAR)
     if configured:
         return Path(configured)
     for candidate in (
+        Path(os.environ.get("ARBX_HOME", ".arbx")) / DEFAULT_FILE_IN_HOME,
         Path.cwd() / DEFAULT_FILE,
         Path(__file__).resolve().parents[2] / DEFAULT_FILE,
     ):

@@ -15,6 +15,7 @@ import polars as pl
 from arbx_dagster.alerts import AlertDispatcher, DispatchReport
 from arbx_dagster.domain.history import MARKET_TZ, day_of
 from arbx_dagster.domain.money import max_plausible_price
+from arbx_dagster.domain.quality import NO_PRICE
 from arbx_dagster.domain.schema import TIERS
 from arbx_dagster.domain.simulator.market import SOURCE as SIMULATOR_SOURCE
 from arbx_dagster.storage.settings_store import read_thresholds
@@ -78,18 +79,21 @@ def raw_prices_are_plausible(warehouse: Warehouse, run_id: str, now: datetime) -
 
 _RUN_SHARES_SQL = """
 SELECT run_id, count(*) AS n FROM {table}
-WHERE {stamp} >= $1 AND run_id IS NOT NULL AND run_id <> $2 GROUP BY run_id
+WHERE {stamp} >= $1 AND run_id IS NOT NULL AND run_id <> $2 {problems} GROUP BY run_id
 """
+# Quarantined rows that are problems: a row that merely shows no price is not one.
+_PROBLEMS = f"AND reason <> '{NO_PRICE}'"
 
 
 def recent_quarantine_shares(warehouse: Warehouse, run_id: str, now: datetime) -> pl.Series:
     """Quarantined share of each other run of the last ``RECENT_RUN_DAYS`` days."""
     params = [now - timedelta(days=RECENT_RUN_DAYS), run_id]
     stored = warehouse.query(
-        _RUN_SHARES_SQL.format(table="raw_prices", stamp="ingested_at"), params
+        _RUN_SHARES_SQL.format(table="raw_prices", stamp="ingested_at", problems=""), params
     )
     quarantined = warehouse.query(
-        _RUN_SHARES_SQL.format(table="quarantine", stamp="quarantined_at"), params
+        _RUN_SHARES_SQL.format(table="quarantine", stamp="quarantined_at", problems=_PROBLEMS),
+        params,
     )
     runs = stored.join(quarantined, on="run_id", how="full", coalesce=True, suffix="_q")
     return runs.select(
@@ -99,7 +103,8 @@ def recent_quarantine_shares(warehouse: Warehouse, run_id: str, now: datetime) -
 
 def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
     """This run quarantined few rows compared with recent runs (a spike means the source or
-    its parser broke).
+    its parser broke). Rows that merely show no price are not counted: stores list products
+    without one.
 
     ERROR above the fixed ceiling ``MAX_QUARANTINE_SHARE`` whatever the history. WARN on a
     spike: above ``WARN_QUARANTINE_SHARE`` *and* above ``QUARANTINE_SPIKE_FACTOR`` times the
@@ -107,7 +112,14 @@ def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOu
     floor is enough). A source that always sends a few bad rows is not a new problem each run.
     """
     stored = _count(warehouse, "SELECT count(*) FROM raw_prices WHERE run_id = $1", [run_id])
-    quarantined = _count(warehouse, "SELECT count(*) FROM quarantine WHERE run_id = $1", [run_id])
+    quarantined = _count(
+        warehouse, f"SELECT count(*) FROM quarantine WHERE run_id = $1 {_PROBLEMS}", [run_id]
+    )
+    unpriced = _count(
+        warehouse,
+        "SELECT count(*) FROM quarantine WHERE run_id = $1 AND reason = $2",
+        [run_id, NO_PRICE],
+    )
     share = quarantined / (stored + quarantined) if stored + quarantined else 0.0
     reasons = warehouse.query(
         "SELECT reason, count(*) AS n FROM quarantine WHERE run_id = $1 GROUP BY reason "
@@ -129,6 +141,7 @@ def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOu
         {
             "stored": stored,
             "quarantined": quarantined,
+            "unpriced": unpriced,  # quarantined too, but not counted as a problem
             "share": round(share, 4),
             "recent_runs": recent.len(),
             "usual_share": None if usual is None else round(usual, 4),

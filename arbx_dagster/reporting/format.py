@@ -1,4 +1,5 @@
-"""Formatting money and opportunities the way Chilean users read them."""
+"""Formatting money and opportunities the way the market's users read them (CLP by
+default: '$1.299.990')."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, currency
+
 
 def clp(amount: int | float | None) -> str:
     """1299990 -> '$1.299.990' (Chilean thousands separator)."""
     if amount is None:
         return "—"
     return "$" + f"{round(amount):,}".replace(",", ".")
+
+
+def money(amount: int | float | None, code: str = DEFAULT_CURRENCY) -> str:
+    """An amount in ``code``'s minor units as its users read it: CLP as '$1.299.990',
+    the others with their code and decimals, 184977 USD -> 'USD 1,849.77'."""
+    unit = currency(code)
+    if amount is None or unit.minor_digits == 0:
+        return clp(amount)
+    return f"{unit.code} {amount / unit.minor_per_unit:,.{unit.minor_digits}f}"
 
 
 def roi(pct: float) -> str:
@@ -31,7 +43,8 @@ def depth(buy_price: int, ref_price: int | None) -> str:
     return f"{value:+.1f} %".replace("-", "−")
 
 
-def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
+def opportunities_table(frame: pl.DataFrame, title: str, code: str = DEFAULT_CURRENCY) -> Table:
+    """Opportunities as the CLI shows them, amounts in the market's currency ``code``."""
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("kind", no_wrap=True)
     table.add_column("product", overflow="ellipsis", no_wrap=True, max_width=46)
@@ -39,7 +52,7 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
     table.add_column("price", justify="right", no_wrap=True)
     table.add_column("reference", no_wrap=True)
     table.add_column("ref. price", justify="right", no_wrap=True)
-    table.add_column("margin CLP", justify="right", no_wrap=True)
+    table.add_column(f"margin {code}", justify="right", no_wrap=True, min_width=12)
     # Spreads by their ROI; glitches by their depth below the reference (a 1 CLP buy's
     # "ROI" is noise): "12.3 %" against "−99.9 %".
     table.add_column("ROI / depth", justify="right", no_wrap=True)
@@ -54,10 +67,10 @@ def opportunities_table(frame: pl.DataFrame, title: str) -> Table:
             kind,
             row["product_name"] or row["canonical_id"],
             buy,
-            clp(row["buy_price"]),
+            money(row["buy_price"], code),
             row["ref_retailer"] or "own history",
-            clp(row["ref_price"]),
-            clp(row["margin_clp"]),
+            money(row["ref_price"], code),
+            money(row["margin_clp"], code),
             depth(row["buy_price"], row["ref_price"])
             if row["kind"] == "glitch"
             else f"{roi(row['roi_pct'])} %",

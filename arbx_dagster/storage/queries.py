@@ -6,7 +6,25 @@ from datetime import datetime
 
 import polars as pl
 
+from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.storage.warehouse import Warehouse
+
+
+def expiry_note(warehouse: Warehouse, thresholds: Thresholds) -> str:
+    """Why no opportunity is live though some were found: their prices got too old (a
+    day's export goes stale after ``max_price_age_hours``) — never a silent empty table."""
+    live = warehouse.scalar("SELECT count(*) FROM opportunities WHERE status <> 'expired'")
+    expired = warehouse.scalar("SELECT count(*) FROM opportunities WHERE status = 'expired'")
+    if live or not expired:
+        return ""
+    newest = warehouse.scalar("SELECT max(observed_at) FROM raw_prices")
+    seen = f"; newest price {newest:%Y-%m-%d %H:%M} UTC" if newest is not None else ""
+    return (
+        f"No live opportunity: all {expired:,} found have expired, their prices being older "
+        f"than max_price_age_hours ({thresholds.max_price_age_hours:g} h{seen}). Drop fresh "
+        "exports (or scrape), or `arbx config set max_price_age_hours N` for sources "
+        "refreshed less often."
+    )
 
 
 def live_opportunities(warehouse: Warehouse, limit: int = 20) -> pl.DataFrame:

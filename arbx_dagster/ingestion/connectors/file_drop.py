@@ -34,6 +34,7 @@ import polars as pl
 from arbx_dagster.domain.history import MARKET_TZ
 from arbx_dagster.domain.schema import RETAILER_NAME
 from arbx_dagster.ingestion.archive import Archive, ArchivedRun, ArchiveRun, PayloadRef
+from arbx_dagster.ingestion.columns import guess_columns
 from arbx_dagster.ingestion.connectors.base import (
     FetchBatch,
     FetchRequest,
@@ -129,7 +130,6 @@ class FileDropConnector:
         self.archive = archive
         self.root = Path(source.path).expanduser().resolve()
         self._clock = clock
-        self._renames = {column: name for name, column in source.columns.items()}
 
     def close(self) -> None:
         """Nothing to release."""
@@ -301,7 +301,7 @@ class FileDropConnector:
             stats.error(f"{f.relpath}: unreadable {f.format} file ({type(exc).__name__}: {exc})")
             log.error("%s", stats.errors[-1])
             return self._batch(empty_batch_frame(), stats, ref, f, retailer)
-        raw = raw.rename({c: self._renames[c] for c in raw.columns if c in self._renames})
+        raw = self.as_fields(raw)
         context = RecordContext(
             source=f"file_drop:{self.name}",
             observed_at=_default_observed_at(f, observed_at),
@@ -318,6 +318,22 @@ class FileDropConnector:
         if retailer is not None:
             frame = frame.filter(pl.col("retailer").is_null() | (pl.col("retailer") == retailer))
         return self._batch(frame, stats, ref, f, retailer)
+
+    def column_mapping(self, header: list[str]) -> dict[str, str]:
+        """Record field -> column of a file with this ``header``: the source's ``columns:``,
+        and (``infer_columns``) the columns named like a field or a common name of one."""
+        if not self.source.infer_columns:
+            return {f: c for f, c in self.source.columns.items() if c in header}
+        return guess_columns(header, self.source.columns)
+
+    def as_fields(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """The file's columns renamed to the record fields they hold; a column named like a
+        field that another column was mapped to is left out (the mapping wins)."""
+        mapping = self.column_mapping(raw.columns)
+        used = set(mapping.values())
+        shadowed = [c for c in raw.columns if c in mapping and c not in used]
+        renames = {column: field for field, column in mapping.items() if column != field}
+        return raw.drop(shadowed).rename(renames)
 
     def _batch(
         self,
