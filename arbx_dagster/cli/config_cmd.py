@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.config import MONEY_SETTINGS, Thresholds
+from arbx_dagster.reporting.format import money
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
@@ -52,9 +53,12 @@ def show() -> None:
     """Print every setting and its current value."""
     with open_warehouse_migrated() as warehouse:
         thresholds = read_thresholds(warehouse)
-    table = Table("setting", "value", title="ArbX settings")
+    table = Table("setting", "value", "in the market's currency", title="ArbX settings")
     for key, value in thresholds.to_rows().items():
-        table.add_row(key, value)
+        shown = (
+            money(getattr(thresholds, key), thresholds.currency) if key in MONEY_SETTINGS else ""
+        )
+        table.add_row(key, value, shown)
     Console().print(table)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from arbx_dagster.domain.money import DEFAULT_CURRENCY, currency_code
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, currency, currency_code
 from arbx_dagster.domain.schema import RETAILER_NAME, RETAILERS
 
 ALL_RETAILERS = ("all", "*")  # what ``enabled_retailers`` accepts for "every retailer"
@@ -60,6 +60,28 @@ class Thresholds:
             if key in known:
                 values[key] = coerce_setting(key, json.loads(text))
         return cls(**values)
+
+
+# Money settings whose shipped default is an amount, per the minor units of the market's
+# currency: CLP 10.000 is about USD 10, so a market in cents starts at 1.000 (10.00).
+_MONEY_DEFAULTS_IN_CENTS = {"min_margin_clp": 1_000, "high_margin_clp": 5_000}
+# Settings that are amounts in the market currency's minor units (named _clp historically).
+MONEY_SETTINGS = ("min_margin_clp", "shipping_cost_clp", "high_margin_clp")
+
+
+def money_defaults(code: str) -> dict[str, int]:
+    """The shipped money thresholds for a market in ``code`` (its minor units)."""
+    if currency(code).minor_digits == 0:
+        defaults = Thresholds()
+        return {key: getattr(defaults, key) for key in _MONEY_DEFAULTS_IN_CENTS}
+    return dict(_MONEY_DEFAULTS_IN_CENTS)
+
+
+def rebased_money(thresholds: Thresholds, new_code: str) -> dict[str, int]:
+    """Money settings to change when the market moves to ``new_code``: those still at the
+    old currency's default take the new one's (a value someone chose is kept)."""
+    old, new = money_defaults(thresholds.currency), money_defaults(new_code)
+    return {k: new[k] for k, v in old.items() if getattr(thresholds, k) == v and new[k] != v}
 
 
 def coerce_setting(key: str, value: Any, *, known_retailers: Collection[str] | None = None) -> Any:

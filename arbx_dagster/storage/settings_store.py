@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.domain.config import Thresholds, coerce_setting
+from arbx_dagster.domain.config import Thresholds, coerce_setting, rebased_money
 from arbx_dagster.storage.warehouse import Warehouse
 
 
@@ -35,22 +35,27 @@ def set_setting(
     except ValueError as exc:
         audit(warehouse, actor, "config.set", key, {"value": value}, outcome=f"rejected: {exc}")
         raise
-    before = getattr(read_thresholds(warehouse), key)
+    current = read_thresholds(warehouse)
+    changes = {key: coerced}
+    if key == "currency":  # defaults follow the currency's minor units; choices stay
+        changes.update(rebased_money(current, coerced))
     now = datetime.now(UTC)
     with warehouse.transaction():
         warehouse.upsert(
             "system_config",
             pl.DataFrame(
                 {
-                    "key": [key],
-                    "value": [json.dumps(coerced)],
-                    "updated_at": [now],
-                    "updated_by": [actor],
+                    "key": list(changes),
+                    "value": [json.dumps(v) for v in changes.values()],
+                    "updated_at": [now] * len(changes),
+                    "updated_by": [actor] * len(changes),
                 }
             ),
             ["key"],
         )
-        audit(warehouse, actor, "config.set", key, {"from": before, "to": coerced})
+        for name, value in changes.items():
+            before = getattr(current, name)
+            audit(warehouse, actor, "config.set", name, {"from": before, "to": value})
     return read_thresholds(warehouse)
 
 
