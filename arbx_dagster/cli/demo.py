@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import typer
@@ -35,6 +36,12 @@ def demo(
 
     console = make_console()
     settings = Settings.from_env()
+    if not os.environ.get("ARBX_SOURCES") and (settings.home / "sources.yaml").exists():
+        console.print(
+            f"[red]{settings.home} holds your own catalogues[/] (`arbx import`); run the demo "
+            "in another state folder: ARBX_HOME=.arbx-demo make demo"
+        )
+        raise typer.Exit(2)
     prepare_dagster_home(settings)
     today = day_of(datetime.now(UTC))
     partitions = partition_range((today - timedelta(days=days - 1)).isoformat(), today.isoformat())

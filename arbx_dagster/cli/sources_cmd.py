@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from arbx_dagster.pipeline.source_check import SourceCheck
 from arbx_dagster.reporting.format import console as make_console
+from arbx_dagster.reporting.format import money
 
 app = typer.Typer(help="Check the sources of sources.yaml before they land.", no_args_is_help=True)
 
@@ -71,11 +73,31 @@ def print_check(console: Console, result: SourceCheck, rows: int = 5) -> None:
     if rows and result.stored.height:
         preview = result.preview(rows)
         table = Table(*preview.columns, title="as ArbX would store them")
-        for row in preview.iter_rows():
-            table.add_row(*("" if v is None else str(v) for v in row))
+        for row in preview.iter_rows(named=True):
+            table.add_row(*(_cell(name, value, result.currency) for name, value in row.items()))
         console.print(table)
     for reason, count, where, raw in result.reasons:
-        sample = raw if len(raw) <= SAMPLE_CHARS else raw[:SAMPLE_CHARS] + "…"
+        sample = _record(raw)
         console.print(f"[yellow]quarantined x{count:,}[/]: {reason}\n    e.g. {where}: {sample}")
     for note in result.notes:
         console.print(f"[cyan]for opportunities:[/] {note}")
+
+
+def _cell(column: str, value: object, code: str) -> str:
+    if value is None:
+        return ""
+    if column.startswith("price_"):
+        return money(value, code)  # type: ignore[arg-type]
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value)
+
+
+def _record(raw: str) -> str:
+    """A quarantined row's raw record, its empty fields left out, cut to a line."""
+    try:
+        fields = {k: v for k, v in json.loads(raw).items() if v not in (None, "")}
+        text = json.dumps(fields, ensure_ascii=False)
+    except (json.JSONDecodeError, AttributeError):
+        text = raw
+    return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + "…"

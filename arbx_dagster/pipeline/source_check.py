@@ -38,6 +38,7 @@ class SourceCheck:
 
     source: str
     kind: str
+    currency: str  # the market's: what prices are stored in
     fetched: int
     stored: pl.DataFrame  # rows as they would land (RAW_PRICE_SCHEMA)
     quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
@@ -127,6 +128,7 @@ def _check(
     check = SourceCheck(
         source=source.name,
         kind=source.connector,
+        currency=thresholds.currency,
         fetched=frame.height,
         stored=result.accepted,
         quarantined=result.quarantined,

@@ -29,9 +29,7 @@ def _arbx(home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_two_exports_become_opportunities_in_one_command(
-    abt_buy_dir: Path, tmp_path: Path
-) -> None:
+def test_two_exports_become_opportunities_in_one_command(abt_buy_dir: Path, tmp_path: Path) -> None:
     home = tmp_path / "state"
     done = _arbx(
         home,

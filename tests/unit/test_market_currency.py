@@ -1,0 +1,38 @@
+"""A market, not a country: money settings and amounts follow the market's currency."""
+
+from __future__ import annotations
+
+from arbx_dagster.domain.config import Thresholds, money_defaults, rebased_money
+from arbx_dagster.ingestion.columns import guess_columns
+from arbx_dagster.reporting.format import money
+
+
+def test_amounts_are_shown_in_the_markets_currency() -> None:
+    assert money(1_299_990) == "$1.299.990"
+    assert money(184_977, "USD") == "USD 1,849.77"
+    assert money(None, "EUR") == "—"
+
+
+def test_default_money_thresholds_move_with_the_currency_and_choices_stay() -> None:
+    assert money_defaults("CLP") == {"min_margin_clp": 10_000, "high_margin_clp": 50_000}
+    assert money_defaults("USD") == {"min_margin_clp": 1_000, "high_margin_clp": 5_000}
+    assert rebased_money(Thresholds(), "USD") == {"min_margin_clp": 1_000, "high_margin_clp": 5_000}
+    chosen = Thresholds(min_margin_clp=25_000)
+    assert rebased_money(chosen, "USD") == {"high_margin_clp": 5_000}
+    assert rebased_money(Thresholds(), "CLP") == {}
+
+
+def test_export_columns_are_read_by_their_usual_names_and_the_mapping_wins() -> None:
+    header = ["ID", "Product Title", "sale-price", "MSRP", "UPC", "description", "stock"]
+    assert guess_columns(header, {}) == {
+        "sku": "ID",
+        "name": "Product Title",
+        "ean": "UPC",
+        "price_offer": "sale-price",
+        "price_list": "MSRP",
+    }
+    # what the source maps explicitly wins, and a column serves one field
+    assert guess_columns(["id", "codigo", "title"], {"sku": "codigo"}) == {
+        "sku": "codigo",
+        "name": "title",
+    }
