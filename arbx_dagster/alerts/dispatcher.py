@@ -180,7 +180,13 @@ class AlertDispatcher:
             report.suppressed["cooldown"] += 1
             return None
         self.cache.set(state_key, decision.state.to_json(), STATE_TTL_SECONDS)
-        alert = opportunity_alert(row, decision.kind, list(decision.badges), decision.improved)
+        alert = opportunity_alert(
+            row,
+            decision.kind,
+            list(decision.badges),
+            decision.improved,
+            self.thresholds.currency,
+        )
         restore = ((state_key, previous_text, STATE_TTL_SECONDS),) if previous_text else ()
         keys = (cooldown_key,) if previous_text else (cooldown_key, state_key)
         return _Claim(alert, keys, restore)
@@ -222,7 +228,7 @@ class AlertDispatcher:
             if not self.cache.add(key, str(price), WATCH_STATE_TTL_SECONDS):
                 report.suppressed["duplicate"] += 1
                 return None
-            return _Claim(watch_alert(row), (key,))
+            return _Claim(watch_alert(row, self.thresholds.currency), (key,))
         if price > int(fired_text) * (1 - REFIRE_DROP):
             report.suppressed["already_fired"] += 1
             return None
@@ -232,7 +238,7 @@ class AlertDispatcher:
             return None
         self.cache.set(key, str(price), WATCH_STATE_TTL_SECONDS)
         restore = ((key, fired_text, WATCH_STATE_TTL_SECONDS),)
-        return _Claim(watch_alert(row), (claim_key,), restore)
+        return _Claim(watch_alert(row, self.thresholds.currency), (claim_key,), restore)
 
     # -- system errors ---------------------------------------------------------------------
 

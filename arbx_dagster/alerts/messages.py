@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from arbx_dagster.reporting.format import clp
+from arbx_dagster.domain.money import format_amount
 
 EMOJI = {
     "new_opportunity": "🎯",
@@ -72,8 +72,15 @@ def store(retailer: str | None) -> str:
     return RETAILER_NAMES.get(retailer or "", (retailer or "—").title())
 
 
-def opportunity_alert(row: dict[str, Any], kind: str, badges: list[str], improved: bool) -> Alert:
-    """The message for one opportunity (a row with OPPORTUNITY_SCHEMA columns)."""
+def opportunity_alert(
+    row: dict[str, Any], kind: str, badges: list[str], improved: bool, code: str = "CLP"
+) -> Alert:
+    """The message for one opportunity (a row with OPPORTUNITY_SCHEMA columns), amounts in
+    the market's currency ``code``."""
+
+    def clp(amount: int | None) -> str:
+        return format_amount(amount, code)
+
     name = row.get("product_name") or row.get("canonical_id") or "producto"
     glitch = row.get("kind") == "glitch"
     if kind == "high_margin":
@@ -155,8 +162,12 @@ WATCH_TEXT = {
 }
 
 
-def watch_alert(row: dict[str, Any]) -> Alert:
+def watch_alert(row: dict[str, Any], code: str = "CLP") -> Alert:
     """The message for one watch-rule hit (a row of ``rules.evaluate_watch_rules``)."""
+
+    def clp(amount: int | None) -> str:
+        return format_amount(amount, code)
+
     text = WATCH_TEXT[row["rule_kind"]].format(
         target=clp(row.get("target_price")),
         drop=pct(row.get("drop_pct"), 0),

@@ -14,8 +14,9 @@ import typer
 from rich.table import Table
 
 from arbx_dagster.cli.config_cmd import open_warehouse_migrated
-from arbx_dagster.reporting.format import clp
 from arbx_dagster.reporting.format import console as make_console
+from arbx_dagster.reporting.format import money
+from arbx_dagster.storage.settings_store import read_thresholds
 
 app = typer.Typer(help="Opportunities: the spreads held for review.", no_args_is_help=True)
 
@@ -33,6 +34,7 @@ def review(
             "ORDER BY margin_clp DESC, opportunity_id LIMIT $1",
             [limit],
         )
+        code = read_thresholds(warehouse).currency
     console = make_console()
     if held.height == 0:
         console.print("no spread is waiting for review")
@@ -45,9 +47,9 @@ def review(
         ref = f"{row['ref_retailer']}:{row['ref_sku']}"
         table.add_row(
             row["product_name"] or row["canonical_id"],
-            f"{buy} {clp(row['buy_price'])}",
-            f"{ref} {clp(row['ref_price'])}",
-            clp(row["margin_clp"]),
+            f"{buy} {money(row['buy_price'], code)}",
+            f"{ref} {money(row['ref_price'], code)}",
+            money(row["margin_clp"], code),
             row["review"],
             f"arbx matches label {buy} {ref} --match | --no-match",
         )

@@ -107,6 +107,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import polars as pl
 
@@ -120,6 +121,7 @@ from arbx_dagster.domain.glitch_references import (
     window_stats,
 )
 from arbx_dagster.domain.history import day_of, market_day
+from arbx_dagster.domain.money import CURRENCIES, currency, format_amount
 from arbx_dagster.domain.opportunities import (
     DETAIL_SCHEMA,
     as_panel,
@@ -132,17 +134,16 @@ from arbx_dagster.domain.opportunities import (
     with_margin,
 )
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
-from arbx_dagster.reporting.format import clp
 
 MIN_HISTORY_DAYS = 7
 STORE_SPREAD = 0.25  # a store's regular price may sit this far under the other stores'
-MIN_SHELF_PRICE_CLP = 100  # nothing in a department store sells for less
+MIN_SHELF_PRICE_CLP = CURRENCIES["CLP"].shelf_floor  # nothing in a store sells for less
 FULL_SUPPORT_DAYS = 30
 LONE_PAGE_SUPPORT = 0.5
 UNCORROBORATED = 0.75
 GLITCH_ROI_CAP_PCT = 1_000.0
 SCALE_TOLERANCE = 0.08  # log: x n / x10 / x100 / x1000 within ~8 % of the reference
-MIN_PLAUSIBLE_CLP = 1_000
+MIN_PLAUSIBLE_CLP = CURRENCIES["CLP"].implausible_below
 USD_RATIO = (600.0, 1_300.0)  # CLP per US dollar, with room for years of exchange rates
 GLITCH_TYPES = (
     "pack_size",
@@ -200,7 +201,8 @@ def severity(price: pl.Expr, ref: pl.Expr, thresholds: Thresholds) -> pl.Expr:
     """Severity of a glitch at ``price`` against ``ref``: by their ratio, and 'high' for any
     price under the shelf floor. Never less severe for a lower price."""
     by_ratio = _severity(price / ref, thresholds)
-    return pl.when(price < MIN_SHELF_PRICE_CLP).then(pl.lit("high")).otherwise(by_ratio)
+    floor = currency(thresholds.currency).shelf_floor
+    return pl.when(price < floor).then(pl.lit("high")).otherwise(by_ratio)
 
 
 def depth_pct(price: pl.Expr, ref: pl.Expr) -> pl.Expr:
@@ -240,8 +242,10 @@ def pack_size(name: pl.Expr) -> pl.Expr:
     return pl.when(found.is_between(2, 100)).then(found)
 
 
-def glitch_type(price: pl.Expr, ref: pl.Expr, pack: pl.Expr) -> pl.Expr:
-    """What most likely went wrong (order and tolerance in the module docstring)."""
+def glitch_type(price: pl.Expr, ref: pl.Expr, pack: pl.Expr, code: str = "CLP") -> pl.Expr:
+    """What most likely went wrong (order and tolerance in the module docstring), in a
+    market priced in ``code`` (a price typed in US dollars is a peso market's slip)."""
+    unit = currency(code)
 
     def matches(factor: pl.Expr | float) -> pl.Expr:
         return (price * factor / ref).log().abs() <= SCALE_TOLERANCE
@@ -254,9 +258,9 @@ def glitch_type(price: pl.Expr, ref: pl.Expr, pack: pl.Expr) -> pl.Expr:
         .then(pl.lit("digit_slip"))
         .when(matches(1000.0))
         .then(pl.lit("thousands"))
-        .when(ratio.is_between(*USD_RATIO))
+        .when(pl.lit(unit.code == "CLP") & ratio.is_between(*USD_RATIO))
         .then(pl.lit("currency"))
-        .when(price < MIN_PLAUSIBLE_CLP)
+        .when(price < unit.implausible_below)
         .then(pl.lit("implausible"))
         .otherwise(pl.lit("deep_discount"))
     )
@@ -280,7 +284,7 @@ _EVIDENCE_TEXT = {
     "history+stores": "its own history and the other stores",
     "stores": "the other stores (little history of its own)",
     "list price": "its own crossed-out list price",
-    "shelf floor": f"no shelf price is under {clp(MIN_SHELF_PRICE_CLP)}",
+    "shelf floor": "no shelf price is under {floor}",
 }
 
 
@@ -298,12 +302,17 @@ def _glitch_reason(
     event_baseline: int | None,
     glitch_type: str,
     pack: int | None,
+    *,
+    code: str = "CLP",
 ) -> str:
+    def clp(amount: int | None) -> str:  # amounts in the market's currency
+        return format_amount(amount, code)
+
     pct = 100 * buy_price / ref_price if ref_price else 0.0
     against = ref_retailer or _AGAINST.get(evidence, "the best reference known")
     parts = [
         f"{buy_price_type} {clp(buy_price)} is {pct:.1f} % of {clp(ref_price)} ({against})",
-        f"judged on {_EVIDENCE_TEXT[evidence]}",
+        "judged on " + _EVIDENCE_TEXT[evidence].format(floor=clp(currency(code).shelf_floor)),
     ]
     if common_price is not None and history_days:
         parts.append(
@@ -376,7 +385,8 @@ def score_series(
     stores_alone = price <= low * (1 - STORE_SPREAD) * others
     list_says = ~seen_elsewhere & (price <= FAR_BELOW * pl.col("price_list"))
     # A whole segment that deep is a scraper or feed fault, not a price anyone published.
-    below_shelf = (price < MIN_SHELF_PRICE_CLP) & (pl.col("move") > math.log(low))
+    floor = currency(thresholds.currency).shelf_floor
+    below_shelf = (price < floor) & (pl.col("move") > math.log(low))
     by_own = own_says & (others_say | ~seen_elsewhere)
     evidence = (
         pl.when(by_own & (established | ~stores_alone.fill_null(False)))
@@ -477,7 +487,9 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl
         priced_glitches(glitches, thresholds)
         .with_columns(
             kind=pl.lit("glitch"),
-            glitch_type=glitch_type(pl.col("buy_price"), pl.col("ref_price"), pl.col("pack")),
+            glitch_type=glitch_type(
+                pl.col("buy_price"), pl.col("ref_price"), pl.col("pack"), thresholds.currency
+            ),
             opportunity_id=opportunity_id(
                 "glitch",
                 pl.col("canonical_id"),
@@ -489,7 +501,7 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl
         .with_columns(
             needs_confirmation=needs_confirmation(),
             reason=text_map(
-                _glitch_reason,
+                partial(_glitch_reason, code=thresholds.currency),
                 "buy_price_type",
                 "buy_price",
                 "ref_price",

@@ -43,13 +43,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.history import as_utc
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, format_amount
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, UTC_DATETIME, conform, empty
-from arbx_dagster.reporting.format import clp
 
 FRESHNESS_HALF_LIFE_HOURS = 24.0
 STABILITY_HALF_VOLATILITY = 0.05
@@ -148,10 +149,13 @@ def _spread_reason(
     ref_retailer: str,
     ref_price: int,
     n_retailers: int,
+    *,
+    code: str = DEFAULT_CURRENCY,
 ) -> str:
     card = " (card only)" if buy_price_type == "card" else ""
+    buy, ref = format_amount(buy_price, code), format_amount(ref_price, code)
     return (
-        f"{buy_retailer} {clp(buy_price)}{card} vs {ref_retailer} {clp(ref_price)}, "
+        f"{buy_retailer} {buy}{card} vs {ref_retailer} {ref}, "
         f"the cheapest of {n_retailers - 1} other store(s) in stock"
     )
 
@@ -245,7 +249,7 @@ def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
                 "spread", pl.col("canonical_id"), pl.col("buy_retailer"), pl.col("buy_sku")
             ),
             reason=text_map(
-                _spread_reason,
+                partial(_spread_reason, code=thresholds.currency),
                 "buy_retailer",
                 "buy_price",
                 "buy_price_type",

@@ -11,23 +11,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from arbx_dagster.domain.money import DEFAULT_CURRENCY, currency
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, format_amount
 
 
 def clp(amount: int | float | None) -> str:
     """1299990 -> '$1.299.990' (Chilean thousands separator)."""
-    if amount is None:
-        return "—"
-    return "$" + f"{round(amount):,}".replace(",", ".")
+    return format_amount(amount, "CLP")
 
 
-def money(amount: int | float | None, code: str = DEFAULT_CURRENCY) -> str:
-    """An amount in ``code``'s minor units as its users read it: CLP as '$1.299.990',
-    the others with their code and decimals, 184977 USD -> 'USD 1,849.77'."""
-    unit = currency(code)
-    if amount is None or unit.minor_digits == 0:
-        return clp(amount)
-    return f"{unit.code} {amount / unit.minor_per_unit:,.{unit.minor_digits}f}"
+money = format_amount  # an amount in any market currency: 184977 USD -> 'USD 1,849.77'
 
 
 def roi(pct: float) -> str:

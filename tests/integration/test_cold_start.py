@@ -9,9 +9,7 @@ another machine's storage) must still match.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
+from cli_process import free_port, run_arbx
 
 from arbx_dagster.assets import ALL_ASSETS
 from arbx_dagster.assets.ingestion import raw_prices
@@ -208,21 +207,8 @@ def test_product_matches_without_a_stored_match_model_still_finds_opportunities(
 # --- a real deployment: `arbx up` on an empty database, the daemon does the rest -----------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arbx_dagster.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return run_arbx(env, *args, timeout=240)
 
 
 @pytest.fixture
@@ -240,7 +226,7 @@ def deployment(fresh_postgres_url: str, tmp_path: Path) -> Iterator[dict[str, st
         "ARBX_FILE_DROP_INTERVAL_SECONDS": "5",
         "ARBX_AUTOMATION_INTERVAL_SECONDS": "5",
         "ARBX_STEP_EXECUTOR": "in_process",
-        "ARBX_TEST_WEBSERVER_PORT": str(_free_port()),
+        "ARBX_TEST_WEBSERVER_PORT": str(free_port()),
     }
     try:
         yield env
@@ -288,7 +274,7 @@ def test_a_fresh_deployment_turns_dropped_catalogues_into_opportunities_unattend
 ) -> None:
     url = deployment["ARBX_POSTGRES_URL"]
     port = deployment["ARBX_TEST_WEBSERVER_PORT"]
-    started = _arbx(deployment, "up", "--port", port, "--api-port", str(_free_port()))
+    started = _arbx(deployment, "up", "--port", port, "--api-port", str(free_port()))
     assert started.returncode == 0, started.stdout + started.stderr
 
     _drop_catalogues(tmp_path / "landing", datetime.now(UTC) - timedelta(minutes=1))

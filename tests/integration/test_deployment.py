@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
+from cli_process import free_port, run_arbx
 
 from arbx_dagster.cli.deploy import _alive
 from arbx_dagster.storage.warehouse import PostgresWarehouse
@@ -26,21 +25,8 @@ API_KEY = "deployment-key-0123456789"
 HEADER = "sku,name,brand,price_list,price_offer,price_card,in_stock,observed_at\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arbx_dagster.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return run_arbx(env, *args, timeout=240)
 
 
 @pytest.fixture
@@ -65,8 +51,8 @@ retailers:
         "ARBX_POSTGRES_URL": fresh_postgres_url,
         "ARBX_SOURCES": str(sources),
         "ARBX_FILE_DROP_INTERVAL_SECONDS": "5",
-        "ARBX_TEST_WEBSERVER_PORT": str(_free_port()),
-        "ARBX_TEST_API_PORT": str(_free_port()),
+        "ARBX_TEST_WEBSERVER_PORT": str(free_port()),
+        "ARBX_TEST_API_PORT": str(free_port()),
         "ARBX_API_KEYS": f"test={API_KEY}",
     }
     yield env

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from cli_process import run_arbx
 
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.partitions import RETAILERS
@@ -266,14 +266,7 @@ def test_a_file_being_written_is_not_picked_up(tmp_path: Path) -> None:
 
 
 def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arbx_dagster.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_arbx(env, *args, timeout=300)
 
 
 @pytest.mark.slow

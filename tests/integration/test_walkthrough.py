@@ -4,12 +4,11 @@ the error paths a user meets on the way (the CLI in a subprocess, a throwaway AR
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import clean_env, run_arbx
 
 from arbx_dagster.storage.warehouse import DuckDBWarehouse
 
@@ -17,16 +16,8 @@ pytestmark = pytest.mark.slow  # each CLI call imports the code location (~10 s)
 
 
 def _arbx(home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "arbx_dagster.cli", *args],
-        env={**env, "ARBX_HOME": str(home), "COLUMNS": "200"},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    env = clean_env(ARBX_HOME=str(home), COLUMNS="200")
+    return run_arbx(env, *args, cwd=cwd, timeout=600)
 
 
 def test_two_exports_become_opportunities_in_one_command(abt_buy_dir: Path, tmp_path: Path) -> None:

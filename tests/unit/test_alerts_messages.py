@@ -91,3 +91,11 @@ def test_system_errors_and_watch_hits():
 def test_percentages_never_print_absurd_numbers():
     assert pct(12345.6) == ">9.999 %"
     assert pct(None) == "—"
+
+
+def test_a_market_in_another_currency_is_alerted_in_it():
+    alert = opportunity_alert(SPREAD, "new_opportunity", [], improved=False, code="USD")
+    assert alert.body.splitlines()[:2] == [
+        "Comprar en Falabella a USD 12,999.90 · referencia Ripley USD 14,999.90",
+        "Margen USD 2,000.00 · ROI 15,4 % · confianza 82 %",
+    ]

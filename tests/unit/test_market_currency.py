@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from arbx_dagster.domain.config import Thresholds, money_defaults, rebased_money
+from arbx_dagster.domain.glitches import glitch_type, severity
 from arbx_dagster.ingestion.columns import guess_columns
 from arbx_dagster.reporting.format import money
 
@@ -36,3 +39,20 @@ def test_export_columns_are_read_by_their_usual_names_and_the_mapping_wins() -> 
         "sku": "codigo",
         "name": "title",
     }
+
+
+def test_glitch_kinds_and_floors_follow_the_markets_currency() -> None:
+    frame = pl.DataFrame({"price": [100, 5], "ref": [90_000, 90_000], "pack": [None, None]})
+    kinds = [
+        glitch_type(pl.col("price"), pl.col("ref"), pl.col("pack").cast(pl.Int32), code)
+        for code in ("CLP", "USD")
+    ]
+    clp_kinds, usd_kinds = (frame.select(k.alias("kind"))["kind"].to_list() for k in kinds)
+    # 100 against 90.000 pesos is a price typed in dollars; in a dollar market it is not
+    assert clp_kinds == ["currency", "implausible"]
+    assert usd_kinds == ["deep_discount", "implausible"]  # USD 1.00 may be real; 0.05 not
+    below = pl.select(
+        clp=severity(pl.lit(50), pl.lit(100), Thresholds()),  # under CLP 100: a mistake
+        usd=severity(pl.lit(50), pl.lit(100), Thresholds(currency="USD")),  # USD 0.50: no
+    ).row(0)
+    assert below == ("high", "low")

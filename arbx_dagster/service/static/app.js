@@ -5,6 +5,7 @@
 
 const state = {
   key: null,
+  currency: "CLP", // the market's, from /api/config
   rows: new Map(), // opportunity_id -> row
   cursor: null,
   lastEventId: null,
@@ -17,9 +18,15 @@ const $ = (id) => document.getElementById(id);
 const COLORS = { falabella: "#15803d", ripley: "#7c3aed", paris: "#1d4ed8" };
 const EXTRA_COLORS = ["#b45309", "#be123c", "#0e7490", "#4d7c0f"];
 
+// Amounts are integers in the market currency's minor unit (whole pesos, cents): CLP reads
+// "$1.299.990", the others "US$1,849.77" (the currency comes from /api/config).
 function clp(n) {
   if (n === null || n === undefined) return "—";
-  return "$" + String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ".");
+  if (state.currency === "CLP") {
+    return "$" + String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ".");
+  }
+  const format = new Intl.NumberFormat("en-US", { style: "currency", currency: state.currency });
+  return format.format(n / 10 ** format.resolvedOptions().maximumFractionDigits);
 }
 
 function setConnection(text, kind) {
@@ -69,6 +76,8 @@ async function api(path) {
 // The retailers sources.yaml provides, from the server: any store, not a fixed list.
 async function loadRetailers() {
   const { retailers } = await api("/api/retailers");
+  state.currency = (await api("/api/config")).currency || "CLP";
+  $("margin-unit").textContent = state.currency;
   const select = $("f-retailer");
   const chosen = select.value;
   for (const option of [...select.options]) if (option.value) option.remove();
