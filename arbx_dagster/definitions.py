@@ -9,7 +9,11 @@ from arbx_dagster.automation import AUTOMATION_INTERVAL_SECONDS, SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
 from arbx_dagster.automation.schedules import TIER_SCHEDULES
-from arbx_dagster.automation.sensors import alert_on_run_failure, file_drop_sensor
+from arbx_dagster.automation.sensors import (
+    alert_on_run_failure,
+    file_drop_sensor,
+    retailer_partitions,
+)
 from arbx_dagster.resources import (
     CacheResource,
     ClockResource,
@@ -66,7 +70,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[*ALL_JOBS, maintenance],
     schedules=[*TIER_SCHEDULES, maintenance_schedule],
-    sensors=[file_drop_sensor, automation_sensor, alert_on_run_failure],
+    sensors=[file_drop_sensor, retailer_partitions, automation_sensor, alert_on_run_failure],
     resources=build_resources(_settings),
     executor=_executor(_settings),
 )

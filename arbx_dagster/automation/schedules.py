@@ -4,7 +4,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from arbx_dagster.assets.partitions import RETAILERS, partition_key
+from arbx_dagster.assets.partitions import partition_key, partition_retailers
 from arbx_dagster.automation import SCHEDULE_STATUS
 from arbx_dagster.automation.jobs import INGEST_JOBS
 from arbx_dagster.domain.history import MARKET_TZ, day_of
@@ -16,9 +16,9 @@ CRON_BY_TIER = {
 }
 
 
-def tier_run_requests(tier: str, moment: datetime) -> list[dg.RunRequest]:
-    """One run per retailer for today's partition; runs of one retailer never overlap
-    (Dagster's ``dagster/partition/retailer`` run tag is limited to one run per value)."""
+def tier_run_requests(tier: str, moment: datetime, retailers: list[str]) -> list[dg.RunRequest]:
+    """One run per retailer (partition) for today's partition; runs of one retailer never
+    overlap (Dagster's ``dagster/partition/retailer`` run tag is limited to one per value)."""
     day = day_of(moment).isoformat()
     return [
         dg.RunRequest(
@@ -26,7 +26,7 @@ def tier_run_requests(tier: str, moment: datetime) -> list[dg.RunRequest]:
             partition_key=partition_key(day, retailer),
             tags={"arbx/retailer": retailer, "arbx/tier": tier},
         )
-        for retailer in RETAILERS
+        for retailer in retailers
     ]
 
 
@@ -40,7 +40,8 @@ def _tier_schedule(tier: str) -> dg.ScheduleDefinition:
         description=f"Re-scrape the {tier} tier's listings at every retailer.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        return tier_run_requests(tier, context.scheduled_execution_time)
+        retailers = partition_retailers(context.instance)
+        return tier_run_requests(tier, context.scheduled_execution_time, retailers)
 
     return _schedule
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,13 @@ import dagster as dg
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.ingestion import ALERTED
-from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS, partition_key
+from arbx_dagster.assets.partitions import (
+    DAY_PARTITIONS,
+    RETAILER,
+    configured_retailers,
+    missing_retailers,
+    partition_key,
+)
 from arbx_dagster.automation import SENSOR_STATUS
 from arbx_dagster.automation.jobs import ingest_files
 from arbx_dagster.domain.history import day_of
@@ -22,12 +29,15 @@ if TYPE_CHECKING:  # what a step-failure event carries (not exported by dagster)
 
 # How often the daemon looks at landing folders (ARBX_FILE_DROP_INTERVAL_SECONDS).
 FILE_DROP_INTERVAL_SECONDS = int(os.environ.get("ARBX_FILE_DROP_INTERVAL_SECONDS", "30"))
+RETAILER_SCAN_INTERVAL_SECONDS = 60
 
 
 def file_run_requests(
     source: FileDropSource, files: list[DroppedFile], today: date
 ) -> tuple[list[dg.RunRequest], list[str]]:
-    """One run per (file, retailer): the file's date (or today) picks the day partition.
+    """One run per (file, retailer): the file's day picks the day partition, its folder the
+    retailer (a file at the top with a retailer column: one run per retailer the source
+    provides).
 
     Returns the requests and a note for each file that cannot be placed in a partition.
     """
@@ -38,15 +48,14 @@ def file_run_requests(
         if day < first_day:
             skipped.append(f"{f.relpath}: dated {day}, before the first partition {first_day}")
             continue
-        if f.retailer is not None and f.retailer not in RETAILERS:
+        retailers = [f.retailer] if f.retailer else list(source.retailers)
+        if not retailers:
             skipped.append(
-                f"{f.relpath}: {f.retailer} is not a retailer partition yet; reload the code "
-                "location (UI: Deployment > Reload) so its new folder becomes one"
+                f"{f.relpath}: no retailer: put it in a folder named after the retailer "
+                f"({f.relpath.split('/')[-1]} -> walmart/...), or list the retailers its "
+                f"retailer column names in known_retailers of source {source.name}"
             )
-            continue
-        for retailer in (
-            [f.retailer] if f.retailer else [r for r in source.retailers if r in RETAILERS]
-        ):
+        for retailer in retailers:
             requests.append(
                 dg.RunRequest(
                     run_key=f"{source.name}:{f.key}:{retailer}",
@@ -58,13 +67,22 @@ def file_run_requests(
     return requests, skipped
 
 
+def new_retailer_partitions(
+    instance: dg.DagsterInstance, retailers: Iterable[str]
+) -> list[dg.AddDynamicPartitionsRequest]:
+    """The request that makes ``retailers`` partitions, when some are not one yet."""
+    missing = missing_retailers(instance, retailers)
+    return [dg.AddDynamicPartitionsRequest(RETAILER, missing)] if missing else []
+
+
 @dg.sensor(
     job=ingest_files,
     minimum_interval_seconds=FILE_DROP_INTERVAL_SECONDS,
     default_status=SENSOR_STATUS,
     description=(
         "Ingest each complete file dropped in a file_drop source's landing folder exactly "
-        "once (cursor per source; a file still being written is left for the next look)."
+        "once (cursor per source; a file still being written is left for the next look). "
+        "A new retailer folder becomes a retailer partition on the way."
     ),
 )
 def file_drop_sensor(
@@ -84,7 +102,29 @@ def file_drop_sensor(
         if ready.waiting:
             context.log.info("%s: waiting for %s to settle", source.name, ready.waiting)
         cursors[source.name] = ready.cursor
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursors, sort_keys=True))
+    retailers = {str(r.tags["arbx/retailer"]) for r in requests}
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursors, sort_keys=True),
+        dynamic_partitions_requests=(
+            new_retailer_partitions(context.instance, retailers) if retailers else []
+        ),
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=RETAILER_SCAN_INTERVAL_SECONDS,
+    # bookkeeping, not automation: on even where schedules start stopped
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Make every retailer sources.yaml provides a retailer partition (a store "
+    "added to the file, a new folder in a landing folder), so schedules, backfills and the "
+    "UI see it without a reload.",
+)
+def retailer_partitions(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    added = new_retailer_partitions(context.instance, configured_retailers())
+    if not added:
+        return dg.SensorResult(skip_reason="every retailer of sources.yaml is a partition")
+    return dg.SensorResult(dynamic_partitions_requests=added)
 
 
 @dg.run_failure_sensor(

@@ -23,7 +23,7 @@ def backfill_batches(days: list[date], chosen: list[str], retailers: list[str]) 
     """The raw-price partitions of each run, in order: every retailer is one contiguous range
     (one run); a subset of retailers is one run per retailer and day, since a partition range
     cannot skip retailers."""
-    if chosen == retailers:
+    if set(chosen) == set(retailers):
         return [[f"{d.isoformat()}|{r}" for d in days for r in retailers]]
     return [[f"{d.isoformat()}|{r}"] for d in days for r in chosen]
 
@@ -48,7 +48,7 @@ def backfill(
 
     A dropped file belongs to the day its name dates (walmart/2026-12-01.csv), else to the
     day it was written."""
-    from arbx_dagster.assets.partitions import DAY_PARTITIONS, RETAILERS
+    from arbx_dagster.assets.partitions import DAY_PARTITIONS, configured_retailers
     from arbx_dagster.domain.history import day_of
 
     today = day_of(datetime.now(UTC))
@@ -61,10 +61,11 @@ def backfill(
             f"--from is before the first partition ({DAY_PARTITIONS.start.date()}); "
             "set ARBX_HISTORY_START to reach further back"
         )
-    unknown = sorted(set(retailer or []) - set(RETAILERS))
+    provided = configured_retailers()
+    unknown = sorted(set(retailer or []) - set(provided))
     if unknown:
-        raise typer.BadParameter(f"unknown retailer(s) {unknown}; sources.yaml has {RETAILERS}")
-    chosen = [r for r in RETAILERS if not retailer or r in retailer]
+        raise typer.BadParameter(f"unknown retailer(s) {unknown}; sources.yaml has {provided}")
+    chosen = [r for r in provided if not retailer or r in retailer]
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     run_days(make_console(), days, chosen, refresh=refresh)
 
@@ -72,13 +73,17 @@ def backfill(
 def run_days(console: Console, days: list[date], chosen: list[str], *, refresh: bool) -> None:
     """Ingest ``days`` x ``chosen`` retailers (then refresh downstream), printing what was
     stored and why a partition stored nothing; exit 1 on a failed run or nothing stored."""
-    from arbx_dagster.assets.partitions import RETAILERS
+    from dagster import DagsterInstance
+
+    from arbx_dagster.assets.partitions import add_retailers
     from arbx_dagster.cli.runner import run_with_progress
 
     prepare_dagster_home(Settings.from_env())
+    with DagsterInstance.get() as instance:
+        partitioned = add_retailers(instance, chosen)  # the order ranges follow
     stored = quarantined = 0
     empty: dict[str, str] = {}
-    for partitions in backfill_batches(days, chosen, RETAILERS):
+    for partitions in backfill_batches(days, chosen, partitioned):
         outcome = run_with_progress(
             "backfill_raw_prices",
             console,

@@ -17,12 +17,17 @@ from arbx_dagster.storage.warehouse import open_warehouse
 
 
 def partition_range(first: str, last: str) -> list[str]:
-    """Raw-price partition keys (day x retailer) from day ``first`` to day ``last``."""
-    from arbx_dagster.assets.partitions import RETAILERS
+    """Raw-price partition keys (day x retailer) from day ``first`` to day ``last``, every
+    retailer sources.yaml provides (made partitions first)."""
+    from dagster import DagsterInstance
 
+    from arbx_dagster.assets.partitions import add_retailers, configured_retailers
+
+    with DagsterInstance.get() as instance:
+        retailers = add_retailers(instance, configured_retailers())
     start, end = datetime.fromisoformat(first).date(), datetime.fromisoformat(last).date()
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    return [f"{day.isoformat()}|{retailer}" for day in days for retailer in RETAILERS]
+    return [f"{day.isoformat()}|{retailer}" for day in days for retailer in retailers]
 
 
 def demo(

@@ -14,6 +14,8 @@ import polars as pl
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
 RETAILERS: tuple[str, ...] = ("falabella", "ripley", "paris")  # the demo's (Chilean) market
+# The retailer dimension of raw-price partitions: Dagster dynamic partitions of this name.
+RETAILER_PARTITIONS_NAME = "retailer"
 # What a retailer may be called (sources.yaml names, landing folders, partition keys).
 RETAILER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +162,18 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+ADD_PARTITION_MUTATION = """
+mutation AddPartition($selector: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
+    __typename
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+_ADDED = ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError")
+
+
 class DagsterClient:
     def __init__(self, url: str, timeout_seconds: float = 10.0, cache_seconds: float = 30):
         self.url = url.rstrip("/")
@@ -168,6 +181,7 @@ class DagsterClient:
         self._cache_seconds = cache_seconds
         self._repo: tuple[float, Repository] | None = None
         self._mutex = threading.Lock()
+        self._partitions: set[tuple[str, str]] = set()  # dynamic partitions known to exist
 
     def close(self) -> None:
         self._http.close()
@@ -270,6 +284,20 @@ class DagsterClient:
         else:
             message = result.get("message", "")
         raise DagsterError(result["__typename"], message)
+
+    def add_dynamic_partitions(self, name: str, keys: Iterable[str]) -> None:
+        """Make ``keys`` partitions of the dynamic partitions ``name`` (those that are
+        already are left alone), as the sensors would: a launch never waits for them."""
+        repo = self.repository()
+        selector = {"repositoryLocationName": repo.location, "repositoryName": repo.name}
+        for key in keys:
+            if (name, key) in self._partitions:
+                continue
+            variables = {"selector": selector, "name": name, "key": key}
+            result = self.execute(ADD_PARTITION_MUTATION, variables)["addDynamicPartition"]
+            if result["__typename"] not in _ADDED:
+                raise DagsterError(result["__typename"], result.get("message", ""))
+            self._partitions.add((name, key))
 
     def latest_partitions(self, job: str, limit: int = 500) -> list[str]:
         """The partition keys of ``job``'s latest day (``<day>|<retailer>``, in Dagster's

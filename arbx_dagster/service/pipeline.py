@@ -18,9 +18,11 @@ import dataclasses
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from arbx_dagster.domain.schema import RETAILER_PARTITIONS_NAME
 from arbx_dagster.service.dagster_api import (
     ACTIVE_STATUSES,
     DagsterClient,
@@ -125,12 +127,17 @@ def launch(
     request: LaunchRequest,
     actor: str,
     events: EventLog | None = None,
+    retailers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Launch ``request.job`` unless an active run of it covers any of the same partitions."""
+    """Launch ``request.job`` unless an active run of it covers any of the same partitions.
+    ``retailers`` (what sources.yaml provides) are made retailer partitions first."""
     repo = client.repository()
     if request.job not in repo.jobs:
         raise LaunchRejected(404, f"unknown job {request.job!r}; jobs: {', '.join(repo.jobs)}")
-    request = _scoped(client, request, request.job in repo.partitioned_jobs)
+    partitioned = request.job in repo.partitioned_jobs
+    if partitioned and retailers:
+        client.add_dynamic_partitions(RETAILER_PARTITIONS_NAME, retailers)
+    request = _scoped(client, request, partitioned)
     lock = f"pipeline:launch:{request.job}"
     try:
         with cache.lock(lock, ttl_seconds=60, wait_seconds=5):

@@ -121,6 +121,8 @@ def ingest_dropped_files(
         )
         result = file_drop_sensor(context)
         cursor = result.cursor
+        for added in result.dynamic_partitions_requests or []:  # as the daemon applies them
+            instance.add_dynamic_partitions(added.partitions_def_name, added.partition_keys)
         requests.extend(result.run_requests or [])
     runs = [
         dg.materialize(
@@ -286,7 +288,8 @@ def service_settings(
 
 
 def write_sources(folder: Path) -> Path:
-    """A sources.yaml with one file_drop source (files settle at once) under ``folder``."""
+    """A sources.yaml with one file_drop source (files settle at once) under ``folder``,
+    fed with the Chilean stores' batches (declared: its folders are made by what lands)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "landing").mkdir(exist_ok=True)
     path = folder / "sources.yaml"
@@ -297,7 +300,8 @@ def write_sources(folder: Path) -> Path:
         "  - name: exports\n"
         "    connector: file_drop\n"
         f"    path: {folder / 'landing'}\n"
-        "    settle_seconds: 0\n",
+        "    settle_seconds: 0\n"
+        "    known_retailers: [falabella, ripley, paris]\n",
         encoding="utf-8",
     )
     return path
@@ -310,6 +314,7 @@ class StubDagster:
 
     def __init__(self) -> None:
         self.launched: list[tuple[str, dict[str, str]]] = []
+        self.partitions_added: list[tuple[str, str]] = []
 
     def close(self) -> None:
         pass
@@ -323,6 +328,9 @@ class StubDagster:
     def repository(self, fresh: bool = False) -> Repository:
         jobs = ("ingest_critical", "full_refresh", "refresh_downstream")
         return Repository("stub", "__repository__", jobs, [], [], frozenset(jobs[:2]))
+
+    def add_dynamic_partitions(self, name: str, keys: Any) -> None:
+        self.partitions_added.extend((name, key) for key in keys)
 
     def latest_partitions(self, job: str, limit: int = 500) -> list[str]:
         from datetime import UTC, datetime

@@ -170,10 +170,15 @@ def landing_source(sources: SourcesConfig, name: str | None) -> FileDropSource:
     return candidates[0]
 
 
-def accepted_retailers(sources: SourcesConfig, source: FileDropSource) -> set[str]:
-    """Retailers the sensor can place: the source's, that are raw-price partitions too."""
-    partitioned = {r for s in sources.enabled() for r in s.retailers}
-    return set(source.retailers) & partitioned
+def refused_retailers(
+    sources: SourcesConfig, source: FileDropSource, retailers: set[str]
+) -> list[str]:
+    """Retailers this landing cannot place: any but its fixed or declared ones; a landing
+    whose folders name its retailers takes those and any other retailer sources.yaml
+    provides (a new store is configured — a folder, a source — never created by a sender)."""
+    if source.retailer is not None or source.known_retailers is not None:
+        return sorted(retailers - set(source.retailers))
+    return sorted(retailers - {*source.retailers, *sources.provided_retailers()})
 
 
 def _fsync_dir(path: Path) -> None:
@@ -295,11 +300,12 @@ def accept(
     if known is not None:
         return replay(known)
     batch: PriceWebhook = batch_loader(source)
-    allowed = accepted_retailers(sources, source)
-    unknown = sorted({o.retailer for o in batch.observations} - allowed)
+    unknown = refused_retailers(sources, source, {o.retailer for o in batch.observations})
     if unknown:
         raise WebhookRejected(
-            422, f"unknown retailer(s) {unknown}; this landing accepts {sorted(allowed)}"
+            422,
+            f"unknown retailer(s) {unknown}; sources.yaml provides "
+            f"{sources.provided_retailers()} (a new retailer needs its folder or source)",
         )
     if not receipts.claim(delivery):
         raise WebhookRejected(409, "the same delivery is being processed; retry in a second")

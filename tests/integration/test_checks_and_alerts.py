@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from instances import ephemeral_instance
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.automation.sensors import alert_on_run_failure
@@ -78,7 +79,7 @@ def test_a_failed_blocking_check_stops_downstream_and_raises_an_alert(
         [*ALL_ASSETS, *ALL_CHECKS],
         resources=_resources(tmp_path),
         partition_key="2026-11-23|paris",
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=ephemeral_instance(),
         raise_on_error=False,
     )
     failed = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}

@@ -169,6 +169,8 @@ def test_product_matches_without_a_stored_match_model_still_finds_opportunities(
             )
             result = file_drop_sensor(context)
             cursor = result.cursor
+            for added in result.dynamic_partitions_requests or []:  # as the daemon does
+                instance.add_dynamic_partitions(added.partitions_def_name, added.partition_keys)
         requests = result.run_requests
         assert sorted(r.tags["arbx/retailer"] for r in requests) == ["falabella", "ripley"]
         for request in requests:

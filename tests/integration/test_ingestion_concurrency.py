@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 from dagster._core.run_coordinator.queued_run_coordinator import RunQueueConfig
 from dagster._utils.tags import TagConcurrencyLimitsCounter
+from instances import stored_instance
 
 from arbx_dagster.automation.sensors import file_run_requests
 from arbx_dagster.definitions import defs
@@ -51,10 +52,13 @@ def _ui_tags(partition: str) -> Mapping[str, str]:
 
 
 def _schedule_tags(partition: str) -> Mapping[str, str]:
-    context = dg.build_schedule_context(
-        scheduled_execution_time=NOW, repository_def=defs.get_repository_def()
-    )
-    requests = defs.resolve_schedule_def("critical_tier").evaluate_tick(context).run_requests
+    with stored_instance() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=NOW,
+            repository_def=defs.get_repository_def(),
+        )
+        requests = defs.resolve_schedule_def("critical_tier").evaluate_tick(context).run_requests
     return next(r.tags for r in requests or [] if r.partition_key == partition)
 
 
@@ -71,11 +75,12 @@ def _sensor_tags(partition: str) -> Mapping[str, str]:
         retailer=retailer,
     )
     [request], _ = file_run_requests(source, [dropped], NOW.date())
-    resolved = request.with_resolved_tags_and_config(
-        target_definition=defs.resolve_job_def("ingest_files"),
-        dynamic_partitions_requests=[],
-        dynamic_partitions_store=None,
-    )
+    with stored_instance() as instance:
+        resolved = request.with_resolved_tags_and_config(
+            target_definition=defs.resolve_job_def("ingest_files"),
+            dynamic_partitions_requests=[],
+            dynamic_partitions_store=instance,
+        )
     return resolved.tags
 
 

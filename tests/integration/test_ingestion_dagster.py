@@ -10,15 +10,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from cli_process import run_arbx
+from instances import ephemeral_instance, stored_instance
 
 from arbx_dagster.assets.ingestion import raw_prices
-from arbx_dagster.assets.partitions import RETAILERS
+from arbx_dagster.assets.partitions import partition_retailers
 from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.automation.jobs import DOWNSTREAM
 from arbx_dagster.automation.schedules import CRON_BY_TIER
-from arbx_dagster.automation.sensors import file_drop_sensor
+from arbx_dagster.automation.sensors import file_drop_sensor, new_retailer_partitions
 from arbx_dagster.cli.backfill import backfill_batches
 from arbx_dagster.definitions import defs
+from arbx_dagster.domain.schema import RETAILERS
 from arbx_dagster.resources import (
     CacheResource,
     ClockResource,
@@ -80,14 +82,19 @@ def test_each_tier_has_its_cadence_and_refreshes_only_its_tier(tier: str, cron: 
     config = job.get_run_config_for_partition_key("2026-11-23|ripley")
     assert config["ops"]["raw_prices"]["config"]["tier"] == tier
 
-    context = dg.build_schedule_context(
-        scheduled_execution_time=NOW, repository_def=defs.get_repository_def()
-    )
-    requests = schedule.evaluate_tick(context).run_requests
+    with stored_instance() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=NOW,
+            repository_def=defs.get_repository_def(),
+        )
+        requests = schedule.evaluate_tick(context).run_requests
     assert requests is not None
-    assert sorted(r.partition_key for r in requests) == [f"2026-11-23|{r}" for r in RETAILERS]
+    assert sorted(r.partition_key for r in requests) == [
+        f"2026-11-23|{r}" for r in sorted(RETAILERS)
+    ]
     assert all(r.tags["arbx/tier"] == tier for r in requests)
-    assert sorted(r.tags["arbx/retailer"] for r in requests) == RETAILERS
+    assert sorted(r.tags["arbx/retailer"] for r in requests) == sorted(RETAILERS)
 
 
 def test_ingestion_retries_with_backoff() -> None:
@@ -135,7 +142,7 @@ def test_every_downstream_asset_shares_the_fresh_prices_condition() -> None:
 def test_todays_prices_landing_refreshes_downstream_once() -> None:
     graph = defs.resolve_asset_graph()
     downstream = DOWNSTREAM.resolve(graph)
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ephemeral_instance() as instance:
 
         def evaluate(cursor: object = None) -> dg.EvaluateAutomationConditionsResult:
             return dg.evaluate_automation_conditions(
@@ -171,7 +178,7 @@ def test_todays_prices_landing_refreshes_downstream_once() -> None:
 def test_a_cold_start_builds_the_match_model_with_the_first_listings_in_one_tick() -> None:
     graph = defs.resolve_asset_graph()
     downstream = DOWNSTREAM.resolve(graph)
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ephemeral_instance() as instance:
         tick = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW)
         assert tick.total_requested == 0  # nothing landed yet: nothing to refresh
         _land(instance, f"{TODAY}|{RETAILERS[0]}")  # the very first tier run
@@ -187,7 +194,7 @@ def test_a_cold_start_builds_the_match_model_with_the_first_listings_in_one_tick
 def test_a_missing_match_model_is_built_at_once_and_never_blocks_matching() -> None:
     graph = defs.resolve_asset_graph()
     downstream = DOWNSTREAM.resolve(graph)
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ephemeral_instance() as instance:
         # An instance where everything but the model exists (its storage was wiped, or
         # the deployment predates it): the model is requested on the first look.
         _land(instance, f"2026-11-22|{RETAILERS[0]}")
@@ -225,6 +232,10 @@ def test_the_file_drop_sensor_ingests_each_file_exactly_once(tmp_path: Path) -> 
         assert first.run_requests == []
         second = evaluate(first.cursor)
         assert [r.partition_key for r in second.run_requests] == ["2026-11-22|ripley"]
+        # ripley's folder is new: the same tick makes it a retailer partition
+        [added] = second.dynamic_partitions_requests
+        assert (added.partitions_def_name, added.partition_keys) == ("retailer", ["ripley"])
+        instance.add_dynamic_partitions(added.partitions_def_name, added.partition_keys)
         # A restarted daemon continues from the stored cursor: nothing is ingested twice.
         assert evaluate(second.cursor).run_requests == []
         assert evaluate(second.cursor).run_requests == []
@@ -295,7 +306,7 @@ def test_a_backfill_from_dated_exports_run_twice_lands_the_same_rows(tmp_path: P
                     ("quarantine", warehouse.scalar("SELECT count(*) FROM quarantine")),
                 ]
             )
-    assert counts[0] == counts[1] == [*((r, 28) for r in RETAILERS), ("quarantine", 21)]
+    assert counts[0] == counts[1] == [*((r, 28) for r in sorted(RETAILERS)), ("quarantine", 21)]
 
 
 def test_a_backfill_of_some_retailers_runs_only_their_partitions() -> None:
@@ -332,3 +343,11 @@ def test_a_backfill_of_one_retailer_lands_only_that_retailers_days(tmp_path: Pat
             "GROUP BY ALL ORDER BY day"
         ).rows()
     assert landed == [("ripley", days[0], 2), ("ripley", days[1], 2)]  # not the 12th, no others
+
+
+def test_a_new_retailer_folder_becomes_a_partition_without_a_reload() -> None:
+    with ephemeral_instance() as instance:
+        assert "lider" not in partition_retailers(instance)
+        [added] = new_retailer_partitions(instance, ["lider", "ripley"])
+        assert (added.partitions_def_name, added.partition_keys) == ("retailer", ["lider"])
+        assert new_retailer_partitions(instance, ["ripley"]) == []

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pytest
 from fixture_server import Fault, FixtureServer
+from instances import ephemeral_instance
 
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.automation.sensors import alert_on_run_failure
@@ -67,7 +68,7 @@ def _materialize(
         partition_key=partition,
         run_config=run_config,
         tags=tags,
-        instance=instance or dg.DagsterInstance.ephemeral(),
+        instance=instance or ephemeral_instance(),
         raise_on_error=False,
         resources={
             "warehouse": WarehouseResource(duckdb_path=str(warehouse_path)),
@@ -147,7 +148,7 @@ def test_a_redesigned_grid_fails_the_partition_loudly_without_retrying(
     server: FixtureServer, warehouse_path: Path, alert_receiver: Any
 ) -> None:
     server.always("/paris/tecnologia/", Fault(fixture="paris/grid-redesign.html"))
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ephemeral_instance() as instance:
         result = _materialize(warehouse_path, partition="2026-11-23|paris", instance=instance)
         assert not result.success
         [failure] = [e for e in result.all_events if e.is_step_failure]

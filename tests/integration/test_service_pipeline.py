@@ -33,6 +33,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from arbx_dagster.domain.history import day_of
+from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.events import RedisEventLog
@@ -211,7 +212,9 @@ def workers(tmp_path: Path, redis_cache: Cache, dagster_ui: DagsterUI) -> Iterat
     def make() -> TestClient:
         settings = service_settings(tmp_path, dagster_url=dagster_ui.url)
         cache = RedisCache(redis_cache.url, prefix=redis_cache.prefix)  # type: ignore[attr-defined]
-        client = TestClient(create_app(settings, cache=cache))
+        # the API reads the sources the code location reads, as under `arbx up`
+        sources = resolve_sources(dagster_ui.arbx_home.parent / "sources.yaml")
+        client = TestClient(create_app(settings, cache=cache, sources=sources))
         client.__enter__()
         opened.append(client)
         return client

@@ -44,7 +44,14 @@ def launch_run(
         tags=dict(body.tags),
     )
     with st.auditor.action(who.actor, "pipeline.launch", body.job, scope=request.scope) as entry:
-        result = pipeline.launch(st.dagster, st.cache, request, who.actor, st.events)
+        result = pipeline.launch(
+            st.dagster,
+            st.cache,
+            request,
+            who.actor,
+            st.events,
+            retailers=st.sources.provided_retailers(),
+        )
         entry.details["run_id"] = result["run_id"]
     return result
 
