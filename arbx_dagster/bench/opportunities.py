@@ -6,13 +6,11 @@ Method (plain Python, no Dagster; nothing of the user's ``.arbx`` is read or wri
 1. **A throwaway home.** A temporary folder holds the DuckDB warehouse (migrated), the
    raw-payload archive and a landing folder; it is deleted at the end.
 2. **The catalogues arrive as file drops.** ``left.csv`` plays ``falabella`` and
-   ``right.csv`` plays ``ripley`` (today's partitions know the Chilean retailers only).
+   ``right.csv`` plays ``ripley`` (any names would do; these keep reports comparable).
    Each is dropped as ``<landing>/<retailer>/catalogue.csv`` holding the catalogue's
    ``id`` and the columns ``dataset.json`` maps (``fields``), as the source wrote them.
-   Rows with an empty price are left out of the drop: a store's export lists what it
-   sells at a price, and through ingestion they would only be quarantined ("no price on a
-   successful fetch") — where most rows are unpriced (abt: 61 %) the connector would even
-   refuse the whole file as a suspected layout change. They are counted in ``listings``.
+   Rows with an empty price are left out of the drop (through ingestion they would only
+   be quarantined, "no price on a successful fetch"); they are counted in ``listings``.
 3. **Ingested as the file-drop sensor's runs ingest them.** One ``file_drop`` source
    (``bench``) maps the columns onto record fields (``sku`` = ``id``, ``name``,
    ``brand``, ``model``, ``category`` when mapped, ``price_offer`` = the ``price``

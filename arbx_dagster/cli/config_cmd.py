@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from arbx_dagster.domain.config import MONEY_SETTINGS, Thresholds
+from arbx_dagster.domain.config import MONEY_SETTINGS, Thresholds, setting_key
 from arbx_dagster.reporting.format import money
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.migrations import migrate
@@ -64,7 +64,11 @@ def show() -> None:
 
 @app.command("set")
 def set_(
-    key: str = typer.Argument(..., help="Setting name, e.g. min_margin_clp"),
+    key: str = typer.Argument(
+        ...,
+        help="Setting name, e.g. min_margin (min_margin_clp), an amount in the market's "
+        "currency's minor units (whole CLP, USD cents)",
+    ),
     value: str = typer.Argument(..., help="New value, e.g. 15000 or falabella,paris"),
     actor: str = typer.Option(None, help="Who is changing it (default: your user name)."),
 ) -> None:
@@ -79,4 +83,8 @@ def set_(
         except ValueError as exc:  # SourcesError included
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
-    typer.echo(f"{key} = {thresholds.to_rows()[key]}")
+    stored = setting_key(key)
+    shown = thresholds.to_rows()[stored]
+    if stored in MONEY_SETTINGS:
+        shown += f" ({money(getattr(thresholds, stored), thresholds.currency)})"
+    typer.echo(f"{stored} = {shown}")

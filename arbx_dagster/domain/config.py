@@ -65,8 +65,15 @@ class Thresholds:
 # Money settings whose shipped default is an amount, per the minor units of the market's
 # currency: CLP 10.000 is about USD 10, so a market in cents starts at 1.000 (10.00).
 _MONEY_DEFAULTS_IN_CENTS = {"min_margin_clp": 1_000, "high_margin_clp": 5_000}
-# Settings that are amounts in the market currency's minor units (named _clp historically).
+# Settings that are amounts in the market currency's minor units (named _clp historically;
+# each is also accepted by its currency-neutral name).
 MONEY_SETTINGS = ("min_margin_clp", "shipping_cost_clp", "high_margin_clp")
+SETTING_ALIASES = {key.removesuffix("_clp"): key for key in MONEY_SETTINGS}
+
+
+def setting_key(name: str) -> str:
+    """The stored name of a setting: ``min_margin`` -> ``min_margin_clp``."""
+    return SETTING_ALIASES.get(name, name)
 
 
 def money_defaults(code: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.domain.config import Thresholds, coerce_setting, rebased_money
+from arbx_dagster.domain.config import Thresholds, coerce_setting, rebased_money, setting_key
 from arbx_dagster.storage.warehouse import Warehouse
 
 
@@ -30,6 +30,7 @@ def set_setting(
     """Validate and store one setting, recording who changed it from what to what.
 
     ``known_retailers``: the retailers sources.yaml provides (see ``coerce_setting``)."""
+    key = setting_key(key)
     try:
         coerced = coerce_setting(key, value, known_retailers=known_retailers)
     except ValueError as exc:

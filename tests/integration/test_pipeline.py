@@ -14,11 +14,10 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from instances import ephemeral_instance
+from instances import BY_NAME, ephemeral_instance
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.domain.history import day_of
-from arbx_dagster.domain.schema import RETAILERS
 from arbx_dagster.domain.simulator import SimulatedMarket, SimulatorConfig, simulate_market
 from arbx_dagster.resources import (
     CacheResource,
@@ -93,8 +92,8 @@ def _materialize(resources: dict[str, Any], as_of: str) -> dg.ExecuteInProcessRe
         [*ALL_ASSETS, *ALL_CHECKS],
         resources={**resources, "clock": ClockResource(as_of=as_of)},
         tags={
-            "dagster/asset_partition_range_start": f"{first.isoformat()}|{RETAILERS[0]}",
-            "dagster/asset_partition_range_end": f"{today.isoformat()}|{RETAILERS[-1]}",
+            "dagster/asset_partition_range_start": f"{first.isoformat()}|{BY_NAME[0]}",
+            "dagster/asset_partition_range_end": f"{today.isoformat()}|{BY_NAME[-1]}",
         },
         instance=ephemeral_instance(),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from arbx_dagster.domain.config import Thresholds, money_defaults, rebased_money
+from arbx_dagster.domain.config import Thresholds, money_defaults, rebased_money, setting_key
 from arbx_dagster.domain.glitches import glitch_type, severity
 from arbx_dagster.ingestion.columns import guess_columns
 from arbx_dagster.reporting.format import money
@@ -56,3 +56,9 @@ def test_glitch_kinds_and_floors_follow_the_markets_currency() -> None:
         usd=severity(pl.lit(50), pl.lit(100), Thresholds(currency="USD")),  # USD 0.50: no
     ).row(0)
     assert below == ("high", "low")
+
+
+def test_money_settings_answer_to_their_currency_neutral_names() -> None:
+    assert setting_key("min_margin") == "min_margin_clp"
+    assert setting_key("shipping_cost") == "shipping_cost_clp"
+    assert setting_key("min_roi_pct") == "min_roi_pct"
