@@ -51,6 +51,7 @@ retailers:
         "ARBX_POSTGRES_URL": fresh_postgres_url,
         "ARBX_SOURCES": str(sources),
         "ARBX_FILE_DROP_INTERVAL_SECONDS": "5",
+        "ARBX_STEP_EXECUTOR": "in_process",  # no 4 s of imports per step on a small machine
         "ARBX_TEST_WEBSERVER_PORT": str(free_port()),
         "ARBX_TEST_API_PORT": str(free_port()),
         "ARBX_API_KEYS": f"test={API_KEY}",
@@ -150,7 +151,7 @@ def test_daemon_runs_the_file_drop_sensor_and_a_restart_repeats_nothing(
                 time.sleep(0.5)
             _up(deployment)  # starts what is not running: the daemon again
             assert int(pid_file.read_text()) != old_pid
-            time.sleep(20)  # several sensor intervals
+            time.sleep(12)  # two sensor intervals and more
             assert len(_file_runs(instance)) == 1
     finally:
         del os.environ["ARBX_POSTGRES_URL"]
