@@ -145,13 +145,8 @@ class CurlCffiClient:
     kind = "curl_cffi"
 
     def __init__(self, browser: str, *, timeout_seconds: float, headers: Mapping[str, str]):
-        try:
-            from curl_cffi import requests as curl_requests
-        except ImportError as exc:  # pragma: no cover - curl_cffi is a dependency
-            raise RuntimeError(
-                f"client kind curl_cffi needs the curl_cffi package ({exc}); "
-                "install it with: pip install curl_cffi"
-            ) from None
+        from curl_cffi import requests as curl_requests  # imported only where it is used
+
         self.browser = browser
         self._errors = curl_requests.exceptions
         # like httpx, connecting gets min(timeout, 10 s); curl then bounds the whole exchange

@@ -178,13 +178,8 @@ class HttpClientConfig(_Model):
 
 def impersonation_targets() -> frozenset[str]:
     """Browser names the installed curl_cffi can impersonate."""
-    try:
-        from curl_cffi.requests.impersonate import BrowserTypeLiteral
-    except ImportError as exc:  # pragma: no cover - curl_cffi is a dependency
-        raise ValueError(
-            f"client kind curl_cffi needs the curl_cffi package ({exc}); "
-            "install it with: pip install curl_cffi"
-        ) from None
+    from curl_cffi.requests.impersonate import BrowserTypeLiteral  # only where it is used
+
     return frozenset((*typing.get_args(BrowserTypeLiteral), *BROWSERS))
 
 
