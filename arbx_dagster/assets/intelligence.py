@@ -8,6 +8,7 @@ from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.intelligence import refresh_intelligence
 from arbx_dagster.reporting.charts import top_opportunities_chart, volatility_by_category_chart
 from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
+from arbx_dagster.storage.settings_store import read_thresholds
 
 
 @dg.asset(
@@ -32,7 +33,8 @@ def intelligence_metrics(
         warehouse.warehouse, now=clock.now(), cache_stats=cache.cache.cache_stats()
     )
     tiers_chart = volatility_by_category_chart(report.preview)
-    prices_chart = top_opportunities_chart(report.frames.get("top_opportunities"))
+    code = read_thresholds(warehouse.warehouse).currency
+    prices_chart = top_opportunities_chart(report.frames.get("top_opportunities"), code)
     return dg.MaterializeResult(
         metadata=stage_metadata(
             report,

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -30,7 +31,9 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = MAX_PREVIEW_ROWS) -> str
 def png_markdown(figure: Any, alt: str) -> dg.MetadataValue:
     """Embed a matplotlib figure in Markdown metadata as an inline PNG."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    with warnings.catch_warnings():  # a one-day series leaves the date locator no choice
+        warnings.simplefilter("ignore", UserWarning)
+        figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
 

@@ -51,4 +51,5 @@ app.add_typer(sources_cmd.app, name="sources")
 def main() -> None:
     # Dagster flags beta parameters (backfill policies) at import; users cannot act on it.
     warnings.filterwarnings("ignore", category=UserWarning, module="dagster")
+    warnings.filterwarnings("ignore", message=r"Parameter `\w+` .* is currently in beta")
     app()

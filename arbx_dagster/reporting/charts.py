@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import polars as pl
+
+from arbx_dagster.domain.money import DEFAULT_CURRENCY, format_amount
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -54,7 +57,7 @@ def volatility_by_category_chart(by_category: pl.DataFrame | None) -> Figure:
     return figure
 
 
-def top_opportunities_chart(series: pl.DataFrame | None) -> Figure:
+def top_opportunities_chart(series: pl.DataFrame | None, code: str = DEFAULT_CURRENCY) -> Figure:
     import matplotlib.dates as mdates
 
     plt = _pyplot()
@@ -79,11 +82,13 @@ def top_opportunities_chart(series: pl.DataFrame | None) -> Figure:
             )
         name = panel["product_name"][0] or oid
         axis.set_title(f"{panel['kind'][0]}: {name[:70]}", fontsize=9, loc="left")
-        axis.yaxis.set_major_formatter(lambda value, _: "$" + f"{value:,.0f}".replace(",", "."))
+        axis.yaxis.set_major_formatter(lambda value, _: format_amount(value, code))
         locator = mdates.AutoDateLocator(maxticks=8)
         axis.xaxis.set_major_locator(locator)
         axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         axis.legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
+    with warnings.catch_warnings():  # a one-day series leaves the date locator no choice
+        warnings.simplefilter("ignore", UserWarning)
+        figure.tight_layout()
     plt.close(figure)
     return figure
