@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.config import SETTING_ALIASES, Thresholds, setting_key
 
 # No control characters: PostgreSQL refuses NUL in text, and nobody needs the others.
 SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"
@@ -180,6 +180,8 @@ def _config_update_model() -> type[BaseModel]:
         f.name: (_setting_type(getattr(defaults, f.name)) | None, None)
         for f in dataclasses.fields(Thresholds)
     }
+    # money settings by their currency-neutral names too (min_margin = min_margin_clp)
+    fields.update({alias: fields[key] for alias, key in SETTING_ALIASES.items()})
     return create_model(
         "ConfigUpdate",
         __config__=ConfigDict(extra="forbid"),
@@ -192,7 +194,15 @@ ConfigUpdate = _config_update_model()
 
 
 def config_changes(update: BaseModel) -> dict[str, Any]:
-    return update.model_dump(exclude_unset=True, exclude_none=True)
+    """The settings to change, by their stored names; ``ValueError`` when a setting is given
+    twice (by both of its names) with different values."""
+    changes: dict[str, Any] = {}
+    for name, value in update.model_dump(exclude_unset=True, exclude_none=True).items():
+        key = setting_key(name)
+        if key in changes and changes[key] != value:
+            raise ValueError(f"{key} given twice with different values")
+        changes[key] = value
+    return changes
 
 
 class LabelBody(Strict):

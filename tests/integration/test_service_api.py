@@ -475,6 +475,18 @@ def test_the_retailers_the_sources_provide_are_listed_for_the_dashboard(
     assert listed.json() == {"retailers": ["abt", "buy"]}
 
 
+def test_money_settings_take_their_currency_neutral_names(
+    api: TestClient, postgres_warehouse: Warehouse
+) -> None:
+    changed = api.put("/api/config", json={"min_margin": 2_500}, headers=AUTH)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["min_margin_clp"] == 2_500
+    both = {"min_margin": 1, "min_margin_clp": 2}
+    refused = api.put("/api/config", json=both, headers=AUTH)
+    assert refused.status_code == 422
+    assert "given twice" in refused.text
+
+
 def test_kpis_and_prometheus_metrics(api: TestClient, postgres_warehouse: Warehouse) -> None:
     seed(postgres_warehouse, [opportunity(1), opportunity(5)])
     today, yesterday = NOW.date(), NOW.date() - timedelta(days=1)

@@ -90,7 +90,10 @@ def update_config(
 ) -> dict[str, Any]:
     """Change thresholds / enabled retailers (only retailers an enabled source of
     sources.yaml provides); each change is audited (from → to)."""
-    changes = config_changes(body)
+    try:
+        changes = config_changes(body)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
     if not changes:
         raise HTTPException(422, "no setting to change")
     try:
