@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -90,9 +91,23 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
             raise BadCursor("cursor is not valid") from exc
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-    elif isinstance(value, bool) or not isinstance(value, int | float):
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not _storable(value):
+        raise BadCursor("cursor is not valid")
+    if len(opportunity_id) > MAX_ID_CHARS:
         raise BadCursor("cursor is not valid")
     return value, opportunity_id
+
+
+# What a cursor may carry: values the warehouse's columns can hold (BIGINT, finite DOUBLE)
+# and an id no longer than a sha256 hex: anything else is refused before any query.
+_BIGINT = 2**63
+MAX_ID_CHARS = 64
+
+
+def _storable(value: float) -> bool:
+    if isinstance(value, int):
+        return -_BIGINT <= value < _BIGINT
+    return math.isfinite(value)
 
 
 def build_sql(q: OpportunityQuery) -> tuple[str, list[Any]]:

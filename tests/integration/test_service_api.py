@@ -4,6 +4,7 @@ body limits, health; and the embedded DuckDB default answering 503 while a run h
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -224,6 +225,16 @@ def test_opportunities_are_filtered_sorted_and_cursor_paginated(
 
     bad = api.get("/api/opportunities", params={"cursor": "bm9wZQ"}, headers=AUTH)
     assert bad.status_code == 400 and "cursor" in bad.json()["message"]
+    # values no column can hold are refused before any query (not a 500)
+    for value in (10**30, -(2**63) - 1, "1e999"):
+        raw = f'["margin",{value},"x"]'.encode()
+        forged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        answer = api.get("/api/opportunities", params={"cursor": forged}, headers=AUTH)
+        assert answer.status_code == 400, (value, answer.text)
+    long_id = base64.urlsafe_b64encode(f'["margin",1,"{"x" * 65}"]'.encode()).decode().rstrip("=")
+    assert (
+        api.get("/api/opportunities", params={"cursor": long_id}, headers=AUTH).status_code == 400
+    )
     other_sort = api.get(
         "/api/opportunities", params={"cursor": first["next_cursor"]}, headers=AUTH
     )
