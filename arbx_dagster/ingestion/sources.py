@@ -7,6 +7,7 @@ be one of page, cursor, offset, none (got 'pages')``) rather than failing mid-sc
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -382,6 +383,20 @@ class FileDropSource(_Source):
         "title -> name, price -> price_offer); `columns` always wins",
     )
     csv_separator: str = Field(",", min_length=1, max_length=1)
+    encoding: str = Field(
+        "utf-8",
+        description="the exports' text encoding (latin-1, cp1252, …); a row that is "
+        "not text in it is quarantined, never stored garbled",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1)") from None
+
     settle_seconds: float = Field(10.0, ge=0)
     require_stable_size: bool = True
     partial_suffixes: tuple[str, ...] = (".part", ".tmp", ".crdownload", ".partial")

@@ -211,3 +211,24 @@ def test_unknown_files_and_formats_are_clear_errors(tmp_path: Path) -> None:
     _write(tmp_path / "landing/x.xlsx", b"zip")
     with pytest.raises(IngestionError, match="unknown format"):
         list(drop.fetch(FetchRequest(paths=("x.xlsx",))))
+
+
+def test_a_wrongly_encoded_file_is_quarantined_by_line_never_stored_garbled(
+    tmp_path: Path,
+) -> None:
+    content = "sku,name,price_offer\nA,Televisión 55,199990\nB,Radio,19990\n".encode("latin-1")
+    _write(tmp_path / "landing/falabella/export.csv", content)
+    [batch] = _drop(tmp_path).fetch(FetchRequest(observed_at=NOW))
+    result = validate_observations(batch.frame, now=NOW)
+    assert result.accepted["name"].to_list() == ["Radio"]  # the ASCII line still lands
+    [reason] = result.quarantined["reason"].to_list()
+    assert reason.startswith("not utf-8 text") and "encoding: latin-1" in reason
+
+    [fixed] = _drop(tmp_path, encoding="latin-1").fetch(FetchRequest(observed_at=NOW))
+    names = validate_observations(fixed.frame, now=NOW).accepted["name"].to_list()
+    assert names == ["Televisión 55", "Radio"]
+
+
+def test_an_unknown_encoding_is_refused_when_sources_yaml_loads(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown text encoding 'klingon'"):
+        FileDropSource(name="x", connector="file_drop", path=tmp_path, encoding="klingon")

@@ -360,10 +360,13 @@ class FileDropConnector:
             return frame.with_columns(
                 source_location=pl.format(f"{f.relpath}:row {{}}", pl.int_range(1, pl.len() + 1))
             )
+        encoding = self.source.encoding
         if f.format == "jsonl":
-            return _read_jsonl(content, f.relpath)
-        separator = "\t" if f.path.lower().endswith(".tsv") else self.source.csv_separator
-        return _read_csv(content, f.relpath, separator)
+            frame = _read_jsonl(content, f.relpath, encoding)
+        else:
+            separator = "\t" if f.path.lower().endswith(".tsv") else self.source.csv_separator
+            frame = _read_csv(content, f.relpath, separator, encoding)
+        return _flag_undecodable(frame, content, f.relpath, encoding, self.name)
 
     # --- replay ---
 
@@ -407,12 +410,45 @@ def _default_observed_at(f: DroppedFile, fetched: datetime) -> datetime:
     return datetime.combine(named, dtime(12), tzinfo=ZoneInfo(MARKET_TZ)).astimezone(UTC)
 
 
-def _read_csv(content: bytes, relpath: str, separator: str) -> pl.DataFrame:
+def _undecodable_lines(content: bytes, encoding: str) -> list[int]:
+    """Line numbers (1-based) whose bytes are not text in ``encoding``."""
+    bad = []
+    for number, line in enumerate(content.splitlines(), 1):
+        try:
+            line.decode(encoding)
+        except UnicodeDecodeError:
+            bad.append(number)
+    return bad
+
+
+def _flag_undecodable(
+    frame: pl.DataFrame, content: bytes, relpath: str, encoding: str, source: str
+) -> pl.DataFrame:
+    """Rows read from lines that are not ``encoding`` text are quarantined with why (a
+    'Televisi\ufffdn' must never be stored); the file's other rows still land."""
+    try:
+        content.decode(encoding)
+        return frame
+    except UnicodeDecodeError:
+        pass
+    bad = [f"{relpath}:{n}" for n in _undecodable_lines(content, encoding)]
+    reason = (
+        f"not {encoding} text (a Latin-1 / Windows export? set encoding: latin-1 on source "
+        f"{source})"
+    )
+    return frame.with_columns(
+        parse_error=pl.when(pl.col("source_location").is_in(bad) & pl.col("parse_error").is_null())
+        .then(pl.lit(reason))
+        .otherwise(pl.col("parse_error"))
+    )
+
+
+def _read_csv(content: bytes, relpath: str, separator: str, encoding: str) -> pl.DataFrame:
     """Every data line becomes a row located by its line number. A line with a different
     number of fields than the header is flagged (a shifted column would misprice it), and
     so is a last line cut mid-row. Unquoted files are split with Polars; quoted ones go
     through the csv module, which understands quoting."""
-    text = content.decode("utf-8", errors="replace")
+    text = content.decode(encoding, errors="replace").removeprefix("\ufeff")
     if '"' in text:
         frame = _read_quoted_csv(text, relpath, separator)
     else:
@@ -475,8 +511,8 @@ def _read_quoted_csv(text: str, relpath: str, separator: str) -> pl.DataFrame:
     return pl.DataFrame(data, schema=schema)
 
 
-def _read_jsonl(content: bytes, relpath: str) -> pl.DataFrame:
-    lines = content.decode("utf-8", errors="replace").splitlines()
+def _read_jsonl(content: bytes, relpath: str, encoding: str) -> pl.DataFrame:
+    lines = content.decode(encoding, errors="replace").removeprefix("\ufeff").splitlines()
     truncated = bool(content) and not content.endswith((b"\n", b"\r"))
     rows: list[dict[str, Any]] = []
     for number, line in enumerate(lines, 1):
