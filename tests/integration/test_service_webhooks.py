@@ -235,6 +235,7 @@ def test_concurrent_duplicates_land_once(apps: Any, landing: Path) -> None:
     ("payload", "status", "needle"),
     [
         (b"not json", 400, "not JSON"),
+        (b'{"observations": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", 400, "nested too deeply"),
         ({"observations": []}, 422, "observations"),
         ({"observations": observations(1, unknown_field=1)}, 422, "unknown_field"),
         ({"observations": observations(1, price_offer=-5)}, 422, "price_offer"),

@@ -232,3 +232,16 @@ def test_a_wrongly_encoded_file_is_quarantined_by_line_never_stored_garbled(
 def test_an_unknown_encoding_is_refused_when_sources_yaml_loads(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown text encoding 'klingon'"):
         FileDropSource(name="x", connector="file_drop", path=tmp_path, encoding="klingon")
+
+
+def test_a_jsonl_line_nested_thousands_deep_is_quarantined_and_the_rest_lands(
+    tmp_path: Path,
+) -> None:
+    deep = '{"sku": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    good = '{"sku": "B", "name": "Tablet", "price_offer": 199990}'
+    _write(tmp_path / "landing/ripley/feed.jsonl", f"{deep}\n{good}\n")
+    [batch] = _drop(tmp_path).fetch(FetchRequest(observed_at=NOW))
+    assert batch.frame.select("sku", "parse_error").rows() == [
+        (None, "JSON nested too deeply"),
+        ("B", None),
+    ]

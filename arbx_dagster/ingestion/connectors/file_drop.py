@@ -526,6 +526,9 @@ def _read_jsonl(content: bytes, relpath: str, encoding: str) -> pl.DataFrame:
             reason = _TRUNCATED if cut else f"invalid JSON: {exc.msg}"
             rows.append({"source_location": location, "parse_error": reason})
             continue
+        except RecursionError:  # one absurdly nested line must not cost the file's good rows
+            rows.append({"source_location": location, "parse_error": "JSON nested too deeply"})
+            continue
         if not isinstance(record, dict):
             rows.append({"source_location": location, "parse_error": "line is not a JSON object"})
             continue

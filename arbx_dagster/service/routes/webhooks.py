@@ -28,6 +28,8 @@ def parse_batch(raw: bytes, limit: int) -> webhooks.PriceWebhook:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise webhooks.WebhookRejected(400, f"body is not JSON: {exc}") from exc
+    except RecursionError:  # thousands of nested brackets: no batch is shaped like that
+        raise webhooks.WebhookRejected(400, "body is nested too deeply to be a batch") from None
     try:
         batch = webhooks.PriceWebhook.model_validate(data)
     except ValidationError as exc:
