@@ -97,12 +97,17 @@ def _first_failure(now: datetime, currency: str) -> pl.Expr:
 
 
 def _duplicate_of_a_later_row() -> pl.Expr:
-    """Among otherwise valid rows, a repeated natural key keeps its last occurrence."""
+    """Among otherwise valid rows, a repeated natural key keeps its last occurrence; the
+    reason says whether the earlier row said the same (an exact duplicate) or not."""
     key = pl.struct(list(RAW_PRICE_KEY))
     is_valid = pl.col("_reason").is_null()
     superseded = is_valid & ~key.is_last_distinct().over(is_valid)
+    values = pl.struct(list(RAW_PRICE_SCHEMA)).hash()
+    same_as_kept = values == values.last().over(key, is_valid)
     return (
-        pl.when(superseded)
+        pl.when(superseded & same_as_kept)
+        .then(pl.lit("exact duplicate (the same row appears again later)"))
+        .when(superseded)
         .then(pl.lit("conflicting duplicate (a later row has the same key, other values)"))
         .otherwise(pl.col("_reason"))
     )

@@ -130,7 +130,12 @@ def normalise(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
         )
     money = context.currency
     frame = frame.with_columns(
-        **{f"_{c}_bad": price_error_expr(pl.col(c), money) for c in PRICE_FIELDS},
+        # a price text with digits that reads as no price (1e23: beyond any price) is bad too
+        **{
+            f"_{c}_bad": price_error_expr(pl.col(c), money)
+            | (pl.col(c).str.contains(r"\d") & price_expr(pl.col(c), money).is_null())
+            for c in PRICE_FIELDS
+        },
         **{f"_{c}": price_expr(pl.col(c), money) for c in PRICE_FIELDS},
         currency=_currency_expr(pl.col("currency"), money),
     )

@@ -204,3 +204,11 @@ def test_stats_call_out_a_layout_change() -> None:
     total = FetchStats.total([mostly_bad, FetchStats(pages=1, items_seen=40)])
     assert (total.pages, total.items_seen, total.layout_problem()) == (3, 80, None)
     assert total.as_metadata()["items_unparsable"] == 30
+
+
+def test_a_price_beyond_any_price_is_unparsable_not_missing() -> None:
+    rows = _rows({"sku": "1", "name": "TV", "price_offer": 1e23})
+    [row] = rows.select("price_offer", "parse_error").rows()
+    assert row[0] is None and row[1].startswith("unparsable price_offer: '9999")
+    [reason] = validate_observations(rows, now=NOW).quarantined["reason"].to_list()
+    assert reason != "no price on a successful fetch"

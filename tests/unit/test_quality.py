@@ -80,6 +80,17 @@ def test_a_repeated_observation_keeps_its_last_copy_and_quarantines_the_rest() -
     ]
 
 
+def test_an_exact_duplicate_at_another_line_is_called_what_it_is() -> None:
+    rows = _observations(sku=["a", "a"], price_offer=[399_990, 399_990]).with_columns(
+        source_location=pl.Series(["feed.csv:2", "feed.csv:3"])
+    )
+    result = validate_observations(rows, now=NOW)
+    assert result.accepted.select("sku", "price_offer").rows() == [("a", 399_990)]
+    assert result.quarantined.select("source_location", "reason").rows() == [
+        ("feed.csv:2", "exact duplicate (the same row appears again later)")
+    ]
+
+
 def test_an_invalid_row_does_not_shadow_a_valid_duplicate() -> None:
     rows = _observations(sku=["a", "a"], price_offer=[399_990, -1])
     result = validate_observations(rows, now=NOW)
