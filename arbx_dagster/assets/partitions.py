@@ -14,7 +14,6 @@ import dagster as dg
 
 from arbx_dagster.domain.history import MARKET_TZ
 from arbx_dagster.domain.schema import RETAILER_PARTITIONS_NAME
-from arbx_dagster.resources.sources import resolve_sources
 
 # First day a backfill can reach; override with ARBX_HISTORY_START (YYYY-MM-DD).
 HISTORY_START = os.environ.get("ARBX_HISTORY_START", "2026-01-01")
@@ -33,11 +32,6 @@ RAW_PRICE_PARTITIONS = dg.MultiPartitionsDefinition(
 
 def partition_key(day: str, retailer: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"day": day, RETAILER: retailer})
-
-
-def configured_retailers() -> list[str]:
-    """Every retailer an enabled source of sources.yaml (``ARBX_SOURCES``) provides now."""
-    return resolve_sources(os.environ.get("ARBX_SOURCES") or None).provided_retailers()
 
 
 def partition_retailers(instance: dg.DagsterInstance) -> list[str]:

@@ -13,7 +13,6 @@ from arbx_dagster.assets.ingestion import ALERTED
 from arbx_dagster.assets.partitions import (
     DAY_PARTITIONS,
     RETAILER,
-    configured_retailers,
     missing_retailers,
     partition_key,
 )
@@ -23,6 +22,7 @@ from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource
+from arbx_dagster.resources.sources import configured_retailers
 
 if TYPE_CHECKING:  # what a step-failure event carries (not exported by dagster)
     from dagster._core.execution.plan.objects import StepFailureData, UserFailureData

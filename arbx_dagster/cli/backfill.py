@@ -48,8 +48,9 @@ def backfill(
 
     A dropped file belongs to the day its name dates (walmart/2026-12-01.csv), else to the
     day it was written."""
-    from arbx_dagster.assets.partitions import DAY_PARTITIONS, configured_retailers
+    from arbx_dagster.assets.partitions import DAY_PARTITIONS
     from arbx_dagster.domain.history import day_of
+    from arbx_dagster.resources.sources import configured_retailers
 
     today = day_of(datetime.now(UTC))
     first = _day(start) if start else today

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import os
 
 import typer
 from rich.console import Console
@@ -41,13 +40,6 @@ def current_thresholds() -> Thresholds:
         return read_thresholds(warehouse)
 
 
-def provided_retailers() -> list[str]:
-    """The retailers the enabled sources of the configured sources.yaml cover."""
-    from arbx_dagster.resources.sources import resolve_sources
-
-    return resolve_sources(os.environ.get("ARBX_SOURCES") or None).provided_retailers()
-
-
 @app.command("show")
 def show() -> None:
     """Print every setting and its current value."""
@@ -74,9 +66,11 @@ def set_(
 ) -> None:
     """Change one setting; the change is validated and written to the audit log.
     Retailers must be ones an enabled source of sources.yaml (ARBX_SOURCES) provides."""
+    from arbx_dagster.resources.sources import configured_retailers
+
     with open_warehouse_migrated() as warehouse:
         try:
-            known = provided_retailers() if key == "enabled_retailers" else None
+            known = configured_retailers() if key == "enabled_retailers" else None
             thresholds = set_setting(
                 warehouse, key, value, actor=actor or getpass.getuser(), known_retailers=known
             )

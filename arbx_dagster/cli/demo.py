@@ -21,7 +21,8 @@ def partition_range(first: str, last: str) -> list[str]:
     retailer sources.yaml provides (made partitions first)."""
     from dagster import DagsterInstance
 
-    from arbx_dagster.assets.partitions import add_retailers, configured_retailers
+    from arbx_dagster.assets.partitions import add_retailers
+    from arbx_dagster.resources.sources import configured_retailers
 
     with DagsterInstance.get() as instance:
         retailers = add_retailers(instance, configured_retailers())

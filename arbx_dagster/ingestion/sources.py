@@ -32,6 +32,7 @@ from pydantic import (
 
 from arbx_dagster.domain.money import currency_code
 from arbx_dagster.domain.schema import RETAILER_NAME, RETAILERS
+from arbx_dagster.settings import Settings
 
 ENV_VAR = "ARBX_SOURCES"
 DEFAULT_FILE = "sources.example.yaml"
@@ -557,7 +558,7 @@ def default_sources_path() -> Path:
     if configured:
         return Path(configured)
     for candidate in (
-        Path(os.environ.get("ARBX_HOME", ".arbx")) / DEFAULT_FILE_IN_HOME,
+        Settings.from_env().home / DEFAULT_FILE_IN_HOME,
         Path.cwd() / DEFAULT_FILE,
         Path(__file__).resolve().parents[2] / DEFAULT_FILE,
     ):

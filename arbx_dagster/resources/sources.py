@@ -49,6 +49,11 @@ def resolve_sources(path: str | Path | None = None) -> SourcesConfig:
     return config.model_copy(update={"retailers": retailers, "archive": archive})
 
 
+def configured_retailers() -> list[str]:
+    """Every retailer an enabled source of the configured sources.yaml provides now."""
+    return resolve_sources().provided_retailers()
+
+
 class SourcesResource(dg.ConfigurableResource):
     """Where prices come from: connectors per retailer, and the archive they write to."""
 

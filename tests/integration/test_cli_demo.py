@@ -7,7 +7,6 @@ finds, audited."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_process import clean_env
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app
@@ -58,7 +58,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     folder = tmp_path_factory.mktemp("demo")
     sources = small_market(folder)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "ARBX_HOME": str(folder / "state"),
         "ARBX_SOURCES": str(sources),
         "COLUMNS": "200",  # the table as a wide terminal shows it

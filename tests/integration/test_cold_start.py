@@ -8,7 +8,6 @@ another machine's storage) must still match.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from cli_process import free_port, run_arbx
+from cli_process import clean_env, free_port, run_arbx
+from sources_files import file_drop_sources
 
 from arbx_dagster.assets import ALL_ASSETS
 from arbx_dagster.assets.ingestion import raw_prices
@@ -82,26 +82,6 @@ ONLY_AT = {
 }
 
 
-def _sources(folder: Path) -> Path:
-    """A file_drop source in CLP over ``folder/landing``: one sub-folder per retailer."""
-    (folder / "landing").mkdir(parents=True, exist_ok=True)
-    path = folder / "sources.yaml"
-    path.write_text(
-        f"""
-version: 1
-archive: {{root: {folder / "archive"}}}
-retailers:
-  - name: exports
-    connector: file_drop
-    path: {folder / "landing"}
-    currency: CLP
-    settle_seconds: 0
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
 def _drop_catalogues(landing: Path, observed: datetime) -> list[Path]:
     """Each store's catalogue export (in stock, observed just now), written complete: a
     ``.part`` file renamed once written, as an upload would."""
@@ -152,7 +132,7 @@ def test_product_matches_without_a_stored_match_model_still_finds_opportunities(
     tmp_path: Path,
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    sources = SourcesResource(path=str(_sources(tmp_path)))
+    sources = SourcesResource(path=str(file_drop_sources(tmp_path)))
     clock = ClockResource(as_of=now.isoformat())
     _drop_catalogues(tmp_path / "landing", now - timedelta(minutes=5))
     resources = {
@@ -218,10 +198,10 @@ def deployment(fresh_postgres_url: str, tmp_path: Path) -> Iterator[dict[str, st
     """`arbx up` (webserver, daemon, API) on a database of its own, with short sensor and
     automation intervals; `arbx down` afterwards, whatever happened."""
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "ARBX_HOME": str(tmp_path / "state"),
         "ARBX_POSTGRES_URL": fresh_postgres_url,
-        "ARBX_SOURCES": str(_sources(tmp_path)),
+        "ARBX_SOURCES": str(file_drop_sources(tmp_path)),
         # Looks every 5 s instead of 30 / 60, and each run's steps in the run's process
         # (a process per step costs ~4 s of imports each on this 2-core machine: 200 s
         # instead of 90 for the whole test). Neither changes what runs or when it may.

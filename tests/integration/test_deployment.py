@@ -14,7 +14,8 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from cli_process import free_port, run_arbx
+from cli_process import clean_env, free_port, run_arbx
+from sources_files import file_drop_sources
 
 from arbx_dagster.cli.deploy import _alive
 from arbx_dagster.storage.warehouse import PostgresWarehouse
@@ -31,22 +32,9 @@ def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def deployment(fresh_postgres_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    (tmp_path / "landing").mkdir()
-    sources = tmp_path / "sources.yaml"
-    sources.write_text(
-        f"""
-version: 1
-archive: {{root: {tmp_path / "archive"}}}
-retailers:
-  - name: exports
-    connector: file_drop
-    path: {tmp_path / "landing"}
-    settle_seconds: 0
-""",
-        encoding="utf-8",
-    )
+    sources = file_drop_sources(tmp_path)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "ARBX_HOME": str(tmp_path / "state"),
         "ARBX_POSTGRES_URL": fresh_postgres_url,
         "ARBX_SOURCES": str(sources),

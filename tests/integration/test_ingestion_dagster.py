@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from cli_process import run_arbx
+from cli_process import clean_env, run_arbx
 from instances import ephemeral_instance, stored_instance
+from sources_files import file_drop_sources
 
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.partitions import partition_retailers
@@ -31,25 +31,6 @@ from arbx_dagster.storage.warehouse import DuckDBWarehouse
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 12:00 in Santiago
 HEADER = "sku,name,brand,price_list,price_offer,price_card,in_stock,observed_at\n"
-
-
-def _sources(folder: Path) -> Path:
-    path = folder / "sources.yaml"
-    path.write_text(
-        f"""
-version: 1
-archive: {{root: {folder / "archive"}}}
-retailers:
-  - name: exports
-    connector: file_drop
-    path: {folder / "landing"}
-    settle_seconds: 0
-    require_stable_size: true
-""",
-        encoding="utf-8",
-    )
-    (folder / "landing").mkdir(exist_ok=True)
-    return path
 
 
 def _export(folder: Path, retailer: str, day: date, rows: int, bad: int = 0) -> Path:
@@ -216,7 +197,7 @@ def test_a_missing_match_model_is_built_at_once_and_never_blocks_matching() -> N
 
 
 def test_the_file_drop_sensor_ingests_each_file_exactly_once(tmp_path: Path) -> None:
-    sources = SourcesResource(path=str(_sources(tmp_path)))
+    sources = SourcesResource(path=str(file_drop_sources(tmp_path)))
     clock = ClockResource(as_of=NOW.isoformat())
     _export(tmp_path, "ripley", date(2026, 11, 22), rows=3, bad=1)
 
@@ -260,7 +241,7 @@ def test_the_file_drop_sensor_ingests_each_file_exactly_once(tmp_path: Path) -> 
 
 
 def test_a_file_being_written_is_not_picked_up(tmp_path: Path) -> None:
-    sources = SourcesResource(path=str(_sources(tmp_path)))
+    sources = SourcesResource(path=str(file_drop_sources(tmp_path)))
     clock = ClockResource(as_of=NOW.isoformat())
     partial = tmp_path / "landing" / "paris" / "2026-11-22.csv.part"
     partial.parent.mkdir(parents=True)
@@ -287,9 +268,9 @@ def test_a_backfill_from_dated_exports_run_twice_lands_the_same_rows(tmp_path: P
         for retailer in RETAILERS:
             _export(tmp_path, retailer, day, rows=4, bad=1)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "ARBX_HOME": str(tmp_path / "state"),
-        "ARBX_SOURCES": str(_sources(tmp_path)),
+        "ARBX_SOURCES": str(file_drop_sources(tmp_path)),
     }
     counts = []
     for _ in range(2):
@@ -327,9 +308,9 @@ def test_a_backfill_of_one_retailer_lands_only_that_retailers_days(tmp_path: Pat
         for retailer in RETAILERS:
             _export(tmp_path, retailer, day, rows=2)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "ARBX_HOME": str(tmp_path / "state"),
-        "ARBX_SOURCES": str(_sources(tmp_path)),
+        "ARBX_SOURCES": str(file_drop_sources(tmp_path)),
     }
     done = _arbx(
         env, "backfill", "--from", "2026-11-10", "--to", "2026-11-11", "--retailer", "ripley",

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from cli_process import clean_env
 from fastapi.testclient import TestClient
 
 from arbx_dagster.domain.history import day_of
@@ -162,7 +163,7 @@ def dagster_ui(
     (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "DAGSTER_HOME": str(dagster_home),
         "ARBX_HOME": str(root / "arbx"),
         "ARBX_SOURCES": str(sources_yaml(root, stalling_store.url)),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_process import clean_env
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app as cli
@@ -37,7 +38,7 @@ LIMIT = 24  # requests per minute per API key, for the whole service
 def served(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[dict]:
     prefix = f"arbx-test-workers:{uuid.uuid4().hex[:8]}:"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ARBX_", "DAGSTER_"))},
+        **clean_env(),
         "ARBX_HOME": str(tmp_path),
         "ARBX_POSTGRES_URL": fresh_postgres_url,
         "ARBX_REDIS_URL": redis_url,
