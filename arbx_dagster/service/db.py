@@ -91,6 +91,14 @@ def _alive(conn: Warehouse) -> bool:
         return False
 
 
+def _discard(conn: Warehouse) -> None:
+    """Close a connection that may already be dead (closing it then raises)."""
+    try:
+        conn.close()
+    except Exception:
+        log.debug("closing a dead warehouse connection", exc_info=True)
+
+
 class Database:
     """``read()`` / ``write()`` hand out a :class:`Warehouse` for the length of a block."""
 
@@ -130,26 +138,42 @@ class Database:
         if not self._slots.acquire(timeout=10):
             raise WarehouseBusy("every warehouse connection is in use; retry shortly", 1)
         try:
-            try:
-                conn = self._pool.get_nowait()
-            except queue.Empty:
-                try:
-                    conn = PostgresWarehouse(self._url or "")
-                except WarehouseError as exc:
-                    raise WarehouseUnavailable(str(exc)) from exc
+            conn = self._checkout()
             try:
                 yield conn
-            except BaseException:
-                # A failed statement may have broken the connection: keep it only if it
-                # still answers.
+            except BaseException as exc:
+                # A failed statement may have lost the connection: keep it only if it
+                # still answers, and call a lost one what it is (503), not a bug (500).
                 if _alive(conn):
                     self._pool.put_nowait(conn)
-                else:
-                    conn.close()
+                    raise
+                _discard(conn)
+                if isinstance(exc, Exception) and not isinstance(exc, WarehouseBusy):
+                    raise WarehouseUnavailable(f"connection lost: {exc}") from exc
                 raise
             self._pool.put_nowait(conn)
         finally:
             self._slots.release()
+
+    def _checkout(self) -> PostgresWarehouse:
+        """A pooled connection that answers, else a fresh one.
+
+        A database restart or a network blip kills every pooled connection at once, so
+        each is pinged before use and a dead one dropped; when none is left a new one is
+        opened, and if that fails too the database is down (503, not 500).
+        """
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            if _alive(conn):
+                return conn
+            _discard(conn)
+        try:
+            return PostgresWarehouse(self._url or "")
+        except WarehouseError as exc:
+            raise WarehouseUnavailable(str(exc)) from exc
 
     # -- public ---------------------------------------------------------------------------
     @contextmanager
@@ -199,6 +223,6 @@ class Database:
     def close(self) -> None:
         while True:
             try:
-                self._pool.get_nowait().close()
+                _discard(self._pool.get_nowait())
             except queue.Empty:
                 return
