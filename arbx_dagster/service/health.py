@@ -11,10 +11,11 @@ from arbx_dagster.storage.migrations import current_version
 
 
 def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
-    """200 while the deployment works (warehouse, Redis when configured, and Dagster's run
-    storage when its webserver answers); 503 if not.
+    """200 while the deployment works (the warehouse, and Dagster's run storage when its
+    webserver answers); 503 if not.
 
-    A DuckDB warehouse locked by a running pipeline is ``busy``, not down; the Dagster
+    Redis only accelerates and relays (page cache, shared rate limits, live events): the
+    data routes answer from the warehouse without it, so its loss degrades. A DuckDB warehouse locked by a running pipeline is ``busy``, not down; the Dagster
     webserver is needed only for pipeline control, so its absence (a restart, a UI not
     started) degrades, not fails. A webserver that answers but cannot read its instance's
     run storage is another matter: no run can be launched, recorded or watched — ``down``.
@@ -28,7 +29,6 @@ def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
         components["warehouse"] = {"state": "busy", "engine": st.db.engine, "detail": str(exc)}
     except Exception as exc:
         components["warehouse"] = {"state": "down", "engine": st.db.engine, "detail": str(exc)}
-    redis = st.cache.backend == "redis"
     components["cache"] = {
         "state": "ok" if st.cache.ping() else "down",
         "backend": st.cache.backend,
@@ -39,11 +39,7 @@ def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
         "last_event_id": st.broadcaster.last_id,
     }
     components["dagster"] = _dagster(st)
-    down = (
-        components["warehouse"]["state"] == "down"
-        or (redis and components["cache"]["state"] == "down")
-        or components["dagster"]["state"] == "down"
-    )
+    down = components["warehouse"]["state"] == "down" or components["dagster"]["state"] == "down"
     degraded = any(c["state"] not in ("ok",) for c in components.values())
     status = "down" if down else "degraded" if degraded else "ok"
     return (503 if down else 200), {"status": status, "components": components}

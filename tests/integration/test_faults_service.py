@@ -97,3 +97,39 @@ def test_a_cut_in_the_middle_of_requests_answers_503_not_500(
     assert len(answers) == 8
     assert set(_statuses(answers)) <= {200, 503}, [r.text for r in answers]
     assert _statuses(_burst(served, 8)) == [200] * 8
+
+
+@pytest.fixture
+def served_through_redis_proxy(
+    tmp_path: Path, postgres_url: str, postgres_warehouse: Warehouse, redis_cache: Cache
+) -> Iterator[tuple[str, FaultProxy]]:
+    """The API with its Redis reached through a proxy (PostgreSQL directly)."""
+    with FaultProxy("127.0.0.1", 6379) as proxy:
+        settings = service_settings(tmp_path, postgres_url=postgres_url)
+        cache = RedisCache(
+            proxy.url(redis_cache.url),  # type: ignore[attr-defined]
+            prefix=redis_cache.prefix,  # type: ignore[attr-defined]
+            timeout_seconds=0.5,
+        )
+        app = create_app(settings, cache=cache, dagster=StubDagster())  # type: ignore[arg-type]
+        with serve_in_thread(app) as server:
+            yield server.url, proxy
+
+
+def test_without_redis_the_api_serves_from_the_warehouse_and_says_it_is_degraded(
+    served_through_redis_proxy: tuple[str, FaultProxy],
+) -> None:
+    url, proxy = served_through_redis_proxy
+    assert _statuses(_burst(url, 4, "/api/opportunities")) == [200] * 4
+    with proxy.outage():
+        # Redis accelerates (page cache, rate limits) and carries events: without it the
+        # data routes still answer from the warehouse; health says what is missing.
+        assert _statuses(_burst(url, 4, "/api/opportunities")) == [200] * 4
+        assert _statuses(_burst(url, 4, "/api/config")) == [200] * 4
+        health = httpx.get(url + "/health", timeout=30)
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded"
+        assert health.json()["components"]["cache"]["state"] == "down"
+    recovered = _burst(url, 4, "/api/opportunities")
+    assert _statuses(recovered) == [200] * 4
+    assert httpx.get(url + "/health", timeout=30).json()["status"] in {"ok", "degraded"}
