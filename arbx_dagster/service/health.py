@@ -15,9 +15,10 @@ def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
     webserver answers); 503 if not.
 
     Redis only accelerates and relays (page cache, shared rate limits, live events): the
-    data routes answer from the warehouse without it, so its loss degrades. A DuckDB warehouse locked by a running pipeline is ``busy``, not down; the Dagster
-    webserver is needed only for pipeline control, so its absence (a restart, a UI not
-    started) degrades, not fails. A webserver that answers but cannot read its instance's
+    data routes answer from the warehouse without it, so its loss degrades. A DuckDB
+    warehouse locked by a running pipeline is ``busy``, not down; the Dagster webserver is
+    needed only for pipeline control, so its absence (a restart, a UI not started)
+    degrades, not fails. A webserver that answers but cannot read its instance's
     run storage is another matter: no run can be launched, recorded or watched — ``down``.
     """
     components: dict[str, dict[str, Any]] = {}
