@@ -418,3 +418,19 @@ class RedisCache(Cache):
 def open_cache(redis_url: str | None, prefix: str = "arbx:") -> Cache:
     """Redis when a URL is configured, the in-process cache otherwise."""
     return RedisCache(redis_url, prefix=prefix) if redis_url else MemoryCache(prefix=prefix)
+
+
+def shared_or_local(cache: Cache) -> Cache:
+    """``cache`` if it answers, else a cache of this process alone.
+
+    For state that is shared to coordinate workers (a store's rate limit, its circuit
+    breaker) but is not worth failing a scrape over: without Redis each process keeps its
+    own, which is what a single worker does anyway.
+    """
+    if cache.ping():
+        return cache
+    log.warning(
+        "%s is unreachable: rate limits and circuit breakers are this process's own",
+        cache.describe(),
+    )
+    return MemoryCache(prefix=cache.prefix)

@@ -5,12 +5,14 @@ materialization says what the scrape did."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext as _up
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+from fault_proxy import FaultProxy
 from fixture_server import Fault, FixtureServer
 from instances import ephemeral_instance
 
@@ -61,6 +63,7 @@ def _materialize(
     tier: str | None = None,
     tags: dict[str, str] | None = None,
     instance: dg.DagsterInstance | None = None,
+    redis_url: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     run_config = {"ops": {"raw_prices": {"config": {"tier": tier}}}} if tier else None
     return dg.materialize(
@@ -72,7 +75,7 @@ def _materialize(
         raise_on_error=False,
         resources={
             "warehouse": WarehouseResource(duckdb_path=str(warehouse_path)),
-            "cache": CacheResource(),
+            "cache": CacheResource(redis_url=redis_url),
             "clock": ClockResource(as_of=NOW.isoformat()),
             "sources": SourcesResource(path=str(SOURCES_FILE)),
         },
@@ -222,3 +225,23 @@ def test_an_http_materialization_reports_what_each_retailer_scrape_did(
     assert all(r["pages_failed"] == 0 and r["duration_seconds"] > 0 for r in (falabella, ripley))
     assert metadata["duration_seconds"] > 0 and metadata["pages"] == 16
     assert "| 2026-11-23/ripley | ripley | live | 5 | 5 | 0 |" in metadata["per_partition"]
+
+
+@pytest.mark.services
+def test_scraping_with_redis_gone_stores_what_it_stores_with_it(
+    server: FixtureServer, tmp_path: Path, redis_url: str
+) -> None:
+    """Redis shares the stores' rate limits and circuit breakers between workers; without
+    it each process keeps its own, and the scrape goes on."""
+    stored = {}
+    for case in ("with", "without"):
+        path = tmp_path / f"{case}.duckdb"
+        with DuckDBWarehouse(path) as warehouse:
+            migrate(warehouse)
+        with FaultProxy("127.0.0.1", 6379) as proxy, proxy.outage() if case == "without" else _up():
+            result = _materialize(
+                path, partition="2026-11-23|falabella", redis_url=proxy.url(redis_url)
+            )
+        assert result.success, case
+        stored[case] = _stored(path, "falabella")
+    assert stored["without"] == stored["with"] and len(stored["with"]) == 4

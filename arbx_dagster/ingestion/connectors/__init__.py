@@ -34,7 +34,7 @@ from arbx_dagster.ingestion.sources import (
     SimulatorSource,
     Source,
 )
-from arbx_dagster.storage.cache import Cache, MemoryCache
+from arbx_dagster.storage.cache import Cache, MemoryCache, shared_or_local
 
 __all__ = [
     "Connector",
@@ -70,7 +70,7 @@ def build_connector(
     breaker through ``cache`` (Redis when configured; in-process otherwise) and fetch through
     the source's ``client`` (``transport`` replaces the network of an httpx client, in tests)."""
     if isinstance(source, HttpJsonSource | HtmlSource):
-        cache = cache if cache is not None else MemoryCache()
+        cache = shared_or_local(cache) if cache is not None else MemoryCache()
         limiter = RateLimiter(
             cache,
             source.name,
