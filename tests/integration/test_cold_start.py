@@ -1,13 +1,17 @@
-"""Cold start: whatever needs the match model gets one the first time it needs it.
+"""Cold start: whatever needs the match model gets one the first time it needs it; and a
+real deployment (`arbx up`: webserver, daemon and API on PostgreSQL) does the rest alone.
 
 A fresh deployment has never materialized ``match_model`` (its cron is 05:00): the daemon
 must still turn the first dropped catalogues into opportunities without anyone
-materializing anything, and a run of ``product_matches`` without a stored model (the UI,
-another machine's storage) must still match.
+materializing anything, the API must drive the webserver it was started with, and a
+restarted daemon must repeat nothing. A run of ``product_matches`` without a stored model
+(the UI, another machine's storage) must still match.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +29,7 @@ from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import MatchModelStore
 from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.automation.sensors import file_drop_sensor
+from arbx_dagster.cli.deploy import _alive
 from arbx_dagster.resources import (
     CacheResource,
     ClockResource,
@@ -188,6 +193,8 @@ def test_product_matches_without_a_stored_match_model_still_finds_opportunities(
 
 # --- a real deployment: `arbx up` on an empty database, the daemon does the rest -----------
 
+API_KEY = "deployment-key-0123456789"
+
 
 def _arbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return run_arbx(env, *args, timeout=240)
@@ -209,6 +216,8 @@ def deployment(fresh_postgres_url: str, tmp_path: Path) -> Iterator[dict[str, st
         "ARBX_AUTOMATION_INTERVAL_SECONDS": "5",
         "ARBX_STEP_EXECUTOR": "in_process",
         "ARBX_TEST_WEBSERVER_PORT": str(free_port()),
+        "ARBX_TEST_API_PORT": str(free_port()),
+        "ARBX_API_KEYS": f"test={API_KEY}",
     }
     try:
         yield env
@@ -240,6 +249,32 @@ def _failures(instance: dg.DagsterInstance) -> str:
     return "\n".join(lines) or "no run was launched"
 
 
+def _up(env: dict[str, str]) -> None:
+    port, api_port = env["ARBX_TEST_WEBSERVER_PORT"], env["ARBX_TEST_API_PORT"]
+    started = _arbx(env, "up", "--port", port, "--api-port", api_port)
+    assert started.returncode == 0, started.stdout + started.stderr
+
+
+def _api_answer(env: dict[str, str], path: str) -> httpx.Response:
+    """The API `arbx up` started, once it answers (it starts after the webserver)."""
+    url = f"http://127.0.0.1:{env['ARBX_TEST_API_PORT']}{path}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _file_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return [
+        r.dagster_run
+        for r in instance.get_run_records(filters=dg.RunsFilter(tags={"arbx/trigger": "file-drop"}))
+    ]
+
+
 def _finished_runs(instance: dg.DagsterInstance, deadline: float) -> list[dg.DagsterRun]:
     """Every run of the instance, once none is queued or going (or at ``deadline``)."""
     while True:
@@ -256,8 +291,11 @@ def test_a_fresh_deployment_turns_dropped_catalogues_into_opportunities_unattend
 ) -> None:
     url = deployment["ARBX_POSTGRES_URL"]
     port = deployment["ARBX_TEST_WEBSERVER_PORT"]
-    started = _arbx(deployment, "up", "--port", port, "--api-port", str(free_port()))
-    assert started.returncode == 0, started.stdout + started.stderr
+    _up(deployment)
+    # The API drives the webserver `arbx up` started, on whatever port it was given.
+    pipeline = _api_answer(deployment, "/api/pipeline/status")
+    assert pipeline.status_code == 200, pipeline.text
+    assert "file_drop_sensor" in {s["name"] for s in pipeline.json()["sensors"]}
 
     _drop_catalogues(tmp_path / "landing", datetime.now(UTC) - timedelta(minutes=1))
     monkeypatch.setenv("ARBX_POSTGRES_URL", url)  # what the instance's dagster.yaml reads
@@ -295,3 +333,20 @@ def test_a_fresh_deployment_turns_dropped_catalogues_into_opportunities_unattend
         answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
         latest = answer["data"]["assetOrError"]["assetMaterializations"]
         assert latest and latest[0]["runId"] in {r.run_id for r in runs}
+
+        # One run per dropped file, and a restarted daemon repeats none: the sensor's
+        # cursor lives in PostgreSQL.
+        assert sorted(r.tags["arbx/file"] for r in _file_runs(instance)) == [
+            "falabella/catalogo.csv",
+            "ripley/catalogo.csv",
+        ]
+        pid_file = Path(deployment["ARBX_HOME"]) / "run" / "daemon.pid"
+        old_pid = int(pid_file.read_text())
+        os.killpg(old_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _alive(old_pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        _up(deployment)  # starts what is not running: the daemon again
+        assert int(pid_file.read_text()) != old_pid
+        time.sleep(12)  # two sensor intervals and more
+        assert len(_file_runs(instance)) == 2
