@@ -105,9 +105,10 @@ def test_no_input_makes_the_api_fail(fuzzed_app: Any, mode: GenerationMode) -> N
 
 def signed_delivery(case: schemathesis.Case, plausible: bool) -> tuple[bytes, dict[str, str]]:
     """The generated body as the bytes that will be sent, and a valid signature for them:
-    what a sender holding the secret does, so fuzzing gets past the signature.
-    ``plausible`` puts every observation an hour ago at a retailer the landing serves (the
-    two checks a schema cannot express), so that the rest of the body is what is fuzzed."""
+        what a sender holding the secret does (with the generated Idempotency-Key, which
+    is signed too), so fuzzing gets past the signature.
+        ``plausible`` puts every observation an hour ago at a retailer the landing serves (the
+        two checks a schema cannot express), so that the rest of the body is what is fuzzed."""
     if plausible and isinstance(case.body, dict):
         an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
         for observation in case.body.get("observations") or []:
@@ -122,7 +123,9 @@ def signed_delivery(case: schemathesis.Case, plausible: bool) -> tuple[bytes, di
     case.headers = {
         k: v for k, v in (case.headers or {}).items() if k.lower() != "x-arbx-signature"
     }
-    return raw, {"X-Arbx-Signature": sign(TEST_SECRET, raw), "Content-Type": "application/json"}
+    key = next((v for k, v in case.headers.items() if k.lower() == "idempotency-key"), None)
+    signature = sign(TEST_SECRET, raw, idempotency_key=key)  # the key is signed too
+    return raw, {"X-Arbx-Signature": signature, "Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
