@@ -32,7 +32,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -121,6 +121,18 @@ class PriceWebhook(BaseModel):
 
     source: Name | None = Field(None, description="The scraper that sent the batch")
     observations: list[WebhookObservation] = Field(min_length=1)
+
+
+class WebhookAnswer(BaseModel):
+    """The 202 answer, the same to a delivery and to every replay of it."""
+
+    status: Literal["accepted"]
+    idempotency_key: str = Field(description="The first delivery's key, else sha256:<body>")
+    observations: int
+    files: list[str] = Field(description="Landed files, relative to the landing folder")
+    source: str | None
+    landing: str = Field(description="The file_drop source that received the batch")
+    received_at: str
 
 
 # --- signature ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from arbx_dagster.ingestion.sources import SourcesError
 from arbx_dagster.service import webhooks
 from arbx_dagster.service.audit import AuditRecord
+from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.state import ServiceState, get_state
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
@@ -107,9 +108,30 @@ def handle_delivery(
         }
     },
     responses={
-        202: {"description": "Landed for ingestion (or a replay of an earlier delivery)"},
-        401: {"description": "Missing, wrong or stale signature"},
-        409: {"description": "The same delivery is being processed"},
+        202: {
+            "model": webhooks.WebhookAnswer,
+            "description": "Landed for ingestion (or, with `Idempotent-Replayed: true`, the "
+            "first answer to the same key or body)",
+        },
+        **error_responses(
+            400,
+            401,
+            409,
+            413,
+            415,
+            422,
+            429,
+            503,
+            why={
+                400: "The body is not JSON, or is nested too deeply",
+                401: "Missing, wrong or stale signature",
+                409: "The same delivery is being processed: retry after `Retry-After`",
+                413: "Too many observations or bytes",
+                415: "The body is not UTF-8 JSON",
+                422: "Not a valid batch, or an Idempotency-Key reused for other data",
+                503: "Webhooks disabled, no landing source, or Redis down",
+            },
+        ),
     },
 )
 async def receive_prices(
