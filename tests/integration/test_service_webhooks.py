@@ -307,11 +307,17 @@ def test_a_body_lands_once_whatever_key_it_comes_with(apps: Any, landing: Path) 
     assert landed(landing) == files and landed_rows(landing) == 2
 
 
-def test_concurrent_duplicates_land_once(apps: Any, landing: Path) -> None:
+@pytest.mark.parametrize("keys", ["none", "one each"])
+def test_concurrent_duplicates_land_once(apps: Any, landing: Path, keys: str) -> None:
+    """Eight copies at once on two workers, without a key or each under its own."""
     workers = [apps(), apps()]
     body = body_of({"observations": observations(50)})
+
+    def send(i: int) -> Any:
+        return post(workers[i % 2], body, key=f"copy-{i}" if keys == "one each" else None)
+
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda i: post(workers[i % 2], body), range(8)))
+        responses = list(pool.map(send, range(8)))
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {202, 409} and 202 in statuses
     accepted = {json.dumps(r.json(), sort_keys=True) for r in responses if r.status_code == 202}
