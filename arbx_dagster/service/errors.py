@@ -1,6 +1,8 @@
 """Every failure as a JSON answer with a clear status: bad input is a 4xx, a busy or
 unreachable dependency a 503 with ``Retry-After``, and only a bug is a 500 (logged
-without request headers or bodies, so no secret ever reaches the log)."""
+without request headers or bodies, so no secret ever reaches the log). Each route documents
+the error statuses it can answer, with this body (:class:`ErrorAnswer`), through
+:func:`error_responses`."""
 
 from __future__ import annotations
 
