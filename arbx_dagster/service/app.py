@@ -111,7 +111,8 @@ def _housekeeper(st: ServiceState) -> threading.Thread:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the webhook body (parsed by hand, after the signature)."""
+    """FastAPI's document plus the webhook body (parsed by hand, after the signature) and
+    the service's own error body on validation errors."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -121,6 +122,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     webhook = PriceWebhook.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(webhook.pop("$defs", {}))
     components["PriceWebhook"] = webhook
+    errors.document_validation_errors(schema)
     app.openapi_schema = schema
     return schema
 

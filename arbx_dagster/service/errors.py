@@ -1,6 +1,8 @@
 """Every failure as a JSON answer with a clear status: bad input is a 4xx, a busy or
 unreachable dependency a 503 with ``Retry-After``, and only a bug is a 500 (logged
-without request headers or bodies, so no secret ever reaches the log)."""
+without request headers or bodies, so no secret ever reaches the log). Each route documents
+the error statuses it can answer, with this body (:class:`ErrorAnswer`), through
+:func:`error_responses`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from arbx_dagster.service.dagster_api import DagsterError, DagsterUnavailable
@@ -35,6 +38,71 @@ _NAMES = {
     502: "bad_gateway",
     503: "unavailable",
 }
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where: e.g. body.observations.0.price_offer")
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    """The body of every error answer (what :func:`error_response` and the middleware send)."""
+
+    error: str = Field(
+        description="A stable name for the status",
+        json_schema_extra={"enum": sorted({*_NAMES.values(), "error"})},
+    )
+    message: str = Field(description="What is wrong, for a person")
+    details: list[FieldProblem] | None = Field(None, description="422: every invalid field")
+    run_id: str | None = Field(None, description="409 on a launch: the run in the way")
+
+
+_WHY = {
+    400: "Malformed request (a body that is not JSON, a bad cursor)",
+    401: "Missing or invalid credentials",
+    404: "Not found",
+    409: "Conflicts with work in progress",
+    413: "Request body too large",
+    415: "Body not in a supported encoding",
+    422: "Invalid input (`details` names every invalid field)",
+    429: "Rate limit exceeded: retry after `Retry-After` seconds",
+    502: "Dagster answered with an error",
+    503: "A dependency is down or busy: retry after `Retry-After` seconds",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+
+
+def error_responses(
+    *statuses: int, why: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting error statuses with :class:`ErrorAnswer`, so every
+    router states what it can answer in one line, with the body it really sends (``why``
+    gives a route's own description of a status)."""
+    return {
+        status: {
+            "model": ErrorAnswer,
+            "description": (why or {}).get(status, _WHY[status]),
+            **({"headers": _RETRY_AFTER} if status in (429, 503) else {}),
+        }
+        for status in statuses
+    }
+
+
+def document_validation_errors(schema: dict[str, Any]) -> None:
+    """FastAPI documents a 422 on every operation that validates input, with its own
+    ``{"detail": ...}`` body; this service answers those with :class:`ErrorAnswer`."""
+    for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
+        response = operation.get("responses", {}).get("422")
+        content = (response or {}).get("content", {}).get("application/json", {})
+        if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+            response["description"] = _WHY[422]
+            content["schema"] = {"$ref": "#/components/schemas/ErrorAnswer"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    models = ErrorAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(models.pop("$defs", {}))
+    components["ErrorAnswer"] = models
 
 
 def error_response(

@@ -1,20 +1,27 @@
-"""Price observations pushed by scrapers running elsewhere: verified, validated, landed once.
+r"""Price observations pushed by scrapers running elsewhere: verified, validated, landed once.
 
-Contract: ``X-Arbx-Signature: t=<unix seconds>,v1=<hex>`` where ``<hex>`` is
-HMAC-SHA256(``ARBX_WEBHOOK_SECRET``, ``b"<t>." + raw body``); a wrong signature or a
-timestamp more than 300 s away is refused. An accepted batch is written as JSON lines into
-the landing folder of a ``file_drop`` source (``<folder>/<retailer>/webhook-<day>-<id>.jsonl``,
-written as ``.part`` then renamed, so the file-drop sensor only ever sees complete files)
-and answered 202; the sensor then ingests it like any other export.
+Contract: ``X-Arbx-Signature: t=<unix seconds>,v2=<hex>`` where ``<hex>`` is
+HMAC-SHA256(``ARBX_WEBHOOK_SECRET``, ``"v2\n<t>\n<Idempotency-Key or nothing>\n" + raw
+body``): the timestamp, the key and the body are all signed, so none of them can be changed
+by whoever captured a request. A wrong signature or a timestamp more than 300 s away is
+refused. The older ``v1=`` scheme (``"<t>." + body``, the key not covered) is still taken
+from a sender that sends no ``Idempotency-Key``. The body must be UTF-8 JSON.
 
-Idempotency: the ``Idempotency-Key`` header, else the SHA-256 of the body, names the
-delivery. Its first answer is kept (in Redis and as a receipt file next to the data); a
-replay gets that answer back and lands nothing. File names derive from the delivery, so
-even a crash between landing and the receipt cannot land a batch under two names.
+An accepted batch is written as JSON lines into the landing folder of a ``file_drop``
+source (``<folder>/<retailer>/webhook-<day>-<id>.jsonl``, written as ``.part`` then renamed,
+so the file-drop sensor only ever sees complete files) and answered 202; the sensor then
+ingests it like any other export.
+
+Idempotency: a delivery is named by its ``Idempotency-Key`` (when sent) *and* by the SHA-256
+of its body. Its first answer is kept under both names (in Redis and as receipt files next
+to the data); a delivery matching either gets that answer back and lands nothing, so a body
+lands once whatever key it comes with. File names derive from the body, so even a crash
+between landing and the receipt cannot land a batch under two names.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import hmac
@@ -25,7 +32,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -34,7 +41,7 @@ from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
 from arbx_dagster.service.config import SIGNATURE_TOLERANCE_SECONDS
 from arbx_dagster.storage.cache import Cache, CacheError
 
-_HEADER = re.compile(r"^\s*t=(\d{1,12})\s*((?:,\s*v1=[0-9a-fA-F]{64}\s*)+)$")
+_HEADER = re.compile(r"^\s*t=(\d{1,12})\s*((?:,\s*v[12]=[0-9a-fA-F]{64}\s*)+)$")
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
 RECEIPT_TTL_SECONDS = 7 * 24 * 3600
 MAX_AGE = timedelta(days=90)
@@ -116,42 +123,135 @@ class PriceWebhook(BaseModel):
     observations: list[WebhookObservation] = Field(min_length=1)
 
 
+class WebhookAnswer(BaseModel):
+    """The 202 answer, the same to a delivery and to every replay of it."""
+
+    status: Literal["accepted"]
+    idempotency_key: str = Field(description="The first delivery's key, else sha256:<body>")
+    observations: int
+    files: list[str] = Field(description="Landed files, relative to the landing folder")
+    source: str | None
+    landing: str = Field(description="The file_drop source that received the batch")
+    received_at: str
+
+
 # --- signature ------------------------------------------------------------------------------
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The ``X-Arbx-Signature`` value for ``body`` (what a sender computes)."""
+def signed_string(timestamp: int, idempotency_key: str | None, body: bytes) -> bytes:
+    """What a ``v2`` signature covers: ``v2``, the timestamp and the Idempotency-Key (empty
+    without one) on a line each, then the raw body. Neither a timestamp nor a key can hold a
+    newline, so each part is unambiguous and none can be moved into another."""
+    return f"v2\n{timestamp}\n{idempotency_key or ''}\n".encode() + body
+
+
+def _mac(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign(
+    secret: str,
+    body: bytes,
+    timestamp: int | None = None,
+    idempotency_key: str | None = None,
+    *,
+    scheme: str = "v2",
+) -> str:
+    """The ``X-Arbx-Signature`` value for a delivery (what a sender computes).
+
+    ``scheme="v1"`` gives the legacy signature (timestamp and body only), kept for senders
+    that send no Idempotency-Key.
+    """
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    if scheme == "v1":
+        if idempotency_key is not None:
+            raise ValueError("a v1 signature cannot cover an Idempotency-Key: use v2")
+        return f"t={t},v1={_mac(secret, f'{t}.'.encode() + body)}"
+    if scheme != "v2":
+        raise ValueError(f"unknown signature scheme {scheme!r}")
+    return f"t={t},v2={_mac(secret, signed_string(t, idempotency_key, body))}"
 
 
-def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None) -> int:
+def verify_signature(
+    secret: str,
+    header: str | None,
+    body: bytes,
+    now: float | None = None,
+    idempotency_key: str | None = None,
+) -> int:
     """Return the signed timestamp, or raise :class:`SignatureError` saying why not.
 
-    Several ``v1=`` values are accepted (a sender rotating secrets signs with both).
+    Several values are accepted (a sender rotating secrets signs with both). A ``v1`` value
+    only counts without an Idempotency-Key: it does not cover the key, so a captured request
+    re-sent under another key must not pass for a new delivery.
     """
     if not header:
         raise SignatureError("missing X-Arbx-Signature header")
     match = _HEADER.match(header)
     if not match:
-        raise SignatureError("X-Arbx-Signature must look like t=<unix seconds>,v1=<64 hex>")
+        raise SignatureError("X-Arbx-Signature must look like t=<unix seconds>,v2=<64 hex>")
     timestamp = int(match[1])
-    candidates = [v.split("=", 1)[1].strip().lower() for v in match[2].split(",") if v.strip()]
-    expected = hmac.new(
-        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-    ).hexdigest()
-    valid = False
-    for candidate in candidates:  # compare every candidate: no early exit
-        valid |= hmac.compare_digest(expected, candidate)
-    if not valid:
-        raise SignatureError("signature does not match the body")
+    candidates = [v.strip().lower().split("=", 1) for v in match[2].split(",") if v.strip()]
+    expected = {
+        "v2": _mac(secret, signed_string(timestamp, idempotency_key, body)),
+        "v1": _mac(secret, f"{timestamp}.".encode() + body),
+    }
+    valid = {"v1": False, "v2": False}
+    for scheme, candidate in candidates:  # compare every candidate: no early exit
+        valid[scheme] |= hmac.compare_digest(expected[scheme], candidate)
+    if not valid["v2"]:
+        if valid["v1"] and idempotency_key is not None:
+            raise SignatureError(
+                "a v1 signature does not cover the Idempotency-Key: sign with v2 "
+                "(HMAC-SHA256 over 'v2\\n<t>\\n<Idempotency-Key>\\n<body>')"
+            )
+        if not valid["v1"]:
+            raise SignatureError("signature does not match the timestamp, Idempotency-Key and body")
     now = time.time() if now is None else now
     if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError(
             f"signature timestamp is more than {SIGNATURE_TOLERANCE_SECONDS} s off"
         )
     return timestamp
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+SEND_UTF8 = "send UTF-8 JSON (Content-Type: application/json; charset=utf-8)"
+_FOREIGN_BOMS = (  # UTF-32 first: its little-endian mark starts like UTF-16's
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def utf8_text(body: bytes, content_type: str | None) -> str:
+    """The body as text, or a 415 naming what is wrong: JSON parsing would otherwise guess
+    UTF-16 or UTF-32 from the bytes and land what the sender did not mean to send."""
+    charset = _charset(content_type)
+    if charset is not None and charset not in ("utf-8", "utf8"):
+        raise WebhookRejected(415, f"charset {charset!r} is not supported: {SEND_UTF8}")
+    for bom, name in _FOREIGN_BOMS:
+        if body.startswith(bom):
+            raise WebhookRejected(415, f"the body is {name} (byte order mark): {SEND_UTF8}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebhookRejected(
+            415, f"the body is not valid UTF-8 (byte {exc.start}): {SEND_UTF8}"
+        ) from None
+    if "\x00" in text:  # JSON never holds a raw NUL; UTF-16/32 text without a mark does
+        raise WebhookRejected(415, f"the body holds NUL bytes (UTF-16 or UTF-32?): {SEND_UTF8}")
+    return text.removeprefix("\ufeff")  # a UTF-8 byte order mark is tolerated (RFC 8259)
+
+
+def _charset(content_type: str | None) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 # --- landing --------------------------------------------------------------------------------
@@ -283,22 +383,34 @@ def accept(
 ) -> tuple[dict[str, Any], bool]:
     """Land a verified delivery once. Returns (answer, replayed).
 
+    The delivery is known by its key and by its body: a key seen before answers its first
+    answer (or 422 for other data under it), and so does a body seen before under any key
+    or none, so a captured body re-sent under a new key cannot land twice.
     ``batch_loader(source)`` validates the body into a :class:`PriceWebhook` (it raises
     the API's 422 on bad input); it is only called for a first delivery.
     """
     source = landing_source(sources, source_name)
     public, delivery = delivery_id(idempotency_key, body)
+    _, by_body = delivery_id(None, body)
+    identities = list(dict.fromkeys([delivery, by_body]))  # the key's first: it can conflict
     body_hash = hashlib.sha256(body).hexdigest()
     receipts = Receipts(cache, Path(source.path).expanduser().resolve() / ".receipts")
 
-    def replay(receipt: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        if receipt.get("body_sha256") != body_hash:
-            raise WebhookRejected(422, "Idempotency-Key was already used for a different payload")
-        return receipt["answer"], True
+    def first_answer() -> dict[str, Any] | None:
+        for identity in identities:
+            receipt = receipts.get(identity)
+            if receipt is None:
+                continue
+            if receipt.get("body_sha256") != body_hash:
+                raise WebhookRejected(
+                    422, "Idempotency-Key was already used for a different payload"
+                )
+            return receipt["answer"]
+        return None
 
-    known = receipts.get(delivery)
+    known = first_answer()
     if known is not None:
-        return replay(known)
+        return known, True
     batch: PriceWebhook = batch_loader(source)
     unknown = refused_retailers(sources, source, {o.retailer for o in batch.observations})
     if unknown:
@@ -307,13 +419,18 @@ def accept(
             f"unknown retailer(s) {unknown}; sources.yaml provides "
             f"{sources.provided_retailers()} (a new retailer needs its folder or source)",
         )
-    if not receipts.claim(delivery):
-        raise WebhookRejected(409, "the same delivery is being processed; retry in a second")
+    claimed: list[str] = []
     try:
-        known = receipts.get(delivery)  # finished by another worker since the first look
+        for identity in identities:
+            if not receipts.claim(identity):
+                raise WebhookRejected(
+                    409, "the same delivery is being processed; retry in a second"
+                )
+            claimed.append(identity)
+        known = first_answer()  # finished by another worker since the first look
         if known is not None:
-            return replay(known)
-        files = land(source, delivery, batch)
+            return known, True
+        files = land(source, by_body, batch)
         answer = {
             "status": "accepted",
             "idempotency_key": public,
@@ -323,7 +440,9 @@ def accept(
             "landing": source.name,
             "received_at": datetime.now(UTC).isoformat(),
         }
-        receipts.save(delivery, {"answer": answer, "body_sha256": body_hash})
+        for identity in reversed(identities):  # the body's first: the one no key gets past
+            receipts.save(identity, {"answer": answer, "body_sha256": body_hash})
         return answer, False
     finally:
-        receipts.release(delivery)
+        for identity in claimed:
+            receipts.release(identity)

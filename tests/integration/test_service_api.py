@@ -643,6 +643,56 @@ def test_the_openapi_document_has_the_contract_paths(api: TestClient) -> None:
     )
 
 
+def test_every_route_documents_its_error_answers_with_the_error_body(api: TestClient) -> None:
+    """What a client can get besides success is in the document, with the body it gets."""
+    document = api.get("/openapi.json").json()
+    error_body = {"$ref": "#/components/schemas/ErrorAnswer"}
+    operations = {
+        (method.upper(), path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+    def errors(method: str, path: str) -> dict[int, Any]:
+        responses = operations[(method, path)]["responses"]
+        return {int(code): answer for code, answer in responses.items() if int(code) >= 400}
+
+    for (method, path), operation in operations.items():
+        documented = errors(method, path)
+        if path.startswith("/api/"):  # a key or signature, the rate limits, a dependency
+            assert {401, 429, 503} <= set(documented), (method, path)
+            assert "Retry-After" in documented[429]["headers"], (method, path)
+        if operation.get("parameters") or operation.get("requestBody"):
+            assert 422 in documented, (method, path)
+        if operation.get("requestBody"):
+            assert {400, 413} <= set(documented), (method, path)
+        for code, answer in documented.items():
+            if path != "/health":  # whose 503 is the health report itself
+                assert answer["content"]["application/json"]["schema"] == error_body, code
+    assert set(errors("POST", "/api/webhooks/prices")) == {400, 401, 409, 413, 415, 422, 429, 503}
+    assert {404, 409, 502} <= set(errors("POST", "/api/pipeline/runs"))
+    assert {404, 409, 502} <= set(errors("POST", "/api/pipeline/runs/{run_id}/terminate"))
+    assert 400 in errors("GET", "/api/opportunities")  # a bad cursor
+    assert 404 in errors("GET", "/api/products/{product_id}")
+    assert 404 in errors("POST", "/api/matches/{pair_id}/label")
+    assert set(errors("GET", "/api/metrics")) == {401, 429, 503}  # no input: no 422
+    assert "HTTPValidationError" not in json.dumps(document)  # FastAPI's body is not sent
+
+    # The answers really have the documented shape.
+    schema = document["components"]["schemas"]["ErrorAnswer"]
+    for answer in (
+        api.get("/api/config"),  # no key
+        api.get("/api/opportunities?limit=0", headers=AUTH),
+        api.get("/api/products/nope", headers=AUTH),
+    ):
+        body = answer.json()
+        assert set(schema["required"]) <= set(body) <= set(schema["properties"]), body
+        assert body["error"] in schema["properties"]["error"]["enum"]
+    assert body["error"] == "not_found"
+    details = api.get("/api/opportunities?limit=0", headers=AUTH).json()["details"]
+    assert details == [{"field": "query.limit", "message": details[0]["message"]}]
+
+
 # --- embedded defaults ----------------------------------------------------------------------
 
 

@@ -1,6 +1,8 @@
 """Fuzzing the OpenAPI document with schemathesis (valid and invalid inputs, on
-PostgreSQL + Redis): whatever comes in, the answer is never a 5xx. The webhook is fuzzed
-a second time with every generated body validly signed, so what lies behind the
+PostgreSQL + Redis): whatever comes in, the answer is never a 5xx, and it is one the
+document promises — a documented status, its content type, headers and body schema (so
+every error answer is documented, with the body the service really sends). The webhook is
+fuzzed a second time with every generated body validly signed, so what lies behind the
 signature (JSON parsing, validation, landing, idempotency) is fuzzed too.
 
 Bounded: a few dozen examples per operation. The event stream never ends, so it is left
@@ -19,9 +21,10 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core import NotSet
+from schemathesis.errors import FailureGroup
 
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
@@ -41,6 +44,21 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 EXAMPLES = 15  # per operation and mode: ~300 requests in all
 CONFIG = SchemathesisConfig()
+CONFORMANCE = [
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
+
+
+def nonconformance(case: schemathesis.Case, response: Any, headers: dict[str, str]) -> str | None:
+    """What in ``response`` the OpenAPI document does not promise, or None."""
+    try:
+        case.validate_response(response, checks=CONFORMANCE, headers=headers)
+    except FailureGroup as group:
+        return "; ".join(f"{f.title}: {f.message}" for f in group.exceptions)  # type: ignore[attr-defined]
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +105,12 @@ def test_no_input_makes_the_api_fail(fuzzed_app: Any, mode: GenerationMode) -> N
         def fuzz(case: schemathesis.Case) -> None:
             response = case.call(headers=AUTH)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-            if response.status_code >= 500:
+            broken = nonconformance(case, response, AUTH)
+            if response.status_code >= 500 or broken:
                 failures.append(
                     f"{case.method} {case.formatted_path} query={case.query} "
-                    f"body={str(case.body)[:200]} -> {response.status_code} {response.text[:200]}"
+                    f"body={str(case.body)[:200]} -> {response.status_code} "
+                    f"{response.text[:200]} {broken or ''}"
                 )
 
         try:
@@ -105,9 +125,10 @@ def test_no_input_makes_the_api_fail(fuzzed_app: Any, mode: GenerationMode) -> N
 
 def signed_delivery(case: schemathesis.Case, plausible: bool) -> tuple[bytes, dict[str, str]]:
     """The generated body as the bytes that will be sent, and a valid signature for them:
-    what a sender holding the secret does, so fuzzing gets past the signature.
-    ``plausible`` puts every observation an hour ago at a retailer the landing serves (the
-    two checks a schema cannot express), so that the rest of the body is what is fuzzed."""
+        what a sender holding the secret does (with the generated Idempotency-Key, which
+    is signed too), so fuzzing gets past the signature.
+        ``plausible`` puts every observation an hour ago at a retailer the landing serves (the
+        two checks a schema cannot express), so that the rest of the body is what is fuzzed."""
     if plausible and isinstance(case.body, dict):
         an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
         for observation in case.body.get("observations") or []:
@@ -122,7 +143,9 @@ def signed_delivery(case: schemathesis.Case, plausible: bool) -> tuple[bytes, di
     case.headers = {
         k: v for k, v in (case.headers or {}).items() if k.lower() != "x-arbx-signature"
     }
-    return raw, {"X-Arbx-Signature": sign(TEST_SECRET, raw), "Content-Type": "application/json"}
+    key = next((v for k, v in case.headers.items() if k.lower() == "idempotency-key"), None)
+    signature = sign(TEST_SECRET, raw, idempotency_key=key)  # the key is signed too
+    return raw, {"X-Arbx-Signature": signature, "Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -145,11 +168,15 @@ def test_signed_webhook_deliveries_are_validated_without_a_5xx(
         raw, headers = signed_delivery(case, plausible=mode is GenerationMode.POSITIVE)
         response = case.call(headers=headers, data=raw)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-        if response.status_code >= 500 or response.status_code == 401:
-            failures.append(f"{raw[:300]!r} -> {response.status_code} {response.text[:200]}")
+        broken = nonconformance(case, response, headers)
+        if response.status_code >= 500 or response.status_code == 401 or broken:
+            failures.append(
+                f"{raw[:300]!r} -> {response.status_code} {response.text[:200]} {broken or ''}"
+            )
 
     fuzz()
-    assert not failures, "\n".join(failures[:10])  # never a 5xx; the signature always holds
+    # Never a 5xx, always a documented answer; the signature always holds.
+    assert not failures, "\n".join(failures[:10])
     if mode is GenerationMode.POSITIVE:
         assert statuses.get(202, 0) > 0, statuses  # valid deliveries land
     else:

@@ -1,5 +1,6 @@
-"""Signed price webhooks against real Redis: valid, wrong, stale and replayed signatures,
-idempotency across workers, strict validation, and durable landing for the sensor."""
+"""Signed price webhooks against real Redis: valid, wrong, stale, tampered and replayed
+signatures, idempotency across workers (a body lands once, whatever its key), UTF-8 only,
+strict validation, and durable landing for the sensor."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from arbx_dagster.service.testing import (
     service_settings,
     write_sources,
 )
-from arbx_dagster.service.webhooks import sign, verify_signature
+from arbx_dagster.service.webhooks import SignatureError, sign, verify_signature
 from arbx_dagster.storage.cache import Cache, RedisCache
 
 pytestmark = pytest.mark.services
@@ -111,7 +112,7 @@ def post(
 ) -> Any:
     headers = {
         "Content-Type": "application/json",
-        "X-Arbx-Signature": signature or sign(secret, body, timestamp),
+        "X-Arbx-Signature": signature or sign(secret, body, timestamp, key),
     }
     if key:
         headers["Idempotency-Key"] = key
@@ -122,14 +123,44 @@ def landed(landing: Path) -> list[Path]:
     return sorted(p for p in landing.rglob("*.jsonl"))
 
 
-def test_the_signature_scheme_is_hmac_sha256_over_timestamp_dot_body() -> None:
+def landed_rows(landing: Path) -> int:
+    """Observations waiting for the file-drop sensor: what would reach the warehouse."""
+    return sum(len(path.read_text().splitlines()) for path in landed(landing))
+
+
+def test_the_v2_signature_is_hmac_sha256_over_timestamp_key_and_body() -> None:
     body, t = b'{"observations": []}', 1_700_000_000
-    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign("s3cret", body, t) == f"t={t},v1={expected}"
-    assert verify_signature("s3cret", f"t={t},v1={expected}", body, now=t + 300) == t
+    keyed = hmac.new(b"s3cret", b"v2\n1700000000\nbatch-42\n" + body, hashlib.sha256)
+    assert sign("s3cret", body, t, "batch-42") == f"t={t},v2={keyed.hexdigest()}"
+    unkeyed = hmac.new(b"s3cret", b"v2\n1700000000\n\n" + body, hashlib.sha256)
+    assert sign("s3cret", body, t) == f"t={t},v2={unkeyed.hexdigest()}"
+    header = sign("s3cret", body, t, "batch-42")
+    assert verify_signature("s3cret", header, body, now=t + 300, idempotency_key="batch-42") == t
     # A sender rotating secrets may send two signatures; one matching is enough.
-    rotated = f"t={t}, v1={'0' * 64}, v1={expected}"
-    assert verify_signature("s3cret", rotated, body, now=t) == t
+    rotated = f"t={t}, v2={'0' * 64}, v2={keyed.hexdigest()}"
+    assert verify_signature("s3cret", rotated, body, now=t, idempotency_key="batch-42") == t
+    # Every signed part is bound: another key, no key, another body or time is refused.
+    for key, signed_body, stamp in [
+        ("batch-43", body, t),
+        (None, body, t),
+        ("batch-42", body + b" ", t),
+        ("batch-42", body, t + 1),
+    ]:
+        forged = header.replace(f"t={t}", f"t={stamp}")
+        with pytest.raises(SignatureError, match="does not match"):
+            verify_signature("s3cret", forged, signed_body, now=t, idempotency_key=key)
+
+
+def test_a_legacy_v1_signature_is_taken_only_without_an_idempotency_key() -> None:
+    body, t = b'{"observations": []}', 1_700_000_000
+    v1 = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, t, scheme="v1") == f"t={t},v1={v1}"
+    assert verify_signature("s3cret", f"t={t},v1={v1}", body, now=t) == t
+    # v1 does not cover the key: with one, a captured request could pass for a new delivery.
+    with pytest.raises(SignatureError, match="does not cover the Idempotency-Key"):
+        verify_signature("s3cret", f"t={t},v1={v1}", body, now=t, idempotency_key="batch-42")
+    with pytest.raises(ValueError, match="use v2"):
+        sign("s3cret", body, t, "batch-42", scheme="v1")
 
 
 def test_a_signed_batch_is_landed_for_the_sensor_and_answered_202(apps: Any, landing: Path) -> None:
@@ -218,11 +249,75 @@ def test_a_replay_returns_the_first_answer_and_lands_nothing_twice(
     assert 'arbx_webhook_deliveries_total{outcome="replayed"} 1' in metrics
 
 
-def test_concurrent_duplicates_land_once(apps: Any, landing: Path) -> None:
+def test_a_captured_request_resent_under_a_new_key_is_refused_and_lands_nothing(
+    apps: Any, landing: Path
+) -> None:
+    api = apps()
+    body = body_of({"observations": observations(3)})
+    captured = sign(TEST_SECRET, body, idempotency_key="batch-1")
+    assert post(api, body, key="batch-1", signature=captured).status_code == 202
+    files, rows = landed(landing), landed_rows(landing)
+    assert rows == 3
+
+    # The attacker holds the signed request, not the secret: whatever key it puts on it
+    # (a new one, none), the signature no longer matches.
+    for key in ("batch-2", "batch-1-again", None):
+        replay = post(api, body, key=key, signature=captured)
+        assert replay.status_code == 401, (key, replay.text)
+        assert "does not match" in replay.json()["message"]
+    # A legacy v1 request (no key) captured and re-sent with a key is refused as well.
+    legacy_body = body_of({"observations": observations(1, retailer="paris")})
+    legacy = sign(TEST_SECRET, legacy_body, scheme="v1")
+    assert post(api, legacy_body, signature=legacy).status_code == 202
+    resent = post(api, legacy_body, key="batch-3", signature=legacy)
+    assert resent.status_code == 401
+    assert "does not cover the Idempotency-Key" in resent.json()["message"]
+    assert len(landed(landing)) == len(files) + 1 and landed_rows(landing) == rows + 1
+    metrics = api.get("/metrics").text
+    assert 'arbx_webhook_deliveries_total{outcome="bad_signature"} 4' in metrics
+
+
+def test_headers_tampered_after_signing_are_refused(shared: tuple[TestClient, Path]) -> None:
+    api, landing = shared
+    body = body_of({"observations": observations(1)})
+    t = int(time.time())
+    signed = sign(TEST_SECRET, body, t, "batch-7")
+    for key, header in [
+        ("batch-8", signed),  # the key changed
+        ("batch-7", signed.replace(f"t={t}", f"t={t - 60}")),  # the timestamp changed
+        ("batch-7", signed.replace("v2=", "v1=")),  # passed off as the other scheme
+    ]:
+        response = post(api, body, key=key, signature=header)
+        assert response.status_code == 401, (key, header, response.text)
+    assert landed(landing) == []
+
+
+def test_a_body_lands_once_whatever_key_it_comes_with(apps: Any, landing: Path) -> None:
+    """A sender that retries under a fresh key (or without one) gets the first answer."""
+    first_worker, second_worker = apps(), apps()
+    body = body_of({"observations": observations(2)})
+    first = post(first_worker, body, key="run-1")
+    assert first.status_code == 202 and first.json()["idempotency_key"] == "run-1"
+    files = landed(landing)
+    for worker, key in [(second_worker, "run-2"), (first_worker, None), (second_worker, "run-1")]:
+        again = post(worker, body, key=key, timestamp=int(time.time()))  # re-signed
+        assert again.status_code == 202, (key, again.text)
+        assert again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+    assert landed(landing) == files and landed_rows(landing) == 2
+
+
+@pytest.mark.parametrize("keys", ["none", "one each"])
+def test_concurrent_duplicates_land_once(apps: Any, landing: Path, keys: str) -> None:
+    """Eight copies at once on two workers, without a key or each under its own."""
     workers = [apps(), apps()]
     body = body_of({"observations": observations(50)})
+
+    def send(i: int) -> Any:
+        return post(workers[i % 2], body, key=f"copy-{i}" if keys == "one each" else None)
+
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda i: post(workers[i % 2], body), range(8)))
+        responses = list(pool.map(send, range(8)))
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {202, 409} and 202 in statuses
     accepted = {json.dumps(r.json(), sort_keys=True) for r in responses if r.status_code == 202}
@@ -261,6 +356,58 @@ def test_bad_input_is_a_clear_4xx_and_lands_nothing(
     assert response.status_code == status, response.text
     assert needle.lower() in response.text.lower(), response.text
     assert landed(landing) == []
+
+
+UTF8_BATCH = {"observations": observations(1, name="Televisión Samsung 55 pulgadas")}
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "content_type", "needle"),
+    [
+        ("UTF-16 with a BOM", json.dumps(UTF8_BATCH).encode("utf-16"), None, "UTF-16"),
+        ("UTF-16 without a BOM", json.dumps(UTF8_BATCH).encode("utf-16-le"), None, "NUL"),
+        ("UTF-32 with a BOM", json.dumps(UTF8_BATCH).encode("utf-32"), None, "UTF-32"),
+        (
+            "Latin-1",
+            json.dumps(UTF8_BATCH, ensure_ascii=False).encode("latin-1"),
+            None,
+            "not valid UTF-8",
+        ),
+        ("another charset", body_of(UTF8_BATCH), "application/json; charset=iso-8859-1", "8859"),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_a_415_and_lands_nothing(
+    shared: tuple[TestClient, Path], case: str, body: bytes, content_type: str | None, needle: str
+) -> None:
+    api, landing = shared
+    headers = {"X-Arbx-Signature": sign(TEST_SECRET, body)}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = api.post("/api/webhooks/prices", content=body, headers=headers)
+    assert response.status_code == 415, (case, response.text)
+    assert response.json()["error"] == "unsupported_media_type"
+    assert "send UTF-8 JSON" in response.json()["message"]
+    assert needle in response.json()["message"], response.text
+    assert landed(landing) == []
+
+
+def test_utf8_is_accepted_with_its_charset_or_byte_order_mark(apps: Any, landing: Path) -> None:
+    api = apps()
+    text = json.dumps(UTF8_BATCH, ensure_ascii=False)
+    for body, content_type in [
+        (text.encode(), "application/json; charset=UTF-8"),
+        (text.replace("55", "65").encode("utf-8-sig"), "application/json"),
+    ]:
+        response = api.post(
+            "/api/webhooks/prices",
+            content=body,
+            headers={"X-Arbx-Signature": sign(TEST_SECRET, body), "Content-Type": content_type},
+        )
+        assert response.status_code == 202, response.text
+    names = [
+        json.loads(line)["name"] for p in landed(landing) for line in p.read_text().splitlines()
+    ]
+    assert sorted(names) == ["Televisión Samsung 55 pulgadas", "Televisión Samsung 65 pulgadas"]
 
 
 def test_size_limits_and_disabled_webhooks(apps: Any, landing: Path) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from arbx_dagster.domain.config import coerce_setting
 from arbx_dagster.service import labels, pipeline
 from arbx_dagster.service.auth import Principal
+from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.routes.deps import require_key
 from arbx_dagster.service.schemas import (
     ConfigUpdate,
@@ -23,12 +24,18 @@ from arbx_dagster.service.schemas import (
 from arbx_dagster.service.state import ServiceState, get_state
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
 
-router = APIRouter(prefix="/api", tags=["control"])
+# Every route: a key (401), its rate limits (429), the warehouse, Redis or Dagster (503).
+router = APIRouter(prefix="/api", tags=["control"], responses=error_responses(401, 429, 503))
 
 RunId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{8,64}$")]
 
 
-@router.post("/pipeline/runs", status_code=201, response_model=LaunchAnswer)
+@router.post(
+    "/pipeline/runs",
+    status_code=201,
+    response_model=LaunchAnswer,
+    responses=error_responses(400, 404, 409, 413, 502),
+)
 def launch_run(
     body: LaunchBody,
     who: Annotated[Principal, Depends(require_key)],
@@ -56,7 +63,11 @@ def launch_run(
     return result
 
 
-@router.post("/pipeline/runs/{run_id}/terminate", response_model=TerminateAnswer)
+@router.post(
+    "/pipeline/runs/{run_id}/terminate",
+    response_model=TerminateAnswer,
+    responses=error_responses(404, 409, 502),
+)
 def terminate_run(
     run_id: RunId,
     who: Annotated[Principal, Depends(require_key)],
@@ -72,7 +83,7 @@ def terminate_run(
     return result
 
 
-@router.get("/pipeline/status", response_model=PipelineStatus)
+@router.get("/pipeline/status", response_model=PipelineStatus, responses=error_responses(502))
 def pipeline_status(
     _: Annotated[Principal, Depends(require_key)],
     st: Annotated[ServiceState, Depends(get_state)],
@@ -82,7 +93,7 @@ def pipeline_status(
     return pipeline.status(st.dagster, limit)
 
 
-@router.put("/config")
+@router.put("/config", responses=error_responses(400, 413))
 def update_config(
     body: ConfigUpdate,  # type: ignore[valid-type]
     who: Annotated[Principal, Depends(require_key)],
@@ -109,7 +120,7 @@ def update_config(
         return dataclasses.asdict(read_thresholds(warehouse))
 
 
-@router.post("/matches/{pair_id}/label")
+@router.post("/matches/{pair_id}/label", responses=error_responses(400, 404, 413))
 def label_match(
     pair_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="pair_id of a match")],
     body: LabelBody,

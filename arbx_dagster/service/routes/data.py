@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 
 from arbx_dagster.service.auth import Principal
+from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.opportunities import (
     OpportunityQuery,
     cached,
@@ -24,10 +25,11 @@ from arbx_dagster.service.schemas import OpportunityFilters, OpportunityPage, Re
 from arbx_dagster.service.state import ServiceState, get_state
 from arbx_dagster.storage.settings_store import read_thresholds
 
-router = APIRouter(prefix="/api", tags=["data"])
+# Every route: a key (401), its rate limits (429), the warehouse or Redis (503).
+router = APIRouter(prefix="/api", tags=["data"], responses=error_responses(401, 429, 503))
 
 
-@router.get("/opportunities", response_model=OpportunityPage)
+@router.get("/opportunities", response_model=OpportunityPage, responses=error_responses(400))
 async def list_opportunities(
     _: Annotated[Principal, Depends(require_key)],
     st: Annotated[ServiceState, Depends(get_state)],
@@ -58,7 +60,7 @@ async def list_opportunities(
     return Response(text, media_type="application/json", headers=headers)
 
 
-@router.get("/products/{product_id}")
+@router.get("/products/{product_id}", responses=error_responses(404))
 def get_product(
     _: Annotated[Principal, Depends(require_key)],
     st: Annotated[ServiceState, Depends(get_state)],

@@ -8,11 +8,16 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from arbx_dagster.service.auth import Principal
+from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.routes.deps import require_key
 from arbx_dagster.service.sse import event_stream
 from arbx_dagster.service.state import ServiceState, get_state
 
-router = APIRouter(prefix="/api/sse", tags=["events"])
+router = APIRouter(
+    prefix="/api/sse",
+    tags=["events"],
+    responses=error_responses(401, 429, 503, why={503: "Too many live connections"}),
+)
 
 EVENT_ID = r"^\d{1,16}-\d{1,10}$"
 

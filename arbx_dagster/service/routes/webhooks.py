@@ -14,19 +14,26 @@ from pydantic import ValidationError
 from arbx_dagster.ingestion.sources import SourcesError
 from arbx_dagster.service import webhooks
 from arbx_dagster.service.audit import AuditRecord
+from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.state import ServiceState, get_state
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
 SIGNATURE_DOC = (
-    "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 with ARBX_WEBHOOK_SECRET over `<t>.<raw body>`"
+    "`t=<unix seconds>,v2=<hex>`: HMAC-SHA256 with ARBX_WEBHOOK_SECRET over "
+    "`v2\\n<t>\\n<Idempotency-Key, or nothing>\\n<raw body>` (see the README)"
+)
+KEY_DOC = (
+    "Names the delivery (a retry with the same key gets the first answer). Signed: "
+    "it is part of the v2 signature"
 )
 
 
-def parse_batch(raw: bytes, limit: int) -> webhooks.PriceWebhook:
+def parse_batch(text: str, limit: int) -> webhooks.PriceWebhook:
+    """The batch in a UTF-8 body: 400 if it is not JSON, 422 if it is not a batch."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(text)
+    except ValueError as exc:
         raise webhooks.WebhookRejected(400, f"body is not JSON: {exc}") from exc
     except RecursionError:  # thousands of nested brackets: no batch is shaped like that
         raise webhooks.WebhookRejected(400, "body is nested too deeply to be a batch") from None
@@ -40,7 +47,11 @@ def parse_batch(raw: bytes, limit: int) -> webhooks.PriceWebhook:
 
 
 def handle_delivery(
-    st: ServiceState, signature: str | None, key: str | None, raw: bytes
+    st: ServiceState,
+    signature: str | None,
+    key: str | None,
+    raw: bytes,
+    content_type: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Verify, validate and land one delivery, counting and auditing the outcome."""
     secret = st.settings.webhook_secret
@@ -48,7 +59,7 @@ def handle_delivery(
         st.metrics.inc("arbx_webhook_deliveries_total", outcome="disabled")
         raise webhooks.WebhookRejected(503, "webhooks are disabled (set ARBX_WEBHOOK_SECRET)")
     try:
-        webhooks.verify_signature(secret, signature, raw)
+        webhooks.verify_signature(secret, signature, raw, idempotency_key=key)
     except webhooks.SignatureError:
         st.metrics.inc("arbx_webhook_deliveries_total", outcome="bad_signature")
         raise
@@ -58,13 +69,14 @@ def handle_delivery(
     except SourcesError as exc:
         raise webhooks.WebhookRejected(503, f"sources.yaml cannot be used: {exc}") from exc
     try:
+        text = webhooks.utf8_text(raw, content_type)
         answer, replayed = webhooks.accept(
             st.cache,
             sources,
             st.settings.webhook_source,
             key,
             raw,
-            lambda source: parse_batch(raw, limit),
+            lambda source: parse_batch(text, limit),
         )
     except (webhooks.WebhookRejected, RequestValidationError) as exc:
         st.metrics.inc("arbx_webhook_deliveries_total", outcome="rejected")
@@ -96,9 +108,30 @@ def handle_delivery(
         }
     },
     responses={
-        202: {"description": "Landed for ingestion (or a replay of an earlier delivery)"},
-        401: {"description": "Missing, wrong or stale signature"},
-        409: {"description": "The same delivery is being processed"},
+        202: {
+            "model": webhooks.WebhookAnswer,
+            "description": "Landed for ingestion (or, with `Idempotent-Replayed: true`, the "
+            "first answer to the same key or body)",
+        },
+        **error_responses(
+            400,
+            401,
+            409,
+            413,
+            415,
+            422,
+            429,
+            503,
+            why={
+                400: "The body is not JSON, or is nested too deeply",
+                401: "Missing, wrong or stale signature",
+                409: "The same delivery is being processed: retry after `Retry-After`",
+                413: "Too many observations or bytes",
+                415: "The body is not UTF-8 JSON",
+                422: "Not a valid batch, or an Idempotency-Key reused for other data",
+                503: "Webhooks disabled, no landing source, or Redis down",
+            },
+        ),
     },
 )
 async def receive_prices(
@@ -106,13 +139,19 @@ async def receive_prices(
     st: Annotated[ServiceState, Depends(get_state)],
     x_arbx_signature: Annotated[str | None, Header(description=SIGNATURE_DOC)] = None,
     idempotency_key: Annotated[
-        str | None, Header(max_length=200, pattern=webhooks.IDEMPOTENCY_KEY.pattern)
+        str | None,
+        Header(max_length=200, pattern=webhooks.IDEMPOTENCY_KEY.pattern, description=KEY_DOC),
     ] = None,
 ) -> JSONResponse:
     """Price observations from an external scraper, landed for the file-drop sensor."""
     raw = await request.body()
     answer, replayed = await to_thread.run_sync(
-        handle_delivery, st, x_arbx_signature, idempotency_key, raw
+        handle_delivery,
+        st,
+        x_arbx_signature,
+        idempotency_key,
+        raw,
+        request.headers.get("content-type"),
     )
     headers = {"Idempotent-Replayed": "true" if replayed else "false"}
     return JSONResponse(answer, status_code=202, headers=headers)
