@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from arbx_dagster.ingestion.sources import SourcesError
 from arbx_dagster.service.dagster_api import DagsterError, DagsterUnavailable
 from arbx_dagster.service.db import WarehouseBusy, WarehouseUnavailable
 from arbx_dagster.service.opportunities import BadCursor
@@ -158,6 +159,11 @@ def install(app: FastAPI) -> None:
     async def _warehouse_down(request: Request, exc: WarehouseUnavailable) -> JSONResponse:
         log.error("warehouse unavailable: %s", exc)
         return error_response(503, "the warehouse is unavailable", headers={"Retry-After": "5"})
+
+    @app.exception_handler(SourcesError)
+    async def _sources_broken(request: Request, exc: SourcesError) -> JSONResponse:
+        log.error("sources.yaml cannot be used: %s", exc)
+        return error_response(503, f"sources.yaml cannot be used: {exc}")
 
     @app.exception_handler(CacheError)
     async def _cache_down(request: Request, exc: CacheError) -> JSONResponse:

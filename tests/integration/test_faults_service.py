@@ -4,18 +4,30 @@ Retry-After, never a 500, and the service recovers on its own once the database 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from fault_proxy import FaultProxy
 
+from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
-from arbx_dagster.service.testing import TEST_KEY, StubDagster, serve_in_thread, service_settings
+from arbx_dagster.service.testing import (
+    TEST_KEY,
+    TEST_SECRET,
+    StubDagster,
+    serve_in_thread,
+    service_settings,
+    spread_observations,
+    write_sources,
+)
+from arbx_dagster.service.webhooks import sign
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -111,13 +123,24 @@ def served_through_redis_proxy(
             prefix=redis_cache.prefix,  # type: ignore[attr-defined]
             timeout_seconds=0.5,
         )
-        app = create_app(settings, cache=cache, dagster=StubDagster())  # type: ignore[arg-type]
+        sources = resolve_sources(write_sources(tmp_path / "sources"))
+        app = create_app(settings, cache=cache, dagster=StubDagster(), sources=sources)  # type: ignore[arg-type]
         with serve_in_thread(app) as server:
             yield server.url, proxy
 
 
+def _deliver(url: str) -> httpx.Response:
+    body = json.dumps({"observations": spread_observations(datetime.now(UTC))}).encode()
+    headers = {"Content-Type": "application/json", "X-Arbx-Signature": sign(TEST_SECRET, body)}
+    return httpx.post(url + "/api/webhooks/prices", content=body, headers=headers, timeout=30)
+
+
+def _landed(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "sources" / "landing").rglob("*") if p.is_file()]
+
+
 def test_without_redis_the_api_serves_from_the_warehouse_and_says_it_is_degraded(
-    served_through_redis_proxy: tuple[str, FaultProxy],
+    served_through_redis_proxy: tuple[str, FaultProxy], tmp_path: Path
 ) -> None:
     url, proxy = served_through_redis_proxy
     assert _statuses(_burst(url, 4, "/api/opportunities")) == [200] * 4
@@ -130,6 +153,12 @@ def test_without_redis_the_api_serves_from_the_warehouse_and_says_it_is_degraded
         assert health.status_code == 200
         assert health.json()["status"] == "degraded"
         assert health.json()["components"]["cache"]["state"] == "down"
+        # A delivery cannot be claimed once-only without Redis: refused whole, retried later.
+        refused = _deliver(url)
+        assert refused.status_code == 503 and "retry-after" in refused.headers
+        assert _landed(tmp_path) == []
+    assert _deliver(url).status_code == 202
+    assert _landed(tmp_path)
     recovered = _burst(url, 4, "/api/opportunities")
     assert _statuses(recovered) == [200] * 4
     assert httpx.get(url + "/health", timeout=30).json()["status"] in {"ok", "degraded"}

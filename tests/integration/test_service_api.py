@@ -486,6 +486,18 @@ def test_the_retailers_the_sources_provide_are_listed_for_the_dashboard(
     assert listed.json() == {"retailers": ["abt", "buy"]}
 
 
+def test_a_broken_sources_file_is_a_503_that_says_what_is_wrong(
+    app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "sources.yaml"
+    broken.write_text("version: 1\nretailers:\n  - name: x\n    connector: nope\n")
+    monkeypatch.setenv("ARBX_SOURCES", str(broken))
+    api = app_factory()
+    answer = api.get("/api/retailers", headers=AUTH)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["message"].startswith("sources.yaml cannot be used")
+
+
 def test_money_settings_take_their_currency_neutral_names(
     api: TestClient, postgres_warehouse: Warehouse
 ) -> None:
