@@ -245,3 +245,27 @@ def test_a_jsonl_line_nested_thousands_deep_is_quarantined_and_the_rest_lands(
         (None, "JSON nested too deeply"),
         ("B", None),
     ]
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain", "quoted"])
+def test_a_row_written_with_another_separator_is_quarantined_saying_so(
+    tmp_path: Path, quoted: bool
+) -> None:
+    drop = _drop(tmp_path, retailer="paris")
+    name = '"TV 55, 4K"' if quoted else "TV 55"
+    _write(
+        tmp_path / "landing/precios.csv",
+        "sku,name,price_offer\n"
+        f"A,{name},99990\n"
+        "B;Radio;19990\n"  # pasted from a semicolon export
+        "C,Mouse\n",
+    )
+    [batch] = drop.fetch(FetchRequest(observed_at=NOW))
+    assert batch.frame.select("sku", "parse_error").rows() == [
+        ("A", None),
+        ("B;Radio;19990", "fields separated by ';' where the file uses ','"),
+        ("C", "2 fields where the header has 3"),
+    ]
+    result = validate_observations(batch.frame, now=NOW)
+    assert result.accepted["sku"].to_list() == ["A"]
+    assert result.accepted.height + result.quarantined.height == batch.frame.height == 3

@@ -463,6 +463,21 @@ def _read_csv(content: bytes, relpath: str, separator: str, encoding: str) -> pl
     return frame
 
 
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _field_count_error(line: pl.Expr, count: pl.Expr, separator: str, expected: int) -> pl.Expr:
+    """Why a row has the wrong number of fields: written with another separator than the
+    file's (a row pasted from another export), else just the counts."""
+    reason = pl.when(count == expected).then(pl.lit(None, dtype=pl.String()))
+    for other in _SEPARATORS:
+        if other != separator:
+            reason = reason.when(line.str.count_matches(other, literal=True) + 1 == expected).then(
+                pl.lit(f"fields separated by {other!r} where the file uses {separator!r}")
+            )
+    return reason.otherwise(pl.format(f"{{}} fields where the header has {expected}", count))
+
+
 def _read_plain_csv(text: str, relpath: str, separator: str) -> pl.DataFrame:
     lines = (
         pl.DataFrame({"line": text.splitlines()}, schema={"line": pl.String()})
@@ -477,9 +492,7 @@ def _read_plain_csv(text: str, relpath: str, separator: str) -> pl.DataFrame:
     return lines.slice(1).select(
         *(fields.list.get(i, null_on_oob=True).alias(name) for i, name in enumerate(header)),
         source_location=pl.format(f"{relpath}:{{}}", pl.col("number")),
-        parse_error=pl.when(count != len(header)).then(
-            pl.format(f"{{}} fields where the header has {len(header)}", count)
-        ),
+        parse_error=_field_count_error(pl.col("line"), count, separator, len(header)),
     )
 
 
@@ -489,6 +502,8 @@ def _read_quoted_csv(text: str, relpath: str, separator: str) -> pl.DataFrame:
     columns: dict[str, list[str | None]] = {name: [] for name in header}
     locations: list[str] = []
     errors: list[str | None] = []
+    lines: list[str] = []  # the fields joined back: where a wrong separator shows
+    counts: list[int] = []
     while True:
         try:
             values = next(reader)
@@ -500,15 +515,21 @@ def _read_quoted_csv(text: str, relpath: str, separator: str) -> pl.DataFrame:
             if not values:
                 continue
             error = None
-            if len(values) != len(header):
-                error = f"{len(values)} fields where the header has {len(header)}"
         for i, name in enumerate(header):
             columns[name].append(values[i] if i < len(values) else None)
         locations.append(f"{relpath}:{reader.line_num}")
         errors.append(error)
+        lines.append(separator.join(values))
+        counts.append(len(values) if error is None else len(header))
     schema = dict.fromkeys([*header, "source_location", "parse_error"], pl.String())
     data = {**columns, "source_location": locations, "parse_error": errors}
-    return pl.DataFrame(data, schema=schema)
+    frame = pl.DataFrame(data, schema=schema).with_columns(
+        _line=pl.Series(lines, dtype=pl.String()), _count=pl.Series(counts, dtype=pl.Int64())
+    )
+    wrong_count = _field_count_error(pl.col("_line"), pl.col("_count"), separator, len(header))
+    return frame.with_columns(parse_error=pl.coalesce("parse_error", wrong_count)).drop(
+        "_line", "_count"
+    )
 
 
 def _read_jsonl(content: bytes, relpath: str, encoding: str) -> pl.DataFrame:
