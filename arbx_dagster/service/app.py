@@ -92,7 +92,8 @@ def build_state(
 
 
 def _housekeeper(st: ServiceState) -> threading.Thread:
-    """Off the request path: write waiting audit records, re-read API keys, migrate."""
+    """Off the request path: write waiting audit records, re-read API keys, migrate, and
+    publish this worker's gauges (which other workers' scrapes read)."""
 
     def loop() -> None:
         ticks = 0
@@ -104,6 +105,7 @@ def _housekeeper(st: ServiceState) -> threading.Thread:
                 st.keys.refresh()
             if not st.db.migrated and ticks % 30 == 0:  # started during a run: try again
                 st.db.ensure_migrated()
+            st.metrics.refresh_gauges()
 
     thread = threading.Thread(target=loop, name="arbx-housekeeper", daemon=True)
     thread.start()
@@ -158,6 +160,7 @@ def create_app(
             st.auditor.flush()
             st.db.close()
             st.dagster.close()
+            st.metrics.close()
 
     app = FastAPI(
         title="ArbX service API",

@@ -27,7 +27,7 @@ from arbx_dagster.service.auth import issue_key, revoke_key
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.events import invalidate_opportunities, publish_opportunity_events
 from arbx_dagster.service.ratelimit import RateLimiter
-from arbx_dagster.service.testing import TEST_KEY, StubDagster, service_settings
+from arbx_dagster.service.testing import TEST_KEY, StubDagster, metric_value, service_settings
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -144,7 +144,7 @@ def test_every_api_route_but_the_webhook_needs_a_valid_key(
     # The open endpoints: health, Prometheus, the document, the dashboard.
     for path in ("/health", "/metrics", "/openapi.json", "/"):
         assert api.get(path).status_code == 200, path
-    assert f"arbx_auth_failures_total {len(PROTECTED)}" in api.get("/metrics").text
+    assert metric_value(api.get("/metrics").text, "arbx_auth_failures_total") == len(PROTECTED)
 
 
 def test_keys_from_the_table_are_stored_hashed_and_can_be_revoked(
@@ -530,9 +530,14 @@ def test_kpis_and_prometheus_metrics(api: TestClient, postgres_warehouse: Wareho
     assert body["service"]["worker_pid"] == os.getpid()  # TestClient: this process
     text = api.get("/metrics").text
     assert "# TYPE arbx_http_requests_total counter" in text
-    assert 'arbx_http_requests_total{method="GET",route="/api/metrics",status="200"} 1' in text
-    assert 'arbx_http_request_duration_seconds_bucket{route="/api/metrics",le="+Inf"} 1' in text
-    assert "arbx_sse_clients 0" in text
+    route = "/api/metrics"
+    requests = metric_value(
+        text, "arbx_http_requests_total", method="GET", route=route, status="200"
+    )
+    assert requests == 1
+    latency = "arbx_http_request_duration_seconds_bucket"
+    assert metric_value(text, latency, route=route, le="+Inf") == 1
+    assert metric_value(text, "arbx_sse_clients") == 0
 
 
 # --- rate limits, limits, headers ---------------------------------------------------------
@@ -547,7 +552,7 @@ def test_rate_limits_per_key_are_shared_by_workers_through_redis(app_factory: An
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 120
     assert limited.json()["error"] == "rate_limited"
-    assert 'arbx_rate_limited_total{scope="key"} 1' in second.get("/metrics").text
+    assert metric_value(second.get("/metrics").text, "arbx_rate_limited_total", scope="key") == 1
 
 
 def test_rate_limits_per_client_address_cover_the_webhook_too(app_factory: Any) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from arbx_dagster.service import health
+from arbx_dagster.service.metrics import CONTENT_TYPE
 from arbx_dagster.service.schemas import HealthAnswer
 from arbx_dagster.service.state import ServiceState, get_state
 
@@ -28,11 +29,10 @@ def get_health(st: Annotated[ServiceState, Depends(get_state)]) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def prometheus(st: Annotated[ServiceState, Depends(get_state)]) -> PlainTextResponse:
-    """Requests, latencies, SSE clients, webhook outcomes, rate-limit rejections."""
-    return PlainTextResponse(
-        st.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+def prometheus(st: Annotated[ServiceState, Depends(get_state)]) -> Response:
+    """Requests, latencies, SSE clients, webhook outcomes, rate-limit rejections: of the
+    whole service, whichever worker answers."""
+    return Response(st.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.get("/", include_in_schema=False)
