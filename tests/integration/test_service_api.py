@@ -597,15 +597,19 @@ def test_security_headers_cors_allow_list_and_body_limit(app_factory: Any) -> No
     assert streamed.status_code == 413
 
 
-def test_health_reports_each_component(app_factory: Any, tmp_path: Path) -> None:
+def test_health_reports_each_component_in_detail_to_key_holders(
+    app_factory: Any, tmp_path: Path
+) -> None:
     api = app_factory(dagster=DagsterClient("http://127.0.0.1:9"))
-    health = api.get("/health")
+    health = api.get("/health", headers=AUTH)
     assert health.status_code == 200
+    assert health.headers["cache-control"] == "no-store"
     components = health.json()["components"]
     assert components["warehouse"]["state"] == "ok"
     assert components["warehouse"]["engine"] == "postgres"
     assert components["cache"] == {"state": "ok", "backend": "redis"}
     assert components["dagster"]["state"] == "unreachable"
+    assert "http://127.0.0.1:9" in components["dagster"]["detail"]
     assert health.json()["status"] == "degraded"
 
     settings = service_settings(
@@ -613,16 +617,45 @@ def test_health_reports_each_component(app_factory: Any, tmp_path: Path) -> None
     )
     dead_redis = RedisCache("redis://127.0.0.1:1/0", timeout_seconds=0.2)
     with TestClient(create_app(settings, cache=dead_redis, dagster=StubDagster())) as down:  # type: ignore[arg-type]
-        response = down.get("/health")
+        response = down.get("/health", headers=AUTH)
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "down"
         assert body["components"]["warehouse"]["state"] == "down"
+        assert "127.0.0.1" in body["components"]["warehouse"]["detail"]
         assert body["components"]["cache"]["state"] == "down"
-        assert "hunter2" not in response.text  # no secret in answers
+        assert "hunter2" not in response.text  # no secret in answers, even to key holders
         # Data endpoints say the warehouse is unavailable instead of failing.
         unavailable = down.get("/api/config", headers=AUTH)
         assert unavailable.status_code == 503 and "retry-after" in unavailable.headers
+
+
+def test_health_tells_anonymous_callers_the_states_only(tmp_path: Path) -> None:
+    """No host, user, database, URL or error text without a key; same status codes."""
+    settings = service_settings(
+        tmp_path, postgres_url="postgresql://warehouse_admin:hunter2@127.0.0.1:1/arbx_prod"
+    )
+    dead_redis = RedisCache("redis://127.0.0.1:1/0", timeout_seconds=0.2)
+    dagster = DagsterClient("http://127.0.0.1:9")  # the internal webserver, unreachable
+    with TestClient(create_app(settings, cache=dead_redis, dagster=dagster)) as down:  # type: ignore[arg-type]
+        keyed = down.get("/health", headers=AUTH)
+        for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789abcdef"}):
+            anonymous = down.get("/health", headers=headers)
+            assert anonymous.status_code == keyed.status_code == 503
+            assert anonymous.json() == {
+                "status": "down",
+                "components": {
+                    "warehouse": {"state": "down"},
+                    "cache": {"state": "down"},
+                    "events": {"state": keyed.json()["components"]["events"]["state"]},
+                    "dagster": {"state": "unreachable"},
+                },
+            }
+            for private in ("127.0.0.1", "warehouse_admin", "arbx_prod", "hunter2", "postgres"):
+                assert private not in anonymous.text, private
+        assert len(keyed.json()["components"]["warehouse"]) > 1  # the key holder's detail
+        # A wrong key is not refused here, but it is an authentication failure all the same.
+        assert metric_value(down.get("/metrics").text, "arbx_auth_failures_total") == 1
 
 
 def test_the_openapi_document_has_the_contract_paths(api: TestClient) -> None:
