@@ -30,6 +30,7 @@ from arbx_dagster.service.events import (
     event_log_for,
     invalidate_opportunities,
 )
+from arbx_dagster.service.logs import redact_uvicorn_logs
 from arbx_dagster.service.metrics import Metrics
 from arbx_dagster.service.middleware import (
     BodyLimitMiddleware,
@@ -138,6 +139,7 @@ def create_app(
     """The API. Dependencies can be injected (tests, benchmarks); by default they come
     from the environment (``ServiceSettings.from_env()``)."""
     settings = settings or ServiceSettings.from_env()
+    redact_uvicorn_logs()  # no query string (a key put in a URL) reaches the access log
     st = build_state(settings, cache=cache, dagster=dagster, event_log=event_log, sources=sources)
 
     @contextlib.asynccontextmanager

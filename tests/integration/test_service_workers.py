@@ -1,9 +1,10 @@
 """``arbx serve --workers 2`` as a real process on PostgreSQL + Redis: both workers
 answer (keys from ARBX_API_KEYS and from ``arbx serve --issue-key``), a rate limit is one
 budget for the whole service, an event reaches live clients of either worker and a client
-resuming with Last-Event-ID, and Ctrl-C stops everything at once, streams open. Which
-worker answered is read from ``/api/metrics``; an HTTP connection stays with the worker
-that accepted it."""
+resuming with Last-Event-ID, Ctrl-C stops everything at once, streams open, and no key
+reaches the log, not even one put in a URL; ``/metrics`` counts every worker's requests
+whichever worker answers the scrape. Which worker answered is read from ``/api/metrics``;
+an HTTP connection stays with the worker that accepted it."""
 
 from __future__ import annotations
 
@@ -150,6 +151,10 @@ def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dic
     refused = second.get("/api/config", headers=probe)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
 
+    # Keys a client wrongly put in a URL do not reach the access log (checked at the end).
+    misplaced = f"/health?api_key={OPS_KEY}&token={PROBE_KEY}&{table_key}&kind=glitch"
+    assert httpx.get(url + misplaced, timeout=5).status_code == 200
+
     # An event appended to the Redis stream (as the pipeline does) reaches a live client
     # of each worker, with the same id; a client resuming from before it gets it too.
     log = RedisEventLog(served["cache"])
@@ -185,6 +190,8 @@ def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dic
     served["reader"].join(timeout=5)
     output = "".join(served["output"])
     assert output.count("Started server process") == 2, output
+    logged = '"GET /health?api_key=[redacted]&token=[redacted]&[redacted]&kind=glitch HTTP/1.1"'
+    assert logged in output, output
     for secret in (OPS_KEY, PROBE_KEY, table_key):  # no key ever reached the log
         assert secret not in output
 
