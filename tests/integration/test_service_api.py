@@ -675,6 +675,7 @@ def test_the_openapi_document_has_the_contract_paths(api: TestClient) -> None:
     ):
         assert path in paths, path
     assert "put" in paths["/api/config"]
+    assert paths["/health"]["get"]["security"] == [{"HTTPBearer": []}, {}]  # a key, or none
     webhook = paths["/api/webhooks/prices"]["post"]
     assert webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/PriceWebhook"
