@@ -7,7 +7,7 @@
 
 Dedup and cooldown live in an :class:`AlertMemory` under ``alert:*`` keys, so they hold
 across runs and workers (rules: ``policy.py``): Redis when configured, otherwise the
-warehouse (``storage.alerts_store.alert_memory``), never a per-run in-process cache that
+warehouse (``alerts.store.alert_memory``), never a per-run in-process cache that
 would forget everything between runs. Any ``Cache`` is an ``AlertMemory``. If every
 configured channel fails to take an alert, its claim is rolled back so the next run retries
 it; the log always has it. A cache that cannot be reached skips opportunity and watch alerts

@@ -21,7 +21,7 @@ Kinds (``price`` is the offer price, or the lower card price when ``include_card
 Scope (all optional, combined with AND): ``canonical_id``, ``retailers``, ``sku``,
 ``category`` (case-insensitive, the leaf or any ``" > "`` level of the path),
 ``first_party_only``. A new rule must name at least one of product, SKU, retailers or
-category (:meth:`WatchRule.check_scope`; ``storage.alerts_store.save_watch_rule`` refuses
+category (:meth:`WatchRule.check_scope`; ``alerts.store.save_watch_rule`` refuses
 it otherwise, and a product that does not exist).
 
 Hysteresis: a hit fires once per rule x listing; it re-arms only when the condition is false

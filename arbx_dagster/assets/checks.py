@@ -6,6 +6,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
+from arbx_dagster.alerts.store import alert_memory
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.intelligence import intelligence_metrics
@@ -16,7 +17,6 @@ from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline import quality_checks as q
 from arbx_dagster.pipeline.matching import train_match_model
 from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
-from arbx_dagster.storage.alerts_store import alert_memory
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN

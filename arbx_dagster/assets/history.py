@@ -2,10 +2,10 @@
 
 import dagster as dg
 
+from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import product_matches
 from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.history import refresh_price_history
 from arbx_dagster.resources import WarehouseResource
 

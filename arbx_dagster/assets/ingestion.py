@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
+from arbx_dagster.alerts.store import alert_memory
 from arbx_dagster.assets.metadata import markdown_table, stage_metadata
 from arbx_dagster.assets.partitions import RAW_PRICE_PARTITIONS
 from arbx_dagster.assets.termination import stops_when_terminated
@@ -23,7 +24,6 @@ from arbx_dagster.pipeline.ingest import (
 )
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
-from arbx_dagster.storage.alerts_store import alert_memory
 
 # Run retries (dagster.yaml) skip a run carrying this tag set to "false".
 NO_RUN_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"

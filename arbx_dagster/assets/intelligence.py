@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.metadata import png_markdown, stage_metadata
 from arbx_dagster.assets.opportunities import opportunities
-from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.intelligence import refresh_intelligence
 from arbx_dagster.reporting.charts import top_opportunities_chart, volatility_by_category_chart
 from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.listings import refresh_listings
 from arbx_dagster.resources import ClockResource, WarehouseResource
 

@@ -5,9 +5,9 @@ import pickle
 
 import dagster as dg
 
+from arbx_dagster.assets.conditions import DAILY_OR_WHEN_MISSING, ON_FRESH_PRICES
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.automation.conditions import DAILY_OR_WHEN_MISSING, ON_FRESH_PRICES
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource

@@ -3,15 +3,15 @@
 import dagster as dg
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
+from arbx_dagster.alerts.store import alert_memory
+from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata
-from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
+from arbx_dagster.pipeline.announcements import publish_opportunity_events
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
 from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
-from arbx_dagster.service.events import publish_opportunity_events
-from arbx_dagster.storage.alerts_store import alert_memory
 from arbx_dagster.storage.settings_store import read_thresholds
 
 

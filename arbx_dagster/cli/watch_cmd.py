@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from arbx_dagster.alerts import WatchRule
+from arbx_dagster.alerts.store import delete_watch_rule, read_watch_rules, save_watch_rule
 from arbx_dagster.cli.config_cmd import open_warehouse_migrated
 from arbx_dagster.reporting.format import console
-from arbx_dagster.storage.alerts_store import delete_watch_rule, read_watch_rules, save_watch_rule
 
 app = typer.Typer(help="Alerts on the prices you care about.", no_args_is_help=True)
 

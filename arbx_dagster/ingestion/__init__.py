@@ -7,7 +7,7 @@ Entry points for the orchestration layer::
     connector = build_connector(sources.get("falabella"), cache, archive)
     for batch in connector.fetch(FetchRequest(mode=FetchMode.LISTING_PAGES, listings=…)):
         validate_observations(batch.frame, now=…)   # bad rows -> quarantine, with location
-    archive.replay("falabella", day)               # re-parse a day without the network
+    replay_day(archive, "falabella", day)          # re-parse a day without the network
     FileDropConnector.ready_files(cursor)          # what a sensor polls
 """
 
@@ -27,6 +27,7 @@ from arbx_dagster.ingestion.connectors import (
     build_connector,
     concat_batches,
     parser_for,
+    replay_day,
     replay_run,
 )
 from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_after
@@ -68,5 +69,6 @@ __all__ = [
     "parse_retry_after",
     "parse_sources",
     "parser_for",
+    "replay_day",
     "replay_run",
 ]

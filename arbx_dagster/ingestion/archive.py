@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,8 +31,7 @@ from arbx_dagster.domain.history import MARKET_TZ
 from arbx_dagster.ingestion.sources import ArchiveConfig
 
 if TYPE_CHECKING:
-    from arbx_dagster.ingestion.connectors.base import FetchBatch
-    from arbx_dagster.ingestion.sources import Source
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -169,24 +167,6 @@ class Archive:
             return []
         paths = sorted(str(p) for p in self.fs.ls(base, detail=False) if str(p).endswith(".jsonl"))
         return [run for run in (self._read_manifest(p) for p in paths) if run is not None]
-
-    def replay(
-        self,
-        source: str,
-        day: date,
-        *,
-        config: Source | None = None,
-        retailer: str | None = None,
-    ) -> Iterator[FetchBatch]:
-        """Re-parse every payload archived for ``source`` on ``day``, without the network.
-
-        ``config`` is the source definition to parse with (a fixed parser or mapping); by
-        default each run is re-parsed with the definition it was fetched with.
-        """
-        from arbx_dagster.ingestion.connectors import replay_run
-
-        for run in self.runs(source, day):
-            yield from replay_run(self, run, config=config, retailer=retailer)
 
     def _read_manifest(self, path: str) -> ArchivedRun | None:
         lines = self.fs.cat_file(path).decode("utf-8").splitlines()

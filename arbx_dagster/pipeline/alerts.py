@@ -8,9 +8,9 @@ from datetime import datetime
 import polars as pl
 
 from arbx_dagster.alerts import AlertDispatcher, DispatchReport, evaluate_watch_rules
+from arbx_dagster.alerts.store import read_watch_rules, record_alerts
 from arbx_dagster.pipeline.opportunities import read_history, read_market, read_opportunity_state
 from arbx_dagster.pipeline.quality_checks import glitching_retailers
-from arbx_dagster.storage.alerts_store import read_watch_rules, record_alerts
 from arbx_dagster.storage.warehouse import Warehouse
 
 
@@ -24,7 +24,7 @@ def send_alerts(
     """Dispatch opportunity and watch alerts; never raises for a failing channel.
 
     Every live opportunity and every watch hit is offered to the dispatcher, whose memory
-    (Redis, or the warehouse without it: ``alerts_store.alert_memory``) decides what is news.
+    (Redis, or the warehouse without it: ``alerts.store.alert_memory``) decides what is news.
     """
     live = read_opportunity_state(warehouse).filter(pl.col("status") != "expired")
     # Spreads held for review wait for a person (``domain.review``), not the channels.

@@ -32,6 +32,7 @@ from arbx_dagster.ingestion.connectors import (
     FileDropConnector,
     build_connector,
     concat_batches,
+    replay_day,
 )
 from arbx_dagster.ingestion.records import unpriced
 from arbx_dagster.ingestion.sources import Source, SourcesConfig
@@ -235,7 +236,9 @@ def _history(
     copies of that day's files no longer there (the latest copy of each); for other sources
     what was archived for the retailer, else the source's own history of that day (a
     source's archive may hold other retailers' payloads only)."""
-    replayed = archive.replay(connector.name, request.day, config=source, retailer=request.retailer)
+    replayed = replay_day(
+        archive, connector.name, request.day, config=source, retailer=request.retailer
+    )
     fetch = FetchRequest(retailer=request.retailer, day=request.day, observed_at=now, run_id=run_id)
     if isinstance(connector, FileDropConnector):
         present = {f.relpath for f in connector.files() if f.day == request.day}

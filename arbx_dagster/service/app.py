@@ -18,18 +18,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from arbx_dagster.ingestion.sources import SourcesConfig
+from arbx_dagster.pipeline.announcements import invalidate_opportunities
 from arbx_dagster.service import errors
 from arbx_dagster.service.audit import Auditor
 from arbx_dagster.service.auth import KeyRing
 from arbx_dagster.service.config import ServiceSettings
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.db import Database
-from arbx_dagster.service.events import (
-    Event,
-    EventLog,
-    event_log_for,
-    invalidate_opportunities,
-)
 from arbx_dagster.service.logs import redact_uvicorn_logs
 from arbx_dagster.service.metrics import Metrics
 from arbx_dagster.service.middleware import (
@@ -46,6 +41,7 @@ from arbx_dagster.service.sse import Broadcaster, chain_signal_handlers
 from arbx_dagster.service.state import ServiceState
 from arbx_dagster.service.webhooks import PriceWebhook
 from arbx_dagster.storage.cache import Cache, RedisCache, open_cache
+from arbx_dagster.storage.event_log import Event, EventLog, event_log_for
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.service.events import jsonable
 from arbx_dagster.service.reads import PAIR_ID_SQL
+from arbx_dagster.storage.event_log import jsonable
 from arbx_dagster.storage.warehouse import Warehouse
 
 PAIR_KEY = ["left_retailer", "left_sku", "right_retailer", "right_sku"]

@@ -34,9 +34,9 @@ import polars as pl
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
-from arbx_dagster.service.events import EventLog, FileEventLog, RedisEventLog
 from arbx_dagster.service.testing import free_port, throwaway_database
 from arbx_dagster.storage.cache import RedisCache
+from arbx_dagster.storage.event_log import EventLog, FileEventLog, RedisEventLog
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.warehouse import open_warehouse
 

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from arbx_dagster.domain.glitches import as_shown
+from arbx_dagster.pipeline.announcements import OPPORTUNITIES_VERSION_KEY
 from arbx_dagster.service.db import WarehouseBusy
-from arbx_dagster.service.events import OPPORTUNITIES_VERSION_KEY, jsonable
 from arbx_dagster.storage.cache import Cache, CacheError
+from arbx_dagster.storage.event_log import jsonable
 from arbx_dagster.storage.warehouse import Warehouse
 
 SortField = Literal["margin", "roi", "confidence", "last_seen", "first_seen", "buy_price"]

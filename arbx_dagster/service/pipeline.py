@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbx_dagster.domain.schema import RETAILER_PARTITIONS_NAME
+from arbx_dagster.pipeline.announcements import publish_run_event
 from arbx_dagster.service.dagster_api import (
     ACTIVE_STATUSES,
     DagsterClient,
     DagsterError,
     DagsterUnavailable,
 )
-from arbx_dagster.service.events import EventLog, publish_run_event
 from arbx_dagster.storage.cache import Cache, CacheError, LockNotAcquired
+from arbx_dagster.storage.event_log import EventLog
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arbx_dagster.service.events import jsonable
+from arbx_dagster.storage.event_log import jsonable
 from arbx_dagster.storage.warehouse import Warehouse
 
 # A match pair's public id: the same 16 hex digits on DuckDB and PostgreSQL.

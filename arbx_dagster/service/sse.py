@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from arbx_dagster.service.events import Event, EventLog, parse_event_id
+from arbx_dagster.storage.event_log import Event, EventLog, parse_event_id
 
 log = logging.getLogger(__name__)
 

@@ -171,7 +171,7 @@ class PipelinePush:
     landed: dict[str, Any]  # the webhook's 202 answer
     ingestion: SensorIngestion
     downstream: Any  # the refresh_downstream run (dg.ExecuteInProcessResult)
-    events: list[Any]  # what the runs published on the event log (service.events.Event)
+    events: list[Any]  # what the runs published on the event log (storage.event_log.Event)
     rerun_requests: list[Any]  # what the sensor asked for on its next look (nothing)
 
 
@@ -199,8 +199,8 @@ def push_through_pipeline(
         SourcesResource,
         WarehouseResource,
     )
-    from arbx_dagster.service.events import RedisEventLog
     from arbx_dagster.service.webhooks import sign
+    from arbx_dagster.storage.event_log import RedisEventLog
 
     body = json.dumps({"source": source, "observations": observations}).encode()
     landed = httpx.post(

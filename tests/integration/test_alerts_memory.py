@@ -16,8 +16,8 @@ import pytest
 from alert_inbox import Inbox, spread_opportunity
 
 from arbx_dagster.alerts import AlertDispatcher, AlertMemory, WatchRule, evaluate_watch_rules
+from arbx_dagster.alerts.store import WarehouseAlertMemory, alert_memory
 from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA
-from arbx_dagster.storage.alerts_store import WarehouseAlertMemory, alert_memory
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 

@@ -34,6 +34,7 @@ from arbx_dagster.ingestion import (
     build_connector,
     concat_batches,
     load_sources,
+    replay_day,
 )
 from arbx_dagster.ingestion.sources import (
     USER_AGENT,
@@ -378,13 +379,13 @@ def test_a_day_replays_from_the_archive_without_the_network(
 
     day = NOW.date()
     offline = Archive(tmp_path / "archive")
-    replayed, stats = concat_batches(offline.replay("paris", day))
+    replayed, stats = concat_batches(replay_day(offline, "paris", day))
     assert replayed.equals(live)
     assert (stats.items_seen, stats.pages) == (live_stats.items_seen, live_stats.pages)
 
     # a fixed parser: re-parse the same bytes with today's mapping
     fixed = sources.get("paris").model_copy(update={"constants": {"condition": "refurbished"}})
-    reparsed, _ = concat_batches(offline.replay("paris", day, config=fixed))
+    reparsed, _ = concat_batches(replay_day(offline, "paris", day, config=fixed))
     assert reparsed.filter(pl.col("sku") == "DEL3520")["condition"][0] == "refurbished"
     assert reparsed["price_offer"].equals(live["price_offer"])
 

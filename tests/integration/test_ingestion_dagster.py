@@ -12,9 +12,9 @@ from cli_process import clean_env, run_arbx
 from instances import ephemeral_instance, stored_instance
 from sources_files import file_drop_sources
 
+from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.partitions import partition_retailers
-from arbx_dagster.automation.conditions import ON_FRESH_PRICES
 from arbx_dagster.automation.jobs import DOWNSTREAM
 from arbx_dagster.automation.schedules import CRON_BY_TIER
 from arbx_dagster.automation.sensors import file_drop_sensor, new_retailer_partitions

@@ -21,11 +21,11 @@ from fastapi.testclient import TestClient
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
+from arbx_dagster.pipeline.announcements import invalidate_opportunities, publish_opportunity_events
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
 from arbx_dagster.service.auth import issue_key, revoke_key
 from arbx_dagster.service.dagster_api import DagsterClient
-from arbx_dagster.service.events import invalidate_opportunities, publish_opportunity_events
 from arbx_dagster.service.ratelimit import RateLimiter
 from arbx_dagster.service.testing import TEST_KEY, StubDagster, metric_value, service_settings
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache

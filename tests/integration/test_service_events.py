@@ -20,14 +20,12 @@ import pytest
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
-from arbx_dagster.service.app import create_app
-from arbx_dagster.service.events import (
-    FileEventLog,
-    RedisEventLog,
+from arbx_dagster.pipeline.announcements import (
     opportunity_events,
     publish_opportunity_events,
     publish_run_event,
 )
+from arbx_dagster.service.app import create_app
 from arbx_dagster.service.testing import (
     TEST_KEY,
     StubDagster,
@@ -36,6 +34,7 @@ from arbx_dagster.service.testing import (
     service_settings,
 )
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
+from arbx_dagster.storage.event_log import FileEventLog, RedisEventLog
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)

@@ -37,7 +37,6 @@ from arbx_dagster.domain.history import day_of
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
 from arbx_dagster.service.dagster_api import DagsterClient
-from arbx_dagster.service.events import RedisEventLog
 from arbx_dagster.service.testing import (
     TEST_KEY,
     free_port,
@@ -45,6 +44,7 @@ from arbx_dagster.service.testing import (
     session_processes,
 )
 from arbx_dagster.storage.cache import Cache, RedisCache
+from arbx_dagster.storage.event_log import RedisEventLog
 from arbx_dagster.storage.warehouse import DuckDBWarehouse
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

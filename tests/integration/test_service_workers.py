@@ -25,9 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app as cli
-from arbx_dagster.service.events import RedisEventLog
 from arbx_dagster.service.testing import free_port, read_event, session_processes
 from arbx_dagster.storage.cache import RedisCache
+from arbx_dagster.storage.event_log import RedisEventLog
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -12,7 +12,12 @@ import pytest
 
 from arbx_dagster.domain.quality import validate_observations
 from arbx_dagster.ingestion.archive import Archive
-from arbx_dagster.ingestion.connectors import FetchRequest, FileDropConnector, concat_batches
+from arbx_dagster.ingestion.connectors import (
+    FetchRequest,
+    FileDropConnector,
+    concat_batches,
+    replay_day,
+)
 from arbx_dagster.ingestion.sources import FileDropSource
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -197,7 +202,7 @@ def test_a_dropped_file_replays_from_the_archive(tmp_path: Path) -> None:
     live, _ = concat_batches(drop.fetch(FetchRequest(day=date(2026, 11, 22), observed_at=NOW)))
     path.unlink()  # the landing folder is cleaned; the archive keeps the bytes
     archive = Archive(tmp_path / "archive")
-    replayed, stats = concat_batches(archive.replay("exports", date(2026, 11, 22)))
+    replayed, stats = concat_batches(replay_day(archive, "exports", date(2026, 11, 22)))
     assert replayed.equals(live)
     assert stats.pages == 1
 

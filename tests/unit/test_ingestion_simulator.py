@@ -17,6 +17,7 @@ from arbx_dagster.ingestion.connectors import (
     IngestionError,
     build_connector,
     concat_batches,
+    replay_day,
 )
 from arbx_dagster.ingestion.records import BATCH_SCHEMA
 from arbx_dagster.ingestion.sources import parse_sources
@@ -63,7 +64,7 @@ def test_a_day_and_a_retailer_replay_identically(tmp_path: Path) -> None:
     request = FetchRequest(retailer="paris", day=END, observed_at=NOW)
     [live] = connector.fetch(request)
     assert live.archive_ref is not None
-    replayed, stats = concat_batches(archive.replay("simulator", END, retailer="paris"))
+    replayed, stats = concat_batches(replay_day(archive, "simulator", END, retailer="paris"))
     assert replayed.equals(live.frame)
     assert stats.rows == live.frame.height
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 from pydantic import TypeAdapter
@@ -52,6 +52,7 @@ __all__ = [
     "build_connector",
     "concat_batches",
     "parser_for",
+    "replay_day",
     "replay_run",
 ]
 
@@ -131,3 +132,20 @@ def replay_run(
     """Re-parse one archived run with ``config`` (default: the definition it was fetched with)."""
     source = config if config is not None else _SOURCE.validate_python(run.header["config"])
     yield from parser_for(source).replay(run, archive, retailer)
+
+
+def replay_day(
+    archive: Archive,
+    source: str,
+    day: date,
+    *,
+    config: HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource | None = None,
+    retailer: str | None = None,
+) -> Iterator[FetchBatch]:
+    """Re-parse every payload archived for ``source`` on ``day``, without the network.
+
+    ``config`` is the source definition to parse with (a fixed parser or mapping); by
+    default each run is re-parsed with the definition it was fetched with.
+    """
+    for run in archive.runs(source, day):
+        yield from replay_run(archive, run, config=config, retailer=retailer)
