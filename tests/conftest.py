@@ -18,6 +18,7 @@ import anyio._core._fileio  # noqa: F401 - see below
 import pytest
 
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
+from arbx_dagster.storage.databases import throwaway_database
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 
@@ -56,27 +57,13 @@ def _unavailable(what: str) -> None:
     pytest.skip(message)
 
 
-def _with_database(url: str, database: str) -> str:
-    return urlparse(url)._replace(path=f"/{database}").geturl()
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a fresh PostgreSQL database created for this test session, dropped after."""
     if not _reachable(POSTGRES_ADMIN_URL, 5432):
         _unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}")
-    import adbc_driver_postgresql.dbapi as adbc
-
-    name = f"arbx_test_{uuid.uuid4().hex[:10]}"
-    admin = adbc.connect(POSTGRES_ADMIN_URL, autocommit=True)
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        yield _with_database(POSTGRES_ADMIN_URL, name)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with throwaway_database(POSTGRES_ADMIN_URL, prefix="arbx_test_") as url:
+        yield url
 
 
 @pytest.fixture
@@ -84,18 +71,8 @@ def fresh_postgres_url() -> Iterator[str]:
     """A database of its own for one test (e.g. a whole Dagster deployment), dropped after."""
     if not _reachable(POSTGRES_ADMIN_URL, 5432):
         _unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL}")
-    import adbc_driver_postgresql.dbapi as adbc
-
-    name = f"arbx_test_{uuid.uuid4().hex[:10]}"
-    admin = adbc.connect(POSTGRES_ADMIN_URL, autocommit=True)
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        yield _with_database(POSTGRES_ADMIN_URL, name)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with throwaway_database(POSTGRES_ADMIN_URL, prefix="arbx_test_") as url:
+        yield url
 
 
 @pytest.fixture

@@ -44,22 +44,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from arbx_dagster.bench.datasets import BenchmarkError, load_benchmark
 from arbx_dagster.domain.matching import assign, enrich_listings, match_by_block
-from arbx_dagster.domain.matching.benchmark import (
-    Benchmark,
-    BenchmarkError,
-    BenchmarkFrames,
-    benchmark_frames,
-    binary_metrics,
-    calibration_report,
-    load_benchmark,
-    pair_metrics,
-    to_listing_frame,
-)
 from arbx_dagster.domain.matching.blocking import (
     DEFAULT_NEIGHBOURS,
     blocking_recall,
     keyed_pairs,
+)
+from arbx_dagster.domain.matching.evaluation import (
+    Benchmark,
+    BenchmarkFrames,
+    benchmark_frames,
+    binary_metrics,
+    calibration_report,
+    pair_metrics,
+    to_listing_frame,
 )
 from arbx_dagster.domain.matching.training import (
     LABEL,

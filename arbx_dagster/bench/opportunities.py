@@ -51,17 +51,12 @@ from typing import Any
 
 import polars as pl
 
+from arbx_dagster.bench.datasets import BenchmarkError, datasets_dir, load_benchmark
 from arbx_dagster.bench.matching import zero_shot_model
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.domain.matching import TrainedPairModel
-from arbx_dagster.domain.matching.benchmark import (
-    Benchmark,
-    BenchmarkError,
-    datasets_dir,
-    load_benchmark,
-    pair_metrics,
-)
+from arbx_dagster.domain.matching.evaluation import Benchmark, pair_metrics
 from arbx_dagster.domain.money import Currency, currency
 from arbx_dagster.domain.schema import RETAILERS
 from arbx_dagster.ingestion.archive import Archive

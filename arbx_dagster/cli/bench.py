@@ -151,8 +151,8 @@ def matching(
     on its validation pairs, test reported). A dataset of labelled pairs only
     ("tables": false) reports pairwise quality and calibration; blocking and end to end
     are null."""
+    from arbx_dagster.bench.datasets import BenchmarkError
     from arbx_dagster.bench.matching import run_matching_benchmark
-    from arbx_dagster.domain.matching.benchmark import BenchmarkError
     from arbx_dagster.domain.matching.shipped import ShippedModelError
 
     seed_list = _parse_seeds(seeds)

@@ -3,7 +3,7 @@ p50/p99 latency (cached and uncached), and how many SSE clients one server holds
 
 It starts its own service process on throwaway state (a temporary DuckDB file, or with
 ``--services`` a temporary PostgreSQL database and a private Redis prefix, both removed
-afterwards), so it never touches real data. Method: ``arbx_dagster/service/loadtest.py``.
+afterwards), so it never touches real data. Method: ``arbx_dagster/bench/api_load.py``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def bench_api(
     as_json: bool = typer.Option(False, "--json", help="Print the measurements as JSON."),
 ) -> None:
     """Measure the API under load: requests/s, p50/p99 latency, SSE clients held."""
-    from arbx_dagster.service import loadtest
+    from arbx_dagster.bench import api_load
 
     postgres_url = redis_url = None
     if services:
@@ -67,7 +67,7 @@ def bench_api(
         redis_url = os.environ.get("ARBX_REDIS_URL")
         if not postgres_url or not redis_url:
             raise typer.BadParameter("--services needs ARBX_POSTGRES_URL and ARBX_REDIS_URL")
-    report = loadtest.run(
+    report = api_load.run(
         requests=requests,
         concurrency=concurrency,
         sse_clients=sse_clients,

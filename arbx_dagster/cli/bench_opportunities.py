@@ -100,8 +100,8 @@ def opportunities_command(
     matches.csv. JSON: spreads, spreads_true, precision, top20_precision
     (the 20 largest margins), review (spreads held for review), match
     (precision / recall / F1 of the matched pairs), seconds."""
+    from arbx_dagster.bench.datasets import BenchmarkError
     from arbx_dagster.bench.opportunities import run_opportunities_benchmark
-    from arbx_dagster.domain.matching.benchmark import BenchmarkError
     from arbx_dagster.domain.matching.shipped import ShippedModelError
 
     to_stdout = json_out is not None and str(json_out) == "-"

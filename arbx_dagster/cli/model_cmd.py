@@ -1,7 +1,7 @@
 """``arbx model``: the match model ArbX ships — build it from public data, show it.
 
 ``arbx model build`` is the documented, reproducible way the files in
-``arbx_dagster/models`` are made (``domain/matching/shipped.py``): the same datasets and
+``arbx_dagster/models`` are made (``bench/shipped_model.py``): the same datasets and
 seed give the same corpus, calibration, threshold and version.
 """
 
@@ -62,9 +62,9 @@ def build(
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
 ) -> None:
     """Build the shipped match model: corpus, held-out calibration and threshold."""
-    from arbx_dagster.domain.matching.benchmark import BenchmarkError
+    from arbx_dagster.bench.datasets import BenchmarkError
+    from arbx_dagster.bench.shipped_model import build as build_model
     from arbx_dagster.domain.matching.shipped import MODEL_DIR, SHIPPED_DATASETS
-    from arbx_dagster.domain.matching.shipped import build as build_model
 
     console = Console()
     try:

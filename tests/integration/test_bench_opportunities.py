@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from arbx_dagster.bench.datasets import BenchmarkError
 from arbx_dagster.bench.opportunities import run_opportunities_benchmark
 from arbx_dagster.cli import app
-from arbx_dagster.domain.matching.benchmark import BenchmarkError
 
 HEADPHONES = "Sony WH-1000XM4 Wireless Noise Cancelling Headphones - WH1000XM4/B"
 CAMERA = "Canon EOS Rebel T7 DSLR Camera Kit with 18-55mm Lens - 2727C002"

@@ -46,7 +46,7 @@ from arbx_dagster.ingestion.sources import (
 )
 from arbx_dagster.storage.cache import Cache, MemoryCache
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from fixture_server import Fault, FixtureServer
 
 SOURCES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "retailers" / "sources.yaml"

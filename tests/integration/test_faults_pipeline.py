@@ -20,7 +20,7 @@ import pytest
 import small_market
 from fault_proxy import FaultProxy
 
-from arbx_dagster.service.testing import throwaway_database
+from arbx_dagster.storage.databases import throwaway_database
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
+from service_harness import TEST_KEY, StubDagster, metric_value, service_settings
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
@@ -27,7 +28,6 @@ from arbx_dagster.service.app import create_app
 from arbx_dagster.service.auth import issue_key, revoke_key
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.ratelimit import RateLimiter
-from arbx_dagster.service.testing import TEST_KEY, StubDagster, metric_value, service_settings
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 

@@ -12,10 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from arbx_dagster.resources.sources import resolve_sources
-from arbx_dagster.service.app import create_app
-from arbx_dagster.service.testing import (
+from service_harness import (
     TEST_KEY,
     StubDagster,
     push_through_pipeline,
@@ -25,6 +22,9 @@ from arbx_dagster.service.testing import (
     spread_observations,
     write_sources,
 )
+
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 

@@ -17,6 +17,13 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from service_harness import (
+    TEST_KEY,
+    StubDagster,
+    metric_value,
+    serve_in_thread,
+    service_settings,
+)
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
@@ -26,13 +33,6 @@ from arbx_dagster.pipeline.announcements import (
     publish_run_event,
 )
 from arbx_dagster.service.app import create_app
-from arbx_dagster.service.testing import (
-    TEST_KEY,
-    StubDagster,
-    metric_value,
-    serve_in_thread,
-    service_settings,
-)
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.event_log import FileEventLog, RedisEventLog
 

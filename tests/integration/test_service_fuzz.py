@@ -25,19 +25,19 @@ from schemathesis import GenerationMode, checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core import NotSet
 from schemathesis.errors import FailureGroup
-
-from arbx_dagster.resources.sources import resolve_sources
-from arbx_dagster.service.app import create_app
-from arbx_dagster.service.testing import (
+from service_harness import (
     TEST_KEY,
     TEST_SECRET,
     StubDagster,
     module_redis_cache,
     service_settings,
-    throwaway_database,
     write_sources,
 )
+
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
 from arbx_dagster.service.webhooks import sign
+from arbx_dagster.storage.databases import throwaway_database
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

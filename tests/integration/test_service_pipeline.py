@@ -32,17 +32,17 @@ import httpx
 import pytest
 from cli_process import clean_env
 from fastapi.testclient import TestClient
-
-from arbx_dagster.domain.history import day_of
-from arbx_dagster.resources.sources import resolve_sources
-from arbx_dagster.service.app import create_app
-from arbx_dagster.service.dagster_api import DagsterClient
-from arbx_dagster.service.testing import (
+from service_harness import (
     TEST_KEY,
     free_port,
     service_settings,
     session_processes,
 )
+
+from arbx_dagster.domain.history import day_of
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
+from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.event_log import RedisEventLog
 from arbx_dagster.storage.warehouse import DuckDBWarehouse

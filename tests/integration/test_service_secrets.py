@@ -16,10 +16,7 @@ from urllib.request import Request, urlopen
 
 import httpx
 import pytest
-
-from arbx_dagster.resources.sources import resolve_sources
-from arbx_dagster.service.app import create_app
-from arbx_dagster.service.testing import (
+from service_harness import (
     TEST_KEY,
     TEST_SECRET,
     StubDagster,
@@ -28,6 +25,9 @@ from arbx_dagster.service.testing import (
     spread_observations,
     write_sources,
 )
+
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
 from arbx_dagster.service.webhooks import sign
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse

@@ -16,11 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
-from arbx_dagster.ingestion.connectors import FileDropConnector
-from arbx_dagster.resources.sources import resolve_sources
-from arbx_dagster.service.app import create_app
-from arbx_dagster.service.testing import (
+from service_harness import (
     TEST_SECRET,
     StubDagster,
     metric_value,
@@ -28,6 +24,10 @@ from arbx_dagster.service.testing import (
     service_settings,
     write_sources,
 )
+
+from arbx_dagster.ingestion.connectors import FileDropConnector
+from arbx_dagster.resources.sources import resolve_sources
+from arbx_dagster.service.app import create_app
 from arbx_dagster.service.webhooks import SignatureError, sign, verify_signature
 from arbx_dagster.storage.cache import Cache, RedisCache
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_process import clean_env
+from cli_process import clean_env, free_port
 from prometheus_client.parser import text_string_to_metric_families
+from service_harness import read_event, session_processes
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app as cli
-from arbx_dagster.service.testing import free_port, read_event, session_processes
 from arbx_dagster.storage.cache import RedisCache
 from arbx_dagster.storage.event_log import RedisEventLog
 

@@ -17,7 +17,7 @@ from arbx_dagster.alerts.messages import Alert
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA
 from arbx_dagster.storage.cache import CacheError, MemoryCache
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from webhook_receiver import WebhookReceiver
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)

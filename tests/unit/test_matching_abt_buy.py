@@ -11,13 +11,10 @@ from pathlib import Path
 
 import polars as pl
 
+from arbx_dagster.bench.datasets import load_benchmark
 from arbx_dagster.domain.matching import match_listings
-from arbx_dagster.domain.matching.benchmark import (
-    load_benchmark,
-    pair_metrics,
-    to_listing_frame,
-)
 from arbx_dagster.domain.matching.blocking import blocking_recall
+from arbx_dagster.domain.matching.evaluation import pair_metrics, to_listing_frame
 from arbx_dagster.domain.matching.normalize import enrich_listings
 
 

@@ -4,9 +4,9 @@ partitioned job launched without any (pure functions, no Dagster)."""
 from __future__ import annotations
 
 import pytest
+from service_harness import StubDagster
 
 from arbx_dagster.service.pipeline import LaunchRejected, LaunchRequest, _overlaps, _scoped
-from arbx_dagster.service.testing import StubDagster
 
 
 def active(partition: str | None = None, first: str | None = None, last: str | None = None):

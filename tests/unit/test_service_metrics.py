@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from service_harness import metric_value
 
 from arbx_dagster.cli.serve import _shared_metrics
 from arbx_dagster.service.metrics import Metrics
-from arbx_dagster.service.testing import metric_value
 
 
 def test_apps_in_one_process_keep_their_own_counts() -> None:

@@ -14,17 +14,11 @@ benchmark of pairs only contributes its labelled pairs (no context).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import polars as pl
 
-from arbx_dagster.domain.matching.benchmark import (
-    Benchmark,
-    BenchmarkFrames,
-    benchmark_frames,
-    load_benchmark,
-)
 from arbx_dagster.domain.matching.blocking import keyed_pairs
+from arbx_dagster.domain.matching.evaluation import Benchmark, BenchmarkFrames, benchmark_frames
 from arbx_dagster.domain.matching.features import (
     FEATURE_COLUMNS,
 )
@@ -101,20 +95,19 @@ def benchmark_source(bench: Benchmark, frames: BenchmarkFrames | None = None) ->
 
 
 def build_corpus(
-    datasets: Iterable[str | Path],
+    benchmarks: Iterable[Benchmark],
     *,
-    root: Path | None = None,
     simulator: bool = True,
     progress: Progress | None = None,
 ) -> pl.DataFrame:
-    """Every source's rows in one frame (``CORPUS_SCHEMA``), sources in the order given."""
+    """Every source's rows in one frame (``CORPUS_SCHEMA``), sources in the order given
+    (the simulated market first)."""
     say = progress or (lambda _: None)
     parts = []
     if simulator:
         say("simulated market")
         parts.append(simulator_source())
-    for dataset in datasets:
-        bench = load_benchmark(dataset, root)
+    for bench in benchmarks:
         say(bench.name)
         parts.append(benchmark_source(bench))
     if not parts:

@@ -1,8 +1,8 @@
 """The match model ArbX ships: built once from public data, loaded by the pipeline.
 
-``arbx model build`` runs the transfer recipe (``transfer``) on the corpus (``corpus``:
-the simulated Chilean market plus the public benchmarks named in ``SHIPPED_DATASETS``)
-and writes two files into the package (``arbx_dagster/models``):
+``arbx model build`` (``bench.shipped_model``) runs the transfer recipe (``transfer``) on
+the corpus (``corpus``: the simulated Chilean market plus the public benchmarks named in
+``SHIPPED_DATASETS``) and writes two files into the package (``arbx_dagster/models``):
 
 * ``match_corpus.parquet``: the labelled pairs, as feature rows (no prices, no test
   split of any benchmark);
@@ -21,28 +21,23 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
 
-from arbx_dagster.domain.matching.benchmark import binary_metrics
-from arbx_dagster.domain.matching.corpus import CORPUS_SCHEMA, build_corpus
+from arbx_dagster.domain.matching.corpus import CORPUS_SCHEMA
 from arbx_dagster.domain.matching.training import (
-    DEFAULT_SIMULATOR_PRODUCTS,
     FORMAT,
     LABEL,
     ModelSettings,
     TrainedPairModel,
     _digest,
     labelled_pairs,
-    simulated_listings,
 )
 from arbx_dagster.domain.matching.transfer import (
     TRANSFER_SETTINGS,
     fit_weighted,
-    train_transfer_model,
 )
 
 # The public benchmarks the shipped model learns from (``../shared/datasets``).
@@ -51,7 +46,6 @@ MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 CORPUS_FILE = "match_corpus.parquet"
 RECIPE_FILE = "match_model.json"
 USER = "user"
-VALIDATION_SEED = 1013  # a simulated market neither the corpus (1009), the demo (7) nor tests use
 
 
 class ShippedModelError(RuntimeError):
@@ -88,43 +82,6 @@ class Recipe:
             seed=int(data["seed"]),
             columns=tuple(data["columns"]),
         )
-
-
-def build(
-    datasets: Iterable[str | Path] = SHIPPED_DATASETS,
-    *,
-    root: Path | None = None,
-    out: Path = MODEL_DIR,
-    seed: int = 0,
-    progress=None,
-) -> Recipe:
-    """Build the corpus, run the recipe and write both files into ``out``."""
-    corpus = build_corpus(datasets, root=root, progress=progress)
-    model = train_transfer_model(corpus, seed=seed, progress=progress)
-    recipe = Recipe(
-        version=model.version,
-        sources=dict(corpus.group_by("source").len().sort("source").iter_rows()),
-        calibration=model.calibration or (1.0, 0.0),
-        threshold=model.threshold,
-        metrics=model.metrics | _validation(model),
-        settings=model.settings,
-        seed=seed,
-        columns=model.columns,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    corpus.write_parquet(out / CORPUS_FILE, compression="zstd", compression_level=19)
-    (out / RECIPE_FILE).write_text(recipe.to_json(), encoding="utf-8")
-    return recipe
-
-
-def _validation(model: TrainedPairModel) -> dict[str, float]:
-    """Precision, recall and F1 at the model's cut on a simulated market it never saw
-    (another seed than the corpus's): the floor the ``match_model`` check guards."""
-    listings, truth = simulated_listings(VALIDATION_SEED, DEFAULT_SIMULATOR_PRODUCTS // 2)
-    pairs = labelled_pairs(listings, truth=truth)
-    labels = pairs[LABEL].cast(pl.Int64).to_numpy()
-    metrics = binary_metrics(labels, model.predict_proba(pairs) >= model.threshold)
-    return metrics | {"valid_pairs": float(pairs.height), "valid_matches": float(labels.sum())}
 
 
 def read_recipe(directory: Path = MODEL_DIR) -> Recipe:

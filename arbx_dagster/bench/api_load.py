@@ -16,6 +16,7 @@ import random
 import resource
 import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -34,8 +35,8 @@ import polars as pl
 
 from arbx_dagster.domain.lifecycle import OPPORTUNITY_STATE_SCHEMA
 from arbx_dagster.domain.schema import conform
-from arbx_dagster.service.testing import free_port, throwaway_database
 from arbx_dagster.storage.cache import RedisCache
+from arbx_dagster.storage.databases import throwaway_database
 from arbx_dagster.storage.event_log import EventLog, FileEventLog, RedisEventLog
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.warehouse import open_warehouse
@@ -354,3 +355,10 @@ def run(
             n = max(concurrency, requests // 3)
             report["opportunities_uncached"] = asyncio.run(_hammer(target, n, concurrency))
     return report
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

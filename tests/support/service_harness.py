@@ -1,12 +1,11 @@
-"""Helpers for exercising the service for real: a uvicorn server in a thread, and the
+"""Test support for exercising the service for real: a uvicorn server in a thread, and the
 pipeline steps a webhook delivery goes through (sensor, ingestion run, downstream run).
 
-Used by the integration tests, the dashboard test and ``arbx bench api``.
+Used by the integration tests and the dashboard test.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,38 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from cli_process import free_port
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from arbx_dagster.service.config import ServiceSettings
 from arbx_dagster.service.dagster_api import Repository
 from arbx_dagster.settings import Settings
-
-
-@contextmanager
-def throwaway_database(url: str) -> Iterator[str]:
-    """A new PostgreSQL database next to the one ``url`` names, dropped afterwards."""
-    import uuid
-    from urllib.parse import urlparse
-
-    import adbc_driver_postgresql.dbapi as adbc
-
-    name = f"arbx_tmp_{uuid.uuid4().hex[:10]}"
-    admin = adbc.connect(url, autocommit=True)
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        yield urlparse(url)._replace(path=f"/{name}").geturl()
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def metric_value(exposition: str, name: str, **labels: str) -> float | None:
