@@ -27,7 +27,7 @@ from arbx_dagster.ingestion.clients import (
     open_client,
     request_headers,
 )
-from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.sources import HttpClientConfig, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
 
@@ -101,7 +101,7 @@ class RetailerHttp:
         *,
         timeout_seconds: float = 20.0,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: TokenBucket | None = None,
         breaker: CircuitBreaker | None = None,
         client: HttpClientConfig | None = None,
         user_agent: str | None = None,

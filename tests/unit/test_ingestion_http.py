@@ -15,7 +15,7 @@ import pytest
 
 from arbx_dagster.ingestion.circuit import CircuitBreaker, CircuitOpenError
 from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, backoff_delay, parse_retry_after
-from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.sources import USER_AGENT, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.storage.cache import Cache, MemoryCache
@@ -104,7 +104,7 @@ def test_answers_that_will_not_change_are_not_retried() -> None:
 
 def test_a_retry_after_longer_than_allowed_gives_up_and_pauses_the_bucket() -> None:
     cache = MemoryCache()
-    limiter = RateLimiter(cache, "shop", 100, 1, sleep=lambda _: None)
+    limiter = TokenBucket(cache, "shop", 100, 1, sleep=lambda _: None)
     http, sleeps = _http(Script((429, {"Retry-After": "3600"})), limiter=limiter)
     with pytest.raises(FetchFailed, match="asked to wait 3600 s"):
         http.get("https://shop.test/x")
@@ -116,7 +116,7 @@ def test_a_retry_after_longer_than_allowed_gives_up_and_pauses_the_bucket() -> N
 
 
 def test_the_bucket_allows_a_burst_then_spaces_requests(cache: Cache) -> None:
-    limiter = RateLimiter(cache, "shop", requests_per_second=10, burst=3)
+    limiter = TokenBucket(cache, "shop", requests_per_second=10, burst=3)
     waits = [limiter.reserve() for _ in range(6)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     # reservations queue up: each later one waits one interval (0.1 s) longer, less the
@@ -131,7 +131,7 @@ def test_two_limiters_on_the_same_cache_share_one_budget(cache: Cache) -> None:
     lock = threading.Lock()
 
     def worker() -> None:
-        limiter = RateLimiter(cache, "shared-shop", requests_per_second=20, burst=1)
+        limiter = TokenBucket(cache, "shared-shop", requests_per_second=20, burst=1)
         for _ in range(5):
             limiter.acquire()
             with lock:
@@ -148,8 +148,8 @@ def test_two_limiters_on_the_same_cache_share_one_budget(cache: Cache) -> None:
 
 
 def test_a_pause_holds_every_limiter(cache: Cache) -> None:
-    a = RateLimiter(cache, "paused", requests_per_second=100, burst=5)
-    b = RateLimiter(cache, "paused", requests_per_second=100, burst=5)
+    a = TokenBucket(cache, "paused", requests_per_second=100, burst=5)
+    b = TokenBucket(cache, "paused", requests_per_second=100, burst=5)
     a.pause(2.0)
     assert 1.5 <= b.reserve() <= 2.0
 
