@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from arbx_dagster.ingestion.circuit import CircuitBreaker, CircuitOpenError
-from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, backoff_delay, parse_retry_after
+from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_after
 from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.sources import USER_AGENT, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
@@ -57,11 +57,17 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
-    policy = RetryPolicy(backoff_base_seconds=1, backoff_max_seconds=10, jitter=0.5)
-    rng = random.Random(3)
-    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)]:
-        delay = backoff_delay(attempt, policy, rng)
+    policy = RetryPolicy(max_attempts=7, backoff_base_seconds=1, backoff_max_seconds=10, jitter=0.5)
+    http, sleeps = _http(Script(*[503] * 7), retry=policy)
+    with pytest.raises(FetchFailed, match="failed after 7 attempt"):
+        http.get("https://shop.test/x")
+    assert len(sleeps) == 6
+    for delay, ceiling in zip(sleeps, [1, 2, 4, 8, 10, 10], strict=True):
         assert ceiling * 0.5 <= delay <= ceiling
+    again, same_seed = _http(Script(*[503] * 7), retry=policy)
+    with pytest.raises(FetchFailed):
+        again.get("https://shop.test/x")
+    assert same_seed == sleeps  # the jitter comes from the injected generator
 
 
 def test_429_and_5xx_are_retried_and_retry_after_is_honoured() -> None:
@@ -75,6 +81,18 @@ def test_429_and_5xx_are_retried_and_retry_after_is_honoured() -> None:
     assert stats.status_counts == {"429": 1, "503": 1, "200": 1}
     assert (stats.requests, stats.retries) == (3, 2)
     assert script.requests[0].headers["user-agent"] == USER_AGENT
+
+
+def test_a_retry_after_pauses_every_worker_sharing_the_bucket() -> None:
+    cache = MemoryCache()
+    limiter = TokenBucket(cache, "shop", 100, 1, sleep=lambda _: None)
+    http, sleeps = _http(Script((429, {"Retry-After": "3"}), 200), limiter=limiter)
+    stats = FetchStats()
+    assert http.get("https://shop.test/x", stats=stats).status == 200
+    assert sleeps == [3.0]
+    assert stats.rate_limited_seconds > 2.5  # the retry itself waited out the pause…
+    other_worker = TokenBucket(cache, "shop", 100, 1)
+    assert 2.5 < other_worker.reserve() <= 3.0  # …and so does everyone else
 
 
 def test_timeouts_and_connection_errors_are_retried() -> None:
