@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 
 import typer
 
@@ -23,6 +28,35 @@ def _issue_key(name: str) -> None:
         typer.echo(f"Cannot issue a key: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"API key {name!r} (shown once; only its hash is stored):\n{key}")
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[str | None]:
+    """A fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers, set before they start.
+
+    With several workers each one writes its metric samples there and every scrape merges
+    them (one count for the service, whichever worker answers). The directory must not
+    hold samples of an earlier run: a directory of our own is made and removed at exit; a
+    directory given in the environment (a deployment's choice) is kept, but emptied of
+    sample files first, as prometheus_client requires. One worker needs none.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.remove(stale)
+        yield given
+        return
+    if workers == 1:
+        yield None
+        return
+    path = tempfile.mkdtemp(prefix="arbx-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # inherited by the spawned workers
+    try:
+        yield path
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(
@@ -69,15 +103,16 @@ def serve(
         f"ArbX service on http://{host}:{port} · warehouse {base.warehouse_engine} · "
         f"cache {'redis' if base.redis_url else 'in-process'} · Dagster {service.dagster_url}"
     )
-    uvicorn.run(
-        "arbx_dagster.service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=os.environ.get("ARBX_FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        log_level=log_level,
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "arbx_dagster.service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=os.environ.get("ARBX_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            log_level=log_level,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )

@@ -30,6 +30,7 @@ from arbx_dagster.service.events import (
     event_log_for,
     invalidate_opportunities,
 )
+from arbx_dagster.service.logs import redact_uvicorn_logs
 from arbx_dagster.service.metrics import Metrics
 from arbx_dagster.service.middleware import (
     BodyLimitMiddleware,
@@ -92,7 +93,8 @@ def build_state(
 
 
 def _housekeeper(st: ServiceState) -> threading.Thread:
-    """Off the request path: write waiting audit records, re-read API keys, migrate."""
+    """Off the request path: write waiting audit records, re-read API keys, migrate, and
+    publish this worker's gauges (which other workers' scrapes read)."""
 
     def loop() -> None:
         ticks = 0
@@ -104,6 +106,7 @@ def _housekeeper(st: ServiceState) -> threading.Thread:
                 st.keys.refresh()
             if not st.db.migrated and ticks % 30 == 0:  # started during a run: try again
                 st.db.ensure_migrated()
+            st.metrics.refresh_gauges()
 
     thread = threading.Thread(target=loop, name="arbx-housekeeper", daemon=True)
     thread.start()
@@ -138,6 +141,7 @@ def create_app(
     """The API. Dependencies can be injected (tests, benchmarks); by default they come
     from the environment (``ServiceSettings.from_env()``)."""
     settings = settings or ServiceSettings.from_env()
+    redact_uvicorn_logs()  # no query string (a key put in a URL) reaches the access log
     st = build_state(settings, cache=cache, dagster=dagster, event_log=event_log, sources=sources)
 
     @contextlib.asynccontextmanager
@@ -159,6 +163,7 @@ def create_app(
             st.auditor.flush()
             st.db.close()
             st.dagster.close()
+            st.metrics.close()
 
     app = FastAPI(
         title="ArbX service API",

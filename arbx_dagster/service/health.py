@@ -1,4 +1,9 @@
-"""Component states for ``/health``: what is up, what is busy, what is down."""
+"""Component states for ``/health``: what is up, what is busy, what is down.
+
+Anyone may ask (probes carry no key), so the answer to an anonymous caller is only the
+overall status and each component's state: the detail — engines, versions, and error
+texts that name database hosts, users, databases and the Dagster webserver's URL — is
+for callers with an API key (:func:`public`)."""
 
 from __future__ import annotations
 
@@ -44,6 +49,16 @@ def check(st: ServiceState) -> tuple[int, dict[str, Any]]:
     degraded = any(c["state"] not in ("ok",) for c in components.values())
     status = "down" if down else "degraded" if degraded else "ok"
     return (503 if down else 200), {"status": status, "components": components}
+
+
+def public(body: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller may see of :func:`check`'s answer: the states only."""
+    return {
+        "status": body["status"],
+        "components": {
+            name: {"state": component["state"]} for name, component in body["components"].items()
+        },
+    }
 
 
 def _dagster(st: ServiceState) -> dict[str, Any]:

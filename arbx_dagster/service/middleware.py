@@ -36,6 +36,13 @@ NO_STORE = (b"cache-control", b"no-store")
 
 
 class MetricsMiddleware:
+    """Counts each request and its latency under its route's template.
+
+    A request is counted just before its last body chunk goes out, so a client that has
+    read a whole answer finds it in the next scrape, whichever worker answers that;
+    requests that end without an answer (an error, a client gone) are counted at the end.
+    """
+
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
@@ -46,15 +53,11 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = {"code": 500}
+        counted = False
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
+        def count() -> None:
+            nonlocal counted
+            counted = True
             route = scope.get("route")
             name = getattr(route, "path", None) or (
                 "static" if scope["path"].startswith("/static/") else "unmatched"
@@ -62,6 +65,23 @@ class MetricsMiddleware:
             self.metrics.observe_request(
                 scope["method"], name, status["code"], time.perf_counter() - started
             )
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif (
+                message["type"] == "http.response.body"
+                and not message.get("more_body")
+                and not counted
+            ):
+                count()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if not counted:
+                count()
 
 
 class SecurityHeadersMiddleware:

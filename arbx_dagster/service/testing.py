@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from arbx_dagster.service.config import ServiceSettings
 from arbx_dagster.service.dagster_api import Repository
@@ -47,6 +48,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float | None:
+    """One sample of a Prometheus text exposition (``/metrics``), by its name and exactly
+    these labels; None when the service does not expose it."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from arbx_dagster.service.auth import issue_key, revoke_key
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.events import invalidate_opportunities, publish_opportunity_events
 from arbx_dagster.service.ratelimit import RateLimiter
-from arbx_dagster.service.testing import TEST_KEY, StubDagster, service_settings
+from arbx_dagster.service.testing import TEST_KEY, StubDagster, metric_value, service_settings
 from arbx_dagster.storage.cache import Cache, CacheError, MemoryCache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -144,7 +144,7 @@ def test_every_api_route_but_the_webhook_needs_a_valid_key(
     # The open endpoints: health, Prometheus, the document, the dashboard.
     for path in ("/health", "/metrics", "/openapi.json", "/"):
         assert api.get(path).status_code == 200, path
-    assert f"arbx_auth_failures_total {len(PROTECTED)}" in api.get("/metrics").text
+    assert metric_value(api.get("/metrics").text, "arbx_auth_failures_total") == len(PROTECTED)
 
 
 def test_keys_from_the_table_are_stored_hashed_and_can_be_revoked(
@@ -542,9 +542,14 @@ def test_kpis_and_prometheus_metrics(api: TestClient, postgres_warehouse: Wareho
     assert body["service"]["worker_pid"] == os.getpid()  # TestClient: this process
     text = api.get("/metrics").text
     assert "# TYPE arbx_http_requests_total counter" in text
-    assert 'arbx_http_requests_total{method="GET",route="/api/metrics",status="200"} 1' in text
-    assert 'arbx_http_request_duration_seconds_bucket{route="/api/metrics",le="+Inf"} 1' in text
-    assert "arbx_sse_clients 0" in text
+    route = "/api/metrics"
+    requests = metric_value(
+        text, "arbx_http_requests_total", method="GET", route=route, status="200"
+    )
+    assert requests == 1
+    latency = "arbx_http_request_duration_seconds_bucket"
+    assert metric_value(text, latency, route=route, le="+Inf") == 1
+    assert metric_value(text, "arbx_sse_clients") == 0
 
 
 # --- rate limits, limits, headers ---------------------------------------------------------
@@ -559,7 +564,7 @@ def test_rate_limits_per_key_are_shared_by_workers_through_redis(app_factory: An
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 120
     assert limited.json()["error"] == "rate_limited"
-    assert 'arbx_rate_limited_total{scope="key"} 1' in second.get("/metrics").text
+    assert metric_value(second.get("/metrics").text, "arbx_rate_limited_total", scope="key") == 1
 
 
 def test_rate_limits_per_client_address_cover_the_webhook_too(app_factory: Any) -> None:
@@ -604,15 +609,19 @@ def test_security_headers_cors_allow_list_and_body_limit(app_factory: Any) -> No
     assert streamed.status_code == 413
 
 
-def test_health_reports_each_component(app_factory: Any, tmp_path: Path) -> None:
+def test_health_reports_each_component_in_detail_to_key_holders(
+    app_factory: Any, tmp_path: Path
+) -> None:
     api = app_factory(dagster=DagsterClient("http://127.0.0.1:9"))
-    health = api.get("/health")
+    health = api.get("/health", headers=AUTH)
     assert health.status_code == 200
+    assert health.headers["cache-control"] == "no-store"
     components = health.json()["components"]
     assert components["warehouse"]["state"] == "ok"
     assert components["warehouse"]["engine"] == "postgres"
     assert components["cache"] == {"state": "ok", "backend": "redis"}
     assert components["dagster"]["state"] == "unreachable"
+    assert "http://127.0.0.1:9" in components["dagster"]["detail"]
     assert health.json()["status"] == "degraded"
 
     settings = service_settings(
@@ -620,16 +629,45 @@ def test_health_reports_each_component(app_factory: Any, tmp_path: Path) -> None
     )
     dead_redis = RedisCache("redis://127.0.0.1:1/0", timeout_seconds=0.2)
     with TestClient(create_app(settings, cache=dead_redis, dagster=StubDagster())) as down:  # type: ignore[arg-type]
-        response = down.get("/health")
+        response = down.get("/health", headers=AUTH)
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "down"
         assert body["components"]["warehouse"]["state"] == "down"
+        assert "127.0.0.1" in body["components"]["warehouse"]["detail"]
         assert body["components"]["cache"]["state"] == "down"
-        assert "hunter2" not in response.text  # no secret in answers
+        assert "hunter2" not in response.text  # no secret in answers, even to key holders
         # Data endpoints say the warehouse is unavailable instead of failing.
         unavailable = down.get("/api/config", headers=AUTH)
         assert unavailable.status_code == 503 and "retry-after" in unavailable.headers
+
+
+def test_health_tells_anonymous_callers_the_states_only(tmp_path: Path) -> None:
+    """No host, user, database, URL or error text without a key; same status codes."""
+    settings = service_settings(
+        tmp_path, postgres_url="postgresql://warehouse_admin:hunter2@127.0.0.1:1/arbx_prod"
+    )
+    dead_redis = RedisCache("redis://127.0.0.1:1/0", timeout_seconds=0.2)
+    dagster = DagsterClient("http://127.0.0.1:9")  # the internal webserver, unreachable
+    with TestClient(create_app(settings, cache=dead_redis, dagster=dagster)) as down:  # type: ignore[arg-type]
+        keyed = down.get("/health", headers=AUTH)
+        for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789abcdef"}):
+            anonymous = down.get("/health", headers=headers)
+            assert anonymous.status_code == keyed.status_code == 503
+            assert anonymous.json() == {
+                "status": "down",
+                "components": {
+                    "warehouse": {"state": "down"},
+                    "cache": {"state": "down"},
+                    "events": {"state": keyed.json()["components"]["events"]["state"]},
+                    "dagster": {"state": "unreachable"},
+                },
+            }
+            for private in ("127.0.0.1", "warehouse_admin", "arbx_prod", "hunter2", "postgres"):
+                assert private not in anonymous.text, private
+        assert len(keyed.json()["components"]["warehouse"]) > 1  # the key holder's detail
+        # A wrong key is not refused here, but it is an authentication failure all the same.
+        assert metric_value(down.get("/metrics").text, "arbx_auth_failures_total") == 1
 
 
 def test_the_openapi_document_has_the_contract_paths(api: TestClient) -> None:
@@ -649,6 +687,7 @@ def test_the_openapi_document_has_the_contract_paths(api: TestClient) -> None:
     ):
         assert path in paths, path
     assert "put" in paths["/api/config"]
+    assert paths["/health"]["get"]["security"] == [{"HTTPBearer": []}, {}]  # a key, or none
     webhook = paths["/api/webhooks/prices"]["post"]
     assert webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/PriceWebhook"

@@ -505,7 +505,7 @@ def test_health_reports_the_dagster_run_storage_and_fails_without_it(
     workers: Any, dagster_ui: DagsterUI
 ) -> None:
     api = workers()
-    healthy = api.get("/health")
+    healthy = api.get("/health", headers=AUTH)  # the detail is for key holders
     assert healthy.status_code == 200, healthy.text
     dagster = healthy.json()["components"]["dagster"]
     assert (dagster["state"], dagster["run_storage"]) == ("ok", "ok")
@@ -515,7 +515,7 @@ def test_health_reports_the_dagster_run_storage_and_fails_without_it(
     moved = history.with_name("history.away")
     history.rename(moved)
     try:
-        broken = api.get("/health")
+        broken = api.get("/health", headers=AUTH)
     finally:
         moved.rename(history)
     assert broken.status_code == 503, broken.text

@@ -1,8 +1,8 @@
 """No secret leaves the service in its logs: a whole request cycle (health, reads with a
 right and a wrong key, a setting change, signed, badly signed and replayed webhooks) on
 PostgreSQL (a URL with a password) and Redis, with every logger at DEBUG and uvicorn's
-access log on, never writes an API key, the webhook secret or the database password —
-nor do the answers or the audit log."""
+access log on, never writes an API key (not even one a client put in the URL), the
+webhook secret or the database password — nor do the answers or the audit log."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import Request, urlopen
 
 import httpx
 import pytest
@@ -104,10 +105,16 @@ def test_a_request_cycle_logs_no_secret(
                 headers={**signed, "X-Arbx-Signature": sign("not-the-secret", body)},
             ),
         ]
+        # A client that put its key in the URL: the access log must not keep it. (Sent
+        # with urllib: httpx would log the URL on the client side, in the test's own log.)
+        misplaced = f"{server.url}/api/opportunities?limit=5&api_key={TEST_KEY}&{WRONG_KEY}"
+        with urlopen(Request(misplaced, headers=ok), timeout=10) as answer:
+            assert answer.status == 200
     assert [a.status_code for a in answers] == [200, 200, 401, 200, 202, 202, 401]
 
     logged = "\n".join(recorder.lines)
     assert "GET /api/opportunities" in logged  # the access log was on and captured
+    assert "GET /api/opportunities?limit=5&api_key=[redacted]&[redacted] HTTP/1.1" in logged
     audit = postgres_warehouse.query("SELECT * FROM audit_log").write_csv()
     for secret in (TEST_KEY, WRONG_KEY, TEST_SECRET, PG_PASSWORD):
         assert secret not in logged, secret

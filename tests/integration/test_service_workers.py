@@ -1,9 +1,10 @@
 """``arbx serve --workers 2`` as a real process on PostgreSQL + Redis: both workers
 answer (keys from ARBX_API_KEYS and from ``arbx serve --issue-key``), a rate limit is one
 budget for the whole service, an event reaches live clients of either worker and a client
-resuming with Last-Event-ID, and Ctrl-C stops everything at once, streams open. Which
-worker answered is read from ``/api/metrics``; an HTTP connection stays with the worker
-that accepted it."""
+resuming with Last-Event-ID, Ctrl-C stops everything at once, streams open, and no key
+reaches the log, not even one put in a URL; ``/metrics`` counts every worker's requests
+whichever worker answers the scrape. Which worker answered is read from ``/api/metrics``;
+an HTTP connection stays with the worker that accepted it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cli_process import clean_env
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app as cli
@@ -91,8 +93,11 @@ def served(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[
         cache.close()
 
 
-def pinned_to_two_workers(url: str, tries: int) -> dict[int, httpx.Client]:
-    """Two one-connection clients, each kept by a different worker.
+def pinned_to_two_workers(
+    url: str, tries: int, keys: tuple[str, ...] = (OPS_KEY,)
+) -> dict[int, httpx.Client]:
+    """Two one-connection clients, each kept by a different worker (a try costs one
+    request of one of ``keys``' rate budgets, taken in turn).
 
     The workers race to accept each new connection. Closing a surplus client at once
     would keep its worker busy just as the next connection arrives, so it would win that
@@ -101,10 +106,10 @@ def pinned_to_two_workers(url: str, tries: int) -> dict[int, httpx.Client]:
     """
     clients: dict[int, httpx.Client] = {}
     surplus: list[httpx.Client] = []
-    for _ in range(tries):
+    for attempt in range(tries):
         client = httpx.Client(
             base_url=url,
-            headers={"Authorization": f"Bearer {OPS_KEY}"},
+            headers={"Authorization": f"Bearer {keys[attempt % len(keys)]}"},
             limits=httpx.Limits(max_connections=1),
             timeout=httpx.Timeout(10, read=20),
         )
@@ -146,6 +151,10 @@ def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dic
     refused = second.get("/api/config", headers=probe)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
 
+    # Keys a client wrongly put in a URL do not reach the access log (checked at the end).
+    misplaced = f"/health?api_key={OPS_KEY}&token={PROBE_KEY}&{table_key}&kind=glitch"
+    assert httpx.get(url + misplaced, timeout=5).status_code == 200
+
     # An event appended to the Redis stream (as the pipeline does) reaches a live client
     # of each worker, with the same id; a client resuming from before it gets it too.
     log = RedisEventLog(served["cache"])
@@ -181,5 +190,55 @@ def test_two_workers_share_rate_limits_and_live_events_through_redis(served: dic
     served["reader"].join(timeout=5)
     output = "".join(served["output"])
     assert output.count("Started server process") == 2, output
+    logged = '"GET /health?api_key=[redacted]&token=[redacted]&[redacted]&kind=glitch HTTP/1.1"'
+    assert logged in output, output
     for secret in (OPS_KEY, PROBE_KEY, table_key):  # no key ever reached the log
         assert secret not in output
+
+
+def requests_counted(exposition: str) -> dict[str, float]:
+    """``arbx_http_requests_total`` of one scrape, summed by route."""
+    counted: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "arbx_http_requests_total":
+                route = sample.labels["route"]
+                counted[route] = counted.get(route, 0) + sample.value
+    return counted
+
+
+def test_metrics_count_the_requests_of_every_worker_whichever_worker_answers(
+    served: dict,
+) -> None:
+    url = served["url"]
+    budgets = (OPS_KEY, PROBE_KEY, served["table_key"])
+    pinned = pinned_to_two_workers(url, tries=3 * (LIMIT - 4), keys=budgets)
+    assert len(pinned) == 2, "a second worker never answered"
+    first, second = pinned.values()
+
+    # N requests: a third on each worker for sure, a third on new connections (either).
+    n = 24
+    for i in range(n):
+        answer = (first, second)[i % 3].get("/health") if i % 3 < 2 else httpx.get(f"{url}/health")
+        assert answer.status_code == 200
+
+    # Read through one worker, the other, or a new connection: always the same counts.
+    # A scrape is counted once answered, so the k-th scrape sees the k-1 before it.
+    scrapes = [first, second, None, second, first, None, first, second]
+    totals = []
+    for k, via in enumerate(scrapes):
+        text = (via.get("/metrics") if via else httpx.get(f"{url}/metrics")).text
+        counted = requests_counted(text)
+        assert counted["/health"] == n + 1, (k, counted)  # + the fixture's readiness check
+        assert counted.get("/metrics", 0) == k, (k, counted)
+        assert counted["/api/metrics"] >= 2  # the pinning requests, on both workers
+        totals.append(sum(counted.values()))
+    assert totals == [totals[0] + k for k in range(len(scrapes))]
+
+    # /api/metrics gives the same service-wide count from either worker.
+    seen_by_first = first.get("/api/metrics").json()["service"]["requests"]
+    seen_by_second = second.get("/api/metrics").json()["service"]["requests"]
+    assert seen_by_first == totals[-1] + 1  # + the last scrape
+    assert seen_by_second == seen_by_first + 1  # + the first worker's answer
+    for client in pinned.values():
+        client.close()

@@ -80,13 +80,14 @@ def get_metrics(
     _: Annotated[Principal, Depends(require_key)],
     st: Annotated[ServiceState, Depends(get_state)],
 ) -> dict[str, Any]:
-    """KPIs and the latest intelligence metrics, plus the answering worker's counters."""
+    """KPIs and the latest intelligence metrics, plus the service's counters (all workers)
+    and which worker answered."""
     with st.db.read() as warehouse:
         body = kpis(warehouse)
     body["service"] = {
-        "worker_pid": os.getpid(),  # which worker answered (counters are per worker)
-        "sse_clients": st.broadcaster.clients,
-        "audit_records_waiting": st.auditor.pending,
+        "worker_pid": os.getpid(),  # which worker answered
+        "sse_clients": st.broadcaster.clients,  # on this worker (/metrics has the sum)
+        "audit_records_waiting": st.auditor.pending,  # on this worker
         "requests": st.metrics.counter_total("arbx_http_requests_total"),
     }
     return body

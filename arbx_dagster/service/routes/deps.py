@@ -18,6 +18,15 @@ bearer = HTTPBearer(
 )
 
 
+async def _principal(st: ServiceState, token: str | None) -> Principal | None:
+    """Whose key ``token`` is (None if nobody's), re-reading the table on a miss."""
+    principal = st.keys.verify(token)
+    if principal is None and token and st.keys.due(missed=True):
+        await to_thread.run_sync(st.keys.refresh)  # a key issued since the last look?
+        principal = st.keys.verify(token)
+    return principal
+
+
 async def require_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -25,10 +34,7 @@ async def require_key(
     """401 without a valid key, 429 past the key's rate limit."""
     st: ServiceState = request.app.state.arbx
     token = credentials.credentials if credentials else None
-    principal = st.keys.verify(token)
-    if principal is None and token and st.keys.due(missed=True):
-        await to_thread.run_sync(st.keys.refresh)  # a key issued since the last look?
-        principal = st.keys.verify(token)
+    principal = await _principal(st, token)
     if principal is None:
         st.metrics.inc("arbx_auth_failures_total")
         raise HTTPException(
@@ -46,4 +52,19 @@ async def require_key(
             headers={"Retry-After": str(decision.retry_after)},
         )
     request.state.principal = principal
+    return principal
+
+
+async def optional_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The caller if a valid key came with the request, else None — never a 401 or a 429:
+    for routes that answer everyone (load-balancer probes carry no key) and tell key
+    holders more. A wrong key still counts as an authentication failure."""
+    st: ServiceState = request.app.state.arbx
+    token = credentials.credentials if credentials else None
+    principal = await _principal(st, token)
+    if principal is None and token:
+        st.metrics.inc("arbx_auth_failures_total")
     return principal
