@@ -1,10 +1,10 @@
 """A per-retailer token bucket kept in the cache, so every worker shares one budget.
 
 On Redis the whole refill-and-take step is one Lua script using the server's clock (workers'
-clocks never disagree about the bucket); in the in-process cache it runs under the cache's
-own lock. Callers *reserve* a token: the bucket may go negative and the call returns how long
-to wait, so waiting workers are served in order without polling. A ``429`` pauses the whole
-bucket (``pause``) so the other workers back off too.
+clocks never disagree about the bucket); any other cache runs it as one atomic
+``Cache.update``. Callers *reserve* a token: the bucket may go negative and the call returns
+how long to wait, so waiting workers are served in order without polling. A ``429`` pauses
+the whole bucket (``pause``) so the other workers back off too.
 """
 
 from __future__ import annotations
