@@ -7,9 +7,10 @@ are only logged.
 
 Delivery never blocks the pipeline: each channel works through its alerts in its own daemon
 thread, retrying a failure with exponential backoff (``backoff``, ``2 x backoff``…, up to
-``attempts`` tries), and everything stops at a deadline. A channel that exhausts its retries
-is skipped for the rest of the batch (it is down; hammering it helps no one). What was not
-delivered is reported, never raised.
+``attempts`` tries), and everything stops at a deadline (a retry that would start past it
+is not waited for). A channel that exhausts its retries is skipped for the rest of the
+batch (it is down; hammering it helps no one). What was not delivered is reported, never
+raised.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from tenacity import (
+    Retrying,
+    stop_after_attempt,
+    stop_before_delay,
+    stop_when_event_set,
+    wait_exponential,
+)
 
 from arbx_dagster.alerts.messages import Alert
 
@@ -135,31 +144,42 @@ def deliver(
         with lock:
             results.append(delivery)
 
+    def send(channel: Channel, alert: Alert) -> tuple[int, str | None]:
+        """(tries, the last error or None): retried until ``attempts`` tries, or until the
+        next wait would reach the deadline."""
+        retrying = Retrying(
+            stop=(
+                stop_after_attempt(attempts)
+                | stop_when_event_set(stop)
+                | stop_before_delay(deadline - time.monotonic())
+            ),
+            wait=wait_exponential(multiplier=backoff),
+            sleep=sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    timeout = min(attempt_timeout, deadline - time.monotonic())
+                    channel.send(alert, timeout=timeout)
+        except Exception as exc:  # a channel must never take the dispatcher down
+            return attempt.retry_state.attempt_number, f"{type(exc).__name__}: {exc}"
+        return attempt.retry_state.attempt_number, None
+
     def work(channel: Channel) -> None:
         down: str | None = None  # set once the channel has exhausted its retries
         for alert in alerts:
-            if stop.is_set():
-                return
+            if stop.is_set() or deadline - time.monotonic() <= 0:
+                return  # what is left is reported as late
             if down is not None:
                 record(Delivery(channel.name, alert.key, alert.kind, False, 0, f"skipped: {down}"))
                 continue
-            tries, error = 0, None
-            while True:
-                if deadline - time.monotonic() <= 0 or stop.is_set():
-                    error = error or "deadline reached"
-                    break
-                tries += 1
-                try:
-                    channel.send(alert, timeout=min(attempt_timeout, deadline - time.monotonic()))
-                    error = None
-                    break
-                except Exception as exc:  # a channel must never take the dispatcher down
-                    error = f"{type(exc).__name__}: {exc}"
-                if tries >= attempts:
-                    down = f"channel failing ({error})"
-                    break
-                sleep(min(backoff * 2 ** (tries - 1), max(deadline - time.monotonic(), 0)))
+            tries, error = send(channel, alert)
             record(Delivery(channel.name, alert.key, alert.kind, error is None, tries, error))
+            if error is not None and tries < attempts:
+                return  # out of time before its retries were done: the rest is late
+            if error is not None:
+                down = f"channel failing ({error})"
 
     threads = [
         threading.Thread(target=work, args=(c,), name=f"alert:{c.name}", daemon=True)

@@ -32,7 +32,7 @@ from arbx_dagster.ingestion.connectors import (
 )
 from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_after
 from arbx_dagster.ingestion.prices import PriceParseError, parse_clp
-from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.records import BATCH_SCHEMA
 from arbx_dagster.ingestion.sources import SourcesConfig, SourcesError, load_sources, parse_sources
 from arbx_dagster.ingestion.stats import FetchStats
@@ -55,12 +55,12 @@ __all__ = [
     "KnownListing",
     "PayloadRef",
     "PriceParseError",
-    "RateLimiter",
     "ReadyFiles",
     "RetailerHttp",
     "SimulatorConnector",
     "SourcesConfig",
     "SourcesError",
+    "TokenBucket",
     "build_connector",
     "concat_batches",
     "load_sources",

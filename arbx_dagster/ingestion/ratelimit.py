@@ -1,10 +1,10 @@
 """A per-retailer token bucket kept in the cache, so every worker shares one budget.
 
 On Redis the whole refill-and-take step is one Lua script using the server's clock (workers'
-clocks never disagree about the bucket); in the in-process cache it runs under the cache's
-own lock. Callers *reserve* a token: the bucket may go negative and the call returns how long
-to wait, so waiting workers are served in order without polling. A ``429`` pauses the whole
-bucket (``pause``) so the other workers back off too.
+clocks never disagree about the bucket); any other cache runs it as one atomic
+``Cache.update``. Callers *reserve* a token: the bucket may go negative and the call returns
+how long to wait, so waiting workers are served in order without polling. A ``429`` pauses
+the whole bucket (``pause``) so the other workers back off too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
+from arbx_dagster.storage.cache import Cache, RedisCache
 
 # KEYS[1] bucket hash; ARGV: rate (tokens/s), burst, tokens to take, pause seconds.
 # Returns the seconds the caller must wait before using its token (as a string: Lua numbers
@@ -62,7 +62,7 @@ def _step(
     return (tokens, now, paused_until), wait
 
 
-class RateLimiter:
+class TokenBucket:
     """``acquire()`` before every request to ``name``: sleeps as long as the budget needs."""
 
     def __init__(
@@ -82,9 +82,8 @@ class RateLimiter:
         self.burst = int(burst)
         self._sleep = sleep
         self._key = f"ratelimit:{name}"
-        self._script = None
-        if isinstance(cache, RedisCache):
-            self._script = cache.client.register_script(_BUCKET_SCRIPT)
+        # Redis runs the step itself, on its own clock; any other cache via ``update``.
+        self._script = cache.script(_BUCKET_SCRIPT) if isinstance(cache, RedisCache) else None
 
     def reserve(self, tokens: float = 1.0) -> float:
         """Take ``tokens`` now (possibly on credit); return the seconds to wait before use."""
@@ -105,20 +104,14 @@ class RateLimiter:
     def _run(self, take: float, pause: float) -> float:
         if self._script is not None:
             key = self.cache.key(self._key)
-            return float(self._script(keys=[key], args=[self.rate, self.burst, take, pause]))
-        if isinstance(self.cache, MemoryCache):
-            with self.cache._mutex:  # the cache's own lock makes read-modify-write atomic
-                return self._local(take, pause)
-        with self.cache.lock(self._key, ttl_seconds=5, wait_seconds=5):  # any other cache
-            return self._local(take, pause)
+            return float(self._script([key], [self.rate, self.burst, take, pause]))
+        return self.cache.update(self._key, lambda raw: self._local(raw, take, pause))
 
-    def _local(self, take: float, pause: float) -> float:
-        raw = self.cache._get(self.cache.key(self._key))  # not a lookup: keep hit stats clean
+    def _local(self, raw: str | None, take: float, pause: float) -> tuple[str, float, float]:
         state = tuple(float(x) for x in raw.split(",")) if raw else None
         new_state, wait = _step(state, _clock(), self.rate, self.burst, take, pause)  # type: ignore[arg-type]
         ttl = self.burst / self.rate + wait + 60
-        self.cache.set(self._key, ",".join(repr(x) for x in new_state), ttl_seconds=ttl)
-        return wait
+        return ",".join(repr(x) for x in new_state), ttl, wait
 
 
 def _clock() -> float:

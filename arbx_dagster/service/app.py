@@ -37,7 +37,7 @@ from arbx_dagster.service.pipeline import RunWatcher
 from arbx_dagster.service.ratelimit import RateLimiter
 from arbx_dagster.service.routes import control, data, events, system, webhooks
 from arbx_dagster.service.routes.system import STATIC
-from arbx_dagster.service.sse import Broadcaster, chain_signal_handlers
+from arbx_dagster.service.sse import Broadcaster
 from arbx_dagster.service.state import ServiceState
 from arbx_dagster.service.webhooks import PriceWebhook
 from arbx_dagster.storage.cache import Cache, RedisCache, open_cache
@@ -142,7 +142,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        chain_signal_handlers()
         st.db.ensure_migrated()
         st.broadcaster.start()
         st.watcher.start()

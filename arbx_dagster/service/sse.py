@@ -5,6 +5,9 @@ event to every connected client's asyncio queue. A client that reconnects with
 ``Last-Event-ID`` first gets what it missed from the log, then the live feed; events it
 already has are skipped by id, so the hand-over neither loses nor repeats any. A client
 too slow to keep up is disconnected (it reconnects and resumes from its last id).
+
+The wire format, heartbeats, disconnects and ending open streams when the server is asked
+to stop (Ctrl-C) are sse-starlette's (:func:`event_response`).
 """
 
 from __future__ import annotations
@@ -13,46 +16,20 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponential
 
 from arbx_dagster.storage.event_log import Event, EventLog, parse_event_id
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1_000
+RECONNECT_MILLISECONDS = 3_000  # how long a browser waits before reconnecting
 _CLOSE = Event("0-0", "__close__", {})
-# Set when uvicorn is asked to stop: open streams end at once instead of holding the
-# graceful shutdown until its timeout (clients reconnect to another worker).
-SHUTTING_DOWN = threading.Event()
-
-
-def chain_signal_handlers() -> None:
-    """Have SIGINT/SIGTERM also end the SSE streams before the server's own handling.
-
-    Called at app start-up: under uvicorn that runs on the main thread after the server
-    installed its handlers, which stay in charge (they are called right after).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return  # an embedded server (tests): it ends streams through close_clients()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous = signal.getsignal(sig)
-        if getattr(previous, "_arbx_chained", False):
-            continue
-
-        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
-            SHUTTING_DOWN.set()
-            if callable(previous):
-                previous(signum, frame)
-            elif previous == signal.SIG_DFL:  # nobody else handles it: die as before
-                signal.signal(signum, signal.SIG_DFL)
-                signal.raise_signal(signum)
-
-        handler._arbx_chained = True  # type: ignore[attr-defined]
-        signal.signal(sig, handler)
 
 
 @dataclass(eq=False)
@@ -81,11 +58,7 @@ class Broadcaster:
         self._thread: threading.Thread | None = None
         self.last_id: str | None = None
         self.healthy = False
-        self._closing = False
-
-    @property
-    def closing(self) -> bool:
-        return self._closing or SHUTTING_DOWN.is_set()
+        self.closing = False
 
     @property
     def clients(self) -> int:
@@ -110,7 +83,7 @@ class Broadcaster:
 
     def close_clients(self) -> None:
         """End every open stream (shutdown); clients reconnect with their last id."""
-        self._closing = True
+        self.closing = True
         self._fan_out(_CLOSE)
 
     def subscribe(self) -> Subscriber:
@@ -124,28 +97,36 @@ class Broadcaster:
             self._subscribers.discard(sub)
 
     def _run(self) -> None:
-        backoff = 0.5
+        # A failed read (Redis restarting, the file briefly unreadable) is retried after
+        # 0.5 s, 1 s, 2 s… up to 10 s, until it works again or the broadcaster stops.
+        reading = Retrying(
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_when_event_set(self._stop),
+            sleep=self._stop.wait,
+            before_sleep=self._read_failed,
+            retry_error_callback=lambda _: [],  # stopped while failing: nothing to hand out
+        )
         while not self._stop.is_set():
-            if SHUTTING_DOWN.is_set() and not self._closing:
-                self.close_clients()
-            try:
-                if self.last_id is None:
-                    self.last_id = self.log.latest_id() or "0-0"
-                events = self.log.wait(self.last_id, timeout_seconds=0.5)
-                self.healthy = True
-                backoff = 0.5
-            except Exception as exc:  # Redis restarting, file briefly unreadable
-                self.healthy = False
-                log.warning("event log read failed (%s); retrying in %.1f s", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
-                continue
-            for event in events:
+            for event in reading(self._read):
                 self.last_id = event.id
                 if self._on_event is not None:
                     with contextlib.suppress(Exception):
                         self._on_event(event)
                 self._fan_out(event)
+
+    def _read(self) -> list[Event]:
+        if self._stop.is_set():
+            return []
+        if self.last_id is None:
+            self.last_id = self.log.latest_id() or "0-0"
+        events = self.log.wait(self.last_id, timeout_seconds=0.5)
+        self.healthy = True
+        return events
+
+    def _read_failed(self, state: RetryCallState) -> None:
+        self.healthy = False
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("event log read failed (%s); retrying in %.1f s", error, state.upcoming_sleep)
 
     def _fan_out(self, event: Event) -> None:
         with self._mutex:
@@ -155,49 +136,56 @@ class Broadcaster:
                 sub.loop.call_soon_threadsafe(sub.offer, event)
 
 
-def format_event(event: Event) -> str:
+def server_sent(event: Event) -> ServerSentEvent:
     data = json.dumps(event.data, separators=(",", ":"), default=str)
-    head = f"id: {event.id}\n" if event.id else ""  # no id: the client keeps its last one
-    return f"{head}event: {event.type}\ndata: {data}\n\n"
+    # No id (a reset): the client keeps its last one.
+    return ServerSentEvent(data, event=event.type, id=event.id or None)
 
 
 async def event_stream(
-    broadcaster: Broadcaster,
-    last_event_id: str | None,
-    heartbeat_seconds: float,
-) -> AsyncIterator[str]:
-    """The text of one SSE response: missed events (after ``last_event_id``), then live
-    events, with a comment line every ``heartbeat_seconds`` to keep proxies from closing
-    an idle connection."""
+    broadcaster: Broadcaster, last_event_id: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    """The events of one SSE response: missed events (after ``last_event_id``), then live
+    events, until the client goes, falls too far behind, or the server closes."""
     sub = broadcaster.subscribe()
     if broadcaster.closing:
         sub.offer(_CLOSE)
     try:
-        yield f"retry: 3000\n: connected, last event {broadcaster.last_id or 'none'}\n\n"
+        yield ServerSentEvent(
+            comment=f"connected, last event {broadcaster.last_id or 'none'}",
+            retry=RECONNECT_MILLISECONDS,
+        )
         sent = parse_event_id(last_event_id)
         if sent is not None:
             missed, gap = await asyncio.to_thread(broadcaster.log.after, last_event_id or "")
             if gap:
                 # Some events were trimmed from the log: the client must refetch the list.
                 reason = "events since your Last-Event-ID are no longer available"
-                yield format_event(Event("", "reset", {"reason": reason}))
+                yield server_sent(Event("", "reset", {"reason": reason}))
             for event in missed:
-                yield format_event(event)
+                yield server_sent(event)
                 sent = parse_event_id(event.id)
         while True:
-            try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat_seconds)
-            except TimeoutError:
-                if sub.overflowed:
-                    return
-                yield ": heartbeat\n\n"
-                continue
+            event = await sub.queue.get()
             if event is _CLOSE or sub.overflowed:
                 return
             position = parse_event_id(event.id)
             if sent is not None and position is not None and position <= sent:
                 continue  # already delivered from the backlog
             sent = position
-            yield format_event(event)
+            yield server_sent(event)
     finally:
         broadcaster.unsubscribe(sub)
+
+
+def event_response(
+    broadcaster: Broadcaster, last_event_id: str | None, heartbeat_seconds: float
+) -> EventSourceResponse:
+    """The SSE response, with a comment every ``heartbeat_seconds`` to keep proxies from
+    closing an idle connection."""
+    return EventSourceResponse(
+        event_stream(broadcaster, last_event_id),
+        headers={"Cache-Control": "no-cache"},
+        ping=heartbeat_seconds,
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+    )

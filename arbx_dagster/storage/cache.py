@@ -13,13 +13,19 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from arbx_dagster.storage.warehouse import redact
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# ``update``'s change: the current value (None when absent) -> (new value, its TTL in
+# seconds or None, what ``update`` returns).
+Change = Callable[[str | None], tuple[str, float | None, T]]
 
 
 class CacheError(RuntimeError):
@@ -114,6 +120,16 @@ class Cache(ABC):
 
     @abstractmethod
     def describe(self) -> str: ...
+
+    def update(self, name: str, change: Change[T]) -> T:
+        """Read-modify-write ``name`` with no other ``update`` of it in between (state that
+        several workers change, like a token bucket). Not counted as a lookup.
+
+        Any cache can do it under :meth:`lock`; the in-process cache uses its own mutex."""
+        with self.lock(name, ttl_seconds=5, wait_seconds=5):
+            value, ttl, result = change(self._get(self.key(name)))
+            self.set(name, value, ttl_seconds=ttl)
+            return result
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (no-op for the in-process cache)."""
@@ -261,6 +277,13 @@ class MemoryCache(Cache):
     def describe(self) -> str:
         return "in-process memory"
 
+    def update(self, name: str, change: Change[T]) -> T:
+        with self._mutex:
+            key = self.key(name)
+            value, ttl, result = change(self._live(key))
+            self._data[key] = (value, self._expiry(ttl))
+            return result
+
     def _counted(self, hit: bool) -> None:
         with MemoryCache._process_lock:
             MemoryCache._process_stats.count(hit)
@@ -301,8 +324,8 @@ class RedisCache(Cache):
             health_check_interval=30,
             retry_on_timeout=True,
         )
-        self._release_script = self.client.register_script(_RELEASE_SCRIPT)
-        self._renew_script = self.client.register_script(_RENEW_SCRIPT)
+        self._release_script = self.script(_RELEASE_SCRIPT)
+        self._renew_script = self.script(_RENEW_SCRIPT)
         self._pending = CacheStats()  # lookups not yet added to the shared counters
         self._stats_lock = threading.Lock()
 
@@ -311,6 +334,19 @@ class RedisCache(Cache):
             return getattr(self.client, method)(*args, **kwargs)
         except self._redis_errors as exc:
             raise CacheError(f"Redis at {redact(self.url)} failed on {method}: {exc}") from exc
+
+    def script(self, source: str) -> Callable[[Sequence[str], Sequence[object]], Any]:
+        """A Lua script, run atomically on the server as ``run(keys, args)`` (full keys:
+        see :meth:`key`); a Redis failure raises :class:`CacheError`."""
+        registered = self.client.register_script(source)
+
+        def run(keys: Sequence[str], args: Sequence[object]) -> Any:
+            try:
+                return registered(keys=list(keys), args=list(args))
+            except self._redis_errors as exc:
+                raise CacheError(f"Redis at {redact(self.url)} failed on a script: {exc}") from exc
+
+        return run
 
     def _get(self, key: str) -> str | None:
         return self._call("get", key)  # type: ignore[return-value]
@@ -353,15 +389,11 @@ class RedisCache(Cache):
             return False
 
     def _release(self, key: str, token: str) -> None:
-        with contextlib.suppress(*self._redis_errors):  # the lease expires on its own
-            self._release_script(keys=[key], args=[token])
+        with contextlib.suppress(CacheError):  # the lease expires on its own
+            self._release_script([key], [token])
 
     def _renew(self, key: str, token: str, ttl_seconds: float) -> bool:
-        try:
-            ttl_ms = int(ttl_seconds * 1000)
-            return bool(self._renew_script(keys=[key], args=[token, ttl_ms]))
-        except self._redis_errors as exc:
-            raise CacheError(f"Redis at {redact(self.url)} failed on renew: {exc}") from exc
+        return bool(self._renew_script([key], [token, int(ttl_seconds * 1000)]))
 
     def describe(self) -> str:
         return f"redis:{redact(self.url)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -55,6 +56,28 @@ def test_counters_and_invalidation(cache: Cache) -> None:
     cache.set("other", "z")
     assert cache.delete_matching("opportunities:*") == 2
     assert cache.get("other") == "z"
+
+
+def test_an_update_is_atomic_and_counts_no_lookup(cache: Cache) -> None:
+    """Read-modify-write from several threads loses no change (a token bucket's state)."""
+
+    def add_one(raw: str | None) -> tuple[str, float, int]:
+        value = int(raw or 0) + 1
+        return str(value), 60, value
+
+    def worker() -> None:
+        for _ in range(25):
+            cache.update("bucket", add_one)
+
+    lookups = cache.stats.lookups
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.update("bucket", add_one) == 101
+    assert cache.stats.lookups == lookups  # bookkeeping, not a cache read
+    assert cache.get("bucket") == "101"
 
 
 def test_hit_rate_is_tracked(cache: Cache) -> None:

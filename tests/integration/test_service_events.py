@@ -33,8 +33,9 @@ from arbx_dagster.pipeline.announcements import (
     publish_run_event,
 )
 from arbx_dagster.service.app import create_app
+from arbx_dagster.service.sse import Broadcaster
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
-from arbx_dagster.storage.event_log import FileEventLog, RedisEventLog
+from arbx_dagster.storage.event_log import Event, FileEventLog, RedisEventLog
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -137,6 +138,52 @@ def test_the_redis_log_is_a_stream_with_ids_to_resume_from(redis_cache: Cache) -
     assert [(e.id, e.data) for e in events] == [(second, {"n": 2})] and not gap
     assert log.latest_id() == second
     assert log.wait(second, timeout_seconds=0.2) == []
+
+
+# --- the tail of the log ---------------------------------------------------------------------
+
+
+class FlakyLog(FileEventLog):
+    """A file log whose first ``failures`` reads fail (Redis restarting, say)."""
+
+    def __init__(self, folder: Path, failures: int) -> None:
+        super().__init__(folder)
+        self.failures = failures
+
+    def wait(self, last_id: str | None, timeout_seconds: float) -> list[Event]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError("event log unreadable")
+        return super().wait(last_id, timeout_seconds)
+
+
+def test_the_tail_retries_a_failing_log_with_growing_waits_then_hands_events_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[Event] = []
+    broadcaster = Broadcaster(FlakyLog(tmp_path, failures=2), on_event=heard.append)
+    with caplog.at_level("WARNING", logger="arbx_dagster.service.sse"):
+        broadcaster.start()
+        try:
+            appended = FileEventLog(tmp_path).append("run.status", {"n": 1})
+            deadline = time.monotonic() + 10
+            while not heard and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            broadcaster.stop()
+    assert [e.id for e in heard] == [appended] and broadcaster.healthy
+    waits = [r.getMessage().rsplit("retrying in ", 1)[1] for r in caplog.records]
+    assert waits == ["0.5 s", "1.0 s"]
+
+
+def test_a_tail_waiting_out_a_failing_log_stops_at_once(tmp_path: Path) -> None:
+    broadcaster = Broadcaster(FlakyLog(tmp_path, failures=1_000))
+    broadcaster.start()
+    time.sleep(0.2)
+    assert not broadcaster.healthy
+    started = time.monotonic()
+    broadcaster.stop()
+    assert time.monotonic() - started < 1
 
 
 # --- SSE over real servers ------------------------------------------------------------------

@@ -138,6 +138,50 @@ def test_an_alert_nobody_received_is_retried_by_the_next_dispatch(receiver):
     assert len(receiver.delivered("/down")) == 1
 
 
+class Down:
+    """A channel that refuses everything, counting the tries."""
+
+    name = "down"
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def send(self, alert: Alert, timeout: float) -> None:
+        self.tries += 1
+        raise DeliveryError("HTTP 503")
+
+
+ALERTS = [Alert("new_opportunity", f"t{i}", "b", f"k{i}") for i in range(3)]
+
+
+def test_retries_wait_twice_as_long_each_time_then_the_channel_is_skipped_for_the_batch():
+    waits: list[float] = []
+    channel = Down()
+    results = deliver(ALERTS, [channel], attempts=3, backoff=0.5, sleep=waits.append)
+    assert waits == [0.5, 1.0] and channel.tries == 3
+    assert [(r.alert_key, r.ok, r.attempts) for r in results] == [
+        ("k0", False, 3),
+        ("k1", False, 0),
+        ("k2", False, 0),
+    ]
+    assert results[0].error == "DeliveryError: HTTP 503"
+    assert results[1].error == "skipped: channel failing (DeliveryError: HTTP 503)"
+
+
+def test_a_retry_that_would_start_past_the_deadline_is_not_made():
+    waits: list[float] = []
+    channel = Down()
+    started = time.monotonic()
+    results = deliver(ALERTS, [channel], backoff=5, deadline_seconds=2, sleep=waits.append)
+    assert time.monotonic() - started < 1  # not held until the deadline either
+    assert waits == [] and channel.tries == 1
+    assert [(r.alert_key, r.attempts, r.error) for r in results] == [
+        ("k0", 1, "DeliveryError: HTTP 503"),
+        ("k1", 0, "deadline reached"),
+        ("k2", 0, "deadline reached"),
+    ]
+
+
 def test_delivery_is_bounded_in_time_however_slow_the_channel():
     class Slow:
         name = "slow"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from arbx_dagster.ingestion.circuit import CircuitBreaker, CircuitOpenError
-from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, backoff_delay, parse_retry_after
-from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_after
+from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.sources import USER_AGENT, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.storage.cache import Cache, MemoryCache
@@ -57,11 +57,17 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
-    policy = RetryPolicy(backoff_base_seconds=1, backoff_max_seconds=10, jitter=0.5)
-    rng = random.Random(3)
-    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)]:
-        delay = backoff_delay(attempt, policy, rng)
+    policy = RetryPolicy(max_attempts=7, backoff_base_seconds=1, backoff_max_seconds=10, jitter=0.5)
+    http, sleeps = _http(Script(*[503] * 7), retry=policy)
+    with pytest.raises(FetchFailed, match="failed after 7 attempt"):
+        http.get("https://shop.test/x")
+    assert len(sleeps) == 6
+    for delay, ceiling in zip(sleeps, [1, 2, 4, 8, 10, 10], strict=True):
         assert ceiling * 0.5 <= delay <= ceiling
+    again, same_seed = _http(Script(*[503] * 7), retry=policy)
+    with pytest.raises(FetchFailed):
+        again.get("https://shop.test/x")
+    assert same_seed == sleeps  # the jitter comes from the injected generator
 
 
 def test_429_and_5xx_are_retried_and_retry_after_is_honoured() -> None:
@@ -75,6 +81,18 @@ def test_429_and_5xx_are_retried_and_retry_after_is_honoured() -> None:
     assert stats.status_counts == {"429": 1, "503": 1, "200": 1}
     assert (stats.requests, stats.retries) == (3, 2)
     assert script.requests[0].headers["user-agent"] == USER_AGENT
+
+
+def test_a_retry_after_pauses_every_worker_sharing_the_bucket() -> None:
+    cache = MemoryCache()
+    limiter = TokenBucket(cache, "shop", 100, 1, sleep=lambda _: None)
+    http, sleeps = _http(Script((429, {"Retry-After": "3"}), 200), limiter=limiter)
+    stats = FetchStats()
+    assert http.get("https://shop.test/x", stats=stats).status == 200
+    assert sleeps == [3.0]
+    assert stats.rate_limited_seconds > 2.5  # the retry itself waited out the pause…
+    other_worker = TokenBucket(cache, "shop", 100, 1)
+    assert 2.5 < other_worker.reserve() <= 3.0  # …and so does everyone else
 
 
 def test_timeouts_and_connection_errors_are_retried() -> None:
@@ -104,7 +122,7 @@ def test_answers_that_will_not_change_are_not_retried() -> None:
 
 def test_a_retry_after_longer_than_allowed_gives_up_and_pauses_the_bucket() -> None:
     cache = MemoryCache()
-    limiter = RateLimiter(cache, "shop", 100, 1, sleep=lambda _: None)
+    limiter = TokenBucket(cache, "shop", 100, 1, sleep=lambda _: None)
     http, sleeps = _http(Script((429, {"Retry-After": "3600"})), limiter=limiter)
     with pytest.raises(FetchFailed, match="asked to wait 3600 s"):
         http.get("https://shop.test/x")
@@ -116,7 +134,7 @@ def test_a_retry_after_longer_than_allowed_gives_up_and_pauses_the_bucket() -> N
 
 
 def test_the_bucket_allows_a_burst_then_spaces_requests(cache: Cache) -> None:
-    limiter = RateLimiter(cache, "shop", requests_per_second=10, burst=3)
+    limiter = TokenBucket(cache, "shop", requests_per_second=10, burst=3)
     waits = [limiter.reserve() for _ in range(6)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     # reservations queue up: each later one waits one interval (0.1 s) longer, less the
@@ -131,7 +149,7 @@ def test_two_limiters_on_the_same_cache_share_one_budget(cache: Cache) -> None:
     lock = threading.Lock()
 
     def worker() -> None:
-        limiter = RateLimiter(cache, "shared-shop", requests_per_second=20, burst=1)
+        limiter = TokenBucket(cache, "shared-shop", requests_per_second=20, burst=1)
         for _ in range(5):
             limiter.acquire()
             with lock:
@@ -148,8 +166,8 @@ def test_two_limiters_on_the_same_cache_share_one_budget(cache: Cache) -> None:
 
 
 def test_a_pause_holds_every_limiter(cache: Cache) -> None:
-    a = RateLimiter(cache, "paused", requests_per_second=100, burst=5)
-    b = RateLimiter(cache, "paused", requests_per_second=100, burst=5)
+    a = TokenBucket(cache, "paused", requests_per_second=100, burst=5)
+    b = TokenBucket(cache, "paused", requests_per_second=100, burst=5)
     a.pause(2.0)
     assert 1.5 <= b.reserve() <= 2.0
 

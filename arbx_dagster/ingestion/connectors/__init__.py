@@ -26,7 +26,7 @@ from arbx_dagster.ingestion.connectors.html import HtmlConnector
 from arbx_dagster.ingestion.connectors.http_json import HttpJsonConnector
 from arbx_dagster.ingestion.connectors.simulator import SimulatorConnector
 from arbx_dagster.ingestion.http import RetailerHttp
-from arbx_dagster.ingestion.ratelimit import RateLimiter
+from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.sources import (
     FileDropSource,
     HtmlSource,
@@ -72,7 +72,7 @@ def build_connector(
     the source's ``client`` (``transport`` replaces the network of an httpx client, in tests)."""
     if isinstance(source, HttpJsonSource | HtmlSource):
         cache = shared_or_local(cache) if cache is not None else MemoryCache()
-        limiter = RateLimiter(
+        limiter = TokenBucket(
             cache,
             source.name,
             source.rate_limit.requests_per_second,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
 
 from arbx_dagster.service.auth import Principal
 from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.routes.deps import require_key
-from arbx_dagster.service.sse import event_stream
+from arbx_dagster.service.sse import event_response
 from arbx_dagster.service.state import ServiceState, get_state
 
 router = APIRouter(
@@ -24,7 +24,7 @@ EVENT_ID = r"^\d{1,16}-\d{1,10}$"
 
 @router.get(
     "/updates",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream"}},
 )
 async def updates(
@@ -37,14 +37,9 @@ async def updates(
         str | None,
         Query(max_length=40, pattern=EVENT_ID, description="Same as Last-Event-ID"),
     ] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """New/changed/expired opportunities and run status changes, with heartbeats."""
     if st.broadcaster.clients >= st.settings.sse_max_clients:
         raise HTTPException(503, "too many live connections", headers={"Retry-After": "5"})
     st.metrics.inc("arbx_sse_connections_total")
-    stream = event_stream(st.broadcaster, last_event_id or since, st.settings.sse_heartbeat_seconds)
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_response(st.broadcaster, last_event_id or since, st.settings.sse_heartbeat_seconds)
