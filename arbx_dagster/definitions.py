@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
+from arbx_dagster.assets.conventions import with_storage_kind
 from arbx_dagster.automation import AUTOMATION_INTERVAL_SECONDS, SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
@@ -66,7 +67,7 @@ def _executor(settings: Settings) -> dg.ExecutorDefinition | None:
 
 
 defs = dg.Definitions(
-    assets=ALL_ASSETS,
+    assets=with_storage_kind(ALL_ASSETS, _settings.warehouse_engine),
     asset_checks=ALL_CHECKS,
     jobs=[*ALL_JOBS, maintenance],
     schedules=[*TIER_SCHEDULES, maintenance_schedule],

@@ -1,6 +1,7 @@
 """Data-quality checks on every stage. Blocking ones stop bad data flowing downstream;
 every failure at ERROR severity also raises a 🚨 alert."""
 
+import inspect
 from collections.abc import Callable
 
 import dagster as dg
@@ -62,12 +63,21 @@ def _alerting(
     return run
 
 
-def _check(asset: object, blocking: bool, check: Callable[..., q.CheckOutcome]):
+def check_description(check: Callable[..., q.CheckOutcome]) -> str:
+    """The whole docstring, its lines joined into paragraphs: the UI shows the description
+    as written, and the reasoning after the first line is what explains a failure."""
+    paragraphs = inspect.cleandoc(check.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+def _check(
+    asset: object, blocking: bool, check: Callable[..., q.CheckOutcome]
+) -> dg.AssetChecksDefinition:
     return dg.asset_check(
         asset=asset,  # type: ignore[arg-type]
         name=check.__name__,
         blocking=blocking,
-        description=(check.__doc__ or "").strip().splitlines()[0],
+        description=check_description(check),
     )(_alerting(check))
 
 

@@ -3,6 +3,13 @@
 import dagster as dg
 
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
+from arbx_dagster.assets.conventions import (
+    DOWNSTREAM_FRESHNESS,
+    OPPORTUNITIES,
+    OWNERS,
+    TABLE_KINDS,
+    layer,
+)
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import product_matches
 from arbx_dagster.assets.metadata import stage_metadata
@@ -12,9 +19,12 @@ from arbx_dagster.resources import WarehouseResource
 
 @dg.asset(
     deps=[raw_prices, product_matches],
-    group_name="history",
+    group_name=OPPORTUNITIES,
+    owners=OWNERS,
+    tags=layer("refined"),
     automation_condition=ON_FRESH_PRICES,
-    kinds={"polars"},
+    kinds=TABLE_KINDS,
+    freshness_policy=DOWNSTREAM_FRESHNESS,
     description=(
         "Daily close (last good observation of the Chilean calendar day) of the list, offer "
         "and card prices of every listing; joined with product_matches it gives the series "

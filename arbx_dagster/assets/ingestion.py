@@ -8,6 +8,13 @@ from pydantic import Field
 
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.alerts.store import alert_memory
+from arbx_dagster.assets.conventions import (
+    INGESTION,
+    OWNERS,
+    PRICES_FRESHNESS,
+    TABLE_KINDS,
+    layer,
+)
 from arbx_dagster.assets.metadata import markdown_table, stage_metadata
 from arbx_dagster.assets.partitions import RAW_PRICE_PARTITIONS
 from arbx_dagster.assets.termination import stops_when_terminated
@@ -61,8 +68,11 @@ ROWS_LANDED = "rows_landed"
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=INGESTION_RETRY,
-    group_name="ingestion",
-    kinds={"polars"},
+    group_name=INGESTION,
+    owners=OWNERS,
+    tags=layer("raw"),
+    kinds=TABLE_KINDS,
+    freshness_policy=PRICES_FRESHNESS,
     description=(
         "Every price observation (list, offer and card prices in CLP) per market day and "
         "retailer, from the sources in sources.yaml. Today is scraped live (tier runs refresh "

@@ -3,6 +3,13 @@
 import dagster as dg
 
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
+from arbx_dagster.assets.conventions import (
+    DOWNSTREAM_FRESHNESS,
+    INGESTION,
+    OWNERS,
+    TABLE_KINDS,
+    layer,
+)
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.metadata import stage_metadata
 from arbx_dagster.pipeline.listings import refresh_listings
@@ -11,9 +18,12 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 
 @dg.asset(
     deps=[raw_prices],
-    group_name="listings",
+    group_name=INGESTION,
+    owners=OWNERS,
+    tags=layer("refined"),
     automation_condition=ON_FRESH_PRICES,
-    kinds={"polars"},
+    kinds=TABLE_KINDS,
+    freshness_policy=DOWNSTREAM_FRESHNESS,
     description=(
         "One row per (retailer, sku): latest prices and stock, first/last seen, and the "
         "matching keys derived from the title — folded text, canonical brand, model code, "

@@ -6,6 +6,14 @@ import pickle
 import dagster as dg
 
 from arbx_dagster.assets.conditions import DAILY_OR_WHEN_MISSING, ON_FRESH_PRICES
+from arbx_dagster.assets.conventions import (
+    DOWNSTREAM_FRESHNESS,
+    MATCH_MODEL_FRESHNESS,
+    MATCHING,
+    OWNERS,
+    TABLE_KINDS,
+    layer,
+)
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata
 from arbx_dagster.domain.matching import TrainedPairModel
@@ -78,8 +86,11 @@ class MatchModelStore(dg.FilesystemIOManager):
 
 @dg.asset(
     deps=[normalized_listings],
-    group_name="matching",
+    group_name=MATCHING,
+    owners=OWNERS,
+    tags=layer("model"),
     kinds={"scikitlearn"},
+    freshness_policy=MATCH_MODEL_FRESHNESS,
     # Adapt once a day (new user labels), not on every price refresh; built at once when
     # missing (a fresh deployment).
     automation_condition=DAILY_OR_WHEN_MISSING,
@@ -108,10 +119,13 @@ def match_model(
 
 @dg.asset(
     deps=[normalized_listings],
-    group_name="matching",
+    group_name=MATCHING,
+    owners=OWNERS,
+    tags=layer("refined"),
     automation_condition=ON_FRESH_PRICES,
     partitions_def=MATCH_PARTITIONS,
-    kinds={"polars", "scikitlearn"},
+    kinds={*TABLE_KINDS, "scikitlearn"},
+    freshness_policy=DOWNSTREAM_FRESHNESS,
     description=(
         "Canonical products and the listings that belong to them (at most one per retailer), "
         "from vectorized blocking on model codes and TF-IDF neighbours, the match model's "

@@ -5,6 +5,13 @@ import dagster as dg
 from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.alerts.store import alert_memory
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
+from arbx_dagster.assets.conventions import (
+    DOWNSTREAM_FRESHNESS,
+    OPPORTUNITIES,
+    OWNERS,
+    TABLE_KINDS,
+    layer,
+)
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata
 from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
@@ -17,9 +24,12 @@ from arbx_dagster.storage.settings_store import read_thresholds
 
 @dg.asset(
     deps=[price_history],
-    group_name="opportunities",
+    group_name=OPPORTUNITIES,
+    owners=OWNERS,
+    tags=layer("serving"),
     automation_condition=ON_FRESH_PRICES,
-    kinds={"polars"},
+    kinds=TABLE_KINDS,
+    freshness_policy=DOWNSTREAM_FRESHNESS,
     description=(
         "Money found: spreads (buy at the cheapest fresh, in-stock retailer, compared with the "
         "cheapest other retailer, after costs) and glitches (a price published by mistake: "

@@ -7,7 +7,11 @@ import dataclasses
 import dagster as dg
 import pytest
 
+from arbx_dagster.assets import ALL_ASSETS
+from arbx_dagster.assets.checks import check_description
+from arbx_dagster.assets.conventions import GROUPS, LAYER_TAG, LAYERS, with_storage_kind
 from arbx_dagster.definitions import _executor, defs
+from arbx_dagster.pipeline import quality_checks as q
 from arbx_dagster.settings import Settings
 
 EXPECTED_FLOW = [
@@ -29,6 +33,62 @@ def test_every_asset_has_a_description_and_a_group() -> None:
         node = graph.get(key)
         assert node.description and len(node.description) > 40, key
         assert node.group_name and node.group_name != "default", key
+
+
+def test_every_asset_is_owned_tagged_and_in_one_of_a_few_groups() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    groups = {graph.get(key).group_name for key in keys}
+    assert groups == set(GROUPS) and len(groups) < len(keys), "a few groups, not one per asset"
+    for key in keys:
+        node = graph.get(key)
+        assert node.owners == ["team:arbx"], key
+        assert node.tags[LAYER_TAG] in LAYERS, key
+        assert node.kinds, key
+        assert node.freshness_policy is not None, key
+
+
+def test_warehouse_tables_are_of_kind_table_and_of_the_configured_engine() -> None:
+    graph = defs.resolve_asset_graph()
+    engine = Settings.from_env().warehouse_engine
+    tables = {k.path[-1] for k in graph.get_all_asset_keys() if "table" in graph.get(k).kinds}
+    assert tables == {
+        "raw_prices",
+        "normalized_listings",
+        "product_matches",
+        "price_history",
+        "opportunities",
+        "intelligence_metrics",
+    }
+    for name in tables:
+        kinds = graph.get(dg.AssetKey(name)).kinds
+        assert {"polars", "table", engine} <= kinds and len(kinds & {"duckdb", "postgres"}) == 1
+    # the match model is a pickled file: no warehouse kind
+    assert graph.get(dg.AssetKey("match_model")).kinds == {"scikitlearn"}
+
+
+def test_the_storage_kind_follows_the_engine() -> None:
+    kinds = {
+        spec.key.path[-1]: spec.kinds
+        for asset in with_storage_kind(ALL_ASSETS, "postgres")
+        for spec in asset.specs
+    }
+    assert {"postgres", "table"} <= kinds["raw_prices"] and "duckdb" not in kinds["raw_prices"]
+    assert kinds["match_model"] == {"scikitlearn"}
+    with pytest.raises(ValueError, match="sqlite"):
+        with_storage_kind(ALL_ASSETS, "sqlite")
+
+
+def test_asset_check_descriptions_are_the_whole_docstring() -> None:
+    graph = defs.resolve_asset_graph()
+    described = {key.name: graph.get_check_spec(key).description for key in graph.asset_check_keys}
+    for name, description in described.items():
+        assert description and description.endswith((".", ")")), f"{name}: {description!r}"
+    # the reasoning after the first line is kept, its line breaks folded
+    assert described["tier_freshness"] == check_description(q.tier_freshness)
+    why = "the simulator publishes one observation per listing per day"
+    assert why in described["tier_freshness"]
+    assert described["raw_prices_are_plausible"].endswith("the market's currency.")
 
 
 def test_the_graph_flows_from_raw_prices_to_intelligence() -> None:
