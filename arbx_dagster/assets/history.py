@@ -12,7 +12,7 @@ from arbx_dagster.assets.conventions import (
 )
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import product_matches
-from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.pipeline.history import refresh_price_history
 from arbx_dagster.resources import WarehouseResource
 
@@ -35,4 +35,5 @@ def price_history(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     report = refresh_price_history(warehouse.warehouse)
-    return dg.MaterializeResult(metadata=stage_metadata(report))
+    table = table_metadata(warehouse.warehouse, "price_history")
+    return dg.MaterializeResult(metadata=stage_metadata(report, table))

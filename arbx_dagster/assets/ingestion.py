@@ -1,7 +1,7 @@
 """Raw price observations, one partition per market day and retailer."""
 
 from datetime import date
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import dagster as dg
 from pydantic import Field
@@ -15,10 +15,12 @@ from arbx_dagster.assets.conventions import (
     TABLE_KINDS,
     layer,
 )
-from arbx_dagster.assets.metadata import markdown_table, stage_metadata
+from arbx_dagster.assets.metadata import table_metadata, table_preview
 from arbx_dagster.assets.partitions import RAW_PRICE_PARTITIONS
 from arbx_dagster.assets.termination import stops_when_terminated
 from arbx_dagster.pipeline.ingest import (
+    FETCH_COUNTS,
+    ROW_COUNTS,
     TARGETED_TIERS,
     IngestionFailed,
     PartitionRequest,
@@ -142,8 +144,11 @@ def raw_prices(
         memory = alert_memory(cache.cache, warehouse.warehouse)  # cooldowns hold across runs
         dispatcher = AlertDispatcher(memory, channels_from_env(), clock.now)
         _fail_untrusted(context, failures, landed=sorted(reports), dispatcher=dispatcher)
+    for key, report in reports.items():  # each partition's event: its own figures
+        context.add_asset_metadata(partition_metadata(report), partition_key=key)
     return dg.MaterializeResult(
-        metadata=_metadata(reports, config), check_results=[_rows_landed(context, reports)]
+        metadata=run_metadata(reports, config, table_metadata(warehouse.warehouse, "raw_prices")),
+        check_results=[_rows_landed(context, reports)],
     )
 
 
@@ -197,21 +202,37 @@ def _fail_untrusted(
     )
 
 
-def _metadata(reports: dict[str, StageReport], config: IngestConfig) -> dict:
-    """Totals over the run's partitions, then per retailer and per partition."""
+def partition_metadata(report: StageReport) -> dict[str, Any]:
+    """One partition's figures: its rows in the warehouse now (``dagster/row_count``, what
+    the UI charts per partition), then what this run fetched and stored for it."""
+    counts = report.counts
+    fetch = counts["fetch"]
+    return {
+        "dagster/row_count": counts["partition_rows"],
+        "dagster/partition_row_count": counts["partition_rows"],
+        "how": counts["how"],
+        **{name: counts[name] for name in ROW_COUNTS},
+        **{name: fetch[name] for name in FETCH_COUNTS},
+        "duration_seconds": dg.MetadataValue.float(round(float(fetch["duration_seconds"]), 2)),
+        "quarantine_reasons": dg.MetadataValue.json(counts["quarantine_reasons"]),
+    }
+
+
+def run_metadata(
+    reports: dict[str, StageReport], config: IngestConfig, table: dict[str, Any]
+) -> dict[str, Any]:
+    """What every partition's event of the run shares: the table (name, engine, columns),
+    the run's totals and its figures per retailer and per partition."""
     summary = summarize_partitions(reports)
-    return stage_metadata(
-        summary.total,
-        partitions=len(reports),
-        nothing_stored=dg.MetadataValue.json(
-            {
-                k: r.counts["nothing_stored"]
-                for k, r in reports.items()
-                if r.counts["nothing_stored"]
-            }
+    shared = {key: value for key, value in table.items() if key != "dagster/row_count"}
+    return {
+        **shared,
+        "partitions": len(reports),
+        "tier": config.tier or "all",
+        "nothing_stored": dg.MetadataValue.json(_nothing_stored(reports)),
+        "run_totals": dg.MetadataValue.json(
+            {**summary.total.counts, "quarantine_reasons": summary.quarantine_reasons}
         ),
-        tier=config.tier or "all",
-        quarantine_reasons=dg.MetadataValue.json(summary.quarantine_reasons),
-        per_retailer=dg.MetadataValue.json(summary.retailers),
-        per_partition=dg.MetadataValue.md(markdown_table(summary.partitions, max_rows=40)),
-    )
+        "per_retailer": dg.MetadataValue.json(summary.retailers),
+        "per_partition": table_preview(summary.partitions, max_rows=40),
+    }

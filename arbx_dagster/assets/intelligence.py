@@ -10,7 +10,7 @@ from arbx_dagster.assets.conventions import (
     TABLE_KINDS,
     layer,
 )
-from arbx_dagster.assets.metadata import png_markdown, stage_metadata
+from arbx_dagster.assets.metadata import png_markdown, stage_metadata, table_metadata
 from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.pipeline.intelligence import refresh_intelligence
 from arbx_dagster.reporting.charts import top_opportunities_chart, volatility_by_category_chart
@@ -48,6 +48,7 @@ def intelligence_metrics(
     return dg.MaterializeResult(
         metadata=stage_metadata(
             report,
+            table_metadata(warehouse.warehouse, "intelligence_metrics"),
             volatility_by_category=png_markdown(tiers_chart, "scraping tier by category"),
             top_opportunities_prices=png_markdown(prices_chart, "prices of the top opportunities"),
         )

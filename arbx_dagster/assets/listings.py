@@ -11,7 +11,7 @@ from arbx_dagster.assets.conventions import (
     layer,
 )
 from arbx_dagster.assets.ingestion import raw_prices
-from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.pipeline.listings import refresh_listings
 from arbx_dagster.resources import ClockResource, WarehouseResource
 
@@ -34,4 +34,5 @@ def normalized_listings(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
 ) -> dg.MaterializeResult:
     report = refresh_listings(warehouse.warehouse, now=clock.now())
-    return dg.MaterializeResult(metadata=stage_metadata(report))
+    table = table_metadata(warehouse.warehouse, "listings")
+    return dg.MaterializeResult(metadata=stage_metadata(report, table))

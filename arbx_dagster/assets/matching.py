@@ -15,7 +15,7 @@ from arbx_dagster.assets.conventions import (
     layer,
 )
 from arbx_dagster.assets.listings import normalized_listings
-from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource
@@ -151,4 +151,7 @@ def product_matches(
         match_model = train_match_model(warehouse.warehouse)
     shard = shard_of_partition(context.partition_key if context.has_partition_key else None)
     report = refresh_matches(warehouse.warehouse, now=clock.now(), scorer=match_model, shard=shard)
-    return dg.MaterializeResult(metadata=stage_metadata(report))
+    table = table_metadata(warehouse.warehouse, "product_matches")
+    if shard is not None:  # the shard's own rows, beside the whole table's
+        table["dagster/partition_row_count"] = report.rows
+    return dg.MaterializeResult(metadata=stage_metadata(report, table))

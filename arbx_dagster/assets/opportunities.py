@@ -13,7 +13,7 @@ from arbx_dagster.assets.conventions import (
     layer,
 )
 from arbx_dagster.assets.history import price_history
-from arbx_dagster.assets.metadata import stage_metadata
+from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.announcements import publish_opportunity_events
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
@@ -69,4 +69,7 @@ def opportunities(
     )
     alerts = send_alerts(warehouse.warehouse, dispatcher, now=now, run_id=run_id)
     context.log.info("opportunity transitions: %s", report.counts["transitions"])
-    return dg.MaterializeResult(metadata=stage_metadata(report, alerts=merge_reports(alerts)))
+    table = table_metadata(warehouse.warehouse, "opportunities")
+    return dg.MaterializeResult(
+        metadata=stage_metadata(report, table, alerts=merge_reports(alerts))
+    )

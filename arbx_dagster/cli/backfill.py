@@ -95,8 +95,9 @@ def run_days(console: Console, days: list[date], chosen: list[str], *, refresh: 
             console.print(f"[red]Backfill run {outcome.run_id} failed:[/] {outcome.error}")
             raise typer.Exit(1)
         raw = outcome.metadata.get("raw_prices", {})
-        stored += int(raw.get("stored", 0))
-        quarantined += int(raw.get("quarantined", 0))
+        totals = raw.get("run_totals") or {}  # the run's; "stored" is one partition's
+        stored += int(totals.get("stored", 0))
+        quarantined += int(totals.get("quarantined", 0))
         empty.update(raw.get("nothing_stored") or {})
     console.print(
         f"Backfilled {len(days)} day(s) x {len(chosen)} retailer(s): "

@@ -71,7 +71,7 @@ def demo(
         opportunities_table(top_rows, f"Top {min(top, live)} of {live} live opportunities", code)
     )
 
-    raw = outcome.metadata.get("raw_prices", {})
+    raw = outcome.metadata.get("raw_prices", {}).get("run_totals") or {}  # all partitions
     listings = outcome.metadata.get("normalized_listings", {})
     matches = outcome.metadata.get("product_matches", {})
     found = outcome.metadata.get("opportunities", {})

@@ -382,6 +382,18 @@ def ingest_observations(
     )
 
 
+def partition_rows(warehouse: Warehouse, retailer: str, day: date) -> int:
+    """Rows stored for one retailer on one market day: a raw-price partition's size."""
+    start, end = day_window(day)
+    return int(
+        warehouse.scalar(
+            "SELECT count(*) FROM raw_prices WHERE retailer = $1 AND observed_at >= $2 "
+            "AND observed_at < $3",
+            [retailer, start, end],
+        )
+    )
+
+
 def ingest_partition(
     warehouse: Warehouse,
     fetched: FetchedPartition,
@@ -416,6 +428,7 @@ def ingest_partition(
         sources=list(fetched.sources),
         fetch=fetched.stats.as_metadata(),
         nothing_stored=nothing_stored(request, fetched, report),
+        partition_rows=partition_rows(warehouse, request.retailer, request.day),
     )
     if report.counts["nothing_stored"]:
         log.warning("%s", report.counts["nothing_stored"])
@@ -446,8 +459,8 @@ def nothing_stored(
 
 
 # What a run's metadata adds up per partition and per retailer: rows, then what the fetch did.
-_ROW_COUNTS = ("fetched", "stored", "quarantined", "repeated", "missing", "listings")
-_FETCH_COUNTS = ("pages", "pages_failed", "http_errors", "retries")
+ROW_COUNTS = ("fetched", "stored", "quarantined", "repeated", "missing", "listings")
+FETCH_COUNTS = ("pages", "pages_failed", "http_errors", "retries")
 TOP_REASONS = 5
 
 
@@ -469,8 +482,9 @@ def summarize_partitions(reports: Mapping[str, StageReport]) -> IngestSummary:
                 "partition": key,
                 "retailer": report.counts["retailer"],
                 "how": report.counts["how"],
-                **{name: report.counts[name] for name in _ROW_COUNTS},
-                **{name: report.counts["fetch"][name] for name in _FETCH_COUNTS},
+                "partition_rows": report.counts["partition_rows"],
+                **{name: report.counts[name] for name in ROW_COUNTS},
+                **{name: report.counts["fetch"][name] for name in FETCH_COUNTS},
                 "duration_seconds": float(report.counts["fetch"]["duration_seconds"]),
             }
             for key, report in sorted(reports.items())
@@ -479,11 +493,12 @@ def summarize_partitions(reports: Mapping[str, StageReport]) -> IngestSummary:
             "partition": pl.String,
             "retailer": pl.String,
             "how": pl.String,
-            **dict.fromkeys((*_ROW_COUNTS, *_FETCH_COUNTS), pl.Int64),
+            "partition_rows": pl.Int64,
+            **dict.fromkeys((*ROW_COUNTS, *FETCH_COUNTS), pl.Int64),
             "duration_seconds": pl.Float64,
         },
     )
-    summed = [*_ROW_COUNTS, *_FETCH_COUNTS, "duration_seconds"]
+    summed = [*ROW_COUNTS, *FETCH_COUNTS, "duration_seconds"]
     per_retailer = (
         partitions.group_by("retailer")
         .agg(pl.len().alias("partitions"), pl.col(summed).sum())

@@ -15,6 +15,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ def _ident(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise WarehouseError(f"refusing unsafe SQL identifier {name!r}")
     return name
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of a warehouse table, as the engine describes it."""
+
+    name: str
+    type: str
+    nullable: bool
 
 
 class Warehouse(ABC):
@@ -117,6 +127,22 @@ class Warehouse(ABC):
                 [table],
             )
         )
+
+    def columns(self, table: str) -> list[TableColumn]:
+        """The table's columns in order, typed as the engine names them (lower case)."""
+        frame = self.query(
+            "SELECT column_name, lower(data_type) AS data_type, is_nullable = 'YES' AS nullable "
+            "FROM information_schema.columns "
+            "WHERE table_name = $1 AND table_schema = current_schema() "
+            "ORDER BY ordinal_position",
+            [table],
+        )
+        return [TableColumn(*row) for row in frame.iter_rows()]
+
+    def qualified_name(self, table: str) -> str:
+        """``database.schema.table``: where the table lives, for catalogues and lineage."""
+        database, schema = self.query("SELECT current_database(), current_schema()").row(0)
+        return f"{database}.{schema}.{_ident(table)}"
 
     def upsert(
         self,

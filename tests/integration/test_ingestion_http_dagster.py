@@ -197,8 +197,14 @@ def test_an_http_materialization_reports_what_each_retailer_scrape_did(
     }
     result = _materialize(warehouse_path, tags=today)
     assert result.success
-    event = result.get_asset_materialization_events()[0]  # one per partition, same metadata
-    metadata = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+    by_partition = {  # one event per partition: its own figures, then the run's
+        event.partition: {
+            k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
+    metadata = by_partition["2026-11-23|falabella"]
+    totals = metadata["run_totals"]
     falabella, paris, ripley = (
         metadata["per_retailer"][r] for r in ("falabella", "paris", "ripley")
     )
@@ -213,18 +219,31 @@ def test_an_http_materialization_reports_what_each_retailer_scrape_did(
         "unparsable price_offer: 'Consultar precio' (not a CLP amount)": 1
     }
     assert paris["top_quarantine_reasons"] == {"missing name": 1}
-    assert (metadata["fetched"], metadata["stored"], metadata["quarantined"]) == (15, 13, 2)
-    assert metadata["dagster/row_count"] == 13
-    assert sum(metadata["quarantine_reasons"].values()) == 2
+    assert (totals["fetched"], totals["stored"], totals["quarantined"]) == (15, 13, 2)
+    assert sum(totals["quarantine_reasons"].values()) == 2
+    # each partition's event counts that partition's rows, not the run's 13
+    assert {key: m["dagster/row_count"] for key, m in by_partition.items()} == {
+        "2026-11-23|falabella": 4,
+        "2026-11-23|paris": 4,
+        "2026-11-23|ripley": 5,
+    }
+    assert (metadata["fetched"], metadata["stored"], metadata["quarantined"]) == (5, 4, 1)
+    assert metadata["quarantine_reasons"] == falabella["top_quarantine_reasons"]
 
     # the scrape: pages read (listing + product pages), HTTP errors met (retried), duration
     assert [r["pages"] for r in (falabella, paris, ripley)] == [3 + 5, 2 + 4, 2]
     assert falabella["status_counts"] == {"200": 8, "500": 1} and falabella["http_errors"] == 1
     assert ripley["status_counts"] == {"200": 2, "429": 1} and ripley["http_errors"] == 1
-    assert paris["http_errors"] == 0 and metadata["http_errors"] == 2
+    assert paris["http_errors"] == 0 and totals["http_errors"] == 2
     assert all(r["pages_failed"] == 0 and r["duration_seconds"] > 0 for r in (falabella, ripley))
-    assert metadata["duration_seconds"] > 0 and metadata["pages"] == 16
-    assert "| 2026-11-23/ripley | ripley | live | 5 | 5 | 0 |" in metadata["per_partition"]
+    assert totals["duration_seconds"] > 0 and totals["pages"] == 16
+    assert (metadata["pages"], metadata["http_errors"]) == (8, 1)  # falabella's own
+    rows = {r.data["partition"]: r.data for r in metadata["per_partition"].records}
+    assert {k: rows["2026-11-23|ripley"][k] for k in ("how", "fetched", "stored")} == {
+        "how": "live",
+        "fetched": 5,
+        "stored": 5,
+    }
 
 
 @pytest.mark.services

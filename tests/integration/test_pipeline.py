@@ -17,7 +17,7 @@ import pytest
 from instances import BY_NAME, ephemeral_instance
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
-from arbx_dagster.domain.history import day_of
+from arbx_dagster.domain.history import MARKET_TZ, day_of
 from arbx_dagster.domain.simulator import SimulatedMarket, SimulatorConfig, simulate_market
 from arbx_dagster.resources import (
     CacheResource,
@@ -141,13 +141,60 @@ def test_every_run_succeeds_with_its_checks(embedded: PipelineRun) -> None:
 
 
 def test_ingestion_counts_add_up_and_malformed_rows_are_quarantined(embedded: PipelineRun) -> None:
-    meta = embedded.metadata("raw_prices")
+    meta = embedded.metadata("raw_prices")["run_totals"]
     assert meta["fetched"] == embedded.market.observations.height
     assert meta["fetched"] == meta["stored"] + meta["quarantined"] + meta["repeated"]
     assert meta["repeated"] == 0
     assert meta["quarantined"] == embedded.market.truth_malformed.height
     stored = embedded.warehouse.scalar("SELECT count(*) FROM raw_prices")
     assert stored == meta["stored"]
+
+
+def test_each_raw_price_partition_reports_its_own_rows(embedded: PipelineRun) -> None:
+    events = [
+        e for e in embedded.results[1].get_asset_materialization_events()
+        if e.asset_key.path[-1] == "raw_prices"
+    ]  # fmt: skip
+    assert len(events) == SIMULATION["days"] * len(BY_NAME)  # one per day x retailer
+    reported = {e.partition: e.materialization.metadata["dagster/row_count"].value for e in events}
+    stored = embedded.warehouse.query("SELECT retailer, observed_at FROM raw_prices").with_columns(
+        day=pl.col("observed_at").dt.convert_time_zone(MARKET_TZ).dt.date()
+    )
+    per_partition = {
+        f"{day.isoformat()}|{retailer}": n
+        for retailer, day, n in stored.group_by("retailer", "day").len().iter_rows()
+    }
+    assert {k: v for k, v in reported.items() if v} == per_partition
+    assert sum(reported.values()) == stored.height > max(reported.values())
+
+
+def test_warehouse_assets_describe_their_table(embedded: PipelineRun) -> None:
+    tables = {
+        "raw_prices": "raw_prices",
+        "normalized_listings": "listings",
+        "product_matches": "product_matches",
+        "price_history": "price_history",
+        "opportunities": "opportunities",
+        "intelligence_metrics": "intelligence_metrics",
+    }
+    for asset, table in tables.items():
+        meta = embedded.metadata(asset)
+        assert meta["dagster/table_name"].endswith(f".main.{table}"), asset
+        assert meta["dagster/storage_kind"] == "duckdb"
+        columns = [c.name for c in meta["dagster/column_schema"].columns]
+        assert (
+            columns
+            == embedded.warehouse.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
+                "ORDER BY ordinal_position",
+                [table],
+            )["column_name"].to_list()
+        ), asset
+        if asset != "raw_prices":  # (raw prices: per partition, above)
+            rows = embedded.warehouse.scalar(f"SELECT count(*) FROM {table}")
+            assert meta["dagster/row_count"] == rows, asset
+        if "preview" in meta:
+            assert isinstance(meta["preview"], dg.TableMetadataValue), asset
 
 
 def test_rematerializing_does_not_duplicate_rows(embedded: PipelineRun) -> None:
