@@ -30,6 +30,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # Click's plain layout: one option a line, help wrapped to the terminal. Rich's panels
+    # squeeze option names ("--no-proxy-heade…") and keep docstring line breaks at 80
+    # columns; sub-commands inherit this.
+    rich_markup_mode=None,
 )
 app.command("demo")(demo.demo)
 app.command("status")(status.status)

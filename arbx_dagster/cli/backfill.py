@@ -30,13 +30,19 @@ def backfill_batches(days: list[date], chosen: list[str], retailers: list[str]) 
 
 def backfill(
     start: str = typer.Option(
-        None, "--from", help="First day (YYYY-MM-DD), Chilean calendar. Default: today."
+        None,
+        "--from",
+        metavar="YYYY-MM-DD",
+        help="First day, Chilean calendar. Default: today.",
     ),
     end: str = typer.Option(
-        None, "--to", help="Last day (YYYY-MM-DD), inclusive. Default: --from."
+        None, "--to", metavar="YYYY-MM-DD", help="Last day, inclusive. Default: --from."
     ),
     retailer: list[str] = typer.Option(
-        None, "--retailer", help="Only these retailers (repeatable). Default: all."
+        None,
+        "--retailer",
+        metavar="NAME",
+        help="Only this retailer (repeat for more). Default: all.",
     ),
     refresh: bool = typer.Option(
         True, help="Refresh listings, matches, history and opportunities afterwards."

@@ -54,7 +54,9 @@ def show() -> None:
     Console().print(table)
 
 
-@app.command("set")
+# A value may be negative ("-5"): read it as the value, not as an unknown option, so that
+# the setting's own validation answers (no "--" needed before it).
+@app.command("set", context_settings={"ignore_unknown_options": True})
 def set_(
     key: str = typer.Argument(
         ...,

@@ -21,7 +21,9 @@ def add(
     kind: str = typer.Argument(..., help="target_price, pct_drop, lowest_in_days or back_in_stock"),
     product: str = typer.Option(None, help="Canonical product id."),
     sku: str = typer.Option(None, help="One retailer SKU."),
-    retailer: list[str] = typer.Option(None, help="Only these retailers (repeatable)."),
+    retailer: list[str] = typer.Option(
+        None, metavar="NAME", help="Only this retailer (repeat for more)."
+    ),
     category: str = typer.Option(None, help="A category (any level of the path)."),
     target_price: int = typer.Option(None, help="CLP, for target_price."),
     pct: float = typer.Option(None, help="Percent drop, for pct_drop."),

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app
@@ -28,6 +29,51 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def _command_paths(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command of ``arbx``, as the words that invoke it."""
+    subcommands = getattr(command, "commands", {})
+    return [path] + [p for n, c in subcommands.items() for p in _command_paths(c, (*path, n))]
+
+
+ALL_COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def _help_at_80_columns(path: tuple[str, ...]) -> str:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "arbx")
+def test_help_reads_at_80_columns(path: tuple[str, ...]) -> None:
+    text = _help_at_80_columns(path)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "<bool>" not in text  # a flag takes no value
+    for line in text.splitlines():  # an option's names in full, before its help
+        names = line.strip().split("  ")[0]
+        assert not names.startswith("-") or "…" not in names, line
+
+
+def test_help_names_flags_in_full_and_dates_as_dates() -> None:
+    assert len(ALL_COMMANDS) > 20  # sub-commands included
+    serve = _help_at_80_columns(("serve",))
+    assert "--proxy-headers / --no-proxy-headers" in serve
+    backfill = _help_at_80_columns(("backfill",))
+    assert "--from YYYY-MM-DD" in backfill and "--to YYYY-MM-DD" in backfill
+    assert "--retailer NAME" in backfill
+
+
+def test_config_set_takes_a_negative_value_as_the_value(embedded_home: Path) -> None:
+    """No `--` needed: the setting's own rule answers (money is never negative)."""
+    for args in (["min_margin", "-5"], ["min_margin", "-5", "--actor", "ops"]):
+        result = runner.invoke(app, ["config", "set", *args])
+        assert result.exit_code == 2, result.output
+        assert "min_margin_clp must not be negative, got '-5'" in result.output
+        assert "No such option" not in result.output
+    typo = runner.invoke(app, ["config", "set", "min_margin", "5000", "--actr", "ops"])
+    assert typo.exit_code == 2 and "--actr" in typo.output  # still refused, named
 
 
 def test_status_on_a_fresh_machine_is_healthy_and_says_what_to_do(embedded_home: Path) -> None:
