@@ -41,9 +41,11 @@ def layer(name: str) -> dict[str, str]:
 TABLE_KINDS = {"polars", "table"}
 STORAGE_KINDS = ("duckdb", "postgres")
 
-# Freshness (Dagster's own policies, evaluated by the daemon): the critical tier is
-# scraped every 30 minutes, so prices older than twice that are late — the same factor
-# the ``tier_freshness`` check applies to each listing.
+# Freshness (Dagster's own policies, evaluated by the daemon; the superseded
+# ``build_last_update_freshness_checks`` is not used): the critical tier is scraped every
+# 30 minutes, so prices older than twice that are late. The ``tier_freshness`` check stays:
+# it judges each listing's last observation (a tier run can succeed while its listings go
+# unseen) and raises the 🚨 alert, where a policy only judges when an asset last ran.
 _CRITICAL = timedelta(minutes=TIERS["critical"])
 PRICES_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=2 * _CRITICAL, warn_window=1.5 * _CRITICAL

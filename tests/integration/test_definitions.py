@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
 
 from arbx_dagster.assets import ALL_ASSETS
 from arbx_dagster.assets.checks import check_description
@@ -65,6 +67,20 @@ def test_warehouse_tables_are_of_kind_table_and_of_the_configured_engine() -> No
         assert {"polars", "table", engine} <= kinds and len(kinds & {"duckdb", "postgres"}) == 1
     # the match model is a pickled file: no warehouse kind
     assert graph.get(dg.AssetKey("match_model")).kinds == {"scikitlearn"}
+
+
+def test_freshness_policies_follow_the_scraping_cadence() -> None:
+    graph = defs.resolve_asset_graph()
+    policies = {k.path[-1]: graph.get(k).freshness_policy for k in graph.get_all_asset_keys()}
+    prices = policies.pop("raw_prices")
+    assert isinstance(prices, TimeWindowFreshnessPolicy)
+    # critical listings are scraped every 30 min: prices an hour old are late
+    assert prices.fail_window.to_timedelta() == timedelta(hours=1)
+    model = policies.pop("match_model")  # retrained daily at 05:00 in Santiago
+    assert isinstance(model, CronFreshnessPolicy) and model.timezone == "America/Santiago"
+    for name, policy in policies.items():  # refreshed a run after prices land
+        assert isinstance(policy, TimeWindowFreshnessPolicy), name
+        assert policy.fail_window.to_timedelta() > prices.fail_window.to_timedelta(), name
 
 
 def test_the_storage_kind_follows_the_engine() -> None:
