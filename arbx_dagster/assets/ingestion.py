@@ -147,7 +147,9 @@ def raw_prices(
     for key, report in reports.items():  # each partition's event: its own figures
         context.add_asset_metadata(partition_metadata(report), partition_key=key)
     return dg.MaterializeResult(
-        metadata=run_metadata(reports, config, table_metadata(warehouse.warehouse, "raw_prices")),
+        metadata=run_metadata(
+            reports, config, table_metadata(warehouse.warehouse, "raw_prices", count_rows=False)
+        ),
         check_results=[_rows_landed(context, reports)],
     )
 
@@ -224,9 +226,8 @@ def run_metadata(
     """What every partition's event of the run shares: the table (name, engine, columns),
     the run's totals and its figures per retailer and per partition."""
     summary = summarize_partitions(reports)
-    shared = {key: value for key, value in table.items() if key != "dagster/row_count"}
     return {
-        **shared,
+        **table,
         "partitions": len(reports),
         "tier": config.tier or "all",
         "nothing_stored": dg.MetadataValue.json(_nothing_stored(reports)),

@@ -49,10 +49,11 @@ def table_preview(frame: pl.DataFrame, max_rows: int = MAX_PREVIEW_ROWS) -> dg.T
     return dg.MetadataValue.table(records, schema=schema)
 
 
-def table_metadata(warehouse: Warehouse, table: str) -> dict[str, Any]:
+def table_metadata(warehouse: Warehouse, table: str, *, count_rows: bool = True) -> dict[str, Any]:
     """Dagster's table metadata of an asset's main warehouse table: where it lives (engine
-    and qualified name), its columns as the engine has them, and its rows now."""
-    return {
+    and qualified name), its columns as the engine has them, and its rows now (unless
+    ``count_rows`` is False: a partitioned table counts each partition instead)."""
+    metadata: dict[str, Any] = {
         "dagster/table_name": warehouse.qualified_name(table),
         "dagster/storage_kind": warehouse.engine,
         "dagster/column_schema": dg.TableSchema(
@@ -65,8 +66,10 @@ def table_metadata(warehouse: Warehouse, table: str) -> dict[str, Any]:
                 for column in warehouse.columns(table)
             ]
         ),
-        "dagster/row_count": int(warehouse.scalar(f"SELECT count(*) FROM {table}")),
     }
+    if count_rows:
+        metadata["dagster/row_count"] = int(warehouse.scalar(f"SELECT count(*) FROM {table}"))
+    return metadata
 
 
 def png_markdown(figure: Any, alt: str) -> dg.MetadataValue:

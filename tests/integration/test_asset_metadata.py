@@ -34,6 +34,8 @@ def test_table_metadata_names_the_table_its_engine_columns_and_rows(warehouse: W
     assert database  # the DuckDB file's name, or the PostgreSQL database
     assert meta["dagster/storage_kind"] == warehouse.engine
     assert meta["dagster/row_count"] == 2
+    # a partitioned table counts each partition's rows instead
+    assert "dagster/row_count" not in table_metadata(warehouse, "listings", count_rows=False)
 
     columns = {c.name: c for c in meta["dagster/column_schema"].columns}
     assert list(columns)[:2] == ["retailer", "sku"]  # in the table's order
