@@ -55,9 +55,9 @@ from typing import Any
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.glitches import MIN_SHELF_PRICE_CLP, glitch_panel
 from arbx_dagster.domain.history import MARKET_TZ, daily_close, market_day
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_panel
 from arbx_dagster.domain.quality import validate_observations
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, UTC_DATETIME, conform

@@ -112,7 +112,6 @@ from functools import partial
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.glitch_references import (
     FAR_BELOW,
     WINDOW,
@@ -121,6 +120,7 @@ from arbx_dagster.domain.glitch_references import (
     window_stats,
 )
 from arbx_dagster.domain.history import day_of, market_day
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.money import CURRENCIES, currency, format_amount
 from arbx_dagster.domain.opportunities import (
     DETAIL_SCHEMA,

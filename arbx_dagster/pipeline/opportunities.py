@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import EventCalendar
 from arbx_dagster.domain.glitches import confirm_glitches, glitch_details, needs_confirmation
 from arbx_dagster.domain.lifecycle import (
     OPPORTUNITY_STATE_SCHEMA,
     apply_lifecycle,
     summarise_transitions,
 )
+from arbx_dagster.domain.market_events import EventCalendar
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_details
 from arbx_dagster.domain.review import hold_for_review
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
