@@ -119,10 +119,6 @@ class WatchRule:
                 "canonical_id, sku, retailers or category)"
             )
 
-    @property
-    def window_days(self) -> int | None:
-        return self.days or DEFAULT_DAYS.get(self.kind)
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["retailers"] = list(self.retailers)

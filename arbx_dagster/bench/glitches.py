@@ -55,9 +55,9 @@ from typing import Any
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.glitches import MIN_SHELF_PRICE_CLP, glitch_panel
 from arbx_dagster.domain.history import MARKET_TZ, daily_close, market_day
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_panel
 from arbx_dagster.domain.quality import validate_observations
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, UTC_DATETIME, conform
@@ -352,14 +352,14 @@ def _parse_time(text: pl.Expr) -> pl.Expr:
     local_noon = (
         value.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")) + pl.duration(hours=12)
     ).dt.replace_time_zone(MARKET_TZ, ambiguous="earliest", non_existent="null")
-    normalised = value.str.replace("Z$", "+00:00").str.replace(" ", "T")
-    has_offset = normalised.str.contains(r"[+-]\d{2}:?\d{2}$")
-    aware = normalised.str.to_datetime(
+    normalized = value.str.replace("Z$", "+00:00").str.replace(" ", "T")
+    has_offset = normalized.str.contains(r"[+-]\d{2}:?\d{2}$")
+    aware = normalized.str.to_datetime(
         "%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us"
     ).dt.convert_time_zone("UTC")
     naive = (
-        normalised.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
-        .fill_null(normalised.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"))
+        normalized.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
+        .fill_null(normalized.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"))
         .dt.replace_time_zone(MARKET_TZ, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC")
     )

@@ -32,7 +32,7 @@ from arbx_dagster.bench.retail_market import (
     scenario_configs,
 )
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 
 SERIES_COLUMNS = (
     "product_id",

@@ -1,6 +1,6 @@
 """``arbx bench scale``: the pipeline's stages on a simulated catalogue of N listings.
 
-Runs the same stage functions the assets run (load → normalise → match (blocking, scoring
+Runs the same stage functions the assets run (load → normalize → match (blocking, scoring
 with the trained model, assignment) → history → opportunities) in-process on the warehouse of
 choice, and reports seconds per stage, listings per second, candidate pairs and peak memory.
 ``total`` excludes generating the catalogue and training the model (both independent of the

@@ -14,9 +14,10 @@ days before, and the other stores' latest prices at or before that instant.
 * The **own reference** is the lower of the two — the conservative one: just after a cut,
   the new level; just after a raise or during a pre-event inflation, the old level; for a
   listing that spends most days on sale, the sale price.
-* **event baseline** — on CyberDay / CyberMonday / Black Friday days (``events.py``), the
-  lower median of the closes of the 30 days before the event, which caps the own reference
-  (a median, so a glitch or a sale in that month does not become the baseline).
+* **event baseline** — on CyberDay / CyberMonday / Black Friday days
+  (``market_events.py``), the lower median of the closes of the 30 days before the event,
+  which caps the own reference (a median, so a glitch or a sale in that month does not
+  become the baseline).
 * **others** — the same product at the *other* retailers (in stock or not, but fresh: any
   shown recent price is evidence of the market level): per retailer its cheapest listing,
   then the lower median across retailers (an actual store's price, so it can be named; with
@@ -42,7 +43,7 @@ from datetime import timedelta
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.opportunities import is_fresh, shown
 from arbx_dagster.domain.schema import conform
 

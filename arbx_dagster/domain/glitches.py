@@ -75,8 +75,8 @@ that price and may have to honour it; what went wrong is told in ``glitch_type``
 * ``digit_slip``  — price x 10 or x 100 matches: a lost digit (1.299.990 -> 129.990) or two;
 * ``thousands``   — price x 1000 matches: entered in thousands of CLP (1.299.990 -> 1.300);
 * ``currency``    — reference / price between 600 and 1.300: a price typed in US dollars;
-* ``implausible`` — below ``MIN_PLAUSIBLE_CLP`` (CLP 1.000) with no pattern: the "CLP 4"
-  headphones;
+* ``implausible`` — below the currency's ``implausible_below`` (CLP 1.000) with no pattern:
+  the "CLP 4" headphones;
 * ``deep_discount`` — none of the above.
 
 Offer and card prices are separate series: each is evaluated on its own history and against
@@ -112,7 +112,6 @@ from functools import partial
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.glitch_references import (
     FAR_BELOW,
     WINDOW,
@@ -121,6 +120,7 @@ from arbx_dagster.domain.glitch_references import (
     window_stats,
 )
 from arbx_dagster.domain.history import day_of, market_day
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.money import CURRENCIES, currency, format_amount
 from arbx_dagster.domain.opportunities import (
     DETAIL_SCHEMA,
@@ -143,7 +143,6 @@ LONE_PAGE_SUPPORT = 0.5
 UNCORROBORATED = 0.75
 GLITCH_ROI_CAP_PCT = 1_000.0
 SCALE_TOLERANCE = 0.08  # log: x n / x10 / x100 / x1000 within ~8 % of the reference
-MIN_PLAUSIBLE_CLP = CURRENCIES["CLP"].implausible_below
 USD_RATIO = (600.0, 1_300.0)  # CLP per US dollar, with room for years of exchange rates
 GLITCH_TYPES = (
     "pack_size",
@@ -153,7 +152,6 @@ GLITCH_TYPES = (
     "implausible",
     "deep_discount",
 )
-EVIDENCE = ("history", "history+stores", "stores", "list price", "shelf floor")
 
 SERIES: dict[str, str] = {"offer": "price_offer", "card": "price_card"}
 

@@ -60,9 +60,3 @@ def daily_close(observations: pl.DataFrame, tz: str = MARKET_TZ) -> pl.DataFrame
         .collect()
     )
     return conform(closes, PRICE_HISTORY_SCHEMA)
-
-
-def latest_prices(history: pl.DataFrame) -> pl.DataFrame:
-    """The most recent daily close of each listing (``PRICE_HISTORY_SCHEMA`` rows)."""
-    latest = history.filter(pl.col("day") == pl.col("day").max().over("retailer", "sku"))
-    return conform(latest.sort("retailer", "sku"), PRICE_HISTORY_SCHEMA)

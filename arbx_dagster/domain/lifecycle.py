@@ -99,7 +99,7 @@ def apply_lifecycle(previous: pl.DataFrame, detected: pl.DataFrame, now: datetim
     return conform(state, OPPORTUNITY_STATE_SCHEMA).sort("opportunity_id")
 
 
-def summarise_transitions(previous: pl.DataFrame, state: pl.DataFrame) -> dict[str, int]:
+def summarize_transitions(previous: pl.DataFrame, state: pl.DataFrame) -> dict[str, int]:
     """Counts for run metadata: what happened to each opportunity between two states.
 
     ``new``: first seen; ``still_open``: open before and after; ``reactivated``: expired

@@ -114,12 +114,12 @@ def to_text(field: str, value: Any) -> str | None:
 
 
 def items_frame(items: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
-    """Extracted item dicts (any values) -> a String frame for :func:`normalise`."""
+    """Extracted item dicts (any values) -> a String frame for :func:`normalize`."""
     rows = [{k: to_text(k, v) for k, v in item.items() if k in TEXT_INPUTS} for item in items]
     return pl.DataFrame(rows, schema=dict.fromkeys(TEXT_INPUTS, pl.String()))
 
 
-def normalise(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
+def normalize(raw: pl.DataFrame, context: RecordContext) -> pl.DataFrame:
     """Type and clean extracted columns into ``BATCH_SCHEMA`` (vectorised; see module doc)."""
     text = _as_text(raw)
     observed = _observed_at(text, raw, context)
@@ -205,7 +205,7 @@ def missing_frame(
         for known in listings
     ]
     frame = items_frame(rows).with_columns(source_location=pl.lit(location))
-    return normalise(frame, context).with_columns(
+    return normalize(frame, context).with_columns(
         [pl.lit(None, dtype=pl.Int64).alias(c) for c in PRICE_FIELDS]
         + [pl.lit(None, dtype=pl.Boolean).alias("in_stock")]
     )

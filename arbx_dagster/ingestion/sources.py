@@ -50,7 +50,6 @@ FieldName = Literal[
     "price_list", "price_offer", "price_card", "card_program", "currency", "in_stock",
     "stock_qty", "seller", "seller_id", "is_first_party", "condition", "image_urls",
 ]  # fmt: skip
-ConnectorKind = Literal["http_json", "html", "file_drop", "simulator"]
 Tier = Literal["critical", "important", "tracking"]
 
 

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import EventCalendar
 from arbx_dagster.domain.glitches import confirm_glitches, glitch_details, needs_confirmation
 from arbx_dagster.domain.lifecycle import (
     OPPORTUNITY_STATE_SCHEMA,
     apply_lifecycle,
-    summarise_transitions,
+    summarize_transitions,
 )
+from arbx_dagster.domain.market_events import EventCalendar
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_details
 from arbx_dagster.domain.review import hold_for_review
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
@@ -139,7 +139,7 @@ def refresh_opportunities(
     live = state.filter(pl.col("status") != "expired")
     counts.update(
         live=live.height,
-        transitions=summarise_transitions(previous, state),
+        transitions=summarize_transitions(previous, state),
         total_margin_clp=int(live["margin_clp"].sum() or 0),
     )
     preview = live.sort("margin_clp", descending=True).select(

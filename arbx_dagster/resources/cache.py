@@ -9,7 +9,7 @@ from arbx_dagster.storage.cache import Cache, open_cache
 
 
 class CacheResource(dg.ConfigurableResource):
-    """Accelerator and coordination point (locks, dedup, pub/sub); never a store of record."""
+    """Accelerator and coordination point (locks, dedup, event stream); never a store of record."""
 
     redis_url: str | None = Field(
         default=None, description="Redis URL (ARBX_REDIS_URL); unset = in-process cache"

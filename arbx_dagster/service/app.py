@@ -33,10 +33,10 @@ from arbx_dagster.service.middleware import (
     MetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from arbx_dagster.service.pipeline import RunWatcher
 from arbx_dagster.service.ratelimit import RateLimiter
-from arbx_dagster.service.routes import control, data, events, system, webhooks
+from arbx_dagster.service.routes import control, data, stream, system, webhooks
 from arbx_dagster.service.routes.system import STATIC
+from arbx_dagster.service.run_control import RunWatcher
 from arbx_dagster.service.sse import Broadcaster
 from arbx_dagster.service.state import ServiceState
 from arbx_dagster.service.webhooks import PriceWebhook
@@ -176,7 +176,7 @@ def create_app(
     app.state.arbx = st
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
-    for router in (system.router, data.router, control.router, webhooks.router, events.router):
+    for router in (system.router, data.router, control.router, webhooks.router, stream.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -39,17 +39,6 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def bearer_token(header: str | None) -> str | None:
-    """The key from an ``Authorization: Bearer <key>`` header (None if absent/malformed)."""
-    if not header:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 512:
-        return None
-    return token
-
-
 class KeyRing:
     """Environment keys plus the table's hashes (re-read every ``refresh_seconds``)."""
 

@@ -19,7 +19,7 @@ from arbx_dagster.ingestion.sources import SourcesError
 from arbx_dagster.service.dagster_api import DagsterError, DagsterUnavailable
 from arbx_dagster.service.db import WarehouseBusy, WarehouseUnavailable
 from arbx_dagster.service.opportunities import BadCursor
-from arbx_dagster.service.pipeline import LaunchRejected
+from arbx_dagster.service.run_control import LaunchRejected
 from arbx_dagster.service.webhooks import SignatureError, WebhookRejected
 from arbx_dagster.storage.cache import CacheError
 

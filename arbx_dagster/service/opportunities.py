@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from arbx_dagster.domain.glitches import as_shown
 from arbx_dagster.pipeline.announcements import OPPORTUNITIES_VERSION_KEY
@@ -25,7 +25,6 @@ from arbx_dagster.storage.cache import Cache, CacheError
 from arbx_dagster.storage.event_log import jsonable
 from arbx_dagster.storage.warehouse import Warehouse
 
-SortField = Literal["margin", "roi", "confidence", "last_seen", "first_seen", "buy_price"]
 SORT_COLUMNS: dict[str, str] = {
     "margin": "margin_clp",
     "roi": "roi_pct",
@@ -207,13 +206,3 @@ def fill(
                 cache.set(key, text, ttl_seconds)
             cache.set(last_good, text, LAST_GOOD_SECONDS)
     return text, "miss"
-
-
-def cached_page(
-    cache: Cache, ttl_seconds: int, q: OpportunityQuery, load: Callable[[], dict[str, Any]]
-) -> tuple[str, str]:
-    """The page as JSON text and where it came from: ``hit``, ``miss`` or ``stale``."""
-    hit, key = cached(cache, q)
-    if hit is not None:
-        return hit, "hit"
-    return fill(cache, ttl_seconds, q, key, load)

@@ -15,8 +15,8 @@ from arbx_dagster.service.config import ServiceSettings
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.db import Database
 from arbx_dagster.service.metrics import Metrics
-from arbx_dagster.service.pipeline import RunWatcher
 from arbx_dagster.service.ratelimit import RateLimiter
+from arbx_dagster.service.run_control import RunWatcher
 from arbx_dagster.service.sse import Broadcaster
 from arbx_dagster.storage.cache import Cache
 from arbx_dagster.storage.event_log import EventLog

@@ -1,6 +1,6 @@
 """The cache: Redis when configured, an in-process stand-in with the same interface otherwise.
 
-It is an accelerator and a coordination point (locks, dedup keys, rate limits, pub/sub),
+It is an accelerator and a coordination point (locks, dedup keys, rate limits, the event stream),
 never a store of record: every caller must behave correctly when it is empty.
 """
 
@@ -106,9 +106,6 @@ class Cache(ABC):
     def incr(self, name: str, amount: int = 1, ttl_seconds: float | None = None) -> int: ...
 
     @abstractmethod
-    def publish(self, channel: str, message: str) -> int: ...
-
-    @abstractmethod
     def ping(self) -> bool: ...
 
     @abstractmethod
@@ -203,7 +200,6 @@ class MemoryCache(Cache):
         super().__init__(prefix)
         self._data: dict[str, tuple[str, float | None]] = {}
         self._mutex = threading.RLock()
-        self.subscribers: list[Callable[[str, str], None]] = []
 
     def _live(self, key: str) -> str | None:
         entry = self._data.get(key)
@@ -253,11 +249,6 @@ class MemoryCache(Cache):
             expires = self._data[key][1] if key in self._data else self._expiry(ttl_seconds)
             self._data[key] = (str(current), expires)
             return current
-
-    def publish(self, channel: str, message: str) -> int:
-        for callback in list(self.subscribers):
-            callback(channel, message)
-        return len(self.subscribers)
 
     def ping(self) -> bool:
         return True
@@ -378,9 +369,6 @@ class RedisCache(Cache):
             return int(pipe.execute()[0])
         except self._redis_errors as exc:
             raise CacheError(f"Redis at {redact(self.url)} failed on incr: {exc}") from exc
-
-    def publish(self, channel: str, message: str) -> int:
-        return int(self._call("publish", self.key(channel), message))  # type: ignore[arg-type]
 
     def ping(self) -> bool:
         try:

@@ -20,7 +20,7 @@ from arbx_dagster.bench.glitches import (
 )
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import EventCalendar
+from arbx_dagster.domain.market_events import EventCalendar
 from arbx_dagster.domain.simulator import SimulatorConfig, simulate_market
 from arbx_dagster.storage.migrations import migrate
 from arbx_dagster.storage.settings_store import set_setting

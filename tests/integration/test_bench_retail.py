@@ -23,7 +23,7 @@ from arbx_dagster.bench.retail_market import (
 )
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.events import EventCalendar
+from arbx_dagster.domain.market_events import EventCalendar
 
 SMALL = RetailMarketConfig(seed=3, n_products=40, days=70)
 

@@ -34,7 +34,7 @@ from arbx_dagster.instance import (
 )
 from arbx_dagster.pipeline import ingest
 from arbx_dagster.pipeline.ingest import PartitionRequest
-from arbx_dagster.service.pipeline import LaunchRequest
+from arbx_dagster.service.run_control import LaunchRequest
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.cache import Cache
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from arbx_dagster.domain.history import daily_close, day_of, latest_prices
+from arbx_dagster.domain.history import daily_close, day_of
 from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA, RAW_PRICE_SCHEMA, conform
 
 
@@ -73,21 +73,6 @@ def test_a_day_with_only_failed_fetches_has_no_close():
         )
     )
     assert closes["day"].to_list() == [date(2025, 3, 10), date(2025, 3, 12)]
-
-
-def test_latest_prices_keeps_the_last_day_of_each_listing():
-    closes = daily_close(
-        raw(
-            obs("a", at(10, 14), 100_000),
-            obs("a", at(12, 14), 90_000),
-            obs("b", at(11, 14), 50_000, in_stock=False),
-        )
-    )
-    latest = latest_prices(closes)
-    assert latest.select("sku", "day", "price_offer", "in_stock").rows() == [
-        ("a", date(2025, 3, 12), 90_000, True),
-        ("b", date(2025, 3, 11), 50_000, False),
-    ]
 
 
 def test_no_observations_give_an_empty_history_with_the_contract():

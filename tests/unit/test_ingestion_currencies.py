@@ -19,7 +19,7 @@ from arbx_dagster.ingestion.prices import (
     price_error_expr,
     price_expr,
 )
-from arbx_dagster.ingestion.records import RecordContext, items_frame, normalise
+from arbx_dagster.ingestion.records import RecordContext, items_frame, normalize
 from arbx_dagster.ingestion.sources import SourcesError, parse_sources
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -133,7 +133,7 @@ def test_vectorised_parser_agrees_with_the_scalar_one(currency: str) -> None:
 def _usd_rows(*items: dict) -> pl.DataFrame:
     located = [{"source_location": f"file.csv:{i + 2}", **item} for i, item in enumerate(items)]
     context = RecordContext(source="test", observed_at=NOW, retailer="ripley", currency="USD")
-    return normalise(items_frame(located), context)
+    return normalize(items_frame(located), context)
 
 
 def test_a_usd_source_lands_cents_and_says_which_currency_a_bad_price_was_not() -> None:

@@ -15,7 +15,7 @@ from arbx_dagster.ingestion.records import (
     count_items,
     items_frame,
     missing_frame,
-    normalise,
+    normalize,
     to_text,
 )
 from arbx_dagster.ingestion.sources import FirstParty
@@ -32,7 +32,7 @@ def _context(**kwargs: object) -> RecordContext:
 
 def _rows(*items: dict, **kwargs: object) -> pl.DataFrame:
     located = [{"source_location": f"page#item-{i}", **item} for i, item in enumerate(items)]
-    return normalise(items_frame(located), _context(**kwargs))
+    return normalize(items_frame(located), _context(**kwargs))
 
 
 def test_three_prices_stay_separate_and_card_only_is_never_the_offer() -> None:
@@ -155,7 +155,7 @@ def test_image_galleries_land_as_one_json_array_whatever_the_source_shape() -> N
         None,
     ]
     parquet_lists = pl.DataFrame({"sku": ["p"], "image_urls": [["x.jpg", "y.jpg"]]})
-    typed = normalise(parquet_lists, _context())
+    typed = normalize(parquet_lists, _context())
     assert json.loads(typed["image_urls"][0]) == ["x.jpg", "y.jpg"]
 
 
@@ -171,12 +171,12 @@ def test_observed_at_text_and_typed_columns() -> None:
             ],
         }
     )
-    rows = normalise(raw, _context())
+    rows = normalize(raw, _context())
     noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
     assert rows["observed_at"].to_list() == [noon, noon, noon, None]
     assert rows["parse_error"].to_list()[3] == "unparsable observed_at: 'yesterday'"
     typed = pl.DataFrame({"sku": ["1"], "observed_at": [datetime(2026, 11, 20, 12)]})
-    assert normalise(typed, _context())["observed_at"].to_list() == [noon]
+    assert normalize(typed, _context())["observed_at"].to_list() == [noon]
 
 
 def test_missing_listings_are_never_priced() -> None:

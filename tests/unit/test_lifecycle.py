@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 from arbx_dagster.domain.lifecycle import (
     OPPORTUNITY_STATE_SCHEMA,
     apply_lifecycle,
-    summarise_transitions,
+    summarize_transitions,
 )
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
 
@@ -93,12 +93,12 @@ def test_an_expired_opportunity_stays_expired_until_detected_again():
     assert state_of(s3, "a")["expired_at"] == T2
 
 
-def test_summarise_transitions_counts_what_happened_in_the_run():
+def test_summarize_transitions_counts_what_happened_in_the_run():
     s1 = apply_lifecycle(NO_STATE, detected(("a", 1), ("b", 1), ("c", 1)), T1)
     s2 = apply_lifecycle(s1, detected(("a", 1)), T2)  # b, c expire
     s3 = apply_lifecycle(s2, detected(("a", 1), ("b", 1), ("d", 1)), T3)
 
-    assert summarise_transitions(s2, s3) == {
+    assert summarize_transitions(s2, s3) == {
         "new": 1,  # d
         "still_open": 1,  # a
         "reactivated": 1,  # b
@@ -107,7 +107,7 @@ def test_summarise_transitions_counts_what_happened_in_the_run():
         "total_active": 2,
         "total_expired": 1,  # c
     }
-    assert summarise_transitions(s1, s2)["expired"] == 2
+    assert summarize_transitions(s1, s2)["expired"] == 2
 
 
 def test_a_first_run_accepts_frames_without_columns():

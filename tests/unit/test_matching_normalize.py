@@ -125,7 +125,7 @@ def test_model_code_from_title(title: str, code: str | None) -> None:
     assert enrich([title])["model_code"].item() == code
 
 
-def test_model_field_wins_and_is_normalised() -> None:
+def test_model_field_wins_and_is_normalized() -> None:
     out = enrich(["Smart TV Samsung 55 UN55CU7000GXZS"], model=["un-55cu7000"])
     assert out["model_code"].item() == "UN55CU7000"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from service_harness import StubDagster
 
-from arbx_dagster.service.pipeline import LaunchRejected, LaunchRequest, _overlaps, _scoped
+from arbx_dagster.service.run_control import LaunchRejected, LaunchRequest, _overlaps, _scoped
 
 
 def active(partition: str | None = None, first: str | None = None, last: str | None = None):

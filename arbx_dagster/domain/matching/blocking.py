@@ -187,7 +187,7 @@ def prune_common_features(
     catalogue_size: int | None = None,
 ) -> sp.csr_matrix:
     """Drop n-grams held by more than ``max_df`` of the listings (or more than
-    ``max_df_count`` listings), then re-normalise.
+    ``max_df_count`` listings), then re-normalize.
 
     ``catalogue_size`` (default: the matrix's rows) is what ``max_df`` is a share of: a
     match block of a larger catalogue passes the catalogue's size, so a small block prunes

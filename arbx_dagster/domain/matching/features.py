@@ -758,20 +758,6 @@ class PairFeaturizer:
         )
 
 
-def base_features(
-    records: pl.DataFrame,
-    vectors: TextVectors,
-    pairs: pl.DataFrame,
-    *,
-    chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
-) -> pl.DataFrame:
-    """``i, j`` and every column of ``BASE_FEATURES`` for ``pairs`` (indexing ``records``).
-
-    Only the two listings of each pair are read, so any subset of pairs can be scored.
-    """
-    return PairFeaturizer(records, vectors).base(pairs, chunk_pairs=chunk_pairs)
-
-
 def _rank_in_groups(group: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
     """Per row: rank of ``score`` within its group (1 = best, ties share the better rank),
     gap to the group's best and margin over the best *other* row of the group."""

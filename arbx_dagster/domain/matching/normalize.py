@@ -549,7 +549,7 @@ def model_code_candidates(
             .explode("raw")
         )
         parts[-1] = parts[-1].with_columns(_position_in_runs(parts[-1][row_id]).alias("position"))
-    # one streamed pass: normalise, describe, filter and grade every token
+    # one streamed pass: normalize, describe, filter and grade every token
     tokens = pl.concat(parts).lazy().drop_nulls("raw")
     tokens = tokens.with_columns(code=normalize_code(pl.col("raw"))).with_columns(
         has_digit=pl.col("code").str.contains(r"\d"),

@@ -170,8 +170,3 @@ def pipeline_model(
 def shipped_sources(directory: Path = MODEL_DIR) -> tuple[str, ...]:
     """The sources the shipped model was trained on (``simulator`` and dataset names)."""
     return tuple(read_recipe(directory).sources)
-
-
-def exclusion_needed(dataset_name: str, directory: Path = MODEL_DIR) -> bool:
-    """Whether evaluating ``dataset_name`` zero-shot means retraining without it."""
-    return dataset_name in shipped_sources(directory)

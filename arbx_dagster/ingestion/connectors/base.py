@@ -94,10 +94,6 @@ class FetchBatch:
     def payload_sha256(self) -> str | None:
         return self.payloads[0].sha256 if self.payloads else None
 
-    @property
-    def archive_ref(self) -> str | None:
-        return self.payloads[0].key if self.payloads else None
-
 
 @runtime_checkable
 class Connector(Protocol):

@@ -42,7 +42,7 @@ from arbx_dagster.ingestion.records import (
     empty_batch_frame,
     items_frame,
     missing_frame,
-    normalise,
+    normalize,
     to_text,
 )
 from arbx_dagster.ingestion.sources import HttpSource, Pagination
@@ -317,7 +317,7 @@ class CrawlConnector:
         item = {**vars(known), **_present(parsed.fields), "sku": known.sku}
         item["source_location"] = ref.url
         item["url"] = _resolve(ref.url, item.get("url")) or ref.url
-        frame = normalise(items_frame([item]), self._context(state, ref.sha256))
+        frame = normalize(items_frame([item]), self._context(state, ref.sha256))
         stats.items_seen += 1
         count_items(frame, stats)
         state.seen.add(known.sku)
@@ -351,14 +351,14 @@ class CrawlConnector:
             for i, item in enumerate(parsed.items)
         ]
         context = self._context(state, ref.sha256)
-        everything = normalise(items_frame(items), context)
+        everything = normalize(items_frame(items), context)
         stats.items_seen += everything.height
         count_items(everything, stats)
         kept = self._keep(everything.get_column("sku").to_list(), stats, state)
         refs = [ref]
         if state.request.mode == FetchMode.FULL and self.source.product is not None and kept:
             merged = [self._with_product(items[i], products, seq, stats, refs) for i in kept]
-            frame = normalise(items_frame(merged), context)
+            frame = normalize(items_frame(merged), context)
         else:
             frame = everything[kept] if kept else empty_batch_frame()
         return self._batch(frame, stats, refs, page_url, state.run)

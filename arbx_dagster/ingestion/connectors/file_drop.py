@@ -46,7 +46,7 @@ from arbx_dagster.ingestion.records import (
     count_items,
     empty_batch_frame,
     items_frame,
-    normalise,
+    normalize,
 )
 from arbx_dagster.ingestion.sources import FileDropSource
 from arbx_dagster.ingestion.stats import FetchStats
@@ -312,7 +312,7 @@ class FileDropConnector:
             payload_sha256=sha,
             constants=self.source.fill_values,
         )
-        frame = normalise(raw, context)
+        frame = normalize(raw, context)
         stats.items_seen = frame.height
         count_items(frame, stats)
         if retailer is not None:

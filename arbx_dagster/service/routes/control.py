@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from arbx_dagster.domain.config import coerce_setting
-from arbx_dagster.service import labels, pipeline
+from arbx_dagster.service import labels, run_control
 from arbx_dagster.service.auth import Principal
 from arbx_dagster.service.errors import error_responses
 from arbx_dagster.service.routes.deps import require_key
@@ -42,7 +42,7 @@ def launch_run(
     st: Annotated[ServiceState, Depends(get_state)],
 ) -> dict[str, Any]:
     """Launch a job through Dagster's GraphQL API; 409 if it is already running."""
-    request = pipeline.LaunchRequest(
+    request = run_control.LaunchRequest(
         job=body.job,
         partition=body.partition,
         partition_range=(
@@ -51,7 +51,7 @@ def launch_run(
         tags=dict(body.tags),
     )
     with st.auditor.action(who.actor, "pipeline.launch", body.job, scope=request.scope) as entry:
-        result = pipeline.launch(
+        result = run_control.launch(
             st.dagster,
             st.cache,
             request,
@@ -78,7 +78,7 @@ def terminate_run(
 ) -> dict[str, Any]:
     """Stop a run (its process unwinds and rolls back open work)."""
     with st.auditor.action(who.actor, "pipeline.terminate", run_id, force=force) as entry:
-        result = pipeline.terminate(st.dagster, st.cache, run_id, force, st.events)
+        result = run_control.terminate(st.dagster, st.cache, run_id, force, st.events)
         entry.details["status"] = result["status"]
     return result
 
@@ -90,7 +90,7 @@ def pipeline_status(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Recent runs with their status, and every schedule and sensor with its state."""
-    return pipeline.status(st.dagster, limit)
+    return run_control.status(st.dagster, limit)
 
 
 @router.put("/config", responses=error_responses(400, 413))

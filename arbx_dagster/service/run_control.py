@@ -1,4 +1,4 @@
-"""Pipeline control: launch, terminate and watch Dagster runs.
+"""Run control: launch, terminate and watch Dagster runs.
 
 Two API workers asked to launch the same job at the same moment must not start it twice:
 a launch takes a Redis lease on the job, checks that no run of it covering any of the same

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from arbx_dagster.domain.events import (
+from arbx_dagster.domain.market_events import (
     BASELINE_DAYS,
     DEFAULT_CALENDAR,
     EventCalendar,
