@@ -2,8 +2,6 @@
 
 import dagster as dg
 
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env
-from arbx_dagster.alerts.store import alert_memory
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata
@@ -11,7 +9,13 @@ from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.announcements import publish_opportunity_events
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
-from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+from arbx_dagster.resources import (
+    AlertsResource,
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from arbx_dagster.storage.settings_store import read_thresholds
 
 
@@ -35,6 +39,7 @@ def opportunities(
     cache: CacheResource,
     clock: ClockResource,
     sources: SourcesResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     now = clock.now()
     run_id = context.run.run_id
@@ -46,16 +51,18 @@ def opportunities(
             refetch=lambda wanted: refetch_listings(
                 sources.config, connectors, wanted, now=now, run_id=run_id
             ),
+            calendar=clock.calendar(),
         )
     # Dashboards and bots hear about new / changed / expired opportunities live (SSE).
     publish_opportunity_events(
-        cache.cache, before, read_opportunity_state(warehouse.warehouse), run_id=run_id
+        cache.cache,
+        before,
+        read_opportunity_state(warehouse.warehouse),
+        events=cache.event_log(),
+        run_id=run_id,
     )
-    dispatcher = AlertDispatcher(
-        alert_memory(cache.cache, warehouse.warehouse),
-        channels_from_env(),
-        clock.now,
-        thresholds=read_thresholds(warehouse.warehouse),
+    dispatcher = alerts.dispatcher(
+        cache.cache, warehouse.warehouse, clock.now, thresholds=read_thresholds(warehouse.warehouse)
     )
     alerts = send_alerts(warehouse.warehouse, dispatcher, now=now, run_id=run_id)
     context.log.info("opportunity transitions: %s", report.counts["transitions"])
