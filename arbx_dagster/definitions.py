@@ -1,7 +1,5 @@
 """The single Dagster code location: ``defs`` is what workspace.yaml loads."""
 
-import os
-
 import dagster as dg
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
@@ -16,17 +14,18 @@ from arbx_dagster.automation.sensors import (
     retailer_partitions,
 )
 from arbx_dagster.resources import (
+    AlertsResource,
     CacheResource,
     ClockResource,
     SourcesResource,
     WarehouseResource,
 )
-from arbx_dagster.settings import Settings
+from arbx_dagster.settings import Settings, settings
 
 
-def _secret(name: str) -> dg.EnvVar | None:
-    """An optional secret: read from the environment at run time, never shown in the UI."""
-    return dg.EnvVar(name) if os.environ.get(name) else None
+def _secret(name: str) -> dg.EnvVar:
+    """A secret read from the environment at run time, never shown in the UI."""
+    return dg.EnvVar(name)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -35,9 +34,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             postgres_url=_secret("ARBX_POSTGRES_URL") if settings.postgres_url else None,
             duckdb_path=str(settings.duckdb_path),
         ),
-        "cache": CacheResource(redis_url=_secret("ARBX_REDIS_URL") if settings.redis_url else None),
-        "clock": ClockResource(as_of=os.environ.get("ARBX_AS_OF") or None),
-        "sources": SourcesResource(path=os.environ.get("ARBX_SOURCES") or None),
+        "cache": CacheResource(
+            redis_url=_secret("ARBX_REDIS_URL") if settings.redis_url else None,
+            home=str(settings.home),
+        ),
+        "clock": ClockResource(as_of=settings.as_of, market_events=settings.market_events),
+        "sources": SourcesResource(path=str(settings.sources) if settings.sources else None),
+        "alerts": AlertsResource(urls=_secret("ARBX_ALERT_URLS") if settings.alert_urls else ""),
     }
 
 
@@ -50,15 +53,13 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Materializes downstream assets when fresh prices land (on_fresh_prices).",
 )
 
-_settings = Settings.from_env()
-
 
 def _executor(settings: Settings) -> dg.ExecutorDefinition | None:
     """How a run executes its steps: in the run's own process on DuckDB (it allows one
     writing process) or with ARBX_STEP_EXECUTOR=in_process (a small machine, where a
     process per step costs more than it brings); else Dagster's default, a process per
     step (ARBX_STEP_EXECUTOR=multiprocess)."""
-    choice = os.environ.get("ARBX_STEP_EXECUTOR", "").strip().lower()
+    choice = settings.step_executor.strip().lower()
     if choice not in ("", "in_process", "multiprocess"):
         raise ValueError(f"ARBX_STEP_EXECUTOR={choice!r}: use in_process or multiprocess")
     if settings.warehouse_engine == "duckdb" or choice == "in_process":
@@ -67,11 +68,11 @@ def _executor(settings: Settings) -> dg.ExecutorDefinition | None:
 
 
 defs = dg.Definitions(
-    assets=with_storage_kind(ALL_ASSETS, _settings.warehouse_engine),
+    assets=with_storage_kind(ALL_ASSETS, settings().warehouse_engine),
     asset_checks=ALL_CHECKS,
     jobs=[*ALL_JOBS, maintenance],
     schedules=[*TIER_SCHEDULES, maintenance_schedule],
     sensors=[file_drop_sensor, retailer_partitions, automation_sensor, alert_on_run_failure],
-    resources=build_resources(_settings),
-    executor=_executor(_settings),
+    resources=build_resources(settings()),
+    executor=_executor(settings()),
 )

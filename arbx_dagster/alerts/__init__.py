@@ -12,7 +12,7 @@ from arbx_dagster.alerts.channels import (
     Channel,
     Delivery,
     LogChannel,
-    channels_from_env,
+    channels_from_urls,
     parse_channel_urls,
 )
 from arbx_dagster.alerts.dispatcher import AlertDispatcher, AlertMemory, DispatchReport
@@ -40,7 +40,7 @@ __all__ = [
     "DispatchReport",
     "LogChannel",
     "WatchRule",
-    "channels_from_env",
+    "channels_from_urls",
     "evaluate_watch_rules",
     "parse_channel_urls",
     "rules_frame",

@@ -16,7 +16,6 @@ raised.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -36,7 +35,6 @@ from arbx_dagster.alerts.messages import Alert
 
 log = logging.getLogger("arbx.alerts")
 
-ENV_URLS = "ARBX_ALERT_URLS"
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.5
 DEADLINE_SECONDS = 20.0
@@ -102,9 +100,9 @@ def parse_channel_urls(text: str | None) -> tuple[list[AppriseChannel], list[str
     return channels, problems
 
 
-def channels_from_env(variable: str = ENV_URLS) -> list[AppriseChannel]:
-    """Channels configured in ``ARBX_ALERT_URLS``; bad URLs are logged and skipped."""
-    channels, problems = parse_channel_urls(os.environ.get(variable))
+def channels_from_urls(text: str | None) -> list[AppriseChannel]:
+    """The channels of ``text`` (``ARBX_ALERT_URLS``); bad URLs are logged and skipped."""
+    channels, problems = parse_channel_urls(text)
     for problem in problems:
         log.warning("alert channel ignored: %s", problem)
     return channels

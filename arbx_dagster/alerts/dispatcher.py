@@ -1,6 +1,6 @@
 """The Dagster-free entry point: decide which alerts to send, send them, report.
 
-    dispatcher = AlertDispatcher(cache, channels_from_env(), thresholds=thresholds)
+    dispatcher = AlertDispatcher(cache, channels_from_urls(urls), thresholds=thresholds)
     report = dispatcher.dispatch(opportunity_state, confirmed=confirmed_glitch_ids)
     report = dispatcher.dispatch_watch(evaluate_watch_rules(rules, listings, history, now))
     report = dispatcher.system_error("run failed", "stage opportunities: ...", run_id=run_id)

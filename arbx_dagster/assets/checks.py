@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env
-from arbx_dagster.alerts.store import alert_memory
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.intelligence import intelligence_metrics
@@ -17,7 +15,12 @@ from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline import quality_checks as q
 from arbx_dagster.pipeline.matching import train_match_model
-from arbx_dagster.resources import CacheResource, ClockResource, WarehouseResource
+from arbx_dagster.resources import (
+    AlertsResource,
+    CacheResource,
+    ClockResource,
+    WarehouseResource,
+)
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -30,11 +33,11 @@ def _result(
     warehouse: WarehouseResource,
     cache: CacheResource,
     clock: ClockResource,
+    alerts: AlertsResource,
 ) -> dg.AssetCheckResult:
     """The asset check result of a plain outcome, with its 🚨 alert when it fails hard
     (once per cooldown across runs: the alert memory is Redis or the warehouse)."""
-    memory = alert_memory(cache.cache, warehouse.warehouse)
-    dispatcher = AlertDispatcher(memory, channels_from_env(), clock.now)
+    dispatcher = alerts.dispatcher(cache.cache, warehouse.warehouse, clock.now)
     q.alert_if_failed(name, outcome, dispatcher, run_id=context.run.run_id)
     return dg.AssetCheckResult(
         passed=outcome.passed,
@@ -54,9 +57,10 @@ def _alerting(
         warehouse: WarehouseResource,
         cache: CacheResource,
         clock: ClockResource,
+        alerts: AlertsResource,
     ) -> dg.AssetCheckResult:
         outcome = check(warehouse.warehouse, context.run.run_id, clock.now())
-        return _result(check.__name__, outcome, context, warehouse, cache, clock)
+        return _result(check.__name__, outcome, context, warehouse, cache, clock, alerts)
 
     run.__name__ = check.__name__
     run.__doc__ = check.__doc__
@@ -92,11 +96,12 @@ def match_model_is_accurate(
     warehouse: WarehouseResource,
     cache: CacheResource,
     clock: ClockResource,
+    alerts: AlertsResource,
 ) -> dg.AssetCheckResult:
     if match_model is None:  # none stored where this run can read: judge the one in use
         match_model = train_match_model(warehouse.warehouse)
     outcome = q.match_model_is_accurate(match_model.metrics)
-    return _result("match_model_is_accurate", outcome, context, warehouse, cache, clock)
+    return _result("match_model_is_accurate", outcome, context, warehouse, cache, clock, alerts)
 
 
 ALL_CHECKS = [

@@ -6,8 +6,7 @@ from typing import Any, NoReturn
 import dagster as dg
 from pydantic import Field
 
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env
-from arbx_dagster.alerts.store import alert_memory
+from arbx_dagster.alerts import AlertDispatcher
 from arbx_dagster.assets.conventions import (
     INGESTION,
     OWNERS,
@@ -32,7 +31,13 @@ from arbx_dagster.pipeline.ingest import (
     tier_listings,
 )
 from arbx_dagster.pipeline.report import StageReport
-from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+from arbx_dagster.resources import (
+    AlertsResource,
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
 
 # Run retries (dagster.yaml) skip a run carrying this tag set to "false".
 NO_RUN_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
@@ -91,6 +96,7 @@ def raw_prices(
     cache: CacheResource,
     clock: ClockResource,
     sources: SourcesResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     now = clock.now()
     sources_config = sources.config
@@ -141,8 +147,7 @@ def raw_prices(
                 )
             )
     if failures:
-        memory = alert_memory(cache.cache, warehouse.warehouse)  # cooldowns hold across runs
-        dispatcher = AlertDispatcher(memory, channels_from_env(), clock.now)
+        dispatcher = alerts.dispatcher(cache.cache, warehouse.warehouse, clock.now)
         _fail_untrusted(context, failures, landed=sorted(reports), dispatcher=dispatcher)
     for key, report in reports.items():  # each partition's event: its own figures
         context.add_asset_metadata(partition_metadata(report), partition_key=key)

@@ -1,6 +1,5 @@
 """The match model, and product matches: the same real-world product across retailers."""
 
-import os
 import pickle
 
 import dagster as dg
@@ -19,12 +18,13 @@ from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.domain.matching import TrainedPairModel
 from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource
+from arbx_dagster.settings import settings
 
 # Matching split into this many partitions (ARBX_MATCH_SHARDS, default 1: one run matches
 # everything, its blocks on every core). On a cluster each shard is its own run, so the
 # work spreads across run workers; a shard holds whole match blocks (shelves linked by
 # shared model codes), which never share a product with another shard.
-MATCH_SHARDS = max(1, int(os.environ.get("ARBX_MATCH_SHARDS", "1")))
+MATCH_SHARDS = settings().match_shards
 MATCH_PARTITIONS = (
     dg.StaticPartitionsDefinition([f"shard-{k}" for k in range(MATCH_SHARDS)])
     if MATCH_SHARDS > 1
@@ -150,7 +150,13 @@ def product_matches(
         )
         match_model = train_match_model(warehouse.warehouse)
     shard = shard_of_partition(context.partition_key if context.has_partition_key else None)
-    report = refresh_matches(warehouse.warehouse, now=clock.now(), scorer=match_model, shard=shard)
+    report = refresh_matches(
+        warehouse.warehouse,
+        now=clock.now(),
+        scorer=match_model,
+        shard=shard,
+        workers=settings().match_workers,
+    )
     table = table_metadata(warehouse.warehouse, "product_matches")
     if shard is not None:  # the shard's own rows, beside the whole table's
         table["dagster/partition_row_count"] = report.rows

@@ -2,8 +2,6 @@
 
 import dagster as dg
 
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env
-from arbx_dagster.alerts.store import alert_memory
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.conventions import (
     DOWNSTREAM_FRESHNESS,
@@ -18,7 +16,13 @@ from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.announcements import publish_opportunity_events
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
-from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource, WarehouseResource
+from arbx_dagster.resources import (
+    AlertsResource,
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from arbx_dagster.storage.settings_store import read_thresholds
 
 
@@ -45,6 +49,7 @@ def opportunities(
     cache: CacheResource,
     clock: ClockResource,
     sources: SourcesResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     now = clock.now()
     run_id = context.run.run_id
@@ -56,16 +61,18 @@ def opportunities(
             refetch=lambda wanted: refetch_listings(
                 sources.config, connectors, wanted, now=now, run_id=run_id
             ),
+            calendar=clock.calendar(),
         )
     # Dashboards and bots hear about new / changed / expired opportunities live (SSE).
     publish_opportunity_events(
-        cache.cache, before, read_opportunity_state(warehouse.warehouse), run_id=run_id
+        cache.cache,
+        before,
+        read_opportunity_state(warehouse.warehouse),
+        events=cache.event_log(),
+        run_id=run_id,
     )
-    dispatcher = AlertDispatcher(
-        alert_memory(cache.cache, warehouse.warehouse),
-        channels_from_env(),
-        clock.now,
-        thresholds=read_thresholds(warehouse.warehouse),
+    dispatcher = alerts.dispatcher(
+        cache.cache, warehouse.warehouse, clock.now, thresholds=read_thresholds(warehouse.warehouse)
     )
     alerts = send_alerts(warehouse.warehouse, dispatcher, now=now, run_id=run_id)
     context.log.info("opportunity transitions: %s", report.counts["transitions"])

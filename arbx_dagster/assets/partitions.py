@@ -7,16 +7,16 @@ code-location reload. The file-drop sensor adds the retailer of a file it sees, 
 it runs anything (:func:`add_retailers`).
 """
 
-import os
 from collections.abc import Iterable
 
 import dagster as dg
 
 from arbx_dagster.domain.history import MARKET_TZ
 from arbx_dagster.domain.schema import RETAILER_PARTITIONS_NAME
+from arbx_dagster.settings import settings
 
 # First day a backfill can reach; override with ARBX_HISTORY_START (YYYY-MM-DD).
-HISTORY_START = os.environ.get("ARBX_HISTORY_START", "2026-01-01")
+HISTORY_START = settings().history_start.isoformat()
 RETAILER = RETAILER_PARTITIONS_NAME  # the dynamic partitions' name, and the dimension's
 
 # Days in Chile (events start at Santiago midnight); ``end_offset=1`` includes today, which

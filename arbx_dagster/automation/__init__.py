@@ -1,12 +1,12 @@
 """When things run: jobs, tier schedules, sensors and automation conditions."""
 
-import os
-
 import dagster as dg
+
+from arbx_dagster.settings import settings
 
 # Schedules and sensors start STOPPED in a development instance (turn them on in the UI,
 # Automation tab); ARBX_AUTOMATION=on starts them running (production, `make up`).
-DEFAULT_STATUS_RUNNING = os.environ.get("ARBX_AUTOMATION", "").lower() in ("1", "on", "true")
+DEFAULT_STATUS_RUNNING = settings().automation
 SCHEDULE_STATUS = (
     dg.DefaultScheduleStatus.RUNNING if DEFAULT_STATUS_RUNNING else dg.DefaultScheduleStatus.STOPPED
 )
@@ -16,4 +16,4 @@ SENSOR_STATUS = (
 
 # How often the automation sensor evaluates the assets' conditions
 # (ARBX_AUTOMATION_INTERVAL_SECONDS; a test deployment shortens it).
-AUTOMATION_INTERVAL_SECONDS = int(os.environ.get("ARBX_AUTOMATION_INTERVAL_SECONDS", "60"))
+AUTOMATION_INTERVAL_SECONDS = settings().automation_interval_seconds

@@ -1,14 +1,14 @@
 """Housekeeping: old runs and their event logs are deleted after a retention period."""
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from arbx_dagster.automation import SCHEDULE_STATUS
+from arbx_dagster.settings import settings
 
 # Runs (with their event logs) older than this are deleted; ARBX_RUN_RETENTION_DAYS.
-RUN_RETENTION_DAYS = int(os.environ.get("ARBX_RUN_RETENTION_DAYS", "30"))
+RUN_RETENTION_DAYS = settings().run_retention_days
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 

@@ -1,14 +1,12 @@
 """Sensors: files dropped in landing folders, and failed runs."""
 
 import json
-import os
 from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env
 from arbx_dagster.assets.ingestion import ALERTED
 from arbx_dagster.assets.partitions import (
     DAY_PARTITIONS,
@@ -21,14 +19,21 @@ from arbx_dagster.automation.jobs import ingest_files
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
-from arbx_dagster.resources import CacheResource, ClockResource, SourcesResource
+from arbx_dagster.resources import (
+    AlertsResource,
+    CacheResource,
+    ClockResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from arbx_dagster.resources.sources import configured_retailers
+from arbx_dagster.settings import settings
 
 if TYPE_CHECKING:  # what a step-failure event carries (not exported by dagster)
     from dagster._core.execution.plan.objects import StepFailureData, UserFailureData
 
 # How often the daemon looks at landing folders (ARBX_FILE_DROP_INTERVAL_SECONDS).
-FILE_DROP_INTERVAL_SECONDS = int(os.environ.get("ARBX_FILE_DROP_INTERVAL_SECONDS", "30"))
+FILE_DROP_INTERVAL_SECONDS = settings().file_drop_interval_seconds
 RETAILER_SCAN_INTERVAL_SECONDS = 60
 
 
@@ -133,7 +138,11 @@ def retailer_partitions(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     "failed blocking data-quality check or a scraper that broke.",
 )
 def alert_on_run_failure(
-    context: dg.RunFailureSensorContext, cache: CacheResource, clock: ClockResource
+    context: dg.RunFailureSensorContext,
+    cache: CacheResource,
+    clock: ClockResource,
+    warehouse: WarehouseResource,
+    alerts: AlertsResource,
 ) -> None:
     run = context.dagster_run
     failed_steps = [event.step_failure_data for event in context.get_step_failure_events()]
@@ -141,7 +150,7 @@ def alert_on_run_failure(
         return  # each failed step already raised its own, more precise 🚨
     reasons = [_reason(step) for step in failed_steps]
     failure = "; ".join(r for r in reasons if r) or context.failure_event.message or "failed"
-    AlertDispatcher(cache.cache, channels_from_env(), clock.now).system_error(
+    alerts.dispatcher(cache.cache, warehouse.warehouse, clock.now).system_error(
         f"Run of {run.job_name} failed",
         failure,
         key=f"run:{run.job_name}",

@@ -608,7 +608,7 @@ def score_series(
 
 def pipeline_settings() -> tuple[Thresholds, EventCalendar, str]:
     """The settings the pipeline would use now: ``system_config`` of the configured warehouse
-    over the shipped defaults (``read_thresholds``), and ``EventCalendar.from_env()``
+    over the shipped defaults (``read_thresholds``), and ``ARBX_MARKET_EVENTS``
     (``ARBX_MARKET_EVENTS``). A warehouse that does not exist yet is not created: its
     settings are the defaults; so are those of one that cannot be read (the description
     says why)."""
@@ -616,7 +616,7 @@ def pipeline_settings() -> tuple[Thresholds, EventCalendar, str]:
     from arbx_dagster.storage.settings_store import read_thresholds
     from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, WarehouseError
 
-    calendar = EventCalendar.from_env()
+    calendar = EventCalendar.from_setting(Settings.from_env().market_events)
     env = Settings.from_env()
     if not env.postgres_url and not env.duckdb_path.exists():
         return Thresholds(), calendar, f"shipped defaults (no warehouse at {env.duckdb_path})"

@@ -25,7 +25,6 @@ the same name in the same year::
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -148,9 +147,10 @@ class EventCalendar:
         }
 
     @classmethod
-    def from_env(cls, variable: str = "ARBX_MARKET_EVENTS") -> EventCalendar:
-        """The calendar from ``variable`` (JSON text or a path to a JSON file); default rules."""
-        value = os.environ.get(variable, "").strip()
+    def from_setting(cls, value: str | None) -> EventCalendar:
+        """The calendar a setting gives (``ARBX_MARKET_EVENTS``: JSON text or a path to a
+        JSON file); the default rules when it is unset."""
+        value = (value or "").strip()
         if not value:
             return cls()
         text = value if value.startswith("{") else Path(value).read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from arbx_dagster.storage.cache import Cache, CacheError
-from arbx_dagster.storage.event_log import EventLog, event_log_for
+from arbx_dagster.storage.event_log import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,9 @@ def publish_opportunity_events(
     previous_state: pl.DataFrame,
     new_state: pl.DataFrame,
     *,
+    events: EventLog,
     run_id: str | None = None,
     max_events: int = 500,
-    log_: EventLog | None = None,
 ) -> int:
     """Announce what an opportunities run changed and invalidate cached API pages.
 
@@ -96,31 +96,30 @@ def publish_opportunity_events(
     Returns the number of events published; never raises.
     """
     try:
-        events = opportunity_events(previous_state, new_state)
-        if not events:
+        changes = opportunity_events(previous_state, new_state)
+        if not changes:
             return 0
-        if len(events) > max_events:
+        if len(changes) > max_events:
             counts: dict[str, int] = {}
-            for type_, _ in events:
+            for type_, _ in changes:
                 counts[type_] = counts.get(type_, 0) + 1
-            events = [("opportunities.refreshed", {"counts": counts, "run_id": run_id})]
+            changes = [("opportunities.refreshed", {"counts": counts, "run_id": run_id})]
         elif run_id is not None:
-            events = [(t, {**d, "run_id": run_id}) for t, d in events]
-        (log_ or event_log_for(cache)).append_many(events)
+            changes = [(t, {**d, "run_id": run_id}) for t, d in changes]
+        events.append_many(changes)
         invalidate_opportunities(cache)
-        return len(events)
+        return len(changes)
     except Exception as exc:  # never fail the run over an announcement
         log.warning("could not publish opportunity events: %s", exc)
         return 0
 
 
 def publish_run_event(
-    cache: Cache,
     run_id: str,
     job_name: str,
     status: str,
     *,
-    log_: EventLog | None = None,
+    events: EventLog,
     **details: Any,
 ) -> str | None:
     """Announce a run's status (QUEUED, STARTED, SUCCESS, FAILURE, CANCELED…); never raises.
@@ -129,7 +128,7 @@ def publish_run_event(
     """
     data = {"run_id": run_id, "job_name": job_name, "status": status, **details}
     try:
-        return (log_ or event_log_for(cache)).append("run.status", data)
+        return events.append("run.status", data)
     except Exception as exc:
         log.warning("could not publish run event for %s: %s", run_id, exc)
         return None

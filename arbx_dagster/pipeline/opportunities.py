@@ -14,7 +14,7 @@ from arbx_dagster.domain.lifecycle import (
     apply_lifecycle,
     summarize_transitions,
 )
-from arbx_dagster.domain.market_events import EventCalendar
+from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_details
 from arbx_dagster.domain.review import hold_for_review
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
@@ -97,12 +97,14 @@ def detect_opportunities(
     now: datetime,
     previous: pl.DataFrame,
     refetch: Refetch | None = None,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
 ) -> tuple[pl.DataFrame, dict[str, object]]:
-    """This run's opportunities (``OPPORTUNITY_SCHEMA``) and counts for metadata."""
+    """This run's opportunities (``OPPORTUNITY_SCHEMA``) and counts for metadata;
+    ``calendar`` says which days are the market's sale events."""
     thresholds = read_thresholds(warehouse)
     history = read_history(warehouse, now)
     market = read_market(warehouse, history)
-    glitches = glitch_details(history, market, thresholds, now, EventCalendar.from_env())
+    glitches = glitch_details(history, market, thresholds, now, calendar)
     # A listing caught glitching is reported as a glitch, not also as a spread.
     spreads = drop_glitching_buys(spread_details(market, thresholds, now), glitches)
     # Too good to be true is verified by a person, not alerted.
@@ -130,10 +132,16 @@ def read_opportunity_state(warehouse: Warehouse) -> pl.DataFrame:
 
 
 def refresh_opportunities(
-    warehouse: Warehouse, *, now: datetime, refetch: Refetch | None = None
+    warehouse: Warehouse,
+    *,
+    now: datetime,
+    refetch: Refetch | None = None,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
 ) -> StageReport:
     previous = read_opportunity_state(warehouse)
-    detected, counts = detect_opportunities(warehouse, now=now, previous=previous, refetch=refetch)
+    detected, counts = detect_opportunities(
+        warehouse, now=now, previous=previous, refetch=refetch, calendar=calendar
+    )
     state = apply_lifecycle(previous, detected, now)
     warehouse.upsert("opportunities", state, ["opportunity_id"])
     live = state.filter(pl.col("status") != "expired")

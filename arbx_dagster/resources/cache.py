@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from arbx_dagster.settings import Settings
 from arbx_dagster.storage.cache import Cache, open_cache
+from arbx_dagster.storage.event_log import EventLog, event_log_for
 
 
 class CacheResource(dg.ConfigurableResource):
@@ -15,6 +19,11 @@ class CacheResource(dg.ConfigurableResource):
         default=None, description="Redis URL (ARBX_REDIS_URL); unset = in-process cache"
     )
     prefix: str = Field(default="arbx:", description="Namespace for every key ArbX writes")
+    home: str | None = Field(
+        default=None,
+        description="State folder (ARBX_HOME) for the event log without Redis; unset: the "
+        "environment's at run time",
+    )
     _cache: Cache | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -30,3 +39,8 @@ class CacheResource(dg.ConfigurableResource):
         if self._cache is None:
             self._cache = open_cache(self.redis_url, self.prefix)
         return self._cache
+
+    def event_log(self) -> EventLog:
+        """Where live events go: the Redis stream, else a file under the state folder."""
+        home = Path(self.home) if self.home else Settings.from_env().home
+        return event_log_for(self.cache, home)

@@ -163,11 +163,10 @@ def launch(
     except CacheError as exc:
         raise DagsterUnavailable(f"cannot take the launch lock: {exc}") from exc
     publish_run_event(
-        cache,
         run_id,
         request.job,
         "QUEUED",
-        log_=events,
+        events=events,
         partition=request.partition,
         partition_range=list(request.partition_range) if request.partition_range else None,
     )
@@ -203,7 +202,7 @@ def terminate(
     # Tell listeners now rather than at the watcher's next look (which then stays quiet).
     with contextlib.suppress(CacheError):
         cache.set(f"runs:status:{run_id}", after["status"], RUN_STATUS_TTL)
-    publish_run_event(cache, run_id, run["job_name"], after["status"], log_=events, terminated=True)
+    publish_run_event(run_id, run["job_name"], after["status"], events=events, terminated=True)
     return {"run_id": run_id, "job_name": run["job_name"], "status": after["status"]}
 
 
@@ -273,11 +272,10 @@ class RunWatcher:
             if known is None and not self._seeded and run["status"] in TERMINAL_STATUSES:
                 continue  # history from before this worker started: not news
             publish_run_event(
-                self.cache,
                 run["run_id"],
                 run["job_name"],
                 run["status"],
-                log_=self.events,
+                events=self.events,
                 partition=run["partition"],
             )
             published += 1

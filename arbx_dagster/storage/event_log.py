@@ -31,7 +31,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from arbx_dagster.settings import Settings
 from arbx_dagster.storage.cache import Cache, RedisCache
 
 log = logging.getLogger(__name__)
@@ -230,8 +229,8 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def event_log_for(cache: Cache, home: Path | None = None) -> EventLog:
-    """The Redis stream when the cache is Redis, else the file log under ``ARBX_HOME``."""
+def event_log_for(cache: Cache, home: Path) -> EventLog:
+    """The Redis stream when the cache is Redis, else the file log under ``home``."""
     if isinstance(cache, RedisCache):
         return RedisEventLog(cache)
-    return FileEventLog((home or Settings.from_env().home) / "events")
+    return FileEventLog(home / "events")

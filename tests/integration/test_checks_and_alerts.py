@@ -14,6 +14,7 @@ from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.automation.sensors import alert_on_run_failure
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.resources import (
+    AlertsResource,
     CacheResource,
     ClockResource,
     SourcesResource,
@@ -45,6 +46,7 @@ retailers:
         "warehouse": WarehouseResource(duckdb_path=str(folder / "w.duckdb")),
         "cache": CacheResource(),
         "clock": ClockResource(as_of=AS_OF),
+        "alerts": AlertsResource(),
         "sources": SourcesResource(path=str(sources)),
     }
 
@@ -98,7 +100,7 @@ def broken() -> None:
     raise RuntimeError("the scraper exploded")
 
 
-def test_a_failed_run_raises_a_system_error_alert(alert_receiver: Any) -> None:
+def test_a_failed_run_raises_a_system_error_alert(alert_receiver: Any, tmp_path: Path) -> None:
     with dg.instance_for_test() as instance:
         result = dg.materialize([broken], instance=instance, raise_on_error=False)
         assert not result.success
@@ -109,7 +111,12 @@ def test_a_failed_run_raises_a_system_error_alert(alert_receiver: Any) -> None:
             dagster_event=result.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=run,
-            resources={"cache": CacheResource(), "clock": ClockResource(as_of=AS_OF)},
+            resources={
+                "cache": CacheResource(),
+                "clock": ClockResource(as_of=AS_OF),
+                "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb")),
+                "alerts": AlertsResource(),
+            },
         ) as context:
             alert_on_run_failure(context.for_run_failure())
     (alert,) = alert_receiver.delivered("/alerts")

@@ -148,6 +148,7 @@ def test_a_higher_min_margin_changes_what_the_next_opportunities_run_finds(
     from arbx_dagster.assets import ALL_ASSETS
     from arbx_dagster.assets.opportunities import opportunities
     from arbx_dagster.resources import (
+        AlertsResource,
         CacheResource,
         ClockResource,
         SourcesResource,
@@ -177,6 +178,7 @@ def test_a_higher_min_margin_changes_what_the_next_opportunities_run_finds(
                 "warehouse": WarehouseResource(duckdb_path=str(path)),
                 "cache": CacheResource(),
                 "clock": ClockResource(),
+                "alerts": AlertsResource(),
                 "sources": SourcesResource(path=str(on_the_demo_machine.sources)),
             },
         )

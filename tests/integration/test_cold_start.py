@@ -31,6 +31,7 @@ from arbx_dagster.assets.opportunities import opportunities
 from arbx_dagster.automation.sensors import file_drop_sensor
 from arbx_dagster.cli.deploy import _alive
 from arbx_dagster.resources import (
+    AlertsResource,
     CacheResource,
     ClockResource,
     SourcesResource,
@@ -144,6 +145,7 @@ def test_product_matches_without_a_stored_match_model_still_finds_opportunities(
         "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb")),
         "cache": CacheResource(),
         "clock": clock,
+        "alerts": AlertsResource(),
         "sources": sources,
     }
     with dg.instance_for_test() as instance:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 import dagster as dg
@@ -132,13 +131,15 @@ def test_blocking_checks_guard_the_early_stages() -> None:
 
 
 def test_steps_run_in_process_on_duckdb_or_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    duckdb = dataclasses.replace(Settings.from_env(), postgres_url=None)
-    postgres = dataclasses.replace(duckdb, postgres_url="postgresql://x@127.0.0.1/arbx")
     monkeypatch.delenv("ARBX_STEP_EXECUTOR", raising=False)
+    duckdb = Settings.from_env().model_copy(update={"postgres_url": None})
+    postgres = duckdb.model_copy(update={"postgres_url": "postgresql://x@127.0.0.1/arbx"})
     assert _executor(duckdb) is dg.in_process_executor  # one writing process
     assert _executor(postgres) is None  # Dagster's default: a process per step
     monkeypatch.setenv("ARBX_STEP_EXECUTOR", "in_process")
-    assert _executor(postgres) is dg.in_process_executor
+    assert _executor(Settings.from_env().model_copy(update={"postgres_url": "pg"})) is (
+        dg.in_process_executor
+    )
     monkeypatch.setenv("ARBX_STEP_EXECUTOR", "threads")
     with pytest.raises(ValueError, match="ARBX_STEP_EXECUTOR"):
-        _executor(postgres)
+        _executor(Settings.from_env().model_copy(update={"postgres_url": "pg"}))

@@ -22,6 +22,7 @@ from arbx_dagster.cli.backfill import backfill_batches
 from arbx_dagster.definitions import defs
 from arbx_dagster.domain.schema import RETAILERS
 from arbx_dagster.resources import (
+    AlertsResource,
     CacheResource,
     ClockResource,
     SourcesResource,
@@ -231,6 +232,7 @@ def test_the_file_drop_sensor_ingests_each_file_exactly_once(tmp_path: Path) -> 
                 "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb")),
                 "cache": CacheResource(),
                 "clock": clock,
+                "alerts": AlertsResource(),
                 "sources": sources,
             },
         )

@@ -19,6 +19,7 @@ from instances import ephemeral_instance
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.automation.sensors import alert_on_run_failure
 from arbx_dagster.resources import (
+    AlertsResource,
     CacheResource,
     ClockResource,
     SourcesResource,
@@ -77,6 +78,7 @@ def _materialize(
             "warehouse": WarehouseResource(duckdb_path=str(warehouse_path)),
             "cache": CacheResource(redis_url=redis_url),
             "clock": ClockResource(as_of=NOW.isoformat()),
+            "alerts": AlertsResource(),
             "sources": SourcesResource(path=str(SOURCES_FILE)),
         },
     )
@@ -176,7 +178,12 @@ def test_a_redesigned_grid_fails_the_partition_loudly_without_retrying(
             dagster_event=result.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=run,
-            resources={"cache": CacheResource(), "clock": ClockResource(as_of=NOW.isoformat())},
+            resources={
+                "cache": CacheResource(),
+                "clock": ClockResource(as_of=NOW.isoformat()),
+                "warehouse": WarehouseResource(duckdb_path=str(warehouse_path)),
+                "alerts": AlertsResource(),
+            },
         ) as context:
             alert_on_run_failure(context.for_run_failure())
     assert len(alert_receiver.delivered("/alerts")) == 1

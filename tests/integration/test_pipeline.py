@@ -20,6 +20,7 @@ from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.domain.history import MARKET_TZ, day_of
 from arbx_dagster.domain.simulator import SimulatedMarket, SimulatorConfig, simulate_market
 from arbx_dagster.resources import (
+    AlertsResource,
     CacheResource,
     ClockResource,
     SourcesResource,
@@ -90,7 +91,7 @@ def _materialize(resources: dict[str, Any], as_of: str) -> dg.ExecuteInProcessRe
     first = today - timedelta(days=SIMULATION["days"] - 1)
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        resources={**resources, "clock": ClockResource(as_of=as_of)},
+        resources={**resources, "clock": ClockResource(as_of=as_of), "alerts": AlertsResource()},
         tags={
             "dagster/asset_partition_range_start": f"{first.isoformat()}|{BY_NAME[0]}",
             "dagster/asset_partition_range_end": f"{today.isoformat()}|{BY_NAME[-1]}",

@@ -29,6 +29,7 @@ from arbx_dagster.service.auth import issue_key, revoke_key
 from arbx_dagster.service.dagster_api import DagsterClient
 from arbx_dagster.service.ratelimit import RateLimiter
 from arbx_dagster.storage.cache import Cache, CacheError, MemoryCache, RedisCache
+from arbx_dagster.storage.event_log import RedisEventLog
 from arbx_dagster.storage.warehouse import Warehouse
 
 pytestmark = pytest.mark.services
@@ -284,7 +285,15 @@ def test_pages_are_cached_in_redis_until_new_opportunities_are_published(
     after = seed(postgres_warehouse, [opportunity(3, margin_clp=500_000)])
     assert second.get("/api/opportunities", headers=AUTH).json()["count"] == 2  # still cached
     state = pl.concat([before, after])
-    assert publish_opportunity_events(redis_cache, before, state) == 1  # what the pipeline does
+    assert (
+        publish_opportunity_events(
+            redis_cache,
+            before,
+            state,
+            events=RedisEventLog(redis_cache),  # type: ignore[arg-type]
+        )
+        == 1
+    )  # what the pipeline does
     fresh = first.get("/api/opportunities", headers=AUTH)
     assert fresh.headers["x-cache"] == "miss"
     assert fresh.json()["items"][0]["opportunity_id"] == "opp-003"

@@ -104,7 +104,7 @@ def test_a_burst_of_changes_is_announced_as_one_refresh(tmp_path: Path) -> None:
     rows = [{"opportunity_id": f"o{i}", "status": "new"} for i in range(30)]
     assert (
         publish_opportunity_events(
-            MemoryCache(), pl.DataFrame(), state(*rows), max_events=10, log_=log
+            MemoryCache(), pl.DataFrame(), state(*rows), max_events=10, events=log
         )
         == 1
     )
@@ -257,12 +257,13 @@ def test_sse_reaches_clients_of_every_worker_and_resumes_on_another(
     one, two = two_servers
     on_one, on_two = SSEClient(one), SSEClient(two)
     pipeline_cache = RedisCache(redis_cache.url, prefix=redis_cache.prefix)  # type: ignore[attr-defined]
+    bus = RedisEventLog(pipeline_cache)
     before = state({"opportunity_id": "keep", "status": "active"})
     after = state(
         {"opportunity_id": "keep", "status": "active"},
         {"opportunity_id": "fresh", "status": "new", "product_name": "Notebook ASUS"},
     )
-    assert publish_opportunity_events(pipeline_cache, before, after) == 1
+    assert publish_opportunity_events(pipeline_cache, before, after, events=bus) == 1
     [a], [b] = on_one.take(1), on_two.take(1)
     assert a == b  # same event, same id, whichever worker serves the client
     assert a["event"] == "opportunity.new"
@@ -272,8 +273,8 @@ def test_sse_reaches_clients_of_every_worker_and_resumes_on_another(
 
     # While the first client is away, two more events happen.
     missed = [
-        publish_run_event(pipeline_cache, "run-1", "ingest_critical", "STARTED"),
-        publish_run_event(pipeline_cache, "run-1", "ingest_critical", "SUCCESS"),
+        publish_run_event("run-1", "ingest_critical", "STARTED", events=bus),
+        publish_run_event("run-1", "ingest_critical", "SUCCESS", events=bus),
     ]
     assert [e["id"] for e in on_two.take(2)] == missed
     # It reconnects to the *other* worker with the last id it saw: it gets what it missed,
@@ -282,7 +283,7 @@ def test_sse_reaches_clients_of_every_worker_and_resumes_on_another(
     got = resumed.take(2)
     assert [e["id"] for e in got] == missed
     assert [e["data"]["status"] for e in got] == ["STARTED", "SUCCESS"]
-    live = publish_run_event(pipeline_cache, "run-2", "full_refresh", "QUEUED")
+    live = publish_run_event("run-2", "full_refresh", "QUEUED", events=bus)
     assert [e["id"] for e in resumed.take(1)] == [live]
     assert resumed.events.empty()
     time.sleep(0.7)
@@ -300,7 +301,8 @@ def test_the_embedded_bus_needs_no_redis(tmp_path: Path, monkeypatch: pytest.Mon
     with serve_in_thread(app) as server:
         client = SSEClient(server.url)
         # The pipeline's process has its own in-process cache: events go through the file.
-        first = publish_run_event(MemoryCache(), "run-9", "refresh_downstream", "SUCCESS")
+        bus = FileEventLog(tmp_path / "events")
+        first = publish_run_event("run-9", "refresh_downstream", "SUCCESS", events=bus)
         [event] = client.take(1)
         assert (event["id"], event["event"]) == (first, "run.status")
         client.close()

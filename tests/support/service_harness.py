@@ -168,6 +168,7 @@ def push_through_pipeline(
     import httpx
 
     from arbx_dagster.resources import (
+        AlertsResource,
         CacheResource,
         ClockResource,
         SourcesResource,
@@ -189,6 +190,7 @@ def push_through_pipeline(
         "warehouse": WarehouseResource(postgres_url=postgres_url),
         "cache": CacheResource(redis_url=redis_cache.url, prefix=redis_cache.prefix),
         "clock": ClockResource(as_of=now.isoformat()),
+        "alerts": AlertsResource(),
         "sources": SourcesResource(path=str(sources_path)),
     }
     event_log = RedisEventLog(redis_cache)

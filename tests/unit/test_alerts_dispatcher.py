@@ -11,16 +11,21 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from arbx_dagster.alerts import AlertDispatcher, channels_from_env, parse_channel_urls
+from arbx_dagster.alerts import AlertDispatcher, channels_from_urls, parse_channel_urls
 from arbx_dagster.alerts.channels import DeliveryError, deliver
 from arbx_dagster.alerts.messages import Alert
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA
+from arbx_dagster.resources import AlertsResource
 from arbx_dagster.storage.cache import CacheError, MemoryCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from webhook_receiver import WebhookReceiver
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
+def NOW_CLOCK() -> datetime:
+    return NOW
 
 
 def opportunities(*rows: dict) -> pl.DataFrame:
@@ -225,11 +230,16 @@ def test_an_unreachable_cache_skips_opportunity_alerts_but_not_errors():
     assert error.sent == {"system_error": 1} and error.errors
 
 
-def test_channels_come_from_the_environment_and_bad_urls_are_skipped(monkeypatch, caplog):
-    monkeypatch.setenv("ARBX_ALERT_URLS", "json://127.0.0.1:9/a  ntfy://mytopic, notaurl://x")
+def test_channels_come_from_their_urls_and_bad_urls_are_skipped(
+    monkeypatch, caplog, duckdb_warehouse
+):
     with caplog.at_level(logging.WARNING, logger="arbx.alerts"):
-        channels = channels_from_env()
+        channels = channels_from_urls("json://127.0.0.1:9/a  ntfy://mytopic, notaurl://x")
     assert [c.name.split(":")[0] for c in channels] == ["json", "ntfys"]  # ntfy is https
     assert "not a valid Apprise URL" in caplog.text
-    monkeypatch.delenv("ARBX_ALERT_URLS")
-    assert channels_from_env() == []
+    assert channels_from_urls(None) == []
+    # The resource takes its URLs from the environment only when not configured.
+    monkeypatch.setenv("ARBX_ALERT_URLS", "json://127.0.0.1:9/a")
+    memory = MemoryCache()
+    assert len(AlertsResource().dispatcher(memory, duckdb_warehouse, NOW_CLOCK).channels) == 1
+    assert AlertsResource(urls="").dispatcher(memory, duckdb_warehouse, NOW_CLOCK).channels == []

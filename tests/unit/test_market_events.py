@@ -16,6 +16,7 @@ from arbx_dagster.domain.market_events import (
     event_discounts,
 )
 from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA
+from arbx_dagster.resources import ClockResource
 
 
 def test_default_dates_follow_the_organisers_rules():
@@ -52,8 +53,11 @@ def test_rules_can_be_switched_off_and_bad_config_is_explained(monkeypatch):
     with pytest.raises(ValueError, match="ends"):
         MarketEvent("X", date(2026, 1, 2), date(2026, 1, 1))
 
+    assert EventCalendar.from_setting(json.dumps({"rules": ["cyberday"]})).rules == ("cyberday",)
+    assert EventCalendar.from_setting(None) == EventCalendar()
     monkeypatch.setenv("ARBX_MARKET_EVENTS", json.dumps({"rules": ["cyberday"]}))
-    assert EventCalendar.from_env().rules == ("cyberday",)
+    assert ClockResource().calendar() == EventCalendar()  # the resource is configured, not read
+    assert ClockResource(market_events='{"rules": ["cyberday"]}').calendar().rules == ("cyberday",)
 
 
 def test_event_start_expression_marks_event_days_only():

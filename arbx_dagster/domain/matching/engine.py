@@ -243,10 +243,7 @@ def _keyed_candidates(
 
 
 def default_workers() -> int:
-    """Worker processes for ``match_by_block``: ``ARBX_MATCH_WORKERS``, else every core."""
-    configured = os.environ.get("ARBX_MATCH_WORKERS")
-    if configured:
-        return max(1, int(configured))
+    """Worker processes for ``match_by_block`` when none are asked for: every core."""
     if hasattr(os, "sched_getaffinity"):  # the cores this process may use (Linux)
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
