@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,12 @@ import yaml
 
 from arbx_dagster.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PRODUCTION_INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
-WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
+# Package data (a link to the repository's top-level dagster.yaml), so that an installed
+# package can write it into an instance folder without a checkout.
+PRODUCTION_INSTANCE_YAML = resources.files("arbx_dagster") / "dagster.yaml"
+# The code location the CLI starts Dagster on: what the top-level workspace.yaml loads, as
+# a module, so it needs no workspace file (nor its working directory) next to the package.
+CODE_LOCATION = ("-m", "arbx_dagster.definitions")
 
 # The embedded instance goes with the DuckDB warehouse, which allows one writing process:
 # runs of different retailers (one schedule tick launches one per retailer) take turns too.
@@ -27,8 +31,8 @@ def production_run_limits() -> list[dict[str, Any]]:
 
 _EMBEDDED_HEADER = """\
 # Written by ArbX: an embedded Dagster instance (SQLite under this folder) so that the
-# demo and the UI need no server. Set ARBX_POSTGRES_URL to use ../../dagster.yaml instead.
-# The run limits of ../../dagster.yaml, one run at a time (DuckDB has a single writer).
+# demo and the UI need no server. Set ARBX_POSTGRES_URL to use ArbX's production
+# dagster.yaml instead. Its run limits, one run at a time (DuckDB has a single writer).
 """
 
 

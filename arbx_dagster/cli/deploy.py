@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import typer
 
-from arbx_dagster.instance import WORKSPACE_YAML, prepare_dagster_home
+from arbx_dagster.instance import CODE_LOCATION, prepare_dagster_home
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.warehouse import redact
 
@@ -46,7 +46,7 @@ def ensure_database(url: str) -> bool:
 
 def _commands(webserver_port: int, api_port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
-    workspace = ["-w", str(WORKSPACE_YAML)]
+    workspace = list(CODE_LOCATION)
     commands = {
         "webserver": [
             str(bin_dir / "dagster-webserver"),

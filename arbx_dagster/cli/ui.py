@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from arbx_dagster.instance import WORKSPACE_YAML, prepare_dagster_home
+from arbx_dagster.instance import CODE_LOCATION, prepare_dagster_home
 from arbx_dagster.settings import Settings
 
 
@@ -25,4 +25,4 @@ def ui(
     # dagster.yaml for this instance's), with ArbX's state folder pinned absolutely.
     os.environ["ARBX_HOME"] = str(settings.home)
     os.chdir(home)
-    os.execv(dagster, [dagster, "dev", "-w", str(WORKSPACE_YAML), "-h", host, "-p", str(port)])
+    os.execv(dagster, [dagster, "dev", *CODE_LOCATION, "-h", host, "-p", str(port)])

@@ -15,6 +15,7 @@ import string
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -552,14 +553,17 @@ def _placeholders(template: str) -> set[str]:
 
 def default_sources_path() -> Path:
     """``$ARBX_SOURCES``, else the state folder's ``sources.yaml`` (what ``arbx import``
-    writes), else the documented example at the repository top."""
+    writes), else the documented example: the working folder's, else the one shipped in
+    the package (the repository's top-level file, linked), so an installed ArbX runs."""
     configured = os.environ.get(ENV_VAR)
     if configured:
         return Path(configured)
+    # An installed package is a folder on disk, so its data files are plain paths.
+    shipped = Path(str(resources.files("arbx_dagster") / DEFAULT_FILE))
     for candidate in (
         Settings.from_env().home / DEFAULT_FILE_IN_HOME,
         Path.cwd() / DEFAULT_FILE,
-        Path(__file__).resolve().parents[2] / DEFAULT_FILE,
+        shipped,
     ):
         if candidate.exists():
             return candidate

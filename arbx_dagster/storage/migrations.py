@@ -1,5 +1,9 @@
 """Ordered, idempotent schema migrations from ``sql/``, recorded in ``schema_migrations``.
 
+The migrations are package data (``arbx_dagster/sql``, a link to the repository's
+top-level ``sql/``), so an installed package finds them without a checkout;
+``$ARBX_SQL_DIR`` points elsewhere.
+
 Files are named ``NNNN_description.sql`` and applied once each, in order, inside a
 transaction. Every statement is written to be re-runnable (``IF NOT EXISTS``) and to
 mean the same thing on DuckDB and PostgreSQL.
@@ -12,13 +16,19 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from arbx_dagster.storage.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(os.environ.get("ARBX_SQL_DIR", Path(__file__).resolve().parents[2] / "sql"))
+SQL_DIR: Traversable = (
+    Path(os.environ["ARBX_SQL_DIR"])
+    if os.environ.get("ARBX_SQL_DIR")
+    else resources.files("arbx_dagster") / "sql"
+)
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _LEDGER = """
@@ -49,11 +59,12 @@ class Migration:
         return [part.strip() for part in re.split(r";\s*(?:\n|$)", body) if part.strip()]
 
 
-def discover(directory: Path = SQL_DIR) -> list[Migration]:
+def discover(directory: Traversable = SQL_DIR) -> list[Migration]:
     if not directory.is_dir():
         raise WarehouseError(f"migrations folder not found: {directory}")
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    files = (entry for entry in directory.iterdir() if entry.name.endswith(".sql"))
+    for path in sorted(files, key=lambda entry: entry.name):
         match = _NAME.match(path.name)
         if not match:
             raise WarehouseError(f"migration {path.name} must be named NNNN_description.sql")
@@ -64,7 +75,7 @@ def discover(directory: Path = SQL_DIR) -> list[Migration]:
     return migrations
 
 
-def migrate(warehouse: Warehouse, directory: Path = SQL_DIR) -> list[str]:
+def migrate(warehouse: Warehouse, directory: Traversable = SQL_DIR) -> list[str]:
     """Apply pending migrations; return the versions applied by this call."""
     migrations = discover(directory)
     with warehouse.transaction():
