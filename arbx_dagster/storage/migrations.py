@@ -1,8 +1,7 @@
 """Ordered, idempotent schema migrations from ``sql/``, recorded in ``schema_migrations``.
 
 The migrations are package data (``arbx_dagster/sql``, a link to the repository's
-top-level ``sql/``), so an installed package finds them without a checkout;
-``$ARBX_SQL_DIR`` points elsewhere.
+top-level ``sql/``), so an installed package finds them without a checkout.
 
 Files are named ``NNNN_description.sql`` and applied once each, in order, inside a
 transaction. Every statement is written to be re-runnable (``IF NOT EXISTS``) and to
@@ -13,22 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from pathlib import Path
 
 from arbx_dagster.storage.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
 
-SQL_DIR: Traversable = (
-    Path(os.environ["ARBX_SQL_DIR"])
-    if os.environ.get("ARBX_SQL_DIR")
-    else resources.files("arbx_dagster") / "sql"
-)
+SQL_DIR: Traversable = resources.files("arbx_dagster") / "sql"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _LEDGER = """
