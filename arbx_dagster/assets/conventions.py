@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
+from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.domain.history import MARKET_TZ
 from arbx_dagster.domain.schema import TIERS
 
@@ -71,3 +73,17 @@ def with_storage_kind(
         return spec.merge_attributes(kinds={engine}) if "table" in spec.kinds else spec
 
     return list(dg.map_asset_specs(add, assets))
+
+
+def refreshed_table(group: str, layer_name: str, *, kinds: frozenset[str] = frozenset()) -> dict:
+    """What a warehouse table rebuilt whenever fresh prices land declares (``@dg.asset``
+    keyword arguments): its group and layer, the team, the automation, kinds, freshness."""
+    declared: dict[str, Any] = {
+        "group_name": group,
+        "owners": OWNERS,
+        "tags": layer(layer_name),
+        "automation_condition": ON_FRESH_PRICES,
+        "kinds": {*TABLE_KINDS, *kinds},
+        "freshness_policy": DOWNSTREAM_FRESHNESS,
+    }
+    return declared

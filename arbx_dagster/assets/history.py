@@ -2,13 +2,9 @@
 
 import dagster as dg
 
-from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.conventions import (
-    DOWNSTREAM_FRESHNESS,
     OPPORTUNITIES,
-    OWNERS,
-    TABLE_KINDS,
-    layer,
+    refreshed_table,
 )
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import product_matches
@@ -19,12 +15,7 @@ from arbx_dagster.resources import WarehouseResource
 
 @dg.asset(
     deps=[raw_prices, product_matches],
-    group_name=OPPORTUNITIES,
-    owners=OWNERS,
-    tags=layer("refined"),
-    automation_condition=ON_FRESH_PRICES,
-    kinds=TABLE_KINDS,
-    freshness_policy=DOWNSTREAM_FRESHNESS,
+    **refreshed_table(OPPORTUNITIES, "refined"),
     description=(
         "Daily close (last good observation of the Chilean calendar day) of the list, offer "
         "and card prices of every listing; joined with product_matches it gives the series "

@@ -2,13 +2,9 @@
 
 import dagster as dg
 
-from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.conventions import (
-    DOWNSTREAM_FRESHNESS,
     INTELLIGENCE,
-    OWNERS,
-    TABLE_KINDS,
-    layer,
+    refreshed_table,
 )
 from arbx_dagster.assets.metadata import png_markdown, stage_metadata, table_metadata
 from arbx_dagster.assets.opportunities import opportunities
@@ -20,12 +16,7 @@ from arbx_dagster.storage.settings_store import read_thresholds
 
 @dg.asset(
     deps=[opportunities],
-    group_name=INTELLIGENCE,
-    owners=OWNERS,
-    tags=layer("serving"),
-    automation_condition=ON_FRESH_PRICES,
-    kinds=TABLE_KINDS,
-    freshness_policy=DOWNSTREAM_FRESHNESS,
+    **refreshed_table(INTELLIGENCE, "serving"),
     description=(
         "How much prices move per listing, category and retailer, and the scraping tier each "
         "listing should be in (critical every 30 min, important every 6 h, tracking daily), "

@@ -2,13 +2,9 @@
 
 import dagster as dg
 
-from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.conventions import (
-    DOWNSTREAM_FRESHNESS,
     INGESTION,
-    OWNERS,
-    TABLE_KINDS,
-    layer,
+    refreshed_table,
 )
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.metadata import stage_metadata, table_metadata
@@ -18,12 +14,7 @@ from arbx_dagster.resources import ClockResource, WarehouseResource
 
 @dg.asset(
     deps=[raw_prices],
-    group_name=INGESTION,
-    owners=OWNERS,
-    tags=layer("refined"),
-    automation_condition=ON_FRESH_PRICES,
-    kinds=TABLE_KINDS,
-    freshness_policy=DOWNSTREAM_FRESHNESS,
+    **refreshed_table(INGESTION, "refined"),
     description=(
         "One row per (retailer, sku): latest prices and stock, first/last seen, and the "
         "matching keys derived from the title — folded text, canonical brand, model code, "

@@ -4,14 +4,13 @@ import pickle
 
 import dagster as dg
 
-from arbx_dagster.assets.conditions import DAILY_OR_WHEN_MISSING, ON_FRESH_PRICES
+from arbx_dagster.assets.conditions import DAILY_OR_WHEN_MISSING
 from arbx_dagster.assets.conventions import (
-    DOWNSTREAM_FRESHNESS,
     MATCH_MODEL_FRESHNESS,
     MATCHING,
     OWNERS,
-    TABLE_KINDS,
     layer,
+    refreshed_table,
 )
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata, table_metadata
@@ -119,13 +118,8 @@ def match_model(
 
 @dg.asset(
     deps=[normalized_listings],
-    group_name=MATCHING,
-    owners=OWNERS,
-    tags=layer("refined"),
-    automation_condition=ON_FRESH_PRICES,
     partitions_def=MATCH_PARTITIONS,
-    kinds={*TABLE_KINDS, "scikitlearn"},
-    freshness_policy=DOWNSTREAM_FRESHNESS,
+    **refreshed_table(MATCHING, "refined", kinds=frozenset({"scikitlearn"})),
     description=(
         "Canonical products and the listings that belong to them (at most one per retailer), "
         "from vectorized blocking on model codes and TF-IDF neighbours, the match model's "

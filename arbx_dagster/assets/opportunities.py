@@ -2,13 +2,9 @@
 
 import dagster as dg
 
-from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.conventions import (
-    DOWNSTREAM_FRESHNESS,
     OPPORTUNITIES,
-    OWNERS,
-    TABLE_KINDS,
-    layer,
+    refreshed_table,
 )
 from arbx_dagster.assets.history import price_history
 from arbx_dagster.assets.metadata import stage_metadata, table_metadata
@@ -28,12 +24,7 @@ from arbx_dagster.storage.settings_store import read_thresholds
 
 @dg.asset(
     deps=[price_history],
-    group_name=OPPORTUNITIES,
-    owners=OWNERS,
-    tags=layer("serving"),
-    automation_condition=ON_FRESH_PRICES,
-    kinds=TABLE_KINDS,
-    freshness_policy=DOWNSTREAM_FRESHNESS,
+    **refreshed_table(OPPORTUNITIES, "serving"),
     description=(
         "Money found: spreads (buy at the cheapest fresh, in-stock retailer, compared with the "
         "cheapest other retailer, after costs) and glitches (a price published by mistake: "

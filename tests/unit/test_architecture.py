@@ -4,6 +4,7 @@ the domain) and no module depends on itself through others."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +19,24 @@ def test_imports_point_down_and_never_go_round_in_a_cycle() -> None:
     )
     assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
     assert "2 kept, 0 broken" in checked.stdout
+
+
+# Modules that are data, not logic (a catalogue of products to simulate).
+DATA_TABLES = {"arbx_dagster/domain/simulator/catalogue_data.py"}
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+
+
+def test_modules_and_functions_stay_small_enough_to_read() -> None:
+    too_long: list[str] = []
+    for path in sorted((ROOT / "arbx_dagster").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if name not in DATA_TABLES and text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}:{node.lineno} {node.name}(): {length} lines")
+    assert not too_long, "\n".join(too_long)
