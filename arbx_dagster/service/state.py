@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 
@@ -44,7 +43,8 @@ class ServiceState:
         if self._sources is None:
             from arbx_dagster.resources.sources import resolve_sources
 
-            self._sources = resolve_sources(os.environ.get("ARBX_SOURCES") or None)
+            configured = self.settings.base.sources
+            self._sources = resolve_sources(str(configured) if configured else None)
         return self._sources
 
 
