@@ -6,8 +6,10 @@ can be logged or shown in a traceback without leaking them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from arbx_dagster.settings import Settings
 
@@ -17,29 +19,6 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 
 class ServiceConfigError(ValueError):
     """An ARBX_* service variable is malformed; the message names it."""
-
-
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ServiceConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ServiceConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ServiceConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
 def parse_api_keys(raw: str | None) -> dict[str, str]:
@@ -90,21 +69,49 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls, base: Settings | None = None) -> ServiceSettings:
+        try:
+            env = _ServiceEnv()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            variable = f"ARBX_{str(first['loc'][0]).upper()}"
+            raise ServiceConfigError(f"{variable}: {first['msg']}") from None
         return cls(
             base=base or Settings.from_env(),
-            api_keys=parse_api_keys(os.environ.get("ARBX_API_KEYS")),
-            webhook_secret=os.environ.get("ARBX_WEBHOOK_SECRET") or None,
-            webhook_source=os.environ.get("ARBX_WEBHOOK_SOURCE") or None,
-            cors_origins=_origins(os.environ.get("ARBX_CORS_ORIGINS")),
-            rate_limit_per_key=_int("ARBX_RATE_LIMIT_PER_KEY", 600),
-            rate_limit_per_client=_int("ARBX_RATE_LIMIT_PER_CLIENT", 1200),
-            max_body_bytes=_int("ARBX_MAX_BODY_BYTES", 1_048_576, minimum=1024),
-            max_webhook_observations=_int("ARBX_WEBHOOK_MAX_OBSERVATIONS", 5_000, minimum=1),
-            dagster_url=(os.environ.get("ARBX_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
-            sse_heartbeat_seconds=_float("ARBX_SSE_HEARTBEAT_SECONDS", 15.0),
-            sse_max_clients=_int("ARBX_SSE_MAX_CLIENTS", 2_000, minimum=1),
-            opportunities_cache_seconds=_int("ARBX_OPPORTUNITIES_CACHE_SECONDS", 30),
-            run_watch_seconds=_float("ARBX_RUN_WATCH_SECONDS", 5.0),
-            warehouse_pool_size=_int("ARBX_WAREHOUSE_POOL_SIZE", 8, minimum=1),
-            redis_prefix=os.environ.get("ARBX_REDIS_PREFIX") or "arbx:",
+            api_keys=parse_api_keys(env.api_keys),
+            webhook_secret=env.webhook_secret,
+            webhook_source=env.webhook_source,
+            cors_origins=_origins(env.cors_origins),
+            rate_limit_per_key=env.rate_limit_per_key,
+            rate_limit_per_client=env.rate_limit_per_client,
+            max_body_bytes=env.max_body_bytes,
+            max_webhook_observations=env.webhook_max_observations,
+            dagster_url=env.dagster_url.rstrip("/"),
+            sse_heartbeat_seconds=env.sse_heartbeat_seconds,
+            sse_max_clients=env.sse_max_clients,
+            opportunities_cache_seconds=env.opportunities_cache_seconds,
+            run_watch_seconds=env.run_watch_seconds,
+            warehouse_pool_size=env.warehouse_pool_size,
+            redis_prefix=env.redis_prefix,
         )
+
+
+class _ServiceEnv(BaseSettings):
+    """The service's ``ARBX_*`` variables as the environment gives them (typed, bounded)."""
+
+    model_config = SettingsConfigDict(env_prefix="ARBX_", env_ignore_empty=True, extra="ignore")
+
+    api_keys: str | None = None
+    webhook_secret: str | None = None
+    webhook_source: str | None = None
+    cors_origins: str | None = None
+    rate_limit_per_key: int = Field(default=600, ge=0)
+    rate_limit_per_client: int = Field(default=1200, ge=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhook_max_observations: int = Field(default=5_000, ge=1)
+    dagster_url: str = "http://127.0.0.1:3000"
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    sse_max_clients: int = Field(default=2_000, ge=1)
+    opportunities_cache_seconds: int = Field(default=30, ge=0)
+    run_watch_seconds: float = Field(default=5.0, ge=0)
+    warehouse_pool_size: int = Field(default=8, ge=1)
+    redis_prefix: str = "arbx:"
