@@ -4,7 +4,9 @@
 ``normalize.enrich_listings``) from several retailers and returns which listings are the
 same product. One module per concern:
 
-* ``normalize``  - folded titles, units, brands, model codes;
+* ``titles`` / ``brands`` / ``model_codes`` - folded titles and units, canonical brands,
+  model codes and their stems;
+* ``normalize``  - enriched listings and the matcher's records built from them;
 * ``vectorize``  - TF-IDF of character n-grams and words, built with NumPy;
 * ``blocking``   - candidate pairs: shared model codes + TF-IDF top-k per other retailer;
 * ``features``   - a feature frame per candidate pair (the contract for any scorer);

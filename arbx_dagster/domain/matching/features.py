@@ -36,7 +36,8 @@ from arbx_dagster.domain.matching.lexicon import (
     NOT_SHORT_CODES,
     TIER_WORDS,
 )
-from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN, code_stem
+from arbx_dagster.domain.matching.model_codes import MIN_KEY_LEN, code_stem
+from arbx_dagster.domain.matching.titles import UNIT_TOKEN
 from arbx_dagster.domain.matching.tokens import TokenEvidence
 from arbx_dagster.domain.matching.variants import VARIANT_FEATURES, VariantEvidence
 from arbx_dagster.domain.matching.vectorize import TextVectors, _dense_ids
