@@ -9,7 +9,9 @@ same product. One module per concern:
 * ``normalize``  - enriched listings and the matcher's records built from them;
 * ``vectorize``  - TF-IDF of character n-grams and words, built with NumPy;
 * ``blocking``   - candidate pairs: shared model codes + TF-IDF top-k per other retailer;
-* ``features``   - a feature frame per candidate pair (the contract for any scorer);
+* ``features``   - a feature frame per candidate pair (the contract for any scorer), from
+  ``listing_features``, ``item_sets``, ``text_similarity``, ``pair_evidence`` and
+  ``candidate_context`` (how a pair ranks among each listing's candidates);
 * ``scoring``    - the transparent rule scorer (fallback) and the scikit-learn adapter;
 * ``training``   - the learned scorer: training, threshold, version, serialisation;
 * ``tokens``     - word weights learned from a catalogue's own labelled pairs;

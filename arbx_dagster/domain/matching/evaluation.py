@@ -19,13 +19,12 @@ import polars as pl
 from sparse_dot_topn import sp_matmul_topn
 
 from arbx_dagster.domain.matching.blocking import candidate_pairs
-from arbx_dagster.domain.matching.features import (
-    BASE_FEATURES,
+from arbx_dagster.domain.matching.candidate_context import (
     CONTEXT_FEATURES,
-    PairFeaturizer,
     context_features,
     context_for_queries,
 )
+from arbx_dagster.domain.matching.features import BASE_FEATURES, PairFeaturizer
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
 from arbx_dagster.domain.matching.vectorize import TextVectors, text_vectors
 from arbx_dagster.domain.schema import LISTING_SCHEMA, conform

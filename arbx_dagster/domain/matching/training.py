@@ -32,12 +32,9 @@ from arbx_dagster.domain.matching.blocking import (
     keyed_pairs,
 )
 from arbx_dagster.domain.matching.blocks import assign_blocks
+from arbx_dagster.domain.matching.candidate_context import context_for_queries
 from arbx_dagster.domain.matching.conflicts import cap_conflicts
-from arbx_dagster.domain.matching.features import (
-    FEATURE_COLUMNS,
-    PairFeaturizer,
-    context_for_queries,
-)
+from arbx_dagster.domain.matching.features import FEATURE_COLUMNS, PairFeaturizer
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
 from arbx_dagster.domain.matching.tokens import (
     TokenEvidence,
