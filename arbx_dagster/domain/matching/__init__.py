@@ -14,6 +14,7 @@ same product. One module per concern:
   ``candidate_context`` (how a pair ranks among each listing's candidates);
 * ``scoring``    - the transparent rule scorer (fallback) and the scikit-learn adapter;
 * ``training``   - the learned scorer: training, threshold, version, serialisation;
+* ``training_pairs`` - its training rows: simulated markets and user decisions, labelled;
 * ``tokens``     - word weights learned from a catalogue's own labelled pairs;
 * ``lexicon`` / ``variants`` - words of identity: tiers, colours, versions, accessories,
   kits, exclusive forms, conditions, and the pair features they give;
