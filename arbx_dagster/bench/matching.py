@@ -265,30 +265,10 @@ def _trained(
     test = frames.pairwise["test"]
     for seed in seeds:
         say(f"pairwise model, seed {seed}")
-        t = time.perf_counter()
-        model = train_pair_model(
-            frames.pairwise["train"],
-            frames.pairwise["valid"],
-            seed=seed,
-            settings=settings,
-            tokens=True,
-        )
-        seconds["train"] += time.perf_counter() - t
-        t = time.perf_counter()
-        proba = model.predict_proba(test)
-        seconds["scoring"] += time.perf_counter() - t
-        metrics = binary_metrics(test[LABEL].to_numpy(), proba >= model.threshold)
+        run, proba = _pairwise_run(frames, seed, settings, seconds)
         labels.append(test[LABEL].to_numpy())
         probabilities.append(proba)
-        pairwise_runs.append(
-            {
-                "seed": seed,
-                "threshold": model.threshold,
-                **metrics,
-                "valid_f1": model.metrics["f1"],
-                "version": model.version,
-            }
-        )
+        pairwise_runs.append(run)
     calibration = calibration_report(np.concatenate(labels), np.concatenate(probabilities))
     details: dict[str, Any] = {"seeds": list(seeds), "pairwise_runs": pairwise_runs}
     if not bench.tables:
@@ -298,54 +278,18 @@ def _trained(
         return report, details
 
     seconds["blocking"] = frames.seconds["vectorise"] + frames.seconds["blocking"]
-    keys = _keys(frames)
-    candidates = _with_keys(frames.candidates.select("i", "j"), keys)
+    candidates = _with_keys(frames.candidates.select("i", "j"), _keys(frames))
     completeness = blocking_recall(candidates, bench.truth, bench.left_retailer)
     n_left = bench.listings.filter(pl.col("retailer") == bench.left_retailer).height
     e2e_runs = []
     for seed in seeds:
         say(f"end-to-end model, seed {seed}")
-        t = time.perf_counter()
-        model = train_pair_model(
-            frames.catalogue_pairs["train"],
-            frames.catalogue_pairs["valid"],
-            seed=seed,
-            settings=settings,
-            tokens=True,
-        )
-        t_fit = time.perf_counter() - t
-        t = time.perf_counter()
-        scored = frames.candidates.select("i", "j").with_columns(
-            pl.Series("probability", model.predict_proba(frames.candidates))
-        )
-        t_score = time.perf_counter() - t
-        t = time.perf_counter()
-        cut, valid_metrics = _e2e_threshold(frames, scored, frames.catalogue_pairs["valid"])
-        seconds["train"] += t_fit + time.perf_counter() - t
-        t = time.perf_counter()
-        pairs, _, _, _ = assign(_catalogue_records(frames), scored, cut)
-        seconds["scoring"] += t_score + time.perf_counter() - t
-        metrics = pair_metrics(pairs, bench.truth, bench.left_retailer)
-        e2e_runs.append(
-            {
-                "seed": seed,
-                "threshold": cut,
-                "precision": metrics["precision"],
-                "recall": metrics["recall"],
-                "f1": metrics["f1"],
-                "valid_f1": valid_metrics.get("f1", 0.0),
-                "unseen": _unseen_metrics(pairs, bench, frames),
-            }
-        )
+        e2e_runs.append(_end_to_end_run(bench, frames, seed, settings, seconds))
     report = _report(
         bench,
         "trained",
         _pairwise_summary(pairwise_runs),
-        {
-            "pair_completeness": float(completeness["pair_completeness"]),
-            "candidates": int(frames.candidates.height),
-            "candidates_per_record": frames.candidates.height / max(n_left, 1),
-        },
+        _blocking_summary(completeness, frames.candidates.height, n_left),
         {key: _mean(e2e_runs, key) for key in ("precision", "recall", "f1")},
         calibration,
         seconds,
@@ -363,6 +307,88 @@ def _trained(
         },
     }
     return report, details
+
+
+def _pairwise_run(
+    frames: BenchmarkFrames, seed: int, settings: ModelSettings, seconds: dict[str, float]
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One seed of the pairwise protocol: trained on the training pairs, cut on the
+    validation pairs, scored on the test pairs. Adds its timings to ``seconds``."""
+    test = frames.pairwise["test"]
+    t = time.perf_counter()
+    model = train_pair_model(
+        frames.pairwise["train"],
+        frames.pairwise["valid"],
+        seed=seed,
+        settings=settings,
+        tokens=True,
+    )
+    seconds["train"] += time.perf_counter() - t
+    t = time.perf_counter()
+    proba = model.predict_proba(test)
+    seconds["scoring"] += time.perf_counter() - t
+    metrics = binary_metrics(test[LABEL].to_numpy(), proba >= model.threshold)
+    run = {
+        "seed": seed,
+        "threshold": model.threshold,
+        **metrics,
+        "valid_f1": model.metrics["f1"],
+        "version": model.version,
+    }
+    return run, proba
+
+
+def _end_to_end_run(
+    bench: Benchmark,
+    frames: BenchmarkFrames,
+    seed: int,
+    settings: ModelSettings,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """One seed of the end-to-end protocol: trained on the training pairs located in the
+    catalogues, its cut chosen by assignment F1 on the validation pairs, the catalogues
+    matched against ``matches.csv``. Adds its timings to ``seconds``."""
+    t = time.perf_counter()
+    model = train_pair_model(
+        frames.catalogue_pairs["train"],
+        frames.catalogue_pairs["valid"],
+        seed=seed,
+        settings=settings,
+        tokens=True,
+    )
+    t_fit = time.perf_counter() - t
+    t = time.perf_counter()
+    scored = frames.candidates.select("i", "j").with_columns(
+        pl.Series("probability", model.predict_proba(frames.candidates))
+    )
+    t_score = time.perf_counter() - t
+    t = time.perf_counter()
+    cut, valid_metrics = _e2e_threshold(frames, scored, frames.catalogue_pairs["valid"])
+    seconds["train"] += t_fit + time.perf_counter() - t
+    t = time.perf_counter()
+    pairs, _, _, _ = assign(_catalogue_records(frames), scored, cut)
+    seconds["scoring"] += t_score + time.perf_counter() - t
+    metrics = pair_metrics(pairs, bench.truth, bench.left_retailer)
+    return {
+        "seed": seed,
+        "threshold": cut,
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "f1": metrics["f1"],
+        "valid_f1": valid_metrics.get("f1", 0.0),
+        "unseen": _unseen_metrics(pairs, bench, frames),
+    }
+
+
+def _blocking_summary(
+    completeness: dict[str, float], n_candidates: int, n_left: int
+) -> dict[str, float]:
+    """The report's ``blocking`` section."""
+    return {
+        "pair_completeness": float(completeness["pair_completeness"]),
+        "candidates": int(n_candidates),
+        "candidates_per_record": n_candidates / max(n_left, 1),
+    }
 
 
 def zero_shot_model(dataset_name: str, *, progress: Progress | None = None) -> TrainedPairModel:
@@ -427,11 +453,7 @@ def _zero_shot(
         bench,
         "zero-shot",
         pairwise,
-        {
-            "pair_completeness": float(completeness["pair_completeness"]),
-            "candidates": int(result.candidates.height),
-            "candidates_per_record": result.candidates.height / max(n_left, 1),
-        },
+        _blocking_summary(completeness, result.candidates.height, n_left),
         {key: metrics[key] for key in ("precision", "recall", "f1")},
         calibration,
         seconds,

@@ -20,10 +20,9 @@ from arbx_dagster.domain.matching.shipped import (
     SHIPPED_DATASETS,
     Recipe,
 )
-from arbx_dagster.domain.matching.training import (
+from arbx_dagster.domain.matching.training import LABEL, TrainedPairModel
+from arbx_dagster.domain.matching.training_pairs import (
     DEFAULT_SIMULATOR_PRODUCTS,
-    LABEL,
-    TrainedPairModel,
     labelled_pairs,
     simulated_listings,
 )

@@ -4,7 +4,7 @@ Stored in ``match_labels`` (``sql/0002_labelled_pairs.sql``), one row per pair w
 alphabetically smaller retailer on the left (the orientation of ``match_pairs``); a new
 decision on a pair replaces the old one and every decision, accepted or refused, is
 written to ``audit_log``. ``read_labels`` returns them in the shape the matcher's trainer
-reads (``training.LABEL_SCHEMA`` plus who and when).
+reads (``training_pairs.LABEL_SCHEMA`` plus who and when).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arbx_dagster.cli import app
-from arbx_dagster.domain.matching.training import LABEL_SCHEMA
+from arbx_dagster.domain.matching.training_pairs import LABEL_SCHEMA
 from arbx_dagster.storage.labels import (
     LABELLED_PAIR_SCHEMA,
     LabelError,

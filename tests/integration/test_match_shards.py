@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from arbx_dagster.domain.matching import RuleScorer
-from arbx_dagster.domain.matching.training import simulated_listings
+from arbx_dagster.domain.matching.training_pairs import simulated_listings
 from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 from arbx_dagster.pipeline.matching import refresh_matches
 from arbx_dagster.storage.warehouse import Warehouse

@@ -10,7 +10,7 @@ from arbx_dagster.domain.matching import RuleScorer, match_by_block
 from arbx_dagster.domain.matching.blocks import assign_blocks, category_blocks, shard_of
 from arbx_dagster.domain.matching.engine import match_listings
 from arbx_dagster.domain.matching.normalize import matching_records
-from arbx_dagster.domain.matching.training import simulated_listings
+from arbx_dagster.domain.matching.training_pairs import simulated_listings
 
 
 @pytest.fixture(scope="module")

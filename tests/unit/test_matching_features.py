@@ -8,13 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from arbx_dagster.domain.matching.features import (
+from arbx_dagster.domain.matching.candidate_context import (
     CONTEXT_FEATURES,
-    FEATURE_COLUMNS,
-    PairFeaturizer,
     context_features,
     context_for_queries,
 )
+from arbx_dagster.domain.matching.features import FEATURE_COLUMNS, PairFeaturizer
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
 from arbx_dagster.domain.matching.vectorize import text_vectors
 

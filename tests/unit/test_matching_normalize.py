@@ -5,13 +5,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from arbx_dagster.domain.matching.normalize import (
-    code_stem,
-    enrich_listings,
-    matching_records,
-    normalize_brand,
-    normalize_title,
-)
+from arbx_dagster.domain.matching.brands import normalize_brand
+from arbx_dagster.domain.matching.model_codes import code_stem
+from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
+from arbx_dagster.domain.matching.titles import normalize_title
 
 
 def norm(text: str) -> str:

@@ -18,7 +18,7 @@ from arbx_dagster.domain.matching.shipped import (
     read_recipe,
 )
 from arbx_dagster.domain.matching.tokens import fit_token_evidence, out_of_fold_scores
-from arbx_dagster.domain.matching.training import simulated_listings
+from arbx_dagster.domain.matching.training_pairs import simulated_listings
 from arbx_dagster.domain.matching.transfer import TRANSFER_COLUMNS
 
 
@@ -113,7 +113,8 @@ def test_word_weights_learn_what_a_market_writes() -> None:
 
 
 def test_a_model_trained_with_word_weights_carries_them(market: pl.DataFrame) -> None:
-    from arbx_dagster.domain.matching.training import labelled_pairs, train_pair_model
+    from arbx_dagster.domain.matching.training import train_pair_model
+    from arbx_dagster.domain.matching.training_pairs import labelled_pairs
 
     listings, truth = simulated_listings(seed=101, n_products=120)
     pairs = labelled_pairs(listings, truth=truth)

@@ -13,12 +13,8 @@ from arbx_dagster.domain.matching import (
     match_listings,
     train_pair_model,
 )
-from arbx_dagster.domain.matching.training import (
-    ModelSettings,
-    choose_threshold,
-    labelled_pairs,
-    simulated_listings,
-)
+from arbx_dagster.domain.matching.training import ModelSettings, choose_threshold
+from arbx_dagster.domain.matching.training_pairs import labelled_pairs, simulated_listings
 
 FAST = ModelSettings(max_iter=40, calibration_folds=2)
 

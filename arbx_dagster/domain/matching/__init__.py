@@ -4,12 +4,17 @@
 ``normalize.enrich_listings``) from several retailers and returns which listings are the
 same product. One module per concern:
 
-* ``normalize``  - folded titles, units, brands, model codes;
+* ``titles`` / ``brands`` / ``model_codes`` - folded titles and units, canonical brands,
+  model codes and their stems;
+* ``normalize``  - enriched listings and the matcher's records built from them;
 * ``vectorize``  - TF-IDF of character n-grams and words, built with NumPy;
 * ``blocking``   - candidate pairs: shared model codes + TF-IDF top-k per other retailer;
-* ``features``   - a feature frame per candidate pair (the contract for any scorer);
+* ``features``   - a feature frame per candidate pair (the contract for any scorer), from
+  ``listing_features``, ``item_sets``, ``text_similarity``, ``pair_evidence`` and
+  ``candidate_context`` (how a pair ranks among each listing's candidates);
 * ``scoring``    - the transparent rule scorer (fallback) and the scikit-learn adapter;
 * ``training``   - the learned scorer: training, threshold, version, serialisation;
+* ``training_pairs`` - its training rows: simulated markets and user decisions, labelled;
 * ``tokens``     - word weights learned from a catalogue's own labelled pairs;
 * ``lexicon`` / ``variants`` - words of identity: tiers, colours, versions, accessories,
   kits, exclusive forms, conditions, and the pair features they give;

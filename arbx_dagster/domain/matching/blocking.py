@@ -22,7 +22,8 @@ import polars as pl
 import scipy.sparse as sp
 from sparse_dot_topn import sp_matmul_topn
 
-from arbx_dagster.domain.matching.normalize import MIN_KEY_LEN, UNIT_TOKEN
+from arbx_dagster.domain.matching.model_codes import MIN_KEY_LEN
+from arbx_dagster.domain.matching.titles import UNIT_TOKEN
 from arbx_dagster.domain.matching.vectorize import normalize, tfidf_matrix
 
 __all__ = [

@@ -207,6 +207,16 @@ def build_outputs(
     * canonical title / model / brand / category: from the member with the best match
       probability and longest title, and the most frequent non-null values.
     """
+    members = _members(records, membership, kept)
+    product_matches = conform(members.sort("idx"), PRODUCT_MATCH_SCHEMA)
+    canonical_products = conform(_canonical_products(members), CANONICAL_PRODUCT_SCHEMA)
+    pairs = conform(_pairs_within_clusters(members, scored), MATCH_PAIR_SCHEMA)
+    return pairs, product_matches, canonical_products
+
+
+def _members(records: pl.DataFrame, membership: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
+    """Every listing with its ``cluster``, ``canonical_id`` and ``match_probability`` (its
+    best kept edge, 1.0 for singletons)."""
     best_edge = (
         pl.concat(
             [
@@ -223,24 +233,27 @@ def build_outputs(
         .join(best_edge, on="idx", how="left")
         .with_columns(pl.col("match_probability").fill_null(1.0))
     )
-    ids = canonical_ids(members)
-    members = members.join(ids, on="cluster")
-    product_matches = conform(members.sort("idx"), PRODUCT_MATCH_SCHEMA)
+    return members.join(canonical_ids(members), on="cluster")
 
-    def mode(col: str) -> pl.DataFrame:
-        """Most frequent non-null value per product (ties: longest, then smallest)."""
-        return (
-            members.drop_nulls(col)
-            .group_by("canonical_id", col)
-            .len()
-            .sort(
-                ["canonical_id", "len", pl.col(col).str.len_chars(), col],
-                descending=[False, True, True, False],
-            )
-            .unique("canonical_id", keep="first")
-            .select("canonical_id", col)
+
+def _most_frequent(members: pl.DataFrame, col: str) -> pl.DataFrame:
+    """Most frequent non-null value per product (ties: longest, then smallest)."""
+    return (
+        members.drop_nulls(col)
+        .group_by("canonical_id", col)
+        .len()
+        .sort(
+            ["canonical_id", "len", pl.col(col).str.len_chars(), col],
+            descending=[False, True, True, False],
         )
+        .unique("canonical_id", keep="first")
+        .select("canonical_id", col)
+    )
 
+
+def _canonical_products(members: pl.DataFrame) -> pl.DataFrame:
+    """One row per canonical product: the title of the member with the best match
+    probability and longest title, counts, and the most frequent brand, model, category."""
     canon = (
         members.sort(
             ["match_probability", pl.col("name").str.len_chars(), "retailer", "sku"],
@@ -255,10 +268,13 @@ def build_outputs(
         )
     )
     for col in ("brand", "model_code", "category"):
-        canon = canon.join(mode(col), on="canonical_id", how="left")
-    canon = canon.sort("canonical_id")
-    canonical_products = conform(canon, CANONICAL_PRODUCT_SCHEMA)
+        canon = canon.join(_most_frequent(members, col), on="canonical_id", how="left")
+    return canon.sort("canonical_id")
 
+
+def _pairs_within_clusters(members: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+    """Every cross-retailer pair of listings in one cluster, keyed by retailer and sku,
+    with its own score or, unscored, the weaker of the two match probabilities."""
     multi = members.filter(pl.len().over("cluster") > 1).select(
         "idx", "retailer", "sku", "cluster", "match_probability"
     )
@@ -278,17 +294,13 @@ def build_outputs(
             "probability", pl.min_horizontal("match_probability", "match_probability_r")
         )
     )
-    pairs = conform(
-        all_pairs.select(
-            pl.col("retailer").alias("left_retailer"),
-            pl.col("sku").alias("left_sku"),
-            pl.col("retailer_r").alias("right_retailer"),
-            pl.col("sku_r").alias("right_sku"),
-            "probability",
-        ).sort("left_retailer", "left_sku", "right_retailer", "right_sku"),
-        MATCH_PAIR_SCHEMA,
-    )
-    return pairs, product_matches, canonical_products
+    return all_pairs.select(
+        pl.col("retailer").alias("left_retailer"),
+        pl.col("sku").alias("left_sku"),
+        pl.col("retailer_r").alias("right_retailer"),
+        pl.col("sku_r").alias("right_sku"),
+        "probability",
+    ).sort("left_retailer", "left_sku", "right_retailer", "right_sku")
 
 
 def carry_over_canonical_ids(previous: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:

@@ -22,11 +22,10 @@ from arbx_dagster.domain.matching.evaluation import Benchmark, BenchmarkFrames, 
 from arbx_dagster.domain.matching.features import (
     FEATURE_COLUMNS,
 )
-from arbx_dagster.domain.matching.training import (
+from arbx_dagster.domain.matching.training import LABEL, TITLE_COLUMNS
+from arbx_dagster.domain.matching.training_pairs import (
     DEFAULT_SIMULATOR_PRODUCTS,
     DEFAULT_SIMULATOR_SEED,
-    LABEL,
-    TITLE_COLUMNS,
     labelled_pairs,
     simulated_listings,
 )

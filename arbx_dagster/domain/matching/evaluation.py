@@ -19,13 +19,12 @@ import polars as pl
 from sparse_dot_topn import sp_matmul_topn
 
 from arbx_dagster.domain.matching.blocking import candidate_pairs
-from arbx_dagster.domain.matching.features import (
-    BASE_FEATURES,
+from arbx_dagster.domain.matching.candidate_context import (
     CONTEXT_FEATURES,
-    PairFeaturizer,
     context_features,
     context_for_queries,
 )
+from arbx_dagster.domain.matching.features import BASE_FEATURES, PairFeaturizer
 from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
 from arbx_dagster.domain.matching.vectorize import TextVectors, text_vectors
 from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
@@ -158,53 +157,19 @@ def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
     t0 = time.perf_counter()
     pair_records = _pair_record_listings(bench)
     raw = pl.concat([bench.listings, pair_records], how="diagonal_relaxed")
-    listings = to_listing_frame(enrich_listings(raw))
-    records = matching_records(listings)
+    records = matching_records(to_listing_frame(enrich_listings(raw)))
     vectors = text_vectors(records["text"])
-    is_pair = np.arange(records.height) >= bench.listings.height
-
-    # Locate every pair record in its own catalogue.
-    retailer = records["retailer"].to_numpy()
-    twin = np.arange(records.height)
-    for side in (bench.left_retailer, bench.right_retailer):
-        rows = np.flatnonzero(is_pair & (retailer == side))
-        pool = np.flatnonzero(~is_pair & (retailer == side))
-        best, score = _nearest(vectors, rows, pool)
-        ok = (best >= 0) & (score >= TWIN_SIMILARITY)
-        twin[rows[ok]] = best[ok]
-    universe = np.flatnonzero(~is_pair | (twin == np.arange(records.height)))
+    twin, universe = _catalogue_twins(bench, records, vectors)
     seconds["vectorise"] = time.perf_counter() - t0
 
-    # The end-to-end matcher sees the catalogues only; the context of pair records that
-    # have no twin in their catalogue also needs their own neighbours there.
     t1 = time.perf_counter()
-    catalogue = records.filter(pl.col("idx") < bench.listings.height)
-    stats: dict[str, int] = {}
-    pairs = pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64})
-    pool_pairs = pairs
-    if bench.tables:
-        pairs, stats = candidate_pairs(catalogue, vectors.matrix, k=k)
-        pool_pairs = pairs.select("i", "j")
-        if len(universe) > catalogue.height:
-            in_universe = records.filter(pl.col("idx").is_in(universe.tolist()))
-            pool_pairs = candidate_pairs(in_universe, vectors.matrix, k=k)[0].select("i", "j")
+    pairs, pool_pairs, stats = _catalogue_candidates(bench, records, vectors, universe, k)
     seconds["blocking"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     featurizer = PairFeaturizer(records, vectors)
     titles = records.select("idx", "name_norm")
-    every = pl.concat([pairs.select("i", "j"), pool_pairs]).unique(maintain_order=True)
-    base = featurizer.base(every)
-    cat_base = pairs.select("i", "j").join(base, on=["i", "j"], how="left", maintain_order="left")
-    context = context_features(cat_base.select("i", "j", "cosine"), records)
-    candidates = _with_titles(
-        cat_base.join(context, on=["i", "j"], how="left", maintain_order="left").join(
-            pairs, on=["i", "j"], how="left", maintain_order="left"
-        ),
-        titles,
-    )
-    pool = pool_pairs.join(base.select("i", "j", "cosine"), on=["i", "j"], how="left")
-
+    candidates, pool = _featurised_candidates(featurizer, records, pairs, pool_pairs, titles)
     pairwise: dict[str, pl.DataFrame] = {}
     catalogue_pairs: dict[str, pl.DataFrame] = {}
     for split, frame in bench.pairs.items():
@@ -212,51 +177,12 @@ def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
             ci=pl.col("i").map_batches(lambda ids: pl.Series(twin[ids.to_numpy()])),
             cj=pl.col("j").map_batches(lambda ids: pl.Series(twin[ids.to_numpy()])),
         )
-        own_base = featurizer.base(twins.select("i", "j"))
-        if not bench.tables:
-            no_context = pl.DataFrame(
-                {name: np.full(twins.height, np.nan) for name in CONTEXT_FEATURES}
+        if bench.tables:
+            pairwise[split], catalogue_pairs[split] = _pairs_in_context(
+                featurizer, twins, pool, records, titles
             )
-            pairwise[split] = _with_titles(
-                pl.concat(
-                    [
-                        own_base.select(*BASE_FEATURES),
-                        no_context,
-                        twins.select("i", "j", "ci", "cj", "label"),
-                    ],
-                    how="horizontal",
-                ),
-                titles,
-            )
-            continue
-        # Context: each pair inserted alone among the catalogue candidates of its twins.
-        query = twins.select(pl.col("ci").alias("i"), pl.col("cj").alias("j"))
-        catalogue_base = featurizer.base(query)
-        query_context = context_for_queries(
-            catalogue_base.select("i", "j", "cosine"), pool, records
-        )
-        pairwise[split] = _with_titles(
-            pl.concat(
-                [
-                    own_base.select(*BASE_FEATURES),
-                    query_context.select(*CONTEXT_FEATURES),
-                    twins.select("i", "j", "ci", "cj", "label"),
-                ],
-                how="horizontal",
-            ),
-            titles,
-        )
-        catalogue_pairs[split] = _with_titles(
-            pl.concat(
-                [
-                    catalogue_base.select("i", "j", *BASE_FEATURES),
-                    query_context.select(*CONTEXT_FEATURES),
-                    twins.select("label"),
-                ],
-                how="horizontal",
-            ),
-            titles,
-        )
+        else:
+            pairwise[split] = _pairs_without_context(featurizer, twins, titles)
     seconds["features"] = time.perf_counter() - t2
     return BenchmarkFrames(
         records,
@@ -269,6 +195,128 @@ def benchmark_frames(bench: Benchmark, *, k: int = 5) -> BenchmarkFrames:
         catalogue_pairs,
         seconds,
     )
+
+
+def _catalogue_twins(
+    bench: Benchmark, records: pl.DataFrame, vectors: TextVectors
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(twin, universe)``: per record, the catalogue row a pair record was derived from
+    (its own id when it has none, and for catalogue rows), and the ids of the catalogue
+    rows plus the pair records without a twin."""
+    is_pair = np.arange(records.height) >= bench.listings.height
+    retailer = records["retailer"].to_numpy()
+    twin = np.arange(records.height)
+    for side in (bench.left_retailer, bench.right_retailer):
+        rows = np.flatnonzero(is_pair & (retailer == side))
+        pool = np.flatnonzero(~is_pair & (retailer == side))
+        best, score = _nearest(vectors, rows, pool)
+        ok = (best >= 0) & (score >= TWIN_SIMILARITY)
+        twin[rows[ok]] = best[ok]
+    universe = np.flatnonzero(~is_pair | (twin == np.arange(records.height)))
+    return twin, universe
+
+
+def _catalogue_candidates(
+    bench: Benchmark,
+    records: pl.DataFrame,
+    vectors: TextVectors,
+    universe: np.ndarray,
+    k: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """``(pairs, pool_pairs, stats)``: the blocker's candidates over the catalogues (what
+    the end-to-end matcher sees) and the pool pair contexts are computed in, which also
+    holds the neighbours of the pair records that have no twin in their catalogue."""
+    pairs = pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64})
+    if not bench.tables:
+        return pairs, pairs, {}
+    catalogue = records.filter(pl.col("idx") < bench.listings.height)
+    pairs, stats = candidate_pairs(catalogue, vectors.matrix, k=k)
+    pool_pairs = pairs.select("i", "j")
+    if len(universe) > catalogue.height:
+        in_universe = records.filter(pl.col("idx").is_in(universe.tolist()))
+        pool_pairs = candidate_pairs(in_universe, vectors.matrix, k=k)[0].select("i", "j")
+    return pairs, pool_pairs, stats
+
+
+def _featurised_candidates(
+    featurizer: PairFeaturizer,
+    records: pl.DataFrame,
+    pairs: pl.DataFrame,
+    pool_pairs: pl.DataFrame,
+    titles: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(candidates, pool)``: the catalogue candidates with their full feature rows
+    (context from the candidates themselves) and titles, and the pool's ``i, j, cosine``."""
+    every = pl.concat([pairs.select("i", "j"), pool_pairs]).unique(maintain_order=True)
+    base = featurizer.base(every)
+    cat_base = pairs.select("i", "j").join(base, on=["i", "j"], how="left", maintain_order="left")
+    context = context_features(cat_base.select("i", "j", "cosine"), records)
+    candidates = _with_titles(
+        cat_base.join(context, on=["i", "j"], how="left", maintain_order="left").join(
+            pairs, on=["i", "j"], how="left", maintain_order="left"
+        ),
+        titles,
+    )
+    pool = pool_pairs.join(base.select("i", "j", "cosine"), on=["i", "j"], how="left")
+    return candidates, pool
+
+
+def _pairs_without_context(
+    featurizer: PairFeaturizer, twins: pl.DataFrame, titles: pl.DataFrame
+) -> pl.DataFrame:
+    """A split's labelled pairs scored on their own text, context NaN (no catalogue)."""
+    own_base = featurizer.base(twins.select("i", "j"))
+    no_context = pl.DataFrame({name: np.full(twins.height, np.nan) for name in CONTEXT_FEATURES})
+    return _with_titles(
+        pl.concat(
+            [
+                own_base.select(*BASE_FEATURES),
+                no_context,
+                twins.select("i", "j", "ci", "cj", "label"),
+            ],
+            how="horizontal",
+        ),
+        titles,
+    )
+
+
+def _pairs_in_context(
+    featurizer: PairFeaturizer,
+    twins: pl.DataFrame,
+    pool: pl.DataFrame,
+    records: pl.DataFrame,
+    titles: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(pairwise, catalogue_pairs)`` of one split: its labelled pairs scored on their own
+    text, and located in the catalogues (twin rows, catalogue text); both with the context
+    of each pair inserted alone among the catalogue candidates of its twins."""
+    own_base = featurizer.base(twins.select("i", "j"))
+    query = twins.select(pl.col("ci").alias("i"), pl.col("cj").alias("j"))
+    catalogue_base = featurizer.base(query)
+    query_context = context_for_queries(catalogue_base.select("i", "j", "cosine"), pool, records)
+    pairwise = _with_titles(
+        pl.concat(
+            [
+                own_base.select(*BASE_FEATURES),
+                query_context.select(*CONTEXT_FEATURES),
+                twins.select("i", "j", "ci", "cj", "label"),
+            ],
+            how="horizontal",
+        ),
+        titles,
+    )
+    catalogue_pairs = _with_titles(
+        pl.concat(
+            [
+                catalogue_base.select("i", "j", *BASE_FEATURES),
+                query_context.select(*CONTEXT_FEATURES),
+                twins.select("label"),
+            ],
+            how="horizontal",
+        ),
+        titles,
+    )
+    return pairwise, catalogue_pairs
 
 
 def _locate(

@@ -33,8 +33,8 @@ from arbx_dagster.domain.matching.training import (
     ModelSettings,
     TrainedPairModel,
     _digest,
-    labelled_pairs,
 )
+from arbx_dagster.domain.matching.training_pairs import labelled_pairs
 from arbx_dagster.domain.matching.transfer import (
     TRANSFER_SETTINGS,
     fit_weighted,
@@ -108,7 +108,7 @@ def load_model(
     labels: pl.DataFrame | None = None, *, directory: Path = MODEL_DIR
 ) -> TrainedPairModel:
     """The shipped model; with ``labels`` (labelled pair rows: ``CORPUS_SCHEMA`` features
-    and ``label``, e.g. ``training.labelled_pairs(listings, labels=...)``), adapted to
+    and ``label``, e.g. ``training_pairs.labelled_pairs(listings, labels=...)``), adapted to
     them. The same inputs always give the same model and version."""
     recipe = read_recipe(directory)
     if labels is None or labels.height == 0:
@@ -159,7 +159,7 @@ def pipeline_model(
     directory: Path = MODEL_DIR,
 ) -> TrainedPairModel:
     """The model the pipeline's ``product_matches`` uses: the shipped model, adapted to
-    the pairs users labelled (``training.LABEL_SCHEMA``), featurised against the current
+    the pairs users labelled (``training_pairs.LABEL_SCHEMA``), featurised against the current
     enriched ``listings`` (labels on listings that are gone are skipped)."""
     if labels is None or labels.height == 0 or listings is None or listings.height == 0:
         return load_model(directory=directory)

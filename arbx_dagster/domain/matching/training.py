@@ -7,11 +7,9 @@ data and the settings (same data + same settings = same version). It satisfies t
 ``PairScorer`` protocol, so ``match_listings(listings, scorer=model)`` uses it directly;
 ``to_bytes`` / ``from_bytes`` let an asset store keep it.
 
-``labelled_pairs`` turns listings into training rows: the candidate pairs the blocker
-proposes, labelled from a ground truth (a simulated market's: realistic hard negatives,
-siblings that differ by size, capacity, colour or generation) and the pairs users
-confirmed or rejected, featurised against the current listings. The model the pipeline
-uses is built from such rows and public benchmarks by ``transfer`` / ``shipped``.
+The rows it is trained on come from ``training_pairs`` (simulated markets and user
+decisions) and public benchmarks; the model the pipeline uses is built from them by
+``transfer`` / ``shipped``.
 """
 
 from __future__ import annotations
@@ -26,26 +24,13 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from arbx_dagster.domain.matching.blocking import (
-    DEFAULT_NEIGHBOURS,
-    candidate_pairs,
-    keyed_pairs,
-)
-from arbx_dagster.domain.matching.blocks import assign_blocks
 from arbx_dagster.domain.matching.conflicts import cap_conflicts
-from arbx_dagster.domain.matching.features import (
-    FEATURE_COLUMNS,
-    PairFeaturizer,
-    context_for_queries,
-)
-from arbx_dagster.domain.matching.normalize import enrich_listings, matching_records
+from arbx_dagster.domain.matching.features import FEATURE_COLUMNS
 from arbx_dagster.domain.matching.tokens import (
     TokenEvidence,
     fit_token_evidence,
     out_of_fold_scores,
 )
-from arbx_dagster.domain.matching.vectorize import text_vectors
-from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 
 if TYPE_CHECKING:  # scikit-learn is imported where models are fit (it loads for seconds)
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -55,16 +40,7 @@ LABEL = "label"
 # Gradient boosting runs single-threaded: its OpenMP loops synchronise per tree node, and
 # on a small machine shared with Polars and other jobs two threads were 10-20x slower
 # than one (measured: 35 s vs 2 s for 6k pairs).
-# The labelled-pairs frame (``storage.labels.read_labels``) as the trainer reads it.
-LABEL_SCHEMA: dict[str, pl.DataType] = {
-    "left_retailer": pl.String(),
-    "left_sku": pl.String(),
-    "right_retailer": pl.String(),
-    "right_sku": pl.String(),
-    "is_match": pl.Boolean(),
-}
-DEFAULT_SIMULATOR_SEED = 1009  # not a market the demo (7) or the tests use
-DEFAULT_SIMULATOR_PRODUCTS = 1500
+
 # The pipeline's model never looks at prices: a price gap is exactly what ArbX is looking
 # for, so it must not argue against two listings being the same product.
 PRICE_FEATURES = ("price_ratio",)
@@ -311,39 +287,13 @@ def train_pair_model(
         raise ValueError("training pairs need both matches and non-matches")
     words = None
     if tokens:
-        y_all = train[LABEL].cast(pl.Int64).to_numpy()
-        left, right = train["left_title"], train["right_title"]
-        words = fit_token_evidence(left, right, y_all)
-        oof = out_of_fold_scores(left, right, y_all, seed=seed)
-        train = train.with_columns(token_evidence=pl.Series(oof, dtype=pl.Float64))
-        valid = with_token_evidence(valid, words)
+        train, valid, words = _with_learned_tokens(train, valid, seed)
         columns = tuple(dict.fromkeys((*columns, "token_evidence")))
     use = usable_columns(train, columns)
-    fit_rows = train
-    if weight:
-        # Integer weights as repeated rows: scikit-learn's weighted binning is >10x slower.
-        repeats = train[weight].cast(pl.Float64).round(0).clip(lower_bound=1).cast(pl.Int64)
-        fit_rows = (
-            train.select(*use, LABEL)
-            .with_columns(repeats.alias("_n"))
-            .select(pl.all().exclude("_n").repeat_by(pl.col("_n")).explode())
-        )
+    fit_rows = _weighted_rows(train, use, weight)
     x = fit_rows.select(use).cast(pl.Float64).to_numpy()
     y = fit_rows[LABEL].cast(pl.Int64).to_numpy()
-    base = _classifier(settings, seed)
-    folds = settings.calibration_folds
-    if folds > 1 and int(y.sum()) >= folds and int((1 - y).sum()) >= folds:
-        from sklearn.calibration import CalibratedClassifierCV
-        from sklearn.model_selection import StratifiedKFold
-
-        model = CalibratedClassifierCV(
-            base,
-            method="sigmoid",
-            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-            ensemble=settings.calibration_ensemble,
-        )
-    else:
-        model = base
+    model = _calibrated_classifier(settings, seed, y)
     with threadpool_limits(1, user_api="openmp"):
         model.fit(x, y)
     scorer = TrainedPairModel(model, use, 0.5, {}, "", settings, tokens=words)
@@ -355,7 +305,64 @@ def train_pair_model(
         "valid_pairs": float(valid.height),
         "valid_matches": float(valid[LABEL].cast(pl.Int64).sum()),
     }
-    version = (
+    version = _model_version(train, valid, use, weight, settings, seed)
+    return TrainedPairModel(model, use, threshold, metrics, version, settings, tokens=words)
+
+
+def _with_learned_tokens(
+    train: pl.DataFrame, valid: pl.DataFrame, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, TokenEvidence]:
+    """Word weights learned from the training pairs' titles; ``token_evidence`` out of
+    fold on ``train`` and from those weights on ``valid``."""
+    y_all = train[LABEL].cast(pl.Int64).to_numpy()
+    left, right = train["left_title"], train["right_title"]
+    words = fit_token_evidence(left, right, y_all)
+    oof = out_of_fold_scores(left, right, y_all, seed=seed)
+    train = train.with_columns(token_evidence=pl.Series(oof, dtype=pl.Float64))
+    return train, with_token_evidence(valid, words), words
+
+
+def _weighted_rows(train: pl.DataFrame, use: tuple[str, ...], weight: str | None) -> pl.DataFrame:
+    """The rows the classifier is fit on: ``train``, each row repeated ``weight`` times."""
+    if not weight:
+        return train
+    # Integer weights as repeated rows: scikit-learn's weighted binning is >10x slower.
+    repeats = train[weight].cast(pl.Float64).round(0).clip(lower_bound=1).cast(pl.Int64)
+    return (
+        train.select(*use, LABEL)
+        .with_columns(repeats.alias("_n"))
+        .select(pl.all().exclude("_n").repeat_by(pl.col("_n")).explode())
+    )
+
+
+def _calibrated_classifier(settings: ModelSettings, seed: int, y: np.ndarray) -> Any:
+    """The classifier, wrapped in sigmoid calibration on ``calibration_folds`` folds when
+    both classes of ``y`` have at least that many pairs."""
+    base = _classifier(settings, seed)
+    folds = settings.calibration_folds
+    if folds > 1 and int(y.sum()) >= folds and int((1 - y).sum()) >= folds:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.model_selection import StratifiedKFold
+
+        return CalibratedClassifierCV(
+            base,
+            method="sigmoid",
+            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            ensemble=settings.calibration_ensemble,
+        )
+    return base
+
+
+def _model_version(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    use: tuple[str, ...],
+    weight: str | None,
+    settings: ModelSettings,
+    seed: int,
+) -> str:
+    """``pm-`` and a digest of the training data, the settings and the library version."""
+    return (
         "pm-"
         + _digest(
             train.select(*use, LABEL, *([weight] if weight else [])),
@@ -367,7 +374,6 @@ def train_pair_model(
             FORMAT,
         )[:16]
     )
-    return TrainedPairModel(model, use, threshold, metrics, version, settings, tokens=words)
 
 
 def _holdout(frame: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -380,182 +386,3 @@ def _holdout(frame: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame
         held = set(ids[np.random.default_rng(seed).random(len(ids)) < 0.2].tolist())
         mask = frame[key].is_in(list(held)).to_numpy()
     return frame.filter(~pl.Series(mask)), frame.filter(pl.Series(mask))
-
-
-# --- training pairs for the pipeline ------------------------------------------------------
-
-
-def labelled_pairs(
-    listings: pl.DataFrame,
-    *,
-    truth: pl.DataFrame | None = None,
-    labels: pl.DataFrame | None = None,
-    k: int = DEFAULT_NEIGHBOURS,
-) -> pl.DataFrame:
-    """Feature rows with ``label`` for training, from one set of enriched listings.
-
-    * ``truth`` (``retailer, sku, true_product_id``): every candidate pair the blocker
-      proposes is labelled 1 when both listings are the same true product, else 0;
-    * ``labels`` (``LABEL_SCHEMA``: user decisions): those pairs are added (or override
-      the truth) with their own label and ``source = 'user'``, featurised against these
-      listings (their context: inserted alone among the blocker's candidates).
-
-    Pairs are featurised inside their match block, as the pipeline matches them
-    (``engine.match_by_block``: small catalogues, like the simulated training markets,
-    are one block). Returns ``FEATURE_COLUMNS``, ``label``, ``source``, the pair's
-    listing keys and titles (``TITLE_COLUMNS``); pairs whose listings are not in
-    ``listings``, or lie in two different match blocks (the matcher never compares
-    those), are skipped.
-    """
-    records = matching_records(listings.sort("retailer", "sku"))
-    keys = records.select("idx", "retailer", "sku")
-    block_of = assign_blocks(records)
-    user = _user_pairs(records, labels)
-    out = []
-    every_candidate = []
-    # Featurised block by block, as the pipeline matches (``engine.match_by_block``).
-    blocked = records.with_columns(block=block_of)
-    for _, members in blocked.group_by("block", maintain_order=True):
-        part = members.drop("block")
-        local = part.with_columns(idx=pl.int_range(pl.len(), dtype=pl.Int64))
-        to_global = part["idx"].to_numpy()
-        vectors = text_vectors(local["text"])
-        pairs, _ = candidate_pairs(local, vectors.matrix, k=k, catalogue_size=records.height)
-        featurizer = PairFeaturizer(local, vectors)
-        candidates = _to_global(featurizer.features(pairs.select("i", "j")), to_global)
-        every_candidate.append(candidates.select("i", "j", "cosine"))
-        if truth is not None:
-            out.append(_truth_labels(candidates, keys, truth))
-        mine = _to_local(user, to_global)
-        if mine.height:
-            base = featurizer.base(mine.select("i", "j"))
-            context = context_for_queries(
-                base.select("i", "j", "cosine"),
-                _to_local(candidates, to_global).select("i", "j", "cosine"),
-                local,
-            )
-            rows = pl.concat(
-                [_to_global(base, to_global), context.drop("i", "j"), mine.select(LABEL)],
-                how="horizontal",
-            ).with_columns(pl.lit("user").alias("source"))
-            out.append(rows)
-    done = [f.filter(pl.col("source") == "user").select("i", "j") for f in out]
-    across = user.join(pl.concat(done), on=["i", "j"], how="anti") if done else user
-    if across.height:
-        # A user may join listings of two blocks (a product filed on an unusual shelf):
-        # featurised against the whole catalogue, so the decision is never lost.
-        vectors = text_vectors(records["text"])
-        base = PairFeaturizer(records, vectors).base(across.select("i", "j"))
-        known = pl.concat(every_candidate) if every_candidate else base.select("i", "j", "cosine")
-        context = context_for_queries(base.select("i", "j", "cosine"), known, records)
-        out.append(
-            pl.concat(
-                [base, context.drop("i", "j"), across.select(LABEL)], how="horizontal"
-            ).with_columns(pl.lit("user").alias("source"))
-        )
-    if not out:
-        return pl.DataFrame(
-            schema={"i": pl.Int64, "j": pl.Int64}
-            | dict.fromkeys(FEATURE_COLUMNS, pl.Float64)
-            | {LABEL: pl.Int8, "source": pl.String}
-        )
-    frame = pl.concat(out, how="diagonal_relaxed")
-    # a user's decision overrides the simulator's label of the same pair
-    frame = frame.sort(pl.col("source") == "user", descending=True).unique(
-        ["i", "j"], keep="first", maintain_order=True
-    )
-    named = records.select("idx", "retailer", "sku", "name_norm")
-    return frame.join(
-        named.rename(
-            {"idx": "i", "retailer": "left_retailer", "sku": "left_sku", "name_norm": "left_title"}
-        ),
-        on="i",
-    ).join(
-        named.rename(
-            {
-                "idx": "j",
-                "retailer": "right_retailer",
-                "sku": "right_sku",
-                "name_norm": "right_title",
-            }
-        ),
-        on="j",
-    )
-
-
-def _to_global(frame: pl.DataFrame, to_global: np.ndarray) -> pl.DataFrame:
-    """Block-local ``i, j`` to the catalogue's ``idx``."""
-    lookup = pl.Series(to_global)
-    return frame.with_columns(
-        i=lookup.gather(frame["i"].to_numpy()), j=lookup.gather(frame["j"].to_numpy())
-    )
-
-
-def _to_local(frame: pl.DataFrame, to_global: np.ndarray) -> pl.DataFrame:
-    """The rows of ``frame`` (catalogue ``i, j``) inside one block, with block-local ids."""
-    local = pl.DataFrame({"g": to_global, "l": np.arange(len(to_global))})
-    return (
-        frame.join(local.rename({"g": "i", "l": "li"}), on="i")
-        .join(local.rename({"g": "j", "l": "lj"}), on="j")
-        .with_columns(i=pl.col("li"), j=pl.col("lj"))
-        .drop("li", "lj")
-    )
-
-
-def _truth_labels(
-    candidates: pl.DataFrame, keys: pl.DataFrame, truth: pl.DataFrame
-) -> pl.DataFrame:
-    """Candidates labelled 1 when both listings are the same true product, else 0."""
-    pid = keys.join(
-        truth.select("retailer", "sku", "true_product_id"), on=["retailer", "sku"], how="left"
-    ).select("idx", "true_product_id")
-    return (
-        candidates.join(pid.rename({"idx": "i", "true_product_id": "pi"}), on="i", how="left")
-        .join(pid.rename({"idx": "j", "true_product_id": "pj"}), on="j", how="left")
-        .with_columns(
-            pl.when(pl.col("pi").is_null() | pl.col("pj").is_null())
-            .then(None)
-            .otherwise((pl.col("pi") == pl.col("pj")).cast(pl.Int8))
-            .alias(LABEL),
-            pl.lit("simulator").alias("source"),
-        )
-        .drop_nulls(LABEL)
-        .drop("pi", "pj")
-    )
-
-
-def _user_pairs(records: pl.DataFrame, labels: pl.DataFrame | None) -> pl.DataFrame:
-    """User labels as ``i, j, label`` over ``records`` (smaller retailer on the ``i`` side)."""
-    if labels is None or labels.height == 0:
-        return pl.DataFrame(schema={"i": pl.Int64, "j": pl.Int64, LABEL: pl.Int8})
-    return (
-        keyed_pairs(records, labels.select(*LABEL_SCHEMA))
-        .select("i", "j", pl.col("is_match").cast(pl.Int8).alias(LABEL))
-        .unique(["i", "j"], keep="last")
-    )
-
-
-def simulated_listings(
-    seed: int, n_products: int = DEFAULT_SIMULATOR_PRODUCTS
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(listings, truth)`` of a one-day simulated market, enriched as the pipeline does."""
-    from arbx_dagster.domain.simulator import SimulatorConfig, simulate_market
-
-    market = simulate_market(
-        SimulatorConfig(
-            seed=seed,
-            n_products=n_products,
-            days=1,
-            glitch_rate=0.0,
-            gap_rate=0.0,
-            malformed_rate=0.0,
-            late_listing_rate=0.0,
-        )
-    )
-    latest = (
-        market.observations.filter(pl.col("name").is_not_null())
-        .sort("observed_at")
-        .unique(["retailer", "sku"], keep="last", maintain_order=True)
-    )
-    listings = conform(enrich_listings(latest), LISTING_SCHEMA)
-    return listings, market.truth_listings

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from arbx_dagster.domain.matching.features import CONTEXT_FEATURES
+from arbx_dagster.domain.matching.candidate_context import CONTEXT_FEATURES
 from arbx_dagster.domain.matching.training import (
     LABEL,
     PIPELINE_COLUMNS,
