@@ -19,18 +19,14 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.bench.glitches import (
-    OBSERVATION,
-    Counts,
-    load_series,
-    predict_series,
-    series_counts,
-)
+from arbx_dagster.bench.counts import Counts
 from arbx_dagster.bench.retail_market import (
     RetailMarket,
     generate_retail_market,
     scenario_configs,
 )
+from arbx_dagster.bench.series_bench import OBSERVATION, predict_series, series_counts
+from arbx_dagster.bench.series_file import load_series
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 

@@ -5,7 +5,7 @@ the simulator's (planted glitches, gaps and real promotions) and an independent 
 generator's (permanent level shifts then promotions, multi-day and first-day glitches,
 event days, card-only dips, stock-outs, price matching). With ``--series FILE.csv`` it
 scores the glitch detector on the user's own labelled price series. Method and definitions:
-``arbx_dagster/bench/glitches.py`` and ``arbx_dagster/bench/retail_bench.py``.
+``arbx_dagster/bench/glitches.py``, ``series_bench.py`` and ``retail_bench.py``.
 """
 
 from __future__ import annotations
@@ -122,8 +122,10 @@ def glitches_command(
 ) -> None:
     """Precision and recall of glitch (and spread) detection against ground truth, per
     scenario."""
-    from arbx_dagster.bench.glitches import SeriesError, run_series, run_simulated
+    from arbx_dagster.bench.glitches import run_simulated
     from arbx_dagster.bench.retail_bench import run_retail
+    from arbx_dagster.bench.series_bench import run_series
+    from arbx_dagster.bench.series_file import SeriesError
 
     console = Console(stderr=json_out is not None and str(json_out) == "-")
     try:

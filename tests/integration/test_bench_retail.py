@@ -13,7 +13,6 @@ import typer
 from typer.testing import CliRunner
 
 from arbx_dagster.bench import retail_market
-from arbx_dagster.bench.glitches import load_series, score_series
 from arbx_dagster.bench.retail_bench import run_retail, write_series
 from arbx_dagster.bench.retail_market import (
     SCENARIOS,
@@ -21,6 +20,8 @@ from arbx_dagster.bench.retail_market import (
     generate_retail_market,
     scenario_configs,
 )
+from arbx_dagster.bench.series_bench import score_series
+from arbx_dagster.bench.series_file import load_series
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import EventCalendar
