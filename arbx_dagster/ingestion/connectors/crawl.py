@@ -45,7 +45,8 @@ from arbx_dagster.ingestion.records import (
     normalize,
     to_text,
 )
-from arbx_dagster.ingestion.sources import HttpSource, Pagination
+from arbx_dagster.ingestion.source_pages import Pagination
+from arbx_dagster.ingestion.sources import HttpSource
 from arbx_dagster.ingestion.stats import FetchStats
 
 log = logging.getLogger(__name__)
