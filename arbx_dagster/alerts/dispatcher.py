@@ -44,7 +44,7 @@ from arbx_dagster.alerts.policy import (
 )
 from arbx_dagster.alerts.rules import REFIRE_DROP
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.glitches import must_confirm
+from arbx_dagster.domain.glitch_confirmation import must_confirm
 from arbx_dagster.storage.cache import CacheError
 
 ERROR_COOLDOWN_SECONDS = 3600  # the same system error is sent at most once an hour
@@ -138,7 +138,7 @@ class AlertDispatcher:
 
         Expired rows are ignored. A high-severity glitch, or a pack-size or currency one,
         alerts only once re-fetched and confirmed: its id must be in ``confirmed`` (see
-        ``glitches.must_confirm`` and ``glitches.confirm_glitches``).
+        ``glitch_confirmation.must_confirm`` and ``glitch_confirmation.confirm_glitches``).
         """
         started = time.perf_counter()
         report = DispatchReport()

@@ -187,6 +187,119 @@ def _in_scope() -> pl.Expr:
     ).fill_null(False)
 
 
+def _rule_price(offer: str, card: str) -> pl.Expr:
+    """A rule's price of a listing: the offer, or the lower card price when the rule includes
+    card prices (a price of 0 or less is not shown)."""
+    shown_offer = pl.when(pl.col(offer) > 0).then(pl.col(offer))
+    shown_card = pl.when(pl.col("include_card") & (pl.col(card) > 0)).then(pl.col(card))
+    return pl.min_horizontal(shown_offer, shown_card)
+
+
+def _enabled_rules(rules: list[WatchRule] | pl.DataFrame) -> pl.DataFrame:
+    """The enabled rules as a frame (``WATCH_RULE_SCHEMA``)."""
+    frame = rules if isinstance(rules, pl.DataFrame) else rules_frame(rules)
+    return frame.filter(pl.col("enabled").fill_null(True))
+
+
+def _current_listings(listings: pl.DataFrame, now: datetime) -> pl.LazyFrame:
+    """Listings with every column scoping needs, and the day their price is of."""
+    current = listings.lazy()
+    if "canonical_id" not in listings.columns:
+        current = current.with_columns(canonical_id=pl.lit(None, dtype=pl.String))
+    if "is_first_party" not in listings.columns:
+        current = current.with_columns(is_first_party=pl.lit(None, dtype=pl.Boolean))
+    return current.with_columns(current_day=market_day(pl.col("last_seen")).fill_null(day_of(now)))
+
+
+def _rule_listing_pairs(rules: pl.DataFrame, current: pl.LazyFrame) -> pl.LazyFrame:
+    """Every (rule, listing in its scope), with the rule's ``price`` of the listing and a
+    ``pair`` number; a rule's ``days`` defaults by kind."""
+    renamed = (
+        rules.with_columns(
+            days=pl.coalesce(
+                pl.col("days"),
+                pl.col("kind").replace_strict(DEFAULT_DAYS, default=None, return_dtype=pl.Int32),
+            )
+        )
+        .lazy()
+        .select(
+            "rule_id",
+            "owner",
+            "first_party_only",
+            "include_card",
+            "target_price",
+            "pct",
+            "days",
+            rule_kind="kind",
+            rule_canonical_id="canonical_id",
+            rule_retailers="retailers",
+            rule_sku="sku",
+            rule_category="category",
+        )
+    )
+    return (
+        renamed.join(current, how="cross")
+        .filter(_in_scope())
+        .with_columns(price=_rule_price("price_offer", "price_card"), pair=pl.int_range(pl.len()))
+    )
+
+
+def _past_closes(pairs: pl.LazyFrame, history: pl.DataFrame) -> pl.LazyFrame:
+    """History of each pair, from the closes before its current day: whether it was in stock
+    at the previous close, and the highest and lowest price of the rule's window."""
+    return (
+        pairs.select("pair", "retailer", "sku", "current_day", "days", "include_card")
+        .join(history.lazy(), on=["retailer", "sku"], how="inner")
+        .filter(pl.col("day") < pl.col("current_day"))
+        .with_columns(
+            past_price=_rule_price("price_offer", "price_card"),
+            in_window=pl.col("day") >= pl.col("current_day") - pl.duration(days=pl.col("days")),
+        )
+        .group_by("pair")
+        .agg(
+            previous_in_stock=pl.col("in_stock").sort_by("day").last(),
+            high=pl.col("past_price").filter(pl.col("in_window")).max(),
+            low=pl.col("past_price").filter(pl.col("in_window")).min(),
+        )
+    )
+
+
+def _drop_pct() -> pl.Expr:
+    """How far the price is below the window's high, in percent."""
+    return 100 * (1 - pl.col("price") / pl.col("high"))
+
+
+def _fires() -> pl.Expr:
+    """Whether a pair's rule holds now (each kind's condition, in stock)."""
+    in_stock = pl.col("in_stock").fill_null(False)
+    price, kind = pl.col("price"), pl.col("rule_kind")
+    return (
+        pl.when(kind == "target_price")
+        .then(in_stock & (price <= pl.col("target_price")))
+        .when(kind == "pct_drop")
+        .then(in_stock & (_drop_pct() >= pl.col("pct")))
+        .when(kind == "lowest_in_days")
+        .then(in_stock & (price < pl.col("low")))
+        .otherwise(in_stock & (pl.col("previous_in_stock") == False))  # noqa: E712
+    ).fill_null(False)
+
+
+def _rearms() -> pl.Expr:
+    """Whether a pair's rule is false by the ``REARM_BAND`` margin (or out of stock)."""
+    in_stock = pl.col("in_stock").fill_null(False)
+    price, kind = pl.col("price"), pl.col("rule_kind")
+    clear = 1 + REARM_BAND
+    return (
+        pl.when(kind == "target_price")
+        .then(~in_stock | (price > pl.col("target_price") * clear))
+        .when(kind == "pct_drop")
+        .then(~in_stock | (_drop_pct() < pl.col("pct") - 100 * REARM_BAND))
+        .when(kind == "lowest_in_days")
+        .then(~in_stock | (price > pl.col("low") * clear))
+        .otherwise(~in_stock)
+    ).fill_null(False)
+
+
 def evaluate_watch_rules(
     rules: list[WatchRule] | pl.DataFrame,
     listings: pl.DataFrame,
@@ -200,95 +313,17 @@ def evaluate_watch_rules(
     ``history``: ``PRICE_HISTORY_SCHEMA`` closes (the window is the days before each
     listing's current day). Vectorised: rules x listings are filtered by scope in one join.
     """
-    frame = rules if isinstance(rules, pl.DataFrame) else rules_frame(rules)
-    frame = frame.filter(pl.col("enabled").fill_null(True))
-    if frame.is_empty() or listings.is_empty():
+    enabled = _enabled_rules(rules)
+    if enabled.is_empty() or listings.is_empty():
         return pl.DataFrame(schema=WATCH_HIT_SCHEMA)
-    frame = frame.with_columns(
-        days=pl.coalesce(
-            pl.col("days"),
-            pl.col("kind").replace_strict(DEFAULT_DAYS, default=None, return_dtype=pl.Int32),
-        )
-    )
-    current = listings.lazy()
-    if "canonical_id" not in listings.columns:
-        current = current.with_columns(canonical_id=pl.lit(None, dtype=pl.String))
-    if "is_first_party" not in listings.columns:
-        current = current.with_columns(is_first_party=pl.lit(None, dtype=pl.Boolean))
-    current = current.with_columns(
-        current_day=market_day(pl.col("last_seen")).fill_null(day_of(now))
-    )
-    renamed = frame.lazy().select(
-        "rule_id",
-        "owner",
-        "first_party_only",
-        "include_card",
-        "target_price",
-        "pct",
-        "days",
-        rule_kind="kind",
-        rule_canonical_id="canonical_id",
-        rule_retailers="retailers",
-        rule_sku="sku",
-        rule_category="category",
-    )
-    offer = pl.when(pl.col("price_offer") > 0).then(pl.col("price_offer"))
-    card = pl.when(pl.col("include_card") & (pl.col("price_card") > 0)).then(pl.col("price_card"))
-    pairs = (
-        renamed.join(current, how="cross")
-        .filter(_in_scope())
-        .with_columns(price=pl.min_horizontal(offer, card), pair=pl.int_range(pl.len()))
-    )
-    # History of each pair: the previous close, and the window's high and low.
-    past = (
-        pairs.select("pair", "retailer", "sku", "current_day", "days", "include_card")
-        .join(history.lazy(), on=["retailer", "sku"], how="inner")
-        .filter(pl.col("day") < pl.col("current_day"))
-        .with_columns(
-            past_price=pl.min_horizontal(
-                pl.when(pl.col("price_offer") > 0).then(pl.col("price_offer")),
-                pl.when(pl.col("include_card") & (pl.col("price_card") > 0)).then(
-                    pl.col("price_card")
-                ),
-            ),
-            in_window=pl.col("day") >= pl.col("current_day") - pl.duration(days=pl.col("days")),
-        )
-        .group_by("pair")
-        .agg(
-            previous_in_stock=pl.col("in_stock").sort_by("day").last(),
-            high=pl.col("past_price").filter(pl.col("in_window")).max(),
-            low=pl.col("past_price").filter(pl.col("in_window")).min(),
-        )
-    )
-    in_stock = pl.col("in_stock").fill_null(False)
-    price = pl.col("price")
-    drop = 100 * (1 - price / pl.col("high"))
+    pairs = _rule_listing_pairs(enabled, _current_listings(listings, now))
     kind = pl.col("rule_kind")
-    hit = (
-        pl.when(kind == "target_price")
-        .then(in_stock & (price <= pl.col("target_price")))
-        .when(kind == "pct_drop")
-        .then(in_stock & (drop >= pl.col("pct")))
-        .when(kind == "lowest_in_days")
-        .then(in_stock & (price < pl.col("low")))
-        .otherwise(in_stock & (pl.col("previous_in_stock") == False))  # noqa: E712
-    ).fill_null(False)
-    clear = 1 + REARM_BAND
-    rearm = (
-        pl.when(kind == "target_price")
-        .then(~in_stock | (price > pl.col("target_price") * clear))
-        .when(kind == "pct_drop")
-        .then(~in_stock | (drop < pl.col("pct") - 100 * REARM_BAND))
-        .when(kind == "lowest_in_days")
-        .then(~in_stock | (price > pl.col("low") * clear))
-        .otherwise(~in_stock)
-    ).fill_null(False)
     hits = (
-        pairs.join(past, on="pair", how="left")
+        pairs.join(_past_closes(pairs, history), on="pair", how="left")
         .with_columns(
-            hit=hit,
-            rearm=rearm,
-            drop_pct=drop,
+            hit=_fires(),
+            rearm=_rearms(),
+            drop_pct=_drop_pct(),
             reference_price=pl.when(kind == "pct_drop")
             .then(pl.col("high"))
             .when(kind == "lowest_in_days")

@@ -1,4 +1,4 @@
-"""``arbx bench glitches`` on the independent retail generator (``retail_market.py``).
+"""``arbx bench glitches`` on the independent retail generator (``retail_market/``).
 
 Each scenario's market goes through the very path a user's file takes: it is written as a
 ``--series`` CSV, read back with :func:`load_series` and scored with :func:`score_series`
@@ -19,18 +19,11 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.bench.glitches import (
-    OBSERVATION,
-    Counts,
-    load_series,
-    predict_series,
-    series_counts,
-)
-from arbx_dagster.bench.retail_market import (
-    RetailMarket,
-    generate_retail_market,
-    scenario_configs,
-)
+from arbx_dagster.bench.counts import Counts
+from arbx_dagster.bench.retail_market.generator import RetailMarket, generate_retail_market
+from arbx_dagster.bench.retail_market.scenarios import scenario_configs
+from arbx_dagster.bench.series_bench import OBSERVATION, predict_series, series_counts
+from arbx_dagster.bench.series_file import load_series
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 
@@ -134,7 +127,7 @@ def run_retail(
     write_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Every scenario of :data:`retail_market.SCENARIOS`; overall metrics (JSON-ready).
+    """Every scenario of :data:`retail_market.scenarios.SCENARIOS`; overall metrics (JSON-ready).
 
     ``write_dir``: keep each scenario's CSV there (with its diagnosis columns), to score
     again with ``--series`` or to read. ``progress`` is told each scenario's name as it
@@ -159,7 +152,7 @@ def run_retail(
         "glitch": total.metrics(),
         "scenarios": results,
         "method": {
-            "generator": "arbx_dagster/bench/retail_market.py, written apart from the detector",
+            "generator": "arbx_dagster/bench/retail_market/, written apart from the detector",
             "unit": "one in-stock observation (either series flagged)",
             "evaluation": "each scenario written as a --series CSV and scored like a user's "
             "file: walk-forward, each observation judged at its own time",

@@ -5,7 +5,7 @@ the simulator's (planted glitches, gaps and real promotions) and an independent 
 generator's (permanent level shifts then promotions, multi-day and first-day glitches,
 event days, card-only dips, stock-outs, price matching). With ``--series FILE.csv`` it
 scores the glitch detector on the user's own labelled price series. Method and definitions:
-``arbx_dagster/bench/glitches.py`` and ``arbx_dagster/bench/retail_bench.py``.
+``arbx_dagster/bench/glitches.py``, ``series_bench.py`` and ``retail_bench.py``.
 """
 
 from __future__ import annotations
@@ -122,50 +122,74 @@ def glitches_command(
 ) -> None:
     """Precision and recall of glitch (and spread) detection against ground truth, per
     scenario."""
-    from arbx_dagster.bench.glitches import SeriesError, run_series, run_simulated
-    from arbx_dagster.bench.retail_bench import run_retail
+    from arbx_dagster.bench.series_bench import run_series
+    from arbx_dagster.bench.series_file import SeriesError
 
     console = Console(stderr=json_out is not None and str(json_out) == "-")
     try:
         if series is not None:
             result = run_series(series)
         else:
-            result = {}
-            with console.status("scoring…") as status:
-
-                def progress(name: str) -> None:
-                    status.update(f"scoring {name}…")
-
-                if suite in (Suite.all, Suite.simulator):
-                    sim_products = products or 500
-                    result["simulator"] = run_simulated(sim_products, progress=progress)
-                if suite in (Suite.all, Suite.retail):
-                    result["retail"] = run_retail(
-                        products or 300, write_dir=write_series, progress=progress
-                    )
-            result["seconds"] = round(sum(r["seconds"] for r in result.values()), 2)
+            result = _run_suites(suite, products, write_series, console)
     except SeriesError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    console.print(_series_table(result) if series is not None else _suites_table(result))
-    if series is None and "simulator" in result:
+    if series is not None:
+        console.print(_series_table(result))
+    else:
+        _print_suites(result, write_series, console)
+    _write_json(result, json_out, console)
+    if check and not meets_targets(result):
+        typer.secho("below target", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+def _run_suites(
+    suite: Suite, products: int | None, write_series: Path | None, console: Console
+) -> dict[str, Any]:
+    """The chosen suites' results (``simulator``, ``retail``) and their total ``seconds``,
+    with the scenario being scored on the console."""
+    from arbx_dagster.bench.glitches import run_simulated
+    from arbx_dagster.bench.retail_bench import run_retail
+
+    result: dict[str, Any] = {}
+    with console.status("scoring…") as status:
+
+        def progress(name: str) -> None:
+            status.update(f"scoring {name}…")
+
+        if suite in (Suite.all, Suite.simulator):
+            sim_products = products or 500
+            result["simulator"] = run_simulated(sim_products, progress=progress)
+        if suite in (Suite.all, Suite.retail):
+            result["retail"] = run_retail(
+                products or 300, write_dir=write_series, progress=progress
+            )
+    result["seconds"] = round(sum(r["seconds"] for r in result.values()), 2)
+    return result
+
+
+def _print_suites(result: dict[str, Any], write_series: Path | None, console: Console) -> None:
+    """One row per scenario and suite totals, then promotions flagged and the time taken."""
+    console.print(_suites_table(result))
+    if "simulator" in result:
         console.print(
             "promotions flagged as glitches (simulator): "
             f"{result['simulator']['promotion_false_glitches']}"
         )
-    if series is None:
-        console.print(f"done in {result['seconds']} s")
-    if write_series is not None and series is None and "retail" in result:
+    console.print(f"done in {result['seconds']} s")
+    if write_series is not None and "retail" in result:
         console.print(f"retail scenarios written to {write_series}")
+
+
+def _write_json(result: dict[str, Any], json_out: Path | None, console: Console) -> None:
+    """The full result as JSON: to stdout for ``-``, else to the file (and say so)."""
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if json_out is not None and str(json_out) == "-":
         typer.echo(text)
     elif json_out is not None:
         json_out.write_text(text + "\n", encoding="utf-8")
         console.print(f"wrote {json_out}")
-    if check and not meets_targets(result):
-        typer.secho("below target", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # python -m arbx_dagster.cli.bench_glitches

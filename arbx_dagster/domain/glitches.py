@@ -64,7 +64,7 @@ at ``GLITCH_ROI_CAP_PCT`` (a glitch bought for 1 CLP has no meaningful ROI).
 
 A high-severity glitch must be re-fetched before it alerts, and so must a ``pack_size`` or
 ``currency`` one whatever its severity (it is likelier a misread page than a price the store
-published): :func:`must_confirm`, :func:`needs_confirmation` and :func:`confirm_glitches`.
+published): ``glitch_confirmation.py``.
 
 **Unit, pack and currency mistakes are glitches, never silently rescaled.** The store showed
 that price and may have to honour it; what went wrong is told in ``glitch_type`` (and in the
@@ -78,6 +78,9 @@ that price and may have to honour it; what went wrong is told in ``glitch_type``
 * ``implausible`` — below the currency's ``implausible_below`` (CLP 1.000) with no pattern:
   the "CLP 4" headphones;
 * ``deep_discount`` — none of the above.
+
+(``glitch_kinds.py``: the type, severity, depth and capped ROI; ``glitch_reasons.py``: the
+``reason`` text.)
 
 Offer and card prices are separate series: each is evaluated on its own history and against
 the same price type at the other stores, never mixed; card glitches say
@@ -105,13 +108,15 @@ every day, walking forward, with the same code (:func:`glitch_panel`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.glitch_confirmation import needs_confirmation
+from arbx_dagster.domain.glitch_kinds import glitch_type, pack_size, priced_glitches
+from arbx_dagster.domain.glitch_reasons import REASON_COLUMNS, glitch_reason
 from arbx_dagster.domain.glitch_references import (
     FAR_BELOW,
     WINDOW,
@@ -121,7 +126,7 @@ from arbx_dagster.domain.glitch_references import (
 )
 from arbx_dagster.domain.history import day_of, market_day
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
-from arbx_dagster.domain.money import CURRENCIES, currency, format_amount
+from arbx_dagster.domain.money import CURRENCIES, currency
 from arbx_dagster.domain.opportunities import (
     DETAIL_SCHEMA,
     as_panel,
@@ -131,7 +136,6 @@ from arbx_dagster.domain.opportunities import (
     opportunity_id,
     shown,
     text_map,
-    with_margin,
 )
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
 
@@ -141,17 +145,6 @@ MIN_SHELF_PRICE_CLP = CURRENCIES["CLP"].shelf_floor  # nothing in a store sells 
 FULL_SUPPORT_DAYS = 30
 LONE_PAGE_SUPPORT = 0.5
 UNCORROBORATED = 0.75
-GLITCH_ROI_CAP_PCT = 1_000.0
-SCALE_TOLERANCE = 0.08  # log: x n / x10 / x100 / x1000 within ~8 % of the reference
-USD_RATIO = (600.0, 1_300.0)  # CLP per US dollar, with room for years of exchange rates
-GLITCH_TYPES = (
-    "pack_size",
-    "digit_slip",
-    "thousands",
-    "currency",
-    "implausible",
-    "deep_discount",
-)
 
 SERIES: dict[str, str] = {"offer": "price_offer", "card": "price_card"}
 
@@ -169,12 +162,6 @@ GLITCH_DETAIL_SCHEMA: dict[str, pl.DataType] = {
     "needs_confirmation": pl.Boolean(),
 }
 
-_PACK_PATTERNS = (
-    r"(?i)\bpack\s*(?:de\s*)?x?\s*(\d{1,3})\b",
-    r"(?i)\b(\d{1,3})\s*(?:unidades|unid|uds|un)\b",
-    r"(?i)(?:^|\s)x\s?(\d{1,2})\b",
-)
-
 
 def market_points(
     market: pl.DataFrame | pl.LazyFrame, thresholds: Thresholds, now: datetime
@@ -185,173 +172,26 @@ def market_points(
     )
 
 
-def _severity(ratio: pl.Expr, thresholds: Thresholds) -> pl.Expr:
-    return (
-        pl.when(ratio <= thresholds.glitch_ratio_high)
-        .then(pl.lit("high"))
-        .when(ratio <= thresholds.glitch_ratio_medium)
-        .then(pl.lit("medium"))
-        .otherwise(pl.lit("low"))
-    )
+def _established() -> pl.Expr:
+    """A listing with enough priced days for its own history to speak alone."""
+    return pl.col("history_days") >= MIN_HISTORY_DAYS
 
 
-def severity(price: pl.Expr, ref: pl.Expr, thresholds: Thresholds) -> pl.Expr:
-    """Severity of a glitch at ``price`` against ``ref``: by their ratio, and 'high' for any
-    price under the shelf floor. Never less severe for a lower price."""
-    by_ratio = _severity(price / ref, thresholds)
-    floor = currency(thresholds.currency).shelf_floor
-    return pl.when(price < floor).then(pl.lit("high")).otherwise(by_ratio)
-
-
-def depth_pct(price: pl.Expr, ref: pl.Expr) -> pl.Expr:
-    """How far below its reference a price is, in percent (-99.9 for 1 CLP vs 90.000)."""
-    return 100.0 * (price / ref - 1.0)
-
-
-def priced_glitches(glitches: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
-    """Margin, ROI (capped: a 1 CLP buy has no meaningful ROI), severity and depth of glitch
-    rows from their ``buy_price`` and ``ref_price``."""
-    buy, ref = pl.col("buy_price"), pl.col("ref_price")
-    return with_margin(glitches, thresholds).with_columns(
-        roi_pct=pl.col("roi_pct").clip(upper_bound=GLITCH_ROI_CAP_PCT),
-        severity=severity(buy, ref, thresholds),
-        depth_pct=depth_pct(buy, ref),
-    )
-
-
-def as_shown(opportunities: pl.DataFrame) -> pl.DataFrame:
-    """Opportunity rows as users see them: ``depth_pct`` (how far the buy price sits below
-    the reference, -99.9 for 1 CLP against 90.000; a glitch is shown with it, not its ROI)
-    and a glitch's ROI capped at ``GLITCH_ROI_CAP_PCT`` (rows stored before the cap)."""
-    glitch = pl.col("kind") == "glitch"
-    return opportunities.with_columns(
-        depth_pct=depth_pct(pl.col("buy_price"), pl.col("ref_price")),
-        roi_pct=pl.when(glitch)
-        .then(pl.col("roi_pct").clip(upper_bound=GLITCH_ROI_CAP_PCT))
-        .otherwise(pl.col("roi_pct")),
-    )
-
-
-def pack_size(name: pl.Expr) -> pl.Expr:
-    """Units in a pack named in the title (``Pack 6``, ``12 unidades``, ``x6``); null if none."""
-    found = pl.coalesce(
-        [name.str.extract(p, 1).cast(pl.Int32, strict=False) for p in _PACK_PATTERNS]
-    )
-    return pl.when(found.is_between(2, 100)).then(found)
-
-
-def glitch_type(price: pl.Expr, ref: pl.Expr, pack: pl.Expr, code: str = "CLP") -> pl.Expr:
-    """What most likely went wrong (order and tolerance in the module docstring), in a
-    market priced in ``code`` (a price typed in US dollars is a peso market's slip)."""
-    unit = currency(code)
-
-    def matches(factor: pl.Expr | float) -> pl.Expr:
-        return (price * factor / ref).log().abs() <= SCALE_TOLERANCE
-
-    ratio = ref / price
-    return (
-        pl.when(pack.is_not_null() & matches(pack.cast(pl.Float64)))
-        .then(pl.lit("pack_size"))
-        .when(matches(10.0) | matches(100.0))
-        .then(pl.lit("digit_slip"))
-        .when(matches(1000.0))
-        .then(pl.lit("thousands"))
-        .when(pl.lit(unit.code == "CLP") & ratio.is_between(*USD_RATIO))
-        .then(pl.lit("currency"))
-        .when(price < unit.implausible_below)
-        .then(pl.lit("implausible"))
-        .otherwise(pl.lit("deep_discount"))
-    )
-
-
-_TYPE_TEXT = {
-    "pack_size": "likely a pack sold at the unit price (x{pack})",
-    "digit_slip": "likely a lost digit (x{factor})",
-    "thousands": "likely entered in thousands of CLP (x1000)",
-    "currency": "likely typed in US dollars",
-    "implausible": "no real CLP price is this low",
-    "deep_discount": "far below every reference",
-}
-_AGAINST = {
-    "history": "its own history",
-    "history+stores": "its own history",
-    "list price": "its own list price",
-}
-_EVIDENCE_TEXT = {
-    "history": "its own history",
-    "history+stores": "its own history and the other stores",
-    "stores": "the other stores (little history of its own)",
-    "list price": "its own crossed-out list price",
-    "shelf floor": "no shelf price is under {floor}",
-}
-
-
-def _glitch_reason(
-    buy_price_type: str,
-    buy_price: int,
-    ref_price: int,
-    ref_retailer: str | None,
-    evidence: str,
-    common_price: int | None,
-    recent_price: int | None,
-    history_days: int | None,
-    others_retailer: str | None,
-    others_price: int | None,
-    event_baseline: int | None,
-    glitch_type: str,
-    pack: int | None,
-    *,
-    code: str = "CLP",
-) -> str:
-    def clp(amount: int | None) -> str:  # amounts in the market's currency
-        return format_amount(amount, code)
-
-    pct = 100 * buy_price / ref_price if ref_price else 0.0
-    against = ref_retailer or _AGAINST.get(evidence, "the best reference known")
-    parts = [
-        f"{buy_price_type} {clp(buy_price)} is {pct:.1f} % of {clp(ref_price)} ({against})",
-        "judged on " + _EVIDENCE_TEXT[evidence].format(floor=clp(currency(code).shelf_floor)),
-    ]
-    if common_price is not None and history_days:
-        parts.append(
-            f"90-day median {clp(common_price)}, last 7 closes {clp(recent_price)} "
-            f"({history_days} d of history)"
-        )
-    if others_price is not None:
-        parts.append(f"{others_retailer} {clp(others_price)}")
-    if event_baseline is not None:
-        parts.append(f"30-day pre-event median {clp(event_baseline)}")
-    factor = 10 if abs(math.log(buy_price * 10 / ref_price)) <= SCALE_TOLERANCE else 100
-    parts.append(_TYPE_TEXT[glitch_type].format(pack=pack, factor=factor))
-    return "; ".join(parts)
-
-
-def score_series(
-    points: pl.LazyFrame,
-    history: pl.DataFrame,
-    thresholds: Thresholds,
-    price_type: str,
-    calendar: EventCalendar = DEFAULT_CALENDAR,
-) -> pl.LazyFrame:
-    """Every point showing a ``price_type`` price, with its references, ``evidence`` and
-    ``is_glitch`` (the rule in the module docstring).
-
-    ``points``: panel rows (``panel, as_of, current_day`` plus the market columns). An
-    optional boolean ``judged`` column marks the points to judge; the others are context
-    only (the other stores' prices and the segment's move at that moment), never flagged.
-    """
-    column = SERIES[price_type]
-    low = thresholds.glitch_ratio_low
+def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """The points showing a price in ``column`` (as ``price``), each with a ``pid``."""
     current = points.filter(shown(column)).with_columns(price=pl.col(column).cast(pl.Int64))
     current = current.with_row_index("pid")
     if "price_list" not in current.collect_schema().names():
         current = current.with_columns(price_list=pl.lit(None, dtype=pl.Int64))
-    windows = current.select(WINDOW).unique().collect()
-    stats = window_stats(windows, history, column, calendar)
+    return current
 
-    price, others = pl.col("price"), pl.col("others_price")
-    established = pl.col("history_days") >= MIN_HISTORY_DAYS
-    offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
+
+def _with_own_reference(
+    current: pl.LazyFrame, stats: pl.DataFrame, price_type: str
+) -> pl.LazyFrame:
+    """Points with their history's references and ``own_ref``: the lower of the 90-day and
+    recent medians, moved with the segment and capped by the pre-event level on event days
+    (for a card price with little history, also by its own offer)."""
     own = (
         current.join(stats.lazy(), on=WINDOW, how="left")
         .with_columns(own_base=pl.min_horizontal("common_price", "recent_price"))
@@ -366,17 +206,21 @@ def score_series(
         )
     )
     if price_type == "card":  # with little card history, the own offer is the card's reference
+        offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
         own = own.with_columns(
-            own_ref=pl.when(established)
+            own_ref=pl.when(_established())
             .then(pl.col("own_ref"))
             .otherwise(pl.min_horizontal("own_ref", offer_ref))
         )
-    # The other stores' price (but one far below this listing's own reference, glitching
-    # itself). Stores all far below their own history together are the market dropping (an
-    # event, a supplier's cut, stores matching each other): they vouch for each other.
-    scored = own.join(others_reference(own, thresholds), on="pid", how="left")
-    # A card price is judged against its own offer too: a card-only deal is at most half off.
-    card_apart = pl.lit(price_type != "card") | offer_ref.is_null() | (price <= low * offer_ref)
+    return own
+
+
+def _evidence(thresholds: Thresholds) -> tuple[pl.Expr, pl.Expr]:
+    """(which references flag the point — null when none does —, whether the other stores
+    do) over scored points; the rule in the module docstring."""
+    low = thresholds.glitch_ratio_low
+    price, others = pl.col("price"), pl.col("others_price")
+    established = _established()
     own_says = price <= low * pl.col("own_ref")
     seen_elsewhere = others.is_not_null()
     others_say = price <= low * others
@@ -396,9 +240,42 @@ def score_series(
         .when(below_shelf)
         .then(pl.lit("shelf floor"))
     )
+    return evidence, others_say
+
+
+def _card_apart(price_type: str, low: float) -> pl.Expr:
+    """A card price is judged against its own offer too: a card-only deal is at most half off."""
+    offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
+    return pl.lit(price_type != "card") | offer_ref.is_null() | (pl.col("price") <= low * offer_ref)
+
+
+def score_series(
+    points: pl.LazyFrame,
+    history: pl.DataFrame,
+    thresholds: Thresholds,
+    price_type: str,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+) -> pl.LazyFrame:
+    """Every point showing a ``price_type`` price, with its references, ``evidence`` and
+    ``is_glitch`` (the rule in the module docstring).
+
+    ``points``: panel rows (``panel, as_of, current_day`` plus the market columns). An
+    optional boolean ``judged`` column marks the points to judge; the others are context
+    only (the other stores' prices and the segment's move at that moment), never flagged.
+    """
+    column = SERIES[price_type]
+    current = _priced_points(points, column)
+    windows = current.select(WINDOW).unique().collect()
+    stats = window_stats(windows, history, column, calendar)
+    own = _with_own_reference(current, stats, price_type)
+    # The other stores' price (but one far below this listing's own reference, glitching
+    # itself). Stores all far below their own history together are the market dropping (an
+    # event, a supplier's cut, stores matching each other): they vouch for each other.
+    scored = own.join(others_reference(own, thresholds), on="pid", how="left")
+    evidence, others_say = _evidence(thresholds)
     flagged = (
         evidence.is_not_null()
-        & card_apart
+        & _card_apart(price_type, thresholds.glitch_ratio_low)
         & pl.col("in_stock").fill_null(False)
         & is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds)
     ).fill_null(False)
@@ -421,7 +298,7 @@ def _reference(price_type: str) -> tuple[pl.Expr, pl.Expr]:
     price, its own offer before its list price."""
     own = pl.col("own_ref").round(0).cast(pl.Int64)
     others, listed = pl.col("others_price"), pl.col("price_list")
-    established = pl.col("history_days") >= MIN_HISTORY_DAYS
+    established = _established()
     first_days = [others, own, listed] if price_type == "card" else [others, listed, own]
     price = (
         pl.when(established).then(pl.min_horizontal(own, others)).otherwise(pl.coalesce(first_days))
@@ -431,8 +308,8 @@ def _reference(price_type: str) -> tuple[pl.Expr, pl.Expr]:
     return price, pl.when(from_stores).then(pl.col("others_retailer"))
 
 
-def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl.LazyFrame:
-    """Opportunity rows (OPPORTUNITY_SCHEMA + details + ``panel``) of the flagged points."""
+def _confidence() -> pl.Expr:
+    """Freshness x support x corroboration (module docstring) of a flagged point."""
     corroboration = (
         pl.when(pl.col("others_confirm"))
         .then(
@@ -452,8 +329,13 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl
         .then(1.0)
         .otherwise(LONE_PAGE_SUPPORT)
     )
+    return freshness(pl.col("last_seen"), pl.col("as_of")) * support * corroboration
+
+
+def _flagged_rows(scored: pl.LazyFrame, price_type: str) -> pl.LazyFrame:
+    """The flagged points as glitch rows: buy side, reference and evidence columns."""
     ref_price, ref_retailer = _reference(price_type)
-    glitches = (
+    return (
         scored.filter(pl.col("is_glitch"))
         .with_columns(pack=pack_size(pl.col("name")))
         .select(
@@ -477,12 +359,16 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl
             buy_price_type="price_type",
             ref_retailer=ref_retailer,
             ref_price=ref_price,
-            confidence=freshness(pl.col("last_seen"), pl.col("as_of")) * support * corroboration,
+            confidence=_confidence(),
             observed_at=pl.col("last_seen"),
         )
     )
+
+
+def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl.LazyFrame:
+    """Opportunity rows (OPPORTUNITY_SCHEMA + details + ``panel``) of the flagged points."""
     return (
-        priced_glitches(glitches, thresholds)
+        priced_glitches(_flagged_rows(scored, price_type), thresholds)
         .with_columns(
             kind=pl.lit("glitch"),
             glitch_type=glitch_type(
@@ -498,22 +384,7 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl
         )
         .with_columns(
             needs_confirmation=needs_confirmation(),
-            reason=text_map(
-                partial(_glitch_reason, code=thresholds.currency),
-                "buy_price_type",
-                "buy_price",
-                "ref_price",
-                "ref_retailer",
-                "evidence",
-                "common_price",
-                "recent_price",
-                "history_days",
-                "others_retailer",
-                "others_price",
-                "event_baseline",
-                "glitch_type",
-                "pack",
-            ),
+            reason=text_map(partial(glitch_reason, code=thresholds.currency), *REASON_COLUMNS),
         )
     )
 
@@ -572,124 +443,14 @@ def find_glitches(
     return conform(glitch_details(history, market, thresholds, now, calendar), OPPORTUNITY_SCHEMA)
 
 
-# Glitches re-fetched before they alert: the severe ones (a mistaken *scrape* is likelier
-# than a 90 % price cut), and those whose type says the *data* is likelier wrong than the
-# price — a scraper that read the unit price beside a pack's, or a price block in US dollars,
-# shows a "glitch" the store never published. The product page settles it either way.
-CONFIRM_SEVERITIES = ("high",)
-CONFIRM_TYPES = ("pack_size", "currency")
-
-
-def must_confirm(kind: str | None, severity: str | None, glitch_type: str | None) -> bool:
-    """Whether one opportunity must be confirmed by a re-fetch before it alerts."""
-    return kind == "glitch" and (severity in CONFIRM_SEVERITIES or glitch_type in CONFIRM_TYPES)
-
-
-def needs_confirmation() -> pl.Expr:
-    """:func:`must_confirm` as an expression over opportunity rows."""
-    return (pl.col("kind") == "glitch") & (
-        pl.col("severity").is_in(CONFIRM_SEVERITIES)
-        | pl.col("glitch_type").is_in(CONFIRM_TYPES).fill_null(False)
-    )
-
-
-@dataclass(frozen=True)
-class Confirmation:
-    """Outcome of re-fetching glitch candidates."""
-
-    confirmed: pl.DataFrame  # still glitching: prices, margin and severity from the re-fetch
-    rejected: pl.DataFrame  # with ``rejection``: recovered / out of stock / gone
-    pending: pl.DataFrame  # no usable re-fetch yet (failed, or older than the candidate)
-
-
-def confirm_glitches(
-    candidates: pl.DataFrame, refetched: pl.DataFrame, thresholds: Thresholds
-) -> Confirmation:
-    """Judge glitch candidates by a fresh fetch of the same listings.
-
-    ``refetched``: ``retailer, sku, price_offer, price_card, in_stock, observed_at`` and
-    optionally ``fetch_status`` (non-``ok`` rows do not count). A candidate is *confirmed* when
-    a successful fetch newer than the candidate still shows, in stock, a price of its type at
-    or below ``glitch_ratio_low`` x its reference (the store has not fixed it; the margin,
-    ROI and severity are recomputed from that price); *rejected* when the fetch shows it
-    recovered, sold out or gone (no price of that type); *pending* otherwise.
-    """
-    key = {"retailer": "buy_retailer", "sku": "buy_sku"}
-    fetched = refetched
-    if "fetch_status" in fetched.columns:
-        fetched = fetched.filter(pl.col("fetch_status") == "ok")
-    fetched = (
-        fetched.sort("observed_at")
-        .unique(subset=list(key), keep="last")
-        .select(
-            *key.keys(),
-            new_offer="price_offer",
-            new_card="price_card",
-            new_in_stock="in_stock",
-            fetched_at="observed_at",
-        )
-        .rename(key)
-    )
-    columns = list(candidates.columns)
-    joined = candidates.join(fetched, on=list(key.values()), how="left")
-    new_price = (
-        pl.when(pl.col("buy_price_type") == "card")
-        .then(pl.col("new_card"))
-        .otherwise(pl.col("new_offer"))
-    )
-    usable = pl.col("fetched_at").is_not_null() & (
-        pl.col("observed_at").is_null() | (pl.col("fetched_at") >= pl.col("observed_at"))
-    )
-    rejection = (
-        pl.when(new_price.fill_null(0) <= 0)
-        .then(pl.lit("price gone"))
-        .when(~pl.col("new_in_stock").fill_null(False))
-        .then(pl.lit("out of stock"))
-        .when(new_price > thresholds.glitch_ratio_low * pl.col("ref_price"))
-        .then(pl.lit("price recovered"))
-    )
-    judged = joined.with_columns(usable=usable, rejection=rejection, new_price=new_price)
-    confirmed = judged.filter(pl.col("usable") & pl.col("rejection").is_null())
-    refreshed = (
-        priced_glitches(
-            confirmed.lazy().with_columns(
-                buy_price=pl.col("new_price").cast(pl.Int64), observed_at=pl.col("fetched_at")
-            ),
-            thresholds,
-        )
-        .collect()
-        .select(columns)
-    )
-    if "needs_confirmation" in columns:
-        refreshed = refreshed.with_columns(needs_confirmation=pl.lit(False))
-    return Confirmation(
-        confirmed=refreshed,
-        rejected=judged.filter(pl.col("usable") & pl.col("rejection").is_not_null()).select(
-            *columns, "rejection"
-        ),
-        pending=judged.filter(~pl.col("usable")).select(columns),
-    )
-
-
 __all__ = [
-    "CONFIRM_SEVERITIES",
-    "CONFIRM_TYPES",
     "GLITCH_DETAIL_SCHEMA",
-    "GLITCH_ROI_CAP_PCT",
-    "GLITCH_TYPES",
+    "MIN_SHELF_PRICE_CLP",
     "SERIES",
-    "Confirmation",
-    "as_shown",
-    "confirm_glitches",
-    "depth_pct",
     "find_glitches",
     "glitch_details",
     "glitch_panel",
     "market_points",
-    "must_confirm",
-    "needs_confirmation",
-    "priced_glitches",
     "score_series",
-    "severity",
     "window_stats",
 ]

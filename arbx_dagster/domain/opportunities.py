@@ -160,18 +160,12 @@ def _spread_reason(
     )
 
 
-def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
-    """Spreads of every panel: OPPORTUNITY_SCHEMA columns plus ``panel`` and ``reason``.
+# Spreads compare like with like: per panel, canonical product and condition.
+_LIKE_WITH_LIKE = ["panel", "canonical_id", "like"]
 
-    Per panel, canonical product and condition (new / refurbished / used, when the market
-    says; like is compared with like), the buy side is the fresh, in-stock listing with the
-    lowest effective price (the offer price, or the card price when ``include_card_prices``
-    and it is lower; then ``buy_price_type='card'``). The reference is the cheapest fresh,
-    in-stock *offer* price at any other retailer — the gap anyone can see, and the
-    conservative one (not the median or the dearest store). Card prices never set the
-    reference, and a store that cannot sell the product now does not set its price. Kept when
-    the margin and ROI clear the thresholds (cost model in the module docstring).
-    """
+
+def _sellable_listings(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    """Enabled, matched, in-stock and fresh listings, each with its condition as ``like``."""
     listings = (
         enabled_listings(panel, thresholds)
         .filter(pl.col("canonical_id").is_not_null())
@@ -181,25 +175,28 @@ def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     # Like with like: a refurbished unit does not resell at the new price (no condition
     # column: every listing counts as new).
     if "condition" in listings.collect_schema().names():
-        listings = listings.with_columns(like=pl.col("condition").fill_null("new"))
-    else:
-        listings = listings.with_columns(like=pl.lit("new"))
-    group = ["panel", "canonical_id", "like"]
+        return listings.with_columns(like=pl.col("condition").fill_null("new"))
+    return listings.with_columns(like=pl.lit("new"))
+
+
+def _cheapest_buys(listings: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    """Per product, the listing with the lowest effective price (the offer, or the card price
+    when card prices count and it is lower) as the buy side."""
     use_card = (
         pl.lit(thresholds.include_card_prices)
         & shown("price_card")
         & (~shown("price_offer") | (pl.col("price_card") < pl.col("price_offer")))
     )
-    buys = (
+    return (
         listings.with_columns(
             buy_price=pl.when(use_card).then(pl.col("price_card")).otherwise(pl.col("price_offer")),
             buy_price_type=pl.when(use_card).then(pl.lit("card")).otherwise(pl.lit("offer")),
         )
         .filter(shown("buy_price"))
         .sort("buy_price", "retailer", "sku")
-        .unique(subset=group, keep="first", maintain_order=True)
+        .unique(subset=_LIKE_WITH_LIKE, keep="first", maintain_order=True)
         .select(
-            *group,
+            *_LIKE_WITH_LIKE,
             "as_of",
             "buy_price",
             "buy_price_type",
@@ -213,8 +210,12 @@ def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
             buy_volatility="volatility",
         )
     )
-    refs = listings.filter(shown("price_offer")).select(
-        *group,
+
+
+def _offer_references(listings: pl.LazyFrame) -> pl.LazyFrame:
+    """Every listing's offer price as a possible reference (card prices never set it)."""
+    return listings.filter(shown("price_offer")).select(
+        *_LIKE_WITH_LIKE,
         ref_retailer="retailer",
         ref_sku="sku",
         ref_price="price_offer",
@@ -222,16 +223,42 @@ def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
         ref_seen="last_seen",
         ref_volatility="volatility",
     )
-    pairs = (
-        buys.join(refs, on=group, how="inner")
+
+
+def _cheapest_elsewhere(buys: pl.LazyFrame, refs: pl.LazyFrame) -> pl.LazyFrame:
+    """Each buy side paired with the cheapest offer at another retailer, and how many
+    retailers sell the product."""
+    return (
+        buys.join(refs, on=_LIKE_WITH_LIKE, how="inner")
         .filter(pl.col("ref_retailer") != pl.col("buy_retailer"))
-        .with_columns(n_retailers=pl.col("ref_retailer").n_unique().over(group) + 1)
+        .with_columns(n_retailers=pl.col("ref_retailer").n_unique().over(_LIKE_WITH_LIKE) + 1)
         .sort("ref_price", "ref_retailer")
-        .unique(subset=group, keep="first", maintain_order=True)
+        .unique(subset=_LIKE_WITH_LIKE, keep="first", maintain_order=True)
     )
+
+
+def _spread_confidence() -> pl.Expr:
+    """Match x freshness x stability (module docstring) of a buy / reference pair."""
     match = pl.min_horizontal(pl.col("buy_match", "ref_match").fill_null(0.0)).clip(0.0, 1.0)
     observed = pl.min_horizontal("buy_seen", "ref_seen")  # both fresh, hence known
     volatility = pl.max_horizontal("buy_volatility", "ref_volatility")
+    return match * freshness(observed, pl.col("as_of")) * stability(volatility)
+
+
+def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    """Spreads of every panel: OPPORTUNITY_SCHEMA columns plus ``panel`` and ``reason``.
+
+    Per panel, canonical product and condition (new / refurbished / used, when the market
+    says; like is compared with like), the buy side is the fresh, in-stock listing with the
+    lowest effective price (the offer price, or the card price when ``include_card_prices``
+    and it is lower; then ``buy_price_type='card'``). The reference is the cheapest fresh,
+    in-stock *offer* price at any other retailer — the gap anyone can see, and the
+    conservative one (not the median or the dearest store). Card prices never set the
+    reference, and a store that cannot sell the product now does not set its price. Kept when
+    the margin and ROI clear the thresholds (cost model in the module docstring).
+    """
+    listings = _sellable_listings(panel, thresholds)
+    pairs = _cheapest_elsewhere(_cheapest_buys(listings, thresholds), _offer_references(listings))
     return (
         with_margin(pairs, thresholds)
         .filter(
@@ -240,9 +267,9 @@ def spread_panel(panel: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
         )
         .with_columns(
             kind=pl.lit("spread"),
-            confidence=match * freshness(observed, pl.col("as_of")) * stability(volatility),
+            confidence=_spread_confidence(),
             severity=pl.lit(None, dtype=pl.String),
-            observed_at=observed,
+            observed_at=pl.min_horizontal("buy_seen", "ref_seen"),
         )
         .with_columns(
             opportunity_id=opportunity_id(

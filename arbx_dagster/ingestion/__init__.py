@@ -34,7 +34,8 @@ from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_a
 from arbx_dagster.ingestion.prices import PriceParseError, parse_clp
 from arbx_dagster.ingestion.ratelimit import TokenBucket
 from arbx_dagster.ingestion.records import BATCH_SCHEMA
-from arbx_dagster.ingestion.sources import SourcesConfig, SourcesError, load_sources, parse_sources
+from arbx_dagster.ingestion.sources import SourcesConfig
+from arbx_dagster.ingestion.sources_file import SourcesError, load_sources, parse_sources
 from arbx_dagster.ingestion.stats import FetchStats
 
 __all__ = [

@@ -4,7 +4,7 @@
 retries, ``Retry-After``, circuit breaker, stats); a client only sends one GET and answers
 with a :class:`ClientResponse`, or raises :class:`ClientTimeout` / :class:`ClientError`.
 So the fetch logic is written once, whichever client a source configures (``client:`` in
-``sources.yaml``, :class:`~arbx_dagster.ingestion.sources.HttpClientConfig`):
+``sources.yaml``, :class:`~arbx_dagster.ingestion.http_policy.HttpClientConfig`):
 
 * ``httpx`` — a plain pooled client (the default);
 * ``curl_cffi`` — a libcurl session impersonating a real browser: its TLS and HTTP/2
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from arbx_dagster.ingestion.sources import USER_AGENT, HttpClientConfig
+from arbx_dagster.ingestion.http_policy import USER_AGENT, HttpClientConfig
 
 # Sent by every client; a source's ``headers`` override them.
 BASE_HEADERS = {

@@ -35,8 +35,8 @@ from arbx_dagster.ingestion.clients import (
     open_client,
     request_headers,
 )
+from arbx_dagster.ingestion.http_policy import HttpClientConfig, RetryPolicy
 from arbx_dagster.ingestion.ratelimit import TokenBucket
-from arbx_dagster.ingestion.sources import HttpClientConfig, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
 
 log = logging.getLogger(__name__)

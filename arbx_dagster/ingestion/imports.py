@@ -14,7 +14,7 @@ import yaml
 
 from arbx_dagster.domain.schema import RETAILER_NAME
 from arbx_dagster.ingestion.connectors.file_drop import SUFFIXES
-from arbx_dagster.ingestion.sources import load_sources
+from arbx_dagster.ingestion.sources_file import load_sources
 
 HEADER = (
     "# ArbX sources written by `arbx import` (edit freely; importing again updates the\n"

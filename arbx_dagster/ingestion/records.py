@@ -28,7 +28,8 @@ import polars as pl
 from arbx_dagster.domain.money import currency as currency_of
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.ingestion.prices import price_error_expr, price_expr
-from arbx_dagster.ingestion.sources import MAPPABLE_FIELDS, FirstParty
+from arbx_dagster.ingestion.source_types import MAPPABLE_FIELDS
+from arbx_dagster.ingestion.sources import FirstParty
 from arbx_dagster.ingestion.stats import FetchStats
 
 UTC_DATETIME = RAW_PRICE_SCHEMA["observed_at"]

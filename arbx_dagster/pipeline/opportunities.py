@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
-from arbx_dagster.domain.glitches import confirm_glitches, glitch_details, needs_confirmation
+from arbx_dagster.domain.glitch_confirmation import confirm_glitches, needs_confirmation
+from arbx_dagster.domain.glitches import glitch_details
 from arbx_dagster.domain.lifecycle import (
     OPPORTUNITY_STATE_SCHEMA,
     apply_lifecycle,

@@ -9,12 +9,8 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from arbx_dagster.ingestion.archive import Archive
-from arbx_dagster.ingestion.sources import (
-    FileDropSource,
-    SourcesConfig,
-    default_sources_path,
-    load_sources,
-)
+from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
+from arbx_dagster.ingestion.sources_file import default_sources_path, load_sources
 from arbx_dagster.settings import Settings
 
 

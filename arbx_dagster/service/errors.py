@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from arbx_dagster.ingestion.sources import SourcesError
+from arbx_dagster.ingestion.sources_file import SourcesError
 from arbx_dagster.service.dagster_api import DagsterError, DagsterUnavailable
 from arbx_dagster.service.db import WarehouseBusy, WarehouseUnavailable
 from arbx_dagster.service.opportunities import BadCursor

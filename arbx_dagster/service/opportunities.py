@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from arbx_dagster.domain.glitches import as_shown
+from arbx_dagster.domain.glitch_kinds import as_shown
 from arbx_dagster.pipeline.announcements import OPPORTUNITIES_VERSION_KEY
 from arbx_dagster.service.db import WarehouseBusy
 from arbx_dagster.storage.cache import Cache, CacheError

@@ -11,13 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from arbx_dagster.bench.glitches import (
-    SeriesError,
-    load_series,
-    predict_series,
-    run_series,
-    run_simulated,
-)
+from arbx_dagster.bench.glitches import run_simulated
+from arbx_dagster.bench.series_bench import predict_series, run_series
+from arbx_dagster.bench.series_file import SeriesError, load_series
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import EventCalendar

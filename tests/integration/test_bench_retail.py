@@ -13,14 +13,12 @@ import typer
 from typer.testing import CliRunner
 
 from arbx_dagster.bench import retail_market
-from arbx_dagster.bench.glitches import load_series, score_series
 from arbx_dagster.bench.retail_bench import run_retail, write_series
-from arbx_dagster.bench.retail_market import (
-    SCENARIOS,
-    RetailMarketConfig,
-    generate_retail_market,
-    scenario_configs,
-)
+from arbx_dagster.bench.retail_market.config import RetailMarketConfig
+from arbx_dagster.bench.retail_market.generator import generate_retail_market
+from arbx_dagster.bench.retail_market.scenarios import SCENARIOS, scenario_configs
+from arbx_dagster.bench.series_bench import score_series
+from arbx_dagster.bench.series_file import load_series
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import EventCalendar
@@ -29,13 +27,21 @@ SMALL = RetailMarketConfig(seed=3, n_products=40, days=70)
 
 
 def test_the_generator_knows_nothing_of_the_detector():
-    tree = ast.parse(Path(retail_market.__file__).read_text(encoding="utf-8"))
-    imported = {
-        node.module or ""
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom | ast.Import) and hasattr(node, "module")
+    package = retail_market.__name__
+    modules = sorted(Path(retail_market.__file__).parent.glob("*.py"))
+    assert len(modules) > 1
+    imported: set[str] = set()
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{module.name}: relative import"
+                imported.add(node.module or "")
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    outside = {n for n in imported if n.startswith("arbx_dagster")} - {
+        n for n in imported if n.startswith(f"{package}.")
     }
-    assert not any(name.startswith("arbx_dagster") for name in imported), imported
+    assert not outside, outside
 
 
 def test_the_same_config_gives_the_same_market_and_another_seed_another():

@@ -36,14 +36,13 @@ from arbx_dagster.ingestion import (
     load_sources,
     replay_day,
 )
-from arbx_dagster.ingestion.sources import (
+from arbx_dagster.ingestion.http_policy import (
     USER_AGENT,
     CircuitBreakerPolicy,
-    HtmlSource,
     HttpClientConfig,
-    HttpJsonSource,
     RateLimit,
 )
+from arbx_dagster.ingestion.sources import HtmlSource, HttpJsonSource
 from arbx_dagster.storage.cache import Cache, MemoryCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))

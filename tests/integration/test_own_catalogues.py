@@ -14,7 +14,8 @@ import pytest
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.archive import Archive
-from arbx_dagster.ingestion.sources import SourcesConfig, parse_sources
+from arbx_dagster.ingestion.sources import SourcesConfig
+from arbx_dagster.ingestion.sources_file import parse_sources
 from arbx_dagster.pipeline.ingest import (
     IngestionFailed,
     PartitionRequest,

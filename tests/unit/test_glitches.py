@@ -10,6 +10,12 @@ import pytest
 
 from arbx_dagster.domain import glitches as g
 from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.glitch_confirmation import (
+    confirm_glitches,
+    must_confirm,
+    needs_confirmation,
+)
+from arbx_dagster.domain.glitch_kinds import GLITCH_ROI_CAP_PCT
 from arbx_dagster.domain.glitches import find_glitches
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, PRICE_HISTORY_SCHEMA
 
@@ -571,7 +577,7 @@ def _candidates() -> pl.DataFrame:
 def test_high_severity_glitches_need_confirmation():
     found = _candidates()
     assert found["needs_confirmation"].all()
-    assert found.select(g.needs_confirmation()).to_series().all()
+    assert found.select(needs_confirmation()).to_series().all()
 
 
 @pytest.mark.parametrize(
@@ -592,8 +598,8 @@ def test_pack_size_and_currency_glitches_need_confirmation_whatever_their_severi
     row = found.row(0, named=True)
     assert (row["glitch_type"], row["severity"]) == (kind, severity)
     assert row["needs_confirmation"] is confirm
-    assert found.select(g.needs_confirmation()).item() is confirm
-    assert g.must_confirm(row["kind"], row["severity"], row["glitch_type"]) is confirm
+    assert found.select(needs_confirmation()).item() is confirm
+    assert must_confirm(row["kind"], row["severity"], row["glitch_type"]) is confirm
 
 
 def test_confirmation_by_refetch_confirms_rejects_or_waits():
@@ -610,7 +616,7 @@ def test_confirmation_by_refetch_confirms_rejects_or_waits():
             "fetch_status": ["ok", "ok", "ok", "ok", "missing"],
         }
     )
-    outcome = g.confirm_glitches(candidates, refetched, Thresholds())
+    outcome = confirm_glitches(candidates, refetched, Thresholds())
 
     confirmed = only(outcome.confirmed)
     assert (confirmed["buy_sku"], confirmed["buy_price"]) == ("p0", 19_990)
@@ -659,4 +665,4 @@ def test_a_glitch_shows_its_depth_and_a_capped_roi():
     found = glitch_details_for("ripley", "r1", [89_990] * 30, 1)
     glitch = found.row(0, named=True)
     assert glitch["depth_pct"] == pytest.approx(-99.9989, abs=1e-3)
-    assert glitch["roi_pct"] == g.GLITCH_ROI_CAP_PCT  # not 8 998 900 %
+    assert glitch["roi_pct"] == GLITCH_ROI_CAP_PCT  # not 8 998 900 %

@@ -20,14 +20,9 @@ from arbx_dagster.ingestion.clients import (
     request_headers,
 )
 from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp
-from arbx_dagster.ingestion.sources import (
-    USER_AGENT,
-    HttpClientConfig,
-    RetryPolicy,
-    SourcesConfig,
-    SourcesError,
-    parse_sources,
-)
+from arbx_dagster.ingestion.http_policy import USER_AGENT, HttpClientConfig, RetryPolicy
+from arbx_dagster.ingestion.sources import SourcesConfig
+from arbx_dagster.ingestion.sources_file import SourcesError, parse_sources
 from arbx_dagster.ingestion.stats import FetchStats
 
 REPO = Path(__file__).resolve().parents[2]

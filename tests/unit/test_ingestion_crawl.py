@@ -9,7 +9,7 @@ import httpx
 
 from arbx_dagster.ingestion.connectors import FetchMode, FetchRequest, build_connector
 from arbx_dagster.ingestion.connectors.base import concat_batches
-from arbx_dagster.ingestion.sources import parse_sources
+from arbx_dagster.ingestion.sources_file import parse_sources
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 FAST = "rate_limit: {requests_per_second: 1000, burst: 100}"

@@ -20,7 +20,7 @@ from arbx_dagster.ingestion.prices import (
     price_expr,
 )
 from arbx_dagster.ingestion.records import RecordContext, items_frame, normalize
-from arbx_dagster.ingestion.sources import SourcesError, parse_sources
+from arbx_dagster.ingestion.sources_file import SourcesError, parse_sources
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ import pytest
 
 from arbx_dagster.ingestion.circuit import CircuitBreaker, CircuitOpenError
 from arbx_dagster.ingestion.http import FetchFailed, RetailerHttp, parse_retry_after
+from arbx_dagster.ingestion.http_policy import USER_AGENT, RetryPolicy
 from arbx_dagster.ingestion.ratelimit import TokenBucket
-from arbx_dagster.ingestion.sources import USER_AGENT, RetryPolicy
 from arbx_dagster.ingestion.stats import FetchStats
 from arbx_dagster.storage.cache import Cache, MemoryCache
 

@@ -20,7 +20,7 @@ from arbx_dagster.ingestion.connectors import (
     replay_day,
 )
 from arbx_dagster.ingestion.records import BATCH_SCHEMA
-from arbx_dagster.ingestion.sources import parse_sources
+from arbx_dagster.ingestion.sources_file import parse_sources
 
 END = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)

@@ -11,6 +11,8 @@ from arbx_dagster.ingestion.sources import (
     HtmlSource,
     HttpJsonSource,
     SimulatorSource,
+)
+from arbx_dagster.ingestion.sources_file import (
     SourcesError,
     default_sources_path,
     load_sources,

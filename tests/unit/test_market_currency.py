@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds, money_defaults, rebased_money, setting_key
-from arbx_dagster.domain.glitches import glitch_type, severity
+from arbx_dagster.domain.glitch_kinds import glitch_type, severity
 from arbx_dagster.ingestion.columns import guess_columns
 from arbx_dagster.reporting.format import money
 

@@ -2,19 +2,18 @@
 product pages; archived as fetched, and replayable from the archive with the same code.
 
 Subclasses only parse listing pages (:meth:`CrawlConnector.parse_listing`); product pages
-are read the same way for every store (``product.embedded``).
+are read the same way for every store (``product.embedded``). Their parts: ``pagination.py``
+(the next listing page), ``product_pages.py`` (reading a product page) and ``crawl_run.py``
+(a run's state and its archive manifest).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urljoin
 
 import polars as pl
 
@@ -27,13 +26,23 @@ from arbx_dagster.ingestion.connectors.base import (
     IngestionError,
     KnownListing,
 )
-from arbx_dagster.ingestion.extract import (
-    CssSpec,
-    PayloadError,
-    embedded_json,
-    json_value,
-    load_json,
-    parse_html,
+from arbx_dagster.ingestion.connectors.crawl_run import (
+    RunState,
+    note,
+    payload_ref,
+    start_archive_run,
+    store_payload,
+)
+from arbx_dagster.ingestion.connectors.pagination import Pager, ParsedPage
+from arbx_dagster.ingestion.connectors.product_pages import (
+    ParsedProduct,
+    ProductPayload,
+    ProductSource,
+    absolute_links,
+    parse_product_page,
+    present,
+    product_url,
+    resolve_link,
 )
 from arbx_dagster.ingestion.http import FetchFailed, HttpResponse, RetailerHttp
 from arbx_dagster.ingestion.records import (
@@ -45,51 +54,10 @@ from arbx_dagster.ingestion.records import (
     normalize,
     to_text,
 )
-from arbx_dagster.ingestion.sources import HttpSource, Pagination
+from arbx_dagster.ingestion.sources import HttpSource
 from arbx_dagster.ingestion.stats import FetchStats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ParsedPage:
-    """A listing page as a parser read it."""
-
-    items: list[dict[str, Any]]
-    structure_error: str | None = None  # items path / container not found: layout changed
-    total_pages: int | None = None
-    total_items: int | None = None
-    next_cursor: str | None = None
-    next_url: str | None = None
-
-
-@dataclass
-class ParsedProduct:
-    fields: dict[str, Any]
-    error: str | None = None  # embedded JSON not found / unreadable
-
-
-@dataclass
-class _RunState:
-    request: FetchRequest
-    run: ArchiveRun | None
-    observed_at: datetime
-    seen: set[str] = field(default_factory=set)
-    incomplete: list[str] = field(default_factory=list)  # why missing rows cannot be trusted
-    circuit: CircuitOpenError | None = None  # opened while fetching product pages
-
-
-@dataclass(frozen=True)
-class ProductPayload:
-    """A product page as fetched (or archived): ``ok``, ``gone`` (404/410), ``failed``."""
-
-    outcome: str
-    ref: PayloadRef | None = None
-    content: bytes = b""
-
-
-# item fields, batch stats, seq of the listing entry -> the item's product page
-ProductSource = Callable[[dict[str, Any], FetchStats, int | None], ProductPayload]
 
 
 class CrawlConnector:
@@ -114,30 +82,7 @@ class CrawlConnector:
 
     def parse_product(self, content: bytes, url: str, sku: str | None) -> ParsedProduct:
         """A product page or API response, per ``product.embedded`` (same for every kind)."""
-        product = self.source.product
-        if product is None:
-            return ParsedProduct({})
-        template = {"sku": sku or ""}
-        if product.embedded == "json":
-            try:
-                data = load_json(content)
-            except PayloadError as exc:
-                return ParsedProduct({}, str(exc))
-            return ParsedProduct(
-                {k: json_value(data, v, **template) for k, v in product.fields.items()}
-            )
-        tree = parse_html(content)
-        fields: dict[str, Any] = {}
-        error = None
-        if product.embedded != "none":
-            data, error = embedded_json(tree, product.embedded, product.variable)
-            if data is not None:
-                fields = {k: json_value(data, v, **template) for k, v in product.fields.items()}
-        if tree.root is not None:
-            for name, spec in product.selectors.items():
-                if fields.get(name) is None:
-                    fields[name] = CssSpec.parse(spec).extract(tree.root)
-        return ParsedProduct(fields, error)
+        return parse_product_page(self.source.product, content, sku)
 
     # --- live ---
 
@@ -150,8 +95,8 @@ class CrawlConnector:
             raise IngestionError(f"{self.name}: connector built without HTTP (replay only)")
         if request.retailer not in (None, self.name):
             raise IngestionError(f"source {self.name!r} does not yield {request.retailer!r}")
-        run = self._start_run(request)
-        state = _RunState(request, run, request.at())
+        run = start_archive_run(self.archive, self.source, request)
+        state = RunState(request, run, request.at())
         try:
             for index, target in enumerate(self.source.listing.targets):
                 yield from self._crawl_target(index, target, state)
@@ -160,7 +105,7 @@ class CrawlConnector:
         except CircuitOpenError as exc:
             stats = FetchStats(circuit_open=True)
             stats.error(str(exc))
-            self._note(state, {"type": "failed", "reason": str(exc), "circuit_open": True})
+            note(state.run, {"type": "failed", "reason": str(exc), "circuit_open": True})
             log.error("%s: %s", self.name, exc)
             yield self._batch(empty_batch_frame(), stats, [], None, run)
             raise
@@ -168,23 +113,11 @@ class CrawlConnector:
             if run is not None:
                 run.close()
 
-    def _start_run(self, request: FetchRequest) -> ArchiveRun | None:
-        if self.archive is None:
-            return None
-        header = {
-            "connector": self.source.connector,
-            "mode": str(request.mode),
-            "observed_at": request.at().isoformat(),
-            "listings": None if request.listings is None else [vars(k) for k in request.listings],
-            "config": self.source.model_dump(mode="json", by_alias=True),
-        }
-        return self.archive.start_run(self.name, request.archive_day(), header, request.run_id)
-
     def _crawl_target(
-        self, index: int, target: dict[str, str], state: _RunState
+        self, index: int, target: dict[str, str], state: RunState
     ) -> Iterator[FetchBatch]:
         listing = self.source.listing
-        pager = _Pager(listing.pagination)
+        pager = Pager(listing.pagination)
         rank = 0
         for _ in range(listing.pagination.max_pages):
             url, params = pager.request(self.source.base_url, listing.url, target, listing.params)
@@ -196,7 +129,7 @@ class CrawlConnector:
                 stats.pages_failed += 1
                 stats.error(str(exc))
                 state.incomplete.append(f"listing page failed: {exc.url}")
-                self._note(state, {"type": "failed", "url": exc.url, "reason": exc.reason})
+                note(state.run, {"type": "failed", "url": exc.url, "reason": exc.reason})
                 stats.duration_seconds = time.monotonic() - started
                 yield self._batch(empty_batch_frame(), stats, [], exc.url, state.run)
                 return
@@ -209,8 +142,13 @@ class CrawlConnector:
                 yield self._batch(empty_batch_frame(), stats, [], response.url, state.run)
                 return
             category = target.get("category_path")
-            ref, seq = self._store(
-                state, response, "listing", target=index, rank_offset=rank, category_path=category
+            ref, seq = store_payload(
+                state.run,
+                response,
+                "listing",
+                target=index,
+                rank_offset=rank,
+                category_path=category,
             )
             parsed = self.parse_listing(response.content, response.url)
             batch = self._listing_batch(
@@ -231,13 +169,13 @@ class CrawlConnector:
         state.incomplete.append("pagination truncated")
         yield self._batch(empty_batch_frame(), truncated, [], None, state.run)
 
-    def _live_products(self, state: _RunState) -> ProductSource:
+    def _live_products(self, state: RunState) -> ProductSource:
         def fetch_product(
             item: dict[str, Any], stats: FetchStats, parent: int | None
         ) -> ProductPayload:
             if state.circuit is not None:
                 return ProductPayload("failed")  # no more requests to this store
-            url = self._product_url(item)
+            url = product_url(self.source.product, self.source.base_url, item)
             if url is None:
                 stats.error(f"no product URL for sku {item.get('sku')!r}")
                 return ProductPayload("failed")
@@ -246,7 +184,7 @@ class CrawlConnector:
             except FetchFailed as exc:
                 stats.pages_failed += 1
                 stats.error(str(exc))
-                self._note(state, {"type": "failed", "url": exc.url, "reason": exc.reason})
+                note(state.run, {"type": "failed", "url": exc.url, "reason": exc.reason})
                 return ProductPayload("failed")
             except CircuitOpenError as exc:
                 # keep the listing page's rows: yield this batch, then stop the run
@@ -257,12 +195,12 @@ class CrawlConnector:
                 stats.pages += 1
                 return ProductPayload("gone")
             sku = to_text("sku", item.get("sku"))
-            ref, _ = self._store(state, response, "product", parent=parent, for_sku=sku)
+            ref, _ = store_payload(state.run, response, "product", parent=parent, for_sku=sku)
             return ProductPayload("ok", ref, response.content)
 
         return fetch_product
 
-    def _finish_subset(self, state: _RunState) -> Iterator[FetchBatch]:
+    def _finish_subset(self, state: RunState) -> Iterator[FetchBatch]:
         """Tracked listings not met on listing pages: open their product pages (full mode) or
         report them missing (only when every page was read)."""
         unseen = [k for k in state.request.listings or () if k.sku not in state.seen]
@@ -292,7 +230,7 @@ class CrawlConnector:
         if gone:
             location = f"{self.name}:tracked-listings"
             listed = [vars(k) for k in gone]
-            self._note(state, {"type": "missing", "listings": listed, "location": location})
+            note(state.run, {"type": "missing", "listings": listed, "location": location})
             rows.append(missing_frame(listed, self._context(state, None), location))
             stats.missing += len(gone)
         frame = pl.concat(rows) if rows else empty_batch_frame()
@@ -307,16 +245,16 @@ class CrawlConnector:
         ref: PayloadRef,
         content: bytes,
         stats: FetchStats,
-        state: _RunState,
+        state: RunState,
     ) -> pl.DataFrame:
         parsed = self.parse_product(content, ref.url or "", known.sku)
         stats.pages += 1
         if parsed.error:
             stats.layout_errors += 1
             stats.error(f"product page {ref.url}: {parsed.error}")
-        item = {**vars(known), **_present(parsed.fields), "sku": known.sku}
+        item = {**vars(known), **present(parsed.fields), "sku": known.sku}
         item["source_location"] = ref.url
-        item["url"] = _resolve(ref.url, item.get("url")) or ref.url
+        item["url"] = resolve_link(ref.url, item.get("url")) or ref.url
         frame = normalize(items_frame([item]), self._context(state, ref.sha256))
         stats.items_seen += 1
         count_items(frame, stats)
@@ -332,7 +270,7 @@ class CrawlConnector:
         seq: int | None,
         rank_offset: int,
         stats: FetchStats,
-        state: _RunState,
+        state: RunState,
         products: ProductSource,
         category_path: str | None = None,
     ) -> FetchBatch:
@@ -343,7 +281,7 @@ class CrawlConnector:
             stats.error(f"layout changed? {page_url}: {parsed.structure_error}")
         items = [
             {
-                **_absolute_links(item, page_url),
+                **absolute_links(item, page_url),
                 "category": item.get("category") or category_path,
                 "listing_rank": rank_offset + i + 1,
                 "source_location": f"{page_url}#item-{i}",
@@ -363,7 +301,7 @@ class CrawlConnector:
             frame = everything[kept] if kept else empty_batch_frame()
         return self._batch(frame, stats, refs, page_url, state.run)
 
-    def _keep(self, skus: list[str | None], stats: FetchStats, state: _RunState) -> list[int]:
+    def _keep(self, skus: list[str | None], stats: FetchStats, state: RunState) -> list[int]:
         """Positions of the tier's listings (all when no subset), each once per run. Items
         without a SKU are kept: they are malformed and must reach quarantine."""
         wanted = state.request.skus
@@ -400,16 +338,16 @@ class CrawlConnector:
         if parsed.error:
             stats.layout_errors += 1
             stats.error(f"product page {got.ref.url}: {parsed.error}")
-        fields = _present(parsed.fields)
+        fields = present(parsed.fields)
         fields.pop("sku", None)  # the listing's SKU names the variant we asked for
         return {
             **item,
-            **_absolute_links(fields, got.ref.url or ""),
+            **absolute_links(fields, got.ref.url or ""),
             "source_location": got.ref.url,
             "payload_sha256": got.ref.sha256,
         }
 
-    def _context(self, state: _RunState, sha: str | None) -> RecordContext:
+    def _context(self, state: RunState, sha: str | None) -> RecordContext:
         return RecordContext(
             source=f"{self.source.connector}:{self.name}",
             observed_at=state.observed_at,
@@ -455,7 +393,7 @@ class CrawlConnector:
             observed_at=datetime.fromisoformat(header["observed_at"]),
             run_id=run.run_id,
         )
-        state = _RunState(request, None, request.at())
+        state = RunState(request, None, request.at())
         children = {
             (e.get("parent"), e.get("for_sku")): e
             for e in run.entries
@@ -468,7 +406,7 @@ class CrawlConnector:
             entry = children.get((parent, to_text("sku", item.get("sku"))))
             if entry is None:
                 return ProductPayload("failed")
-            return ProductPayload("ok", _ref(entry), archive.get(entry["sha256"]))
+            return ProductPayload("ok", payload_ref(entry), archive.get(entry["sha256"]))
 
         tail: list[pl.DataFrame] = []
         tail_refs: list[PayloadRef] = []
@@ -476,7 +414,7 @@ class CrawlConnector:
         for entry in run.entries:
             kind, payload_kind = entry.get("type"), entry.get("kind")
             if kind == "payload" and payload_kind == "listing":
-                ref = _ref(entry)
+                ref = payload_ref(entry)
                 parsed = self.parse_listing(archive.get(ref.sha256), ref.url or "")
                 rank = int(entry.get("rank_offset") or 0)
                 yield self._listing_batch(
@@ -490,7 +428,7 @@ class CrawlConnector:
                     entry.get("category_path"),
                 )
             elif kind == "payload" and payload_kind == "product" and entry.get("parent") is None:
-                ref = _ref(entry)
+                ref = payload_ref(entry)
                 sku = str(entry.get("for_sku"))
                 known = next(
                     (k for k in request.listings or () if k.sku == sku), KnownListing(sku=sku)
@@ -519,144 +457,5 @@ class CrawlConnector:
             raise IngestionError(f"{self.name}: no HTTP client")
         return self.http.get(url, params=params, stats=stats)
 
-    def _store(
-        self, state: _RunState, response: HttpResponse, kind: str, **extra: Any
-    ) -> tuple[PayloadRef, int | None]:
-        meta = {
-            "url": response.url,
-            "status": response.status,
-            "content_type": response.content_type,
-            "fetched_at": response.fetched_at.isoformat(),
-        }
-        if state.run is None:
-            sha = hashlib.sha256(response.content).hexdigest()
-            return PayloadRef(
-                sha256=sha, key="", kind=kind, size=len(response.content), **meta
-            ), None
-        ref = state.run.store(response.content, kind, **meta, **extra)
-        return ref, state.run.entries[-1]["seq"]
 
-    def _note(self, state: _RunState, entry: dict[str, Any]) -> None:
-        if state.run is not None:
-            state.run.add(entry)
-
-    def _product_url(self, item: dict[str, Any]) -> str | None:
-        """The product page of an item: ``product.url`` filled from the item's fields."""
-        if self.source.product is None:
-            return None
-        template = self.source.product.url
-        values = {k: to_text(k, item.get(k)) or "" for k in ("url", "sku", "product_id")}
-        needed = [k for k in values if f"{{{k}}}" in template]
-        if any(not values[k] for k in needed):
-            return None
-        filled = template.format(**values, base_url=self.source.base_url)
-        return template_url(self.source.base_url, filled)
-
-
-def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None and v != [] and v != ""}
-
-
-def _ref(entry: Mapping[str, Any]) -> PayloadRef:
-    names = PayloadRef.__dataclass_fields__
-    return PayloadRef(**{k: v for k, v in entry.items() if k in names})
-
-
-def _absolute_links(fields: dict[str, Any], page_url: str) -> dict[str, Any]:
-    """``url`` and every image URL of extracted fields, resolved against their page."""
-    resolved = dict(fields)
-    if "url" in fields:
-        resolved["url"] = _resolve(page_url, to_text("url", fields["url"]))
-    if "image_urls" in fields:
-        images = fields["image_urls"]
-        links = images if isinstance(images, list | tuple) else [images]
-        absolute = [_resolve(page_url, to_text("url", link)) for link in links]
-        resolved["image_urls"] = [link for link in absolute if link] or None
-    return resolved
-
-
-def _resolve(page_url: str | None, link: str | None) -> str | None:
-    """A link as the browser would follow it from ``page_url``."""
-    if not link:
-        return None
-    return urljoin(page_url or "", link)
-
-
-def template_url(base_url: str, url: str) -> str:
-    """URL templates are appended to ``base_url`` unless absolute."""
-    if url.startswith(("http://", "https://")):
-        return url
-    return base_url.rstrip("/") + "/" + url.lstrip("/")
-
-
-class _Pager:
-    """The next listing request for one target, by pagination kind."""
-
-    def __init__(self, pagination: Pagination) -> None:
-        self.p = pagination
-        self.page = pagination.first
-        self.offset = pagination.first
-        self.cursor: str | None = None
-        self.next_url: str | None = None
-        self.visited: set[str] = set()  # cursors / next links already followed (no loops)
-
-    def request(
-        self, base_url: str, template: str, target: Mapping[str, str], params: Mapping[str, str]
-    ) -> tuple[str, dict[str, str | int]]:
-        if self.next_url:  # a link from the page: its query travels as params (see below)
-            url, _, in_url = self.next_url.partition("?")
-            return url, dict(parse_qsl(in_url, keep_blank_values=True))
-        values: dict[str, Any] = {**target, "base_url": base_url}
-        position: dict[str, Any] = {
-            "page": self.page,
-            "offset": self.offset,
-            "cursor": self.cursor or "",
-        }
-        url, _, in_url = template.format(**values, **position).partition("?")
-        # httpx replaces (not merges) a URL's query with ``params``: merge them ourselves
-        query: dict[str, str | int] = dict(parse_qsl(in_url, keep_blank_values=True))
-        query.update({k: v.format(**values, **position) for k, v in params.items()})
-        if self.p.kind != "none" and f"{{{_position_key(self.p.kind)}}}" not in template:
-            value = position[_position_key(self.p.kind)]
-            if value != "":
-                query[self.p.query_param] = value
-        if self.p.size_param and self.p.page_size:
-            query[self.p.size_param] = self.p.page_size
-        return template_url(base_url, url), query
-
-    def advance(self, parsed: ParsedPage, page_url: str) -> bool:
-        n = len(parsed.items)
-        if self.p.kind == "none" or n == 0:
-            return False
-        if self.p.kind == "page":
-            if (
-                parsed.total_pages is not None
-                and self.page - self.p.first + 1 >= parsed.total_pages
-            ):
-                return False
-            self.page += 1
-            return True
-        if self.p.kind == "offset":
-            size = self.p.page_size or n
-            if n < size:
-                return False
-            if parsed.total_items is not None and self.offset + n >= parsed.total_items:
-                return False
-            self.offset += size
-            return True
-        if parsed.next_url:
-            following = urljoin(page_url, parsed.next_url)
-            if following in self.visited:
-                return False
-            self.visited.add(following)
-            self.next_url = following
-            return True
-        if parsed.next_cursor and parsed.next_cursor not in self.visited:
-            self.visited.add(parsed.next_cursor)
-            self.cursor = parsed.next_cursor
-            return True
-        return False
-
-
-def _position_key(kind: str) -> str:
-    return {"page": "page", "offset": "offset", "cursor": "cursor"}[kind]
+__all__ = ["CrawlConnector"]

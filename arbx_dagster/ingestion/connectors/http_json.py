@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from arbx_dagster.ingestion.connectors.crawl import CrawlConnector, ParsedPage
+from arbx_dagster.ingestion.connectors.crawl import CrawlConnector
+from arbx_dagster.ingestion.connectors.pagination import ParsedPage
 from arbx_dagster.ingestion.extract import PayloadError, json_value, load_json
 from arbx_dagster.ingestion.sources import HttpJsonSource
 
