@@ -20,26 +20,17 @@ from typing import Any
 import polars as pl
 
 from arbx_dagster.bench.counts import Counts
-from arbx_dagster.bench.retail_market.generator import RetailMarket, generate_retail_market
+from arbx_dagster.bench.retail_market.generator import (
+    SERIES_COLUMNS,
+    RetailMarket,
+    generate_retail_market,
+)
 from arbx_dagster.bench.retail_market.scenarios import scenario_configs
 from arbx_dagster.bench.series_bench import OBSERVATION, predict_series, series_counts
 from arbx_dagster.bench.series_file import load_series
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 
-SERIES_COLUMNS = (
-    "product_id",
-    "name",
-    "category",
-    "retailer",
-    "sku",
-    "observed_at",
-    "price_list",
-    "price_offer",
-    "price_card",
-    "in_stock",
-    "is_glitch",
-)
 DIAGNOSIS_COLUMNS = ("dynamics", "mechanism", "glitch_day", "first_day")
 
 

@@ -33,6 +33,22 @@ class RetailMarket:
 EVERYDAY = RetailMarketConfig()  # the default market (frozen: safe to share)
 
 
+# The columns of a labelled series file (what `arbx bench glitches --series` reads).
+SERIES_COLUMNS = (
+    "product_id",
+    "name",
+    "category",
+    "retailer",
+    "sku",
+    "observed_at",
+    "price_list",
+    "price_offer",
+    "price_card",
+    "in_stock",
+    "is_glitch",
+)
+
+
 def generate_retail_market(config: RetailMarketConfig = EVERYDAY) -> RetailMarket:
     """A labelled multi-store series (columns of ``--series`` plus diagnosis columns)."""
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)]
@@ -138,17 +154,7 @@ def _as_series(
         )
         .filter((pl.col("price_offer") > 0) & pl.col("observed_at").is_not_null())
         .select(
-            "product_id",
-            "name",
-            "category",
-            "retailer",
-            "sku",
-            "observed_at",
-            "price_list",
-            "price_offer",
-            "price_card",
-            "in_stock",
-            "is_glitch",
+            *SERIES_COLUMNS,
             "dynamics",
             mechanism=pl.when(hit).then(pl.col("mechanism")),
             glitch_day=pl.when(hit).then(pl.col("glitch_day")),

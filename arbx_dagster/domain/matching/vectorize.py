@@ -62,31 +62,29 @@ def _char_ngrams(texts: pl.Series, lo: int, hi: int) -> tuple[np.ndarray, np.nda
     space = np.r_[0, np.cumsum(sym == 1)]  # space[p] = spaces before position p
     stop = np.r_[0, np.cumsum(boundary)]
     out_doc, out_code = [], []
-    for n in range(lo, hi + 1):
+
+    def windows(n: int, whole_words_only: bool) -> None:
+        """Every n-gram window inside one padded word (slices, not fancy indexing: window
+        p covers positions p .. p + n - 1); ``whole_words_only`` keeps only windows that
+        are a whole padded word (space at both ends)."""
         m = len(sym) - n + 1
         if m <= 0:
-            continue
-        # Slices, not fancy indexing: window p covers positions p .. p + n - 1.
+            return
         ok = (stop[n : n + m] - stop[:m]) == 0
         ok &= (space[n - 1 : n - 1 + m] - space[1 : 1 + m]) == 0
+        if whole_words_only:
+            ok &= (sym[:m] == 1) & (sym[n - 1 : n - 1 + m] == 1)
         code = sym[:m].copy()
         for offset in range(1, n):
             code |= sym[offset : offset + m] << (_BITS * offset)
         out_doc.append(doc_of[:m][ok])
         out_code.append(code[ok])
+
+    for n in range(lo, hi + 1):
+        windows(n, whole_words_only=False)
     # As scikit-learn, a padded word shorter than the shortest n-gram (' a ') is one gram.
     for n in range(3, lo):
-        m = len(sym) - n + 1
-        if m <= 0:
-            continue
-        ok = (sym[:m] == 1) & (sym[n - 1 : n - 1 + m] == 1)
-        ok &= (stop[n : n + m] - stop[:m]) == 0
-        ok &= (space[n - 1 : n - 1 + m] - space[1 : 1 + m]) == 0
-        code = sym[:m].copy()
-        for offset in range(1, n):
-            code |= sym[offset : offset + m] << (_BITS * offset)
-        out_doc.append(doc_of[:m][ok])
-        out_code.append(code[ok])
+        windows(n, whole_words_only=True)
     if not out_doc:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(out_doc), np.concatenate(out_code)
