@@ -2,7 +2,7 @@
 
 Entry points for the orchestration layer::
 
-    sources = load_sources()                       # $ARBX_SOURCES or sources.example.yaml
+    sources = load_sources(path)                   # a sources.yaml
     archive = Archive.from_config(sources.archive)
     connector = build_connector(sources.get("falabella"), cache, archive)
     for batch in connector.fetch(FetchRequest(mode=FetchMode.LISTING_PAGES, listings=…)):

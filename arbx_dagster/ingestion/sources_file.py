@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +16,15 @@ import yaml
 from pydantic import ValidationError
 
 from arbx_dagster.ingestion.sources import SourcesConfig
-from arbx_dagster.settings import Settings
-
-ENV_VAR = "ARBX_SOURCES"
-DEFAULT_FILE = "sources.example.yaml"
-DEFAULT_FILE_IN_HOME = "sources.yaml"  # in ARBX_HOME: what `arbx import` writes
 
 
 class SourcesError(ValueError):
     """``sources.yaml`` is missing or wrong; the message lists every problem with its place."""
 
 
-def default_sources_path() -> Path:
-    """``$ARBX_SOURCES``, else the state folder's ``sources.yaml`` (what ``arbx import``
-    writes), else the documented example: the working folder's, else the one shipped in
-    the package (the repository's top-level file, linked), so an installed ArbX runs."""
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        return Path(configured)
-    # An installed package is a folder on disk, so its data files are plain paths.
-    shipped = Path(str(resources.files("arbx_dagster") / DEFAULT_FILE))
-    for candidate in (
-        Settings.from_env().home / DEFAULT_FILE_IN_HOME,
-        Path.cwd() / DEFAULT_FILE,
-        shipped,
-    ):
-        if candidate.exists():
-            return candidate
-    return Path(DEFAULT_FILE)
-
-
-def load_sources(
-    path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> SourcesConfig:
+def load_sources(path: str | Path, environ: Mapping[str, str] | None = None) -> SourcesConfig:
     """Read and validate ``sources.yaml``; raise :class:`SourcesError` listing every problem."""
-    path = Path(path) if path is not None else default_sources_path()
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import dagster as dg
@@ -10,8 +11,30 @@ from pydantic import Field, PrivateAttr
 
 from arbx_dagster.ingestion.archive import Archive
 from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
-from arbx_dagster.ingestion.sources_file import default_sources_path, load_sources
+from arbx_dagster.ingestion.sources_file import load_sources
 from arbx_dagster.settings import Settings
+
+DEFAULT_FILE = "sources.example.yaml"
+DEFAULT_FILE_IN_HOME = "sources.yaml"  # in ARBX_HOME: what `arbx import` writes
+
+
+def default_sources_path(settings: Settings | None = None) -> Path:
+    """``ARBX_SOURCES``, else the state folder's ``sources.yaml`` (what ``arbx import``
+    writes), else the documented example: the working folder's, else the one shipped in
+    the package (the repository's top-level file, linked), so an installed ArbX runs."""
+    settings = settings or Settings.from_env()
+    if settings.sources:
+        return settings.sources
+    # An installed package is a folder on disk, so its data files are plain paths.
+    shipped = Path(str(resources.files("arbx_dagster") / DEFAULT_FILE))
+    for candidate in (
+        settings.home / DEFAULT_FILE_IN_HOME,
+        Path.cwd() / DEFAULT_FILE,
+        shipped,
+    ):
+        if candidate.exists():
+            return candidate
+    return Path(DEFAULT_FILE)
 
 
 def _anchor(path: str | Path, base: Path) -> str:

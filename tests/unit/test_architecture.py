@@ -40,3 +40,26 @@ def test_modules_and_functions_stay_small_enough_to_read() -> None:
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{name}:{node.lineno} {node.name}(): {length} lines")
     assert not too_long, "\n".join(too_long)
+
+
+# Below the resources nothing reads its configuration from the environment: it is given
+# it. Two uses of os.environ are not configuration: sources.yaml's own ${VAR} expansion,
+# and the thread count the matcher sets for the worker processes it spawns.
+LOWER_LAYERS = ("domain", "pipeline", "storage", "alerts", "ingestion", "reporting")
+NOT_CONFIGURATION = {
+    "arbx_dagster/ingestion/sources_file.py",
+    "arbx_dagster/domain/matching/engine.py",
+}
+
+
+def test_the_layers_below_the_resources_never_read_the_environment() -> None:
+    readers = []
+    for package in LOWER_LAYERS:
+        for path in sorted((ROOT / "arbx_dagster" / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            text = path.read_text(encoding="utf-8")
+            if name in NOT_CONFIGURATION:
+                continue
+            if "os.environ" in text or "os.getenv" in text or "Settings.from_env" in text:
+                readers.append(name)
+    assert readers == []

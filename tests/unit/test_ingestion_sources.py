@@ -14,10 +14,10 @@ from arbx_dagster.ingestion.sources import (
 )
 from arbx_dagster.ingestion.sources_file import (
     SourcesError,
-    default_sources_path,
     load_sources,
     parse_sources,
 )
+from arbx_dagster.resources.sources import default_sources_path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "sources.example.yaml"
