@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/arbx demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not services"
