@@ -17,13 +17,13 @@ import contextlib
 import dataclasses
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from arbx_dagster.domain.schema import RETAILER_PARTITIONS_NAME
 from arbx_dagster.pipeline.announcements import publish_run_event
+from arbx_dagster.service.background import BackgroundThread
 from arbx_dagster.service.dagster_api import (
     ACTIVE_STATUSES,
     DagsterClient,
@@ -231,22 +231,16 @@ class RunWatcher:
         self.cache = cache
         self.events = events
         self.interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundThread("arbx-run-watch")
         self._token = f"{id(self)}"
         self._seeded = False
 
     def start(self) -> None:
-        if self.interval <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="arbx-run-watch", daemon=True)
-        self._thread.start()
+        if self.interval > 0:
+            self._background.start(self._loop)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
-            self._thread = None
+        self._background.stop()
 
     def _leader(self) -> bool:
         lease = "lock:run-watcher"
@@ -283,7 +277,7 @@ class RunWatcher:
         return published
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._background.stopping.wait(self.interval):
             try:
                 self.tick()
             except (DagsterUnavailable, DagsterError, CacheError) as exc:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponential
 
+from arbx_dagster.service.background import BackgroundThread
 from arbx_dagster.storage.event_log import Event, EventLog, parse_event_id
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ class Broadcaster:
         self._on_event = on_event
         self._subscribers: set[Subscriber] = set()
         self._mutex = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundThread("arbx-sse-tail")
+        self._stop = self._background.stopping
         self.last_id: str | None = None
         self.healthy = False
         self.closing = False
@@ -65,20 +66,16 @@ class Broadcaster:
         return len(self._subscribers)
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._background.started:
             return
         try:
             self.last_id = self.log.latest_id() or "0-0"
         except Exception as exc:
             log.warning("event log unavailable at start: %s", exc)
-        self._thread = threading.Thread(target=self._run, name="arbx-sse-tail", daemon=True)
-        self._thread.start()
+        self._background.start(self._run)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
-            self._thread = None
+        self._background.stop()
         self.close_clients()
 
     def close_clients(self) -> None:
