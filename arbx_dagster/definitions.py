@@ -7,7 +7,7 @@ from arbx_dagster.assets.conventions import with_storage_kind
 from arbx_dagster.automation import AUTOMATION_INTERVAL_SECONDS, SENSOR_STATUS
 from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
-from arbx_dagster.automation.schedules import TIER_SCHEDULES
+from arbx_dagster.automation.schedules import MATCH_SCHEDULES, TIER_SCHEDULES
 from arbx_dagster.automation.sensors import (
     alert_on_run_failure,
     file_drop_sensor,
@@ -71,7 +71,7 @@ defs = dg.Definitions(
     assets=with_storage_kind(ALL_ASSETS, settings().warehouse_engine),
     asset_checks=ALL_CHECKS,
     jobs=[*ALL_JOBS, maintenance],
-    schedules=[*TIER_SCHEDULES, maintenance_schedule],
+    schedules=[*TIER_SCHEDULES, *MATCH_SCHEDULES, maintenance_schedule],
     sensors=[file_drop_sensor, retailer_partitions, automation_sensor, alert_on_run_failure],
     resources=build_resources(settings()),
     executor=_executor(settings()),

@@ -15,7 +15,7 @@ from arbx_dagster.assets.conventions import (
 from arbx_dagster.assets.listings import normalized_listings
 from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.domain.matching import TrainedPairModel
-from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
+from arbx_dagster.pipeline.matching import MATCH_MODES, refresh_matches, train_match_model
 from arbx_dagster.resources import ClockResource, WarehouseResource
 from arbx_dagster.settings import settings
 
@@ -116,6 +116,13 @@ def match_model(
     )
 
 
+class MatchConfig(dg.Config):
+    """How much to match: ``auto`` matches only the listings that changed since the last
+    match (and what they could match), unless a full match is due; ``full`` everything."""
+
+    mode: str = "auto"
+
+
 @dg.asset(
     deps=[normalized_listings],
     partitions_def=MATCH_PARTITIONS,
@@ -126,12 +133,16 @@ def match_model(
         "probabilities and transitive, one-per-retailer clustering; canonical ids carry over "
         "between runs. Matched block by block (shelves linked by shared model codes) on "
         "every core; with ARBX_MATCH_SHARDS=N, one partition per shard of blocks, so a "
-        "cluster spreads the work across run workers. "
+        "cluster spreads the work across run workers. Between full matches (daily, the "
+        "rematch_all job, or when the model changes) a run matches only the listings whose "
+        "title, brand, codes or category changed, with the listings they could match "
+        "(metadata: mode, changed_listings, touched_products, seconds). "
         "Tables: product_matches, match_pairs, canonical_products."
     ),
 )
 def product_matches(
     context: dg.AssetExecutionContext,
+    config: MatchConfig,
     match_model: TrainedPairModel | None,
     warehouse: WarehouseResource,
     clock: ClockResource,
@@ -143,6 +154,8 @@ def product_matches(
             "match_model builds it"
         )
         match_model = train_match_model(warehouse.warehouse)
+    if config.mode not in MATCH_MODES:
+        raise dg.Failure(f"mode must be one of {', '.join(MATCH_MODES)}, not {config.mode!r}")
     shard = shard_of_partition(context.partition_key if context.has_partition_key else None)
     report = refresh_matches(
         warehouse.warehouse,
@@ -150,6 +163,7 @@ def product_matches(
         scorer=match_model,
         shard=shard,
         workers=settings().match_workers,
+        mode=config.mode,
     )
     table = table_metadata(warehouse.warehouse, "product_matches")
     if shard is not None:  # the shard's own rows, beside the whole table's

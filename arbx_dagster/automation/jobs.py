@@ -3,6 +3,7 @@
 import dagster as dg
 
 from arbx_dagster.assets.ingestion import raw_prices
+from arbx_dagster.assets.matching import product_matches
 from arbx_dagster.domain.schema import TIERS
 
 DOWNSTREAM = dg.AssetSelection.assets(raw_prices).downstream() - dg.AssetSelection.assets(
@@ -54,10 +55,20 @@ full_refresh = dg.define_asset_job(
     "and everything downstream. What `arbx demo` and `arbx backfill` run.",
 )
 
+rematch_all = dg.define_asset_job(
+    "rematch_all",
+    selection=[product_matches],
+    config={"ops": {"product_matches": {"config": {"mode": "full"}}}},
+    tags={"arbx/trigger": "full-rematch"},
+    description="Match the whole catalogue again (between full matches, product_matches "
+    "matches only what changed). Daily, and on demand.",
+)
+
 ALL_JOBS = [
     *INGEST_JOBS.values(),
     backfill_raw_prices,
     ingest_files,
     refresh_downstream,
     full_refresh,
+    rematch_all,
 ]

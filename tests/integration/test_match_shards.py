@@ -9,10 +9,10 @@ import sys
 from datetime import UTC, datetime
 
 import polars as pl
+from listings_table import load_listings
 
 from arbx_dagster.domain.matching import RuleScorer
 from arbx_dagster.domain.matching.training_pairs import simulated_listings
-from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 from arbx_dagster.pipeline.matching import refresh_matches
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -21,11 +21,7 @@ SORT = ["retailer", "sku"]
 
 
 def _load_listings(warehouse: Warehouse, listings: pl.DataFrame) -> None:
-    columns = warehouse.query("SELECT * FROM listings LIMIT 0").columns
-    frame = conform(listings, LISTING_SCHEMA).with_columns(
-        first_seen=pl.lit(NOW), last_seen=pl.lit(NOW), updated_at=pl.lit(NOW)
-    )
-    warehouse.replace("listings", frame.select([c for c in columns if c in frame.columns]))
+    load_listings(warehouse, listings, NOW)
 
 
 def _matches(warehouse: Warehouse) -> pl.DataFrame:

@@ -36,6 +36,7 @@ UNCATEGORIZED = ""
 # catalogues are where blocks pay (parallel workers, partitions), small ones need no split.
 BLOCKS_FROM_LISTINGS = 40_000
 WHOLE_CATALOGUE = "*"
+BLOCK_MAP_SCHEMA: dict[str, pl.DataType] = {"category": pl.String(), "block": pl.String()}
 
 
 def category_blocks(records: pl.DataFrame, *, min_share: float = DEFAULT_MIN_SHARE) -> pl.DataFrame:

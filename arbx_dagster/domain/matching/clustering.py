@@ -209,7 +209,7 @@ def build_outputs(
     """
     members = _members(records, membership, kept)
     product_matches = conform(members.sort("idx"), PRODUCT_MATCH_SCHEMA)
-    canonical_products = conform(_canonical_products(members), CANONICAL_PRODUCT_SCHEMA)
+    canonical_products = conform(canonical_product_rows(members), CANONICAL_PRODUCT_SCHEMA)
     pairs = conform(_pairs_within_clusters(members, scored), MATCH_PAIR_SCHEMA)
     return pairs, product_matches, canonical_products
 
@@ -251,7 +251,7 @@ def _most_frequent(members: pl.DataFrame, col: str) -> pl.DataFrame:
     )
 
 
-def _canonical_products(members: pl.DataFrame) -> pl.DataFrame:
+def canonical_product_rows(members: pl.DataFrame) -> pl.DataFrame:
     """One row per canonical product: the title of the member with the best match
     probability and longest title, counts, and the most frequent brand, model, category."""
     canon = (

@@ -13,12 +13,18 @@ import time
 from collections.abc import Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
 from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS, candidate_pairs, keyed_pairs
-from arbx_dagster.domain.matching.blocks import BLOCKS_FROM_LISTINGS, assign_blocks, shard_of
+from arbx_dagster.domain.matching.blocks import (
+    BLOCK_MAP_SCHEMA,
+    BLOCKS_FROM_LISTINGS,
+    UNCATEGORIZED,
+    assign_blocks,
+    shard_of,
+)
 from arbx_dagster.domain.matching.clustering import (
     build_outputs,
     carry_over_canonical_ids,
@@ -52,7 +58,9 @@ class MatchResult:
     * ``canonical_products``: one row per canonical product (``CANONICAL_PRODUCT_SCHEMA``);
     * ``candidates``: every scored candidate pair with its probability and which blocker
       proposed it (for reporting and for choosing pairs to label);
-    * ``stats``: candidate counts and timings.
+    * ``stats``: candidate counts and timings;
+    * ``blocks``: the match block of every category (``BLOCK_MAP_SCHEMA``), which an
+      incremental match (``incremental.py``) keeps to match within the same blocks.
     """
 
     pairs: pl.DataFrame
@@ -60,6 +68,7 @@ class MatchResult:
     canonical_products: pl.DataFrame
     candidates: pl.DataFrame = field(default_factory=lambda: empty(CANDIDATE_SCHEMA))
     stats: dict[str, float] = field(default_factory=dict)
+    blocks: pl.DataFrame = field(default_factory=lambda: empty(BLOCK_MAP_SCHEMA))
 
     def carry_over(self, previous: pl.DataFrame) -> MatchResult:
         """This result with canonical ids carried over from ``previous`` product matches
@@ -79,7 +88,7 @@ class MatchResult:
             .select(self.canonical_products.columns)
             .sort("canonical_id")
         )
-        return MatchResult(self.pairs, matches, products, self.candidates, self.stats)
+        return replace(self, product_matches=matches, canonical_products=products)
 
 
 def assign(
@@ -281,6 +290,11 @@ def match_by_block(
     records = records.with_columns(
         block=assign_blocks(records, from_listings=0 if split else blocks_from)
     )
+    block_map = (
+        records.select(pl.col("category").fill_null(UNCATEGORIZED), "block")
+        .unique("category")
+        .sort("category")
+    )
     parts = [
         part.drop("block").with_columns(idx=pl.int_range(pl.len(), dtype=pl.Int64))
         for _, part in records.group_by("block", maintain_order=True)
@@ -304,7 +318,7 @@ def match_by_block(
         with _worker_pool(min(workers, len(parts))) as pool:
             futures = [pool.submit(match_records, p, threads=1, **options) for p in parts]
             results = [f.result() for f in futures]
-    merged = _merge(results)
+    merged = replace(merge_results(results), blocks=block_map)
     merged.stats.update(blocks=float(len(parts)), seconds_wall=time.perf_counter() - started)
     return merged
 
@@ -332,7 +346,8 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
             os.environ["POLARS_MAX_THREADS"] = before
 
 
-def _merge(results: list[MatchResult]) -> MatchResult:
+def merge_results(results: list[MatchResult]) -> MatchResult:
+    """One result of several blocks' (stats summed, the threshold kept)."""
     if not results:
         return _empty_result()
     stats: dict[str, float] = {}

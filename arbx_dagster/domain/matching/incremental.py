@@ -1,0 +1,438 @@
+"""Incremental matching: only what changed since the last match is matched again.
+
+A full match scores every candidate pair of the catalogue, so the time from a new listing
+to its opportunity would grow with the catalogue, not with the change. Most refreshes
+change a few listings:
+
+* a listing whose **identity** (``IDENTITY_COLUMNS``: what the matcher reads — title,
+  brand, model codes, category) is unchanged since the last match keeps its product;
+* new and changed listings, and the members left in a product that lost a delisted one,
+  are the **seeds**;
+* their **pool**: listings at other retailers of the same match block that could be their
+  match — those sharing the most informative model codes and title words (at most
+  ``POOL_PER_RETAILER`` per seed and retailer; a key held by more than ``MAX_POSTINGS``
+  listings names a shelf, not a product, and is not searched);
+* the **neighbourhood**: seeds, pool and every member of their products, matched again
+  with the full matcher (blocking, scoring, assignment, settled labels), block by block,
+  with the catalogue's size for the blocker's statistics.
+
+A cluster of that match holding a seed replaces what it overlaps; a cluster without a seed
+is dropped and its listings keep their products, so listings no change reached never move.
+Canonical ids carry over as in a full match (``clustering.carry_over_canonical_ids``). A
+full match still runs daily and whenever the model changes; :func:`agreement` measures
+how closely the incremental state follows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS
+from arbx_dagster.domain.matching.blocks import (
+    BLOCK_MAP_SCHEMA,
+    UNCATEGORIZED,
+    WHOLE_CATALOGUE,
+)
+from arbx_dagster.domain.matching.clustering import (
+    canonical_product_rows,
+    carry_over_canonical_ids,
+)
+from arbx_dagster.domain.matching.engine import MatchResult, match_records, merge_results
+from arbx_dagster.domain.matching.model_codes import MIN_KEY_LEN, code_stem
+from arbx_dagster.domain.matching.normalize import matching_records
+from arbx_dagster.domain.matching.scoring import PairScorer
+from arbx_dagster.domain.schema import (
+    CANONICAL_PRODUCT_SCHEMA,
+    MATCH_PAIR_SCHEMA,
+    PRODUCT_MATCH_SCHEMA,
+    conform,
+    empty,
+)
+
+IDENTITY_COLUMNS = ("name", "name_norm", "brand", "model_code", "model_codes", "category")
+IDENTITY_SCHEMA: dict[str, pl.DataType] = {
+    "retailer": pl.String(),
+    "sku": pl.String(),
+    "identity": pl.Int64(),
+}
+POOL_PER_RETAILER = DEFAULT_NEIGHBOURS  # as many as the similarity blocker proposes
+MAX_POSTINGS = 2_000
+KEY = ["retailer", "sku"]
+_KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
+
+
+def listing_identities(listings: pl.DataFrame) -> pl.DataFrame:
+    """``retailer, sku, identity``: a hash of what the matcher reads of each listing."""
+    present = [c for c in IDENTITY_COLUMNS if c in listings.columns]
+    text = pl.concat_str(
+        [pl.col(c).cast(pl.String).fill_null("") for c in present], separator="\x1f"
+    )
+    return listings.select(*KEY, identity=text.hash().reinterpret(signed=True))
+
+
+@dataclass(frozen=True)
+class MatchState:
+    """What the last match left: every listing's product and identity, the matched pairs and
+    the match block of every category."""
+
+    product_matches: pl.DataFrame  # PRODUCT_MATCH_SCHEMA
+    pairs: pl.DataFrame  # MATCH_PAIR_SCHEMA
+    identities: pl.DataFrame  # IDENTITY_SCHEMA
+    blocks: pl.DataFrame = field(default_factory=lambda: empty(BLOCK_MAP_SCHEMA))
+
+    @classmethod
+    def after(cls, result: MatchResult, listings: pl.DataFrame) -> MatchState:
+        """The state a full match of ``listings`` leaves."""
+        return cls(
+            result.product_matches, result.pairs, listing_identities(listings), result.blocks
+        )
+
+
+@dataclass(frozen=True)
+class IncrementalMatch:
+    """Rows that replace the neighbourhood's (and the delisted listings') in the state.
+
+    ``replaced``: keys whose product-match, pair and identity rows are replaced;
+    ``retired``: canonical ids those listings had (their product rows are replaced by
+    ``canonical_products``); ``touched``: canonical ids whose members changed or that are
+    gone (what downstream stages recompute).
+    """
+
+    product_matches: pl.DataFrame
+    pairs: pl.DataFrame
+    canonical_products: pl.DataFrame
+    identities: pl.DataFrame
+    replaced: pl.DataFrame
+    retired: list[str]
+    touched: list[str]
+    stats: dict[str, float]
+
+    def apply(self, state: MatchState) -> MatchState:
+        """``state`` with these rows in place of the replaced ones (what a warehouse does)."""
+        left = {"retailer": "left_retailer", "sku": "left_sku"}
+        right = {"retailer": "right_retailer", "sku": "right_sku"}
+        pairs = state.pairs.join(self.replaced.rename(left), on=list(left.values()), how="anti")
+        pairs = pairs.join(self.replaced.rename(right), on=list(right.values()), how="anti")
+        return MatchState(
+            pl.concat(
+                [
+                    state.product_matches.join(self.replaced, on=KEY, how="anti"),
+                    self.product_matches,
+                ]
+            ).sort(KEY),
+            pl.concat([pairs, self.pairs]),
+            pl.concat([state.identities.join(self.replaced, on=KEY, how="anti"), self.identities]),
+            state.blocks,
+        )
+
+
+def match_changes(
+    listings: pl.DataFrame,
+    state: MatchState,
+    *,
+    scorer: PairScorer | None = None,
+    k: int = DEFAULT_NEIGHBOURS,
+    threads: int | None = None,
+    decisions: pl.DataFrame | None = None,
+    also: pl.DataFrame | None = None,
+) -> IncrementalMatch:
+    """Match the listings that changed since ``state`` (module docstring).
+
+    ``listings``: every current listing (``LISTING_SCHEMA``); ``decisions``: pairs people
+    labelled, settled inside the neighbourhood as in a full match; ``also``: keys of
+    listings to match again whatever their identity (e.g. both sides of a new label).
+    """
+    started = time.perf_counter()
+    current = listing_identities(listings)
+    delisted = state.product_matches.select(KEY).join(current.select(KEY), on=KEY, how="anti")
+    seeds = pl.concat(
+        [
+            current.join(state.identities, on=[*KEY, "identity"], how="anti").select(KEY),
+            _members_of(state.product_matches, delisted),
+            pl.DataFrame(schema=_KEYS_SCHEMA) if also is None else also.select(KEY),
+        ]
+    ).unique()
+    seeds = seeds.join(current.select(KEY), on=KEY, how="semi")
+    blocked = _with_blocks(listings, state.blocks)
+    pool = _pool(blocked, seeds)
+    around = pl.concat([seeds, pool]).unique()
+    neighbourhood = (
+        pl.concat([around, _members_of(state.product_matches, around)])
+        .unique()
+        .join(delisted, on=KEY, how="anti")
+    )
+    found_at = time.perf_counter()
+    result = _match_blocks(
+        blocked.join(neighbourhood, on=KEY, how="semi"),
+        scorer=scorer,
+        k=k,
+        threads=threads,
+        catalogue_size=listings.height,
+        decisions=decisions,
+    )
+    matched_at = time.perf_counter()
+    previous = state.product_matches.join(neighbourhood, on=KEY, how="semi")
+    spliced = _splice(result, previous, seeds, state)
+    products = _product_rows(spliced, listings)
+    replaced = pl.concat([neighbourhood, delisted]).unique()
+    retired = (
+        state.product_matches.join(replaced, on=KEY, how="semi")["canonical_id"].unique().to_list()
+    )
+    touched = _touched(state.product_matches.join(replaced, on=KEY, how="semi"), spliced)
+    pairs = _pairs(result, spliced, seeds, state.pairs)
+    return IncrementalMatch(
+        product_matches=conform(spliced.sort(KEY), PRODUCT_MATCH_SCHEMA),
+        pairs=conform(pairs, MATCH_PAIR_SCHEMA),
+        canonical_products=conform(products, CANONICAL_PRODUCT_SCHEMA),
+        identities=current.join(neighbourhood, on=KEY, how="semi"),
+        replaced=replaced.sort(KEY),
+        retired=sorted(retired),
+        touched=touched,
+        stats={
+            "seeds": float(seeds.height),
+            "delisted": float(delisted.height),
+            "pool": float(pool.height),
+            "neighbourhood": float(neighbourhood.height),
+            "touched_products": float(len(touched)),
+            "candidates": float(result.stats.get("candidates", 0.0)),
+            "seconds_neighbourhood": found_at - started,
+            "seconds_match": matched_at - found_at,
+            "seconds_total": time.perf_counter() - started,
+        },
+    )
+
+
+def _members_of(product_matches: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Every listing of the products ``keys`` belong to."""
+    products = product_matches.join(keys, on=KEY, how="semi").select("canonical_id").unique()
+    return product_matches.join(products, on="canonical_id", how="semi").select(KEY)
+
+
+def _with_blocks(listings: pl.DataFrame, blocks: pl.DataFrame) -> pl.DataFrame:
+    """Listings with the ``block`` the last full match put their category in; a category it
+    never saw is a block of its own until the next full match."""
+    if blocks.height == 0 or (blocks["block"] == WHOLE_CATALOGUE).all():
+        return listings.with_columns(block=pl.lit(WHOLE_CATALOGUE))
+    category = pl.col("category").fill_null(UNCATEGORIZED)
+    return (
+        listings.with_columns(_category=category)
+        .join(blocks.rename({"category": "_category"}), on="_category", how="left")
+        .with_columns(block=pl.coalesce("block", pl.lit("new:") + pl.col("_category")))
+        .drop("_category")
+    )
+
+
+def _retrieval_keys(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """``row, key``: the title words and the model codes (and their stems) of each listing,
+    hashed (words and codes apart, so a million titles' keys are joined and counted as
+    integers); a key repeated in one listing repeats here."""
+    words = (
+        rows.select("row", word=pl.col("name_norm").fill_null("").str.split(" "))
+        .explode("word")
+        .filter(pl.col("word").str.len_chars() >= 2)
+        .select("row", key=pl.col("word").hash(seed=0))
+    )
+    codes = (
+        rows.select("row", code=pl.col("model_codes").fill_null("").str.split(" "))
+        .explode("code")
+        .filter(pl.col("code").str.len_chars() >= MIN_KEY_LEN)
+    )
+    return pl.concat(
+        [
+            words,
+            codes.select("row", key=pl.col("code").hash(seed=1)),
+            codes.select("row", key=code_stem(pl.col("code")).hash(seed=1)),
+        ]
+    )
+
+
+def _pool(
+    blocked: pl.DataFrame,
+    seeds: pl.DataFrame,
+    per_retailer: int = POOL_PER_RETAILER,
+    max_postings: int = MAX_POSTINGS,
+) -> pl.DataFrame:
+    """Listings at other retailers of the seeds' block that share the most informative keys
+    with a seed (summed log inverse document frequency), ``per_retailer`` per seed and
+    retailer."""
+    if seeds.height == 0:
+        return pl.DataFrame(schema=_KEYS_SCHEMA)
+    rows = blocked.select(*KEY, "block", "name_norm", "model_codes").with_row_index("row")
+    seed_keys = _retrieval_keys(rows.join(seeds, on=KEY, how="semi").lazy()).collect()
+    # Only the postings of the seeds' keys are gathered from the whole catalogue.
+    wanted = seed_keys["key"].unique().implode()
+    postings = _retrieval_keys(rows.lazy()).filter(pl.col("key").is_in(wanted)).unique().collect()
+    weights = (
+        postings.group_by("key")
+        .len("postings")
+        .filter(pl.col("postings") <= max_postings)
+        .select("key", weight=(pl.lit(float(rows.height)) / pl.col("postings")).log())
+    )
+    side = rows.select("row", "retailer", "block")
+    hits = (
+        seed_keys.rename({"row": "seed"})
+        .join(weights, on="key")
+        .join(postings.join(weights.select("key"), on="key", how="semi"), on="key")
+        .filter(pl.col("row") != pl.col("seed"))
+        .group_by("seed", "row")
+        .agg(score=pl.col("weight").sum())
+        .join(
+            side.rename({"row": "seed", "retailer": "seed_retailer", "block": "seed_block"}),
+            on="seed",
+        )
+        .join(side, on="row")
+        .filter(
+            (pl.col("retailer") != pl.col("seed_retailer"))
+            & (pl.col("block") == pl.col("seed_block"))
+        )
+        .sort("score", "row", descending=[True, False])
+        .group_by("seed", "retailer", maintain_order=True)
+        .head(per_retailer)
+    )
+    return rows.join(hits.select("row").unique(), on="row", how="semi").select(KEY)
+
+
+def _match_blocks(
+    listings: pl.DataFrame,
+    *,
+    scorer: PairScorer | None,
+    k: int,
+    threads: int | None,
+    catalogue_size: int,
+    decisions: pl.DataFrame | None,
+) -> MatchResult:
+    """The full matcher on ``listings`` (with ``block``), block by block."""
+    results = []
+    for _, part in listings.sort(*KEY).group_by("block", maintain_order=True):
+        records = matching_records(part.drop("block"))
+        results.append(
+            match_records(
+                records,
+                scorer=scorer,
+                k=k,
+                threads=threads,
+                catalogue_size=catalogue_size,
+                keep_candidates=False,
+                decisions=decisions,
+            )
+        )
+    return merge_results(results)
+
+
+def _splice(
+    result: MatchResult, previous: pl.DataFrame, seeds: pl.DataFrame, state: MatchState
+) -> pl.DataFrame:
+    """The neighbourhood's product matches: clusters holding a seed as the match found them,
+    every other listing in its previous product; canonical ids carried over."""
+    new = result.product_matches
+    seeded = new.join(seeds, on=KEY, how="semi").select("canonical_id").unique()
+    moved = new.join(seeded, on="canonical_id", how="semi")
+    stayed = previous.join(moved.select(KEY), on=KEY, how="anti")
+    columns = list(PRODUCT_MATCH_SCHEMA)
+    groups = pl.concat([moved.select(columns), stayed.select(columns)])
+    # A listing left alone in its product has no partner to be confident about.
+    groups = groups.with_columns(
+        match_probability=pl.when(pl.len().over("canonical_id") == 1)
+        .then(1.0)
+        .otherwise(pl.col("match_probability"))
+    )
+    spliced = carry_over_canonical_ids(previous, groups)
+    outside = set(
+        state.product_matches.join(previous.select(KEY), on=KEY, how="anti")["canonical_id"]
+        .unique()
+        .to_list()
+    )
+    return _unique_ids(spliced, outside)
+
+
+def _unique_ids(matches: pl.DataFrame, taken: set[str]) -> pl.DataFrame:
+    """``matches`` with any canonical id that a product outside them holds re-hashed."""
+    clashing = set(matches["canonical_id"].unique().to_list()) & taken
+    if not clashing:
+        return matches
+    renamed = {}
+    for old in sorted(clashing):
+        new, salt = old, 0
+        while new in taken:
+            salt += 1
+            new = "cp_" + hashlib.sha1(f"{old}#{salt}".encode()).hexdigest()[:20]
+        renamed[old] = new
+    return matches.with_columns(pl.col("canonical_id").replace(renamed))
+
+
+def _product_rows(spliced: pl.DataFrame, listings: pl.DataFrame) -> pl.DataFrame:
+    members = spliced.join(listings.select(*KEY, "name", "brand", "model_code", "category"), on=KEY)
+    return canonical_product_rows(members)
+
+
+def _signatures(matches: pl.DataFrame) -> pl.DataFrame:
+    """``canonical_id, members``: each product's sorted member keys, as one string."""
+    return matches.group_by("canonical_id").agg(
+        members=(pl.col("retailer") + ":" + pl.col("sku")).sort().str.join("\n")
+    )
+
+
+def _touched(before: pl.DataFrame, after: pl.DataFrame) -> list[str]:
+    """Canonical ids whose members differ between ``before`` and ``after`` (or that exist in
+    only one of them)."""
+    old, new = _signatures(before), _signatures(after)
+    same = old.join(new, on=["canonical_id", "members"], how="inner")["canonical_id"]
+    ids = set(old["canonical_id"].to_list()) | set(new["canonical_id"].to_list())
+    return sorted(ids - set(same.to_list()))
+
+
+def _pairs(
+    result: MatchResult, spliced: pl.DataFrame, seeds: pl.DataFrame, previous_pairs: pl.DataFrame
+) -> pl.DataFrame:
+    """Pairs within the neighbourhood's products: the match's own inside products that hold
+    a seed, the previous ones inside the others."""
+    product = spliced.select(*KEY, "canonical_id")
+    seeded = product.join(seeds, on=KEY, how="semi").select("canonical_id").unique()
+
+    def inside(pairs: pl.DataFrame) -> pl.DataFrame:
+        return (
+            pairs.join(
+                product.rename({"retailer": "left_retailer", "sku": "left_sku"}),
+                on=["left_retailer", "left_sku"],
+            )
+            .join(
+                product.rename(
+                    {"retailer": "right_retailer", "sku": "right_sku", "canonical_id": "right_id"}
+                ),
+                on=["right_retailer", "right_sku"],
+            )
+            .filter(pl.col("canonical_id") == pl.col("right_id"))
+        )
+
+    fresh = inside(result.pairs).join(seeded, on="canonical_id", how="semi")
+    kept = inside(previous_pairs).join(seeded, on="canonical_id", how="anti")
+    columns = list(MATCH_PAIR_SCHEMA)
+    return pl.concat([fresh.select(columns), kept.select(columns)]).sort(columns[:4])
+
+
+def agreement(incremental: pl.DataFrame, full: pl.DataFrame) -> float:
+    """Share of listings whose product has the same members in both product matches (ids
+    aside): 1.0 when the incremental state is what a full match would have found."""
+
+    def by_listing(matches: pl.DataFrame) -> pl.DataFrame:
+        return matches.select(*KEY, "canonical_id").join(_signatures(matches), on="canonical_id")
+
+    joined = by_listing(full).join(by_listing(incremental), on=KEY, how="left", suffix="_inc")
+    if joined.height == 0:
+        return 1.0
+    return float((joined["members"] == joined["members_inc"]).fill_null(False).mean())
+
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "IDENTITY_SCHEMA",
+    "IncrementalMatch",
+    "MatchState",
+    "agreement",
+    "listing_identities",
+    "match_changes",
+]

@@ -1,0 +1,98 @@
+"""The match state in the warehouse: what an incremental match starts from and writes.
+
+A full match replaces ``product_matches``, ``match_pairs``, ``canonical_products``,
+``match_identities`` and ``match_blocks`` whole; an incremental one replaces only the rows
+of the listings it matched again (``IncrementalMatch.replaced``) and of the products they
+had. Every match run is logged in ``match_runs`` (mode, scorer version, counts, seconds):
+the log says when the last full match ran and with which model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from arbx_dagster.domain.matching.blocks import BLOCK_MAP_SCHEMA
+from arbx_dagster.domain.matching.incremental import (
+    IDENTITY_SCHEMA,
+    IncrementalMatch,
+    MatchState,
+)
+from arbx_dagster.domain.schema import (
+    MATCH_PAIR_SCHEMA,
+    PRODUCT_MATCH_SCHEMA,
+    UTC_DATETIME,
+    conform,
+)
+from arbx_dagster.storage.warehouse import Warehouse
+
+MATCH_RUN_SCHEMA: dict[str, pl.DataType] = {
+    "matched_at": UTC_DATETIME,
+    "mode": pl.String(),
+    "scorer": pl.String(),
+    "listings": pl.Int64(),
+    "changed": pl.Int64(),
+    "touched_products": pl.Int64(),
+    "seconds": pl.Float64(),
+}
+
+
+def _table(warehouse: Warehouse, table: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    columns = ", ".join(schema)
+    return conform(warehouse.query(f"SELECT {columns} FROM {table}"), schema)
+
+
+def read_match_state(warehouse: Warehouse) -> MatchState:
+    return MatchState(
+        product_matches=_table(warehouse, "product_matches", PRODUCT_MATCH_SCHEMA),
+        pairs=_table(warehouse, "match_pairs", MATCH_PAIR_SCHEMA),
+        identities=_table(warehouse, "match_identities", IDENTITY_SCHEMA),
+        blocks=_table(warehouse, "match_blocks", BLOCK_MAP_SCHEMA),
+    )
+
+
+def last_full_match(warehouse: Warehouse) -> dict | None:
+    """The newest full match run (``MATCH_RUN_SCHEMA`` as a dict), or None."""
+    rows = warehouse.query(
+        "SELECT matched_at, scorer FROM match_runs WHERE mode = 'full' "
+        "ORDER BY matched_at DESC LIMIT 1"
+    )
+    return rows.row(0, named=True) if rows.height else None
+
+
+def last_match_at(warehouse: Warehouse) -> datetime | None:
+    return warehouse.scalar("SELECT max(matched_at) FROM match_runs")
+
+
+def write_full_state(warehouse: Warehouse, identities: pl.DataFrame, blocks: pl.DataFrame) -> None:
+    """The identities and blocks of a full match (inside the caller's transaction)."""
+    warehouse.replace("match_identities", identities)
+    warehouse.replace("match_blocks", blocks)
+
+
+def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datetime) -> None:
+    """Swap the rows ``change`` replaces for its own, in one transaction."""
+    stamp = pl.lit(now).cast(UTC_DATETIME)
+    keys = change.replaced
+    retired = pl.DataFrame({"canonical_id": change.retired}, schema={"canonical_id": pl.String})
+    with warehouse.transaction():
+        warehouse.delete_keys("product_matches", keys)
+        warehouse.delete_keys("match_identities", keys)
+        for side in ("left", "right"):
+            warehouse.delete_keys(
+                "match_pairs", keys.rename({"retailer": f"{side}_retailer", "sku": f"{side}_sku"})
+            )
+        warehouse.delete_keys("canonical_products", retired)
+        warehouse.insert("product_matches", change.product_matches.with_columns(matched_at=stamp))
+        warehouse.insert("match_pairs", change.pairs.with_columns(matched_at=stamp))
+        warehouse.upsert(
+            "canonical_products",
+            change.canonical_products.with_columns(updated_at=stamp),
+            ["canonical_id"],
+        )
+        warehouse.insert("match_identities", change.identities)
+
+
+def log_match_run(warehouse: Warehouse, **run: object) -> None:
+    warehouse.insert("match_runs", pl.DataFrame([run], schema=MATCH_RUN_SCHEMA))
