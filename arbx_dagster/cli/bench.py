@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from arbx_dagster.cli.bench_api import bench_api
+from arbx_dagster.cli.bench_freshness import freshness_command
 from arbx_dagster.cli.bench_glitches import glitches_command
 from arbx_dagster.cli.bench_opportunities import opportunities_command
 from arbx_dagster.cli.bench_scale import scale_command
@@ -180,3 +181,4 @@ app.command("glitches")(glitches_command)
 app.command("scale")(scale_command)
 app.command("opportunities")(opportunities_command)
 app.command("api")(bench_api)
+app.command("freshness")(freshness_command)

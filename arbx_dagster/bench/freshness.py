@@ -1,0 +1,204 @@
+"""``arbx bench freshness``: seconds from a price landing to its opportunity, at N listings.
+
+Builds a one-day simulated market of N listings and processes it fully (the stages the
+assets run: normalize, a full match, history, opportunities), then lands K changes ten
+minutes later — ordinary price moves, new listings (each with a counterpart at another
+store), new spreads (an offer cut to 60 % at one store of a product several stores carry)
+and new glitches (a price at 10 %) — and runs the stages again as a price refresh does:
+``product_matches`` in its default mode (matching only what changed). It reports the
+seconds of that pass per stage, the seconds of a full re-match of the same catalogue,
+``agreement`` (share of listings whose product is the same in both) and how many planted
+changes the pass turned into what the simulator says they are.
+
+In process, every change lands in one batch, so each change's latency is the pass's
+seconds (``seconds.incremental_compute``); the time to the API, the alert and the SSE event
+needs the daemon and the service (``--daemon``, not built yet: those keys are null).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from arbx_dagster.bench.memory import PeakMemory
+from arbx_dagster.bench.scale import GAP_RATE, scratch_warehouse
+from arbx_dagster.domain.matching.incremental import agreement
+from arbx_dagster.domain.simulator import simulate_snapshot
+from arbx_dagster.pipeline.history import refresh_price_history
+from arbx_dagster.pipeline.ingest import ingest_observations
+from arbx_dagster.pipeline.listings import refresh_listings
+from arbx_dagster.pipeline.matching import refresh_matches, train_match_model
+from arbx_dagster.pipeline.opportunities import refresh_opportunities
+from arbx_dagster.storage.warehouse import Warehouse
+
+Progress = Callable[[str], None]
+KEY = ["retailer", "sku"]
+# What the K changes are made of (shares of K).
+CHANGE_MIX = {"move": 0.5, "new_listing": 0.2, "spread": 0.15, "glitch": 0.15}
+LANDS_AFTER = timedelta(minutes=10)
+SPREAD_CUT = 0.6
+GLITCH_PRICE = 0.1
+
+
+def plant_changes(
+    observations: pl.DataFrame, truth: pl.DataFrame, changes: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """``(initial observations, changed observations, planted)`` for ``changes`` changes.
+
+    New listings are held out of the initial observations; the other kinds re-observe a
+    listing with a new price, all ``LANDS_AFTER`` the last observation. ``planted``: ``retailer, sku, kind, canonical truth id``."""
+    rng = np.random.default_rng(seed)
+    counts = {kind: round(share * changes) for kind, share in CHANGE_MIX.items()}
+    shared = truth.filter(pl.len().over("true_product_id") > 1)
+    picked = shared.sample(
+        n=min(shared.height, sum(counts.values())), seed=int(rng.integers(1 << 31))
+    )
+    parts, start = {}, 0
+    for kind, count in counts.items():
+        parts[kind] = picked.slice(start, count)
+        start += count
+    held_out = parts["new_listing"].select(KEY)
+    lands_at = observations["observed_at"].max() + LANDS_AFTER
+    initial = observations.join(held_out, on=KEY, how="anti")
+    price = {
+        "move": pl.col("price_offer") * pl.lit(rng.choice([0.95, 1.05])),
+        "new_listing": pl.col("price_offer"),
+        "spread": pl.col("price_offer") * SPREAD_CUT,
+        "glitch": pl.col("price_offer") * GLITCH_PRICE,
+    }
+    landed = [
+        observations.join(parts[kind].select(KEY), on=KEY, how="semi").with_columns(
+            price_offer=price[kind].round(0).cast(pl.Int64),
+            price_card=pl.lit(None, dtype=pl.Int64),
+            in_stock=pl.lit(True),
+            observed_at=pl.lit(lands_at).cast(observations.schema["observed_at"]),
+        )
+        for kind in CHANGE_MIX
+    ]
+    planted = pl.concat(
+        [parts[kind].with_columns(kind=pl.lit(kind)) for kind in CHANGE_MIX]
+    ).select(*KEY, "kind", "true_product_id")
+    return initial, pl.concat(landed), planted
+
+
+def _process(warehouse: Warehouse, now: datetime, model: Any, timed: Callable) -> None:
+    """The stages a price refresh runs, each timed under its name."""
+    timed("normalize", lambda: refresh_listings(warehouse, now=now))
+    timed("match", lambda: refresh_matches(warehouse, now=now, scorer=model, mode="auto"))
+    timed("history", lambda: refresh_price_history(warehouse, now=now))
+    timed("opportunities", lambda: refresh_opportunities(warehouse, now=now))
+
+
+def _found(warehouse: Warehouse, planted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, Any]:
+    """Of each planted kind, how many the pass turned into what they are: a live spread
+    bought at the cut listing, a live glitch at the glitching one, a new listing in its
+    counterpart's product."""
+    live = warehouse.query(
+        "SELECT kind, buy_retailer AS retailer, buy_sku AS sku FROM opportunities "
+        "WHERE status <> 'expired'"
+    )
+    matches = warehouse.query("SELECT retailer, sku, canonical_id FROM product_matches")
+    products = truth.join(matches, on=KEY)
+    joined = planted.join(products.select(*KEY, "canonical_id"), on=KEY, how="left")
+    partners = joined.join(
+        products.select("true_product_id", other_id="canonical_id", other_retailer="retailer"),
+        on="true_product_id",
+    ).filter(pl.col("other_retailer") != pl.col("retailer"))
+    new_matched = (
+        partners.filter(pl.col("kind") == "new_listing")
+        .group_by(KEY)
+        .agg((pl.col("canonical_id") == pl.col("other_id")).any().alias("ok"))
+    )
+    found = {
+        "spread": planted.filter(pl.col("kind") == "spread")
+        .join(live.filter(pl.col("kind") == "spread"), on=KEY, how="semi")
+        .height,
+        "glitch": planted.filter(pl.col("kind") == "glitch")
+        .join(live.filter(pl.col("kind") == "glitch"), on=KEY, how="semi")
+        .height,
+        "new_listing": int(new_matched["ok"].sum()),
+    }
+    return {
+        kind: {"planted": planted.filter(pl.col("kind") == kind).height, "found": found[kind]}
+        for kind in found
+    }
+
+
+def run_freshness(
+    listings: int,
+    changes: int,
+    *,
+    postgres_url: str | None = None,
+    seed: int = 7,
+    progress: Progress = lambda stage: None,
+) -> dict[str, Any]:
+    """Measure one price refresh after ``changes`` changes at ``listings`` listings."""
+    seconds: dict[str, float] = {}
+    memory = PeakMemory()
+
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        progress(stage)
+        memory.enter(stage)
+        started = time.perf_counter()
+        result = work()
+        seconds[stage] = round(time.perf_counter() - started, 3)
+        return result
+
+    with memory:
+        market = timed(
+            "generate", lambda: simulate_snapshot(listings, seed=seed, gap_rate=GAP_RATE)
+        )
+        truth = market.truth_listings
+        initial, landed, planted = plant_changes(market.observations, truth, changes, seed)
+        now = market.observations["observed_at"].max() + timedelta(minutes=1)
+        later = now + LANDS_AFTER
+        with scratch_warehouse(postgres_url) as warehouse:
+            timed("load", lambda: ingest_observations(warehouse, initial, now=now))
+            model = timed("train", lambda: train_match_model(warehouse))
+            _process(warehouse, now, model, lambda s, w: timed(f"initial_{s}", w))
+            first = {k: v for k, v in seconds.items() if k.startswith("initial_")}
+            timed("land_changes", lambda: ingest_observations(warehouse, landed, now=later))
+            _process(warehouse, later, model, timed)
+            incremental_matches = warehouse.query(
+                "SELECT retailer, sku, canonical_id FROM product_matches"
+            )
+            found = _found(warehouse, planted, truth)
+            mode = warehouse.query(
+                "SELECT mode FROM match_runs ORDER BY matched_at DESC LIMIT 1"
+            ).item()
+            full = timed(
+                "full_rematch",
+                lambda: refresh_matches(warehouse, now=later, scorer=model, mode="full"),
+            )
+            full_matches = warehouse.query(
+                "SELECT retailer, sku, canonical_id FROM product_matches"
+            )
+            engine = warehouse.engine
+    stages = ("normalize", "match", "history", "opportunities")
+    compute = round(sum(seconds[s] for s in stages), 3)
+    return {
+        "listings": int(market.observations.height),
+        "changes": planted.height,
+        "warehouse": engine,
+        "daemon": False,
+        "match_mode": mode,
+        "seconds": {
+            "api": None,
+            "alert": None,
+            "sse": None,
+            "incremental_compute": compute,
+            "incremental_by_stage": {s: seconds[s] for s in stages},
+            "full_rematch": seconds["full_rematch"],
+            "initial_by_stage": {k.removeprefix("initial_"): v for k, v in first.items()},
+            "land_changes": seconds["land_changes"],
+        },
+        "agreement": round(agreement(incremental_matches, full_matches), 5),
+        "full_rematch_listings": int(full.counts["listings"]),
+        "found": found,
+        "peak_rss_mb": round(memory.mb, 1),
+    }
