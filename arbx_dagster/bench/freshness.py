@@ -51,7 +51,8 @@ def plant_changes(
     """``(initial observations, changed observations, planted)`` for ``changes`` changes.
 
     New listings are held out of the initial observations; the other kinds re-observe a
-    listing with a new price, all ``LANDS_AFTER`` the last observation. ``planted``: ``retailer, sku, kind, canonical truth id``."""
+    listing with a new price, all ``LANDS_AFTER`` the last observation. ``planted``:
+    ``retailer, sku, kind, true_product_id``."""
     rng = np.random.default_rng(seed)
     counts = {kind: round(share * changes) for kind, share in CHANGE_MIX.items()}
     shared = truth.filter(pl.len().over("true_product_id") > 1)
