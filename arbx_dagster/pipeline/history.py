@@ -185,16 +185,22 @@ def refresh_price_history(
         refreshed_at=pl.lit(now).cast(UTC_DATETIME)
     )
     replaced = pl.concat([plan.rebuild.select(SLICE), plan.vanished])
+    closes = closes.select(list(PRICE_HISTORY_SCHEMA))
     with warehouse.transaction():
+        # Run by run (consecutive days of one retailer), each table's rows of the run
+        # replaced by the new ones (``replace``: no key deleted and inserted again).
         for run in day_runs(replaced).iter_rows(named=True):
             params = [run["retailer"], run["first_day"], run["last_day"]]
-            for table in ("price_history", "price_history_slices"):
-                warehouse.execute(
-                    f"DELETE FROM {table} WHERE retailer = $1 AND day >= $2 AND day <= $3",
-                    params,
+            inside = (pl.col("retailer") == run["retailer"]) & pl.col("day").is_between(
+                run["first_day"], run["last_day"]
+            )
+            for table, rows in (("price_history", closes), ("price_history_slices", ledger)):
+                warehouse.replace(
+                    table,
+                    rows.filter(inside),
+                    where="retailer = $1 AND day >= $2 AND day <= $3",
+                    params=params,
                 )
-        warehouse.insert("price_history", closes.select(list(PRICE_HISTORY_SCHEMA)))
-        warehouse.insert("price_history_slices", ledger)
     totals = warehouse.query(
         "SELECT count(*) AS closes, count(DISTINCT day) AS days, min(day) AS first_day, "
         "max(day) AS last_day FROM price_history"

@@ -27,6 +27,7 @@ from arbx_dagster.domain.schema import (
 )
 from arbx_dagster.storage.warehouse import Warehouse
 
+KEY = ["retailer", "sku"]
 MATCH_RUN_SCHEMA: dict[str, pl.DataType] = {
     "matched_at": UTC_DATETIME,
     "mode": pl.String(),
@@ -72,26 +73,42 @@ def write_full_state(warehouse: Warehouse, identities: pl.DataFrame, blocks: pl.
 
 
 def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datetime) -> None:
-    """Swap the rows ``change`` replaces for its own, in one transaction."""
+    """Swap the rows ``change`` replaces for its own, in one transaction: stale rows are
+    deleted and the new ones upserted, so no key is deleted and inserted again (which
+    DuckDB commits very slowly; see ``DuckDBWarehouse.replace``)."""
     stamp = pl.lit(now).cast(UTC_DATETIME)
     keys = change.replaced
-    retired = pl.DataFrame({"canonical_id": change.retired}, schema={"canonical_id": pl.String})
+    pair_keys = ["left_retailer", "left_sku", "right_retailer", "right_sku"]
     with warehouse.transaction():
-        warehouse.delete_keys("product_matches", keys)
-        warehouse.delete_keys("match_identities", keys)
         for side in ("left", "right"):
-            warehouse.delete_keys(
-                "match_pairs", keys.rename({"retailer": f"{side}_retailer", "sku": f"{side}_sku"})
+            touching = warehouse.query_with(
+                f"SELECT {', '.join(pair_keys)} FROM match_pairs AS p JOIN {{staged}} AS k "
+                f"ON p.{side}_retailer = k.retailer AND p.{side}_sku = k.sku",
+                keys,
             )
-        warehouse.delete_keys("canonical_products", retired)
-        warehouse.insert("product_matches", change.product_matches.with_columns(matched_at=stamp))
-        warehouse.insert("match_pairs", change.pairs.with_columns(matched_at=stamp))
+            warehouse.delete_keys(
+                "match_pairs", touching.join(change.pairs, on=pair_keys, how="anti")
+            )
+        for table, rows in (
+            ("product_matches", change.product_matches),
+            ("match_identities", change.identities),
+        ):
+            warehouse.delete_keys(table, keys.join(rows, on=["retailer", "sku"], how="anti"))
+        retired = pl.DataFrame({"canonical_id": change.retired}, schema={"canonical_id": pl.String})
+        warehouse.delete_keys(
+            "canonical_products",
+            retired.join(change.canonical_products, on="canonical_id", how="anti"),
+        )
+        warehouse.upsert(
+            "product_matches", change.product_matches.with_columns(matched_at=stamp), KEY
+        )
+        warehouse.upsert("match_pairs", change.pairs.with_columns(matched_at=stamp), pair_keys)
         warehouse.upsert(
             "canonical_products",
             change.canonical_products.with_columns(updated_at=stamp),
             ["canonical_id"],
         )
-        warehouse.insert("match_identities", change.identities)
+        warehouse.upsert("match_identities", change.identities, KEY)
 
 
 def log_match_run(warehouse: Warehouse, **run: object) -> None:

@@ -194,6 +194,12 @@ class Warehouse(ABC):
             self._run(f"DELETE FROM {_ident(table)} WHERE {where}", params)
             return self.insert(table, frame)
 
+    def query_with(self, sql: str, frame: pl.DataFrame, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """``sql`` with ``frame`` staged under the table name ``{staged}`` stands for: a
+        query over the rows matching a batch of keys, in one statement."""
+        with self.transaction(), self._staged(_to_arrow(frame)) as stage:
+            return self.query(sql.format(staged=stage), params)
+
     def delete_keys(self, table: str, keys: pl.DataFrame) -> None:
         """Delete the rows of ``table`` whose values in ``keys``' columns match a row of
         ``keys`` (one bulk statement against the staged keys, not one per row)."""
@@ -310,6 +316,45 @@ class DuckDBWarehouse(Warehouse):
 
     def _unstage(self, name: str) -> None:
         self._con.unregister(name)
+
+    def replace(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        where: str = "TRUE",
+        params: Sequence[Any] = (),
+    ) -> int:
+        """As :meth:`Warehouse.replace`, without deleting and re-inserting the same keys.
+
+        DuckDB commits a transaction that deletes rows and inserts the same primary keys
+        again very slowly (its key index: 40 s for 600k rows, against 0.4 s otherwise), so
+        a table with a primary key, given every column, is replaced by deleting only the
+        rows whose key is not in ``frame`` and upserting ``frame``: the same rows after.
+        """
+        key = self._primary_key(table)
+        names = [c.name for c in self.columns(table)]
+        if not key or frame.is_empty() or set(frame.columns) != set(names):
+            return super().replace(table, frame, where=where, params=params)
+        frame = frame.unique(subset=key, keep="last", maintain_order=True)
+        match = " AND ".join(f"s.{_ident(k)} = t.{_ident(k)}" for k in key)
+        with self.transaction():
+            with self._staged(_to_arrow(frame.select(key))) as stage:
+                self._run(
+                    f"DELETE FROM {_ident(table)} AS t WHERE ({where}) "
+                    f"AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})",
+                    params,
+                )
+            return self.upsert(table, frame, key)
+
+    def _primary_key(self, table: str) -> list[str]:
+        rows = self.query(
+            "SELECT constraint_column_names AS names FROM duckdb_constraints() "
+            "WHERE table_name = $1 AND constraint_type = 'PRIMARY KEY' "
+            "AND schema_name = current_schema()",
+            [table],
+        )
+        return list(rows["names"][0]) if rows.height else []
 
     def _begin(self) -> None:
         self._con.execute("BEGIN TRANSACTION")

@@ -159,6 +159,36 @@ def test_replace_swaps_only_the_matching_rows(warehouse: Warehouse) -> None:
     assert counts["n"].to_list() == [1, 2]
 
 
+def test_replacing_a_keyed_table_gives_exactly_the_new_rows_where_it_applies(
+    warehouse: Warehouse,
+) -> None:
+    """Rows kept, changed, dropped and added by one replace are what deleting the rows
+    matching ``where`` and inserting the new ones gives (on DuckDB it never re-inserts a
+    deleted key, which its index commits very slowly)."""
+    columns = warehouse.query("SELECT * FROM price_history LIMIT 0").columns
+    day = datetime(2026, 11, 20).date()
+
+    def full(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            price_list=pl.lit(None, dtype=pl.Int64),
+            price_card=pl.lit(None, dtype=pl.Int64),
+            in_stock=pl.lit(True),
+        ).select(columns)
+
+    warehouse.upsert("price_history", full(_history([1, 2, 3])), ["retailer", "sku", "day"])
+    warehouse.upsert(
+        "price_history", full(_history([4], day="2026-11-21")), ["retailer", "sku", "day"]
+    )
+    new = full(_history([10, 20])).with_columns(sku=pl.Series(["sku-1", "sku-9"]))
+    warehouse.replace("price_history", new, where="day = $1", params=[day])
+    rows = warehouse.query("SELECT sku, day, price_offer FROM price_history ORDER BY day, sku")
+    assert rows.rows() == [
+        ("sku-1", day, 10),
+        ("sku-9", day, 20),
+        ("sku-0", datetime(2026, 11, 21).date(), 4),
+    ]
+
+
 def test_a_failed_transaction_leaves_nothing_behind(warehouse: Warehouse) -> None:
     with pytest.raises(RuntimeError), warehouse.transaction():
         warehouse.upsert("price_history", _history([1990]), ["retailer", "sku", "day"])
