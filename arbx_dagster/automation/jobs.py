@@ -3,7 +3,8 @@
 import dagster as dg
 
 from arbx_dagster.assets.ingestion import raw_prices
-from arbx_dagster.assets.matching import product_matches
+from arbx_dagster.assets.listings import normalized_listings
+from arbx_dagster.assets.matching import MATCH_PARTITIONS, product_matches
 from arbx_dagster.domain.schema import TIERS
 
 DOWNSTREAM = dg.AssetSelection.assets(raw_prices).downstream() - dg.AssetSelection.assets(
@@ -55,13 +56,15 @@ full_refresh = dg.define_asset_job(
     "and everything downstream. What `arbx demo` and `arbx backfill` run.",
 )
 
+# Sharded matching (ARBX_MATCH_SHARDS) always matches in full, in partitioned runs.
+_REDONE = [normalized_listings] + ([product_matches] if MATCH_PARTITIONS is None else [])
 rematch_all = dg.define_asset_job(
     "rematch_all",
-    selection=[product_matches],
-    config={"ops": {"product_matches": {"config": {"mode": "full"}}}},
+    selection=_REDONE,
+    config={"ops": {a.key.path[-1]: {"config": {"mode": "full"}} for a in _REDONE}},
     tags={"arbx/trigger": "full-rematch"},
-    description="Match the whole catalogue again (between full matches, product_matches "
-    "matches only what changed). Daily, and on demand.",
+    description="Normalise and match the whole catalogue again (between these runs, "
+    "normalized_listings and product_matches redo only what changed). Daily, and on demand.",
 )
 
 ALL_JOBS = [

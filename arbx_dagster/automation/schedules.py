@@ -4,7 +4,6 @@ from datetime import datetime
 
 import dagster as dg
 
-from arbx_dagster.assets.matching import MATCH_PARTITIONS
 from arbx_dagster.assets.partitions import partition_key, partition_retailers
 from arbx_dagster.automation import SCHEDULE_STATUS
 from arbx_dagster.automation.jobs import INGEST_JOBS, rematch_all
@@ -50,16 +49,16 @@ def _tier_schedule(tier: str) -> dg.ScheduleDefinition:
 TIER_SCHEDULES = [_tier_schedule(tier) for tier in CRON_BY_TIER]
 
 
-# The daily full match, off-peak: after the tracking tier's 03:00 scrape, before 05:00's
-# model refresh. Sharded matching (ARBX_MATCH_SHARDS) always matches in full.
+# The daily full normalisation and match, off-peak: after the tracking tier's 03:00 scrape,
+# before 05:00's model refresh.
 full_rematch_schedule = dg.ScheduleDefinition(
     name="full_rematch",
     job=rematch_all,
     cron_schedule="30 4 * * *",
     execution_timezone=MARKET_TZ,
     default_status=SCHEDULE_STATUS,
-    description="Match the whole catalogue again once a day (runs in between match only "
-    "what changed).",
+    description="Normalise and match the whole catalogue again once a day (runs in "
+    "between redo only what changed).",
 )
 
-MATCH_SCHEDULES = [] if MATCH_PARTITIONS is not None else [full_rematch_schedule]
+MATCH_SCHEDULES = [full_rematch_schedule]

@@ -89,7 +89,7 @@ def plant_changes(
 
 def _process(warehouse: Warehouse, now: datetime, model: Any, timed: Callable) -> None:
     """The stages a price refresh runs, each timed under its name."""
-    timed("normalize", lambda: refresh_listings(warehouse, now=now))
+    timed("normalize", lambda: refresh_listings(warehouse, now=now, mode="auto"))
     timed("match", lambda: refresh_matches(warehouse, now=now, scorer=model, mode="auto"))
     timed("history", lambda: refresh_price_history(warehouse, now=now))
     timed("opportunities", lambda: refresh_opportunities(warehouse, now=now))

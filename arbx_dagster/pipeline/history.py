@@ -29,50 +29,16 @@ import polars as pl
 
 from arbx_dagster.domain.history import daily_close, market_day
 from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA, RAW_PRICE_SCHEMA, UTC_DATETIME
+from arbx_dagster.pipeline.raw_census import CENSUS_SQL, FINGERPRINT_PARTS, fingerprint
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.warehouse import Warehouse
 
 SLICE = ["retailer", "day"]
 
-# Per retailer and UTC hour (epoch hours: independent of the session time zone).
-_CENSUS_SQL = """
-SELECT retailer, hour,
-       count(*) AS raw_rows,
-       CAST(sum(CASE WHEN fetch_status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS ok_rows,
-       CAST(sum(CASE WHEN in_stock THEN 1 ELSE 0 END) AS BIGINT) AS in_stock_rows,
-       CAST(sum(price_list) AS BIGINT) AS sum_list,
-       CAST(sum(price_offer) AS BIGINT) AS sum_offer,
-       CAST(sum(price_card) AS BIGINT) AS sum_card,
-       min(observed_at) AS first_observed,
-       max(observed_at) AS last_observed,
-       max(ingested_at) AS last_ingested,
-       min(run_id) AS first_run,
-       max(run_id) AS last_run
-FROM (
-    SELECT *, CAST(floor(extract(epoch FROM observed_at) / 3600) AS BIGINT) AS hour
-    FROM raw_prices
-) AS r
-GROUP BY retailer, hour
-"""
-
 _OBSERVATIONS_SQL = """
 SELECT retailer, sku, observed_at, price_list, price_offer, price_card, in_stock, fetch_status
 FROM raw_prices WHERE retailer = $1 AND observed_at >= $2 AND observed_at < $3
 """
-
-_FINGERPRINT_PARTS = (
-    "raw_rows",
-    "ok_rows",
-    "in_stock_rows",
-    "sum_list",
-    "sum_offer",
-    "sum_card",
-    "first_observed",
-    "last_observed",
-    "last_ingested",
-    "first_run",
-    "last_run",
-)
 
 
 @dataclass(frozen=True)
@@ -87,14 +53,14 @@ class SlicePlan:
 
 def slice_census(warehouse: Warehouse) -> pl.DataFrame:
     """One fingerprint per (retailer, market day) of the rows now in raw_prices."""
-    hours = warehouse.query(_CENSUS_SQL)
+    hours = warehouse.query(CENSUS_SQL)
     start = pl.lit(datetime(1970, 1, 1, tzinfo=UTC)).cast(UTC_DATETIME)
     return (
         hours.lazy()
         .with_columns(day=market_day(start + pl.duration(hours=pl.col("hour"))))
         .group_by(SLICE)
         .agg(
-            *[pl.col(c).sum() for c in _FINGERPRINT_PARTS[:6]],
+            *[pl.col(c).sum() for c in FINGERPRINT_PARTS[:6]],
             pl.col("first_observed", "first_run").min(),
             pl.col("last_observed", "last_ingested", "last_run").max(),
             first_hour=pl.col("hour").min(),
@@ -105,10 +71,7 @@ def slice_census(warehouse: Warehouse) -> pl.DataFrame:
             "raw_rows",
             "first_hour",
             "last_hour",
-            fingerprint=pl.concat_str(
-                [pl.col(c).cast(pl.String).fill_null("-") for c in _FINGERPRINT_PARTS],
-                separator="|",
-            ),
+            fingerprint=fingerprint(),
         )
         .sort(SLICE)
         .collect()

@@ -1,4 +1,15 @@
-"""Stage 2: the current, normalised state of every listing."""
+"""Stage 2: the current, normalised state of every listing.
+
+A full refresh normalises every listing from its latest observation. With ``mode="auto"``
+only the listings whose raw rows changed since the last refresh are: raw_prices is
+censused per retailer and UTC hour (``raw_census.py``) and each hour's fingerprint compared
+with the one the last refresh recorded (``listing_hours``); the listings with rows in a
+changed or vanished hour, or whose first or last sighting lay in one (their rows may be
+gone), are normalised again from all their rows, with the whole catalogue's brand
+vocabulary as of the last full refresh (``brand_vocabulary``) plus their own brand fields.
+A full refresh runs when there is no record to compare with or more than
+``MAX_TOUCHED_SHARE`` of the listings changed, and daily (the ``rematch_all`` job).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +17,15 @@ from datetime import datetime
 
 import polars as pl
 
+from arbx_dagster.domain.matching.brands import infer_brand_vocabulary
 from arbx_dagster.domain.matching.normalize import enrich_listings
 from arbx_dagster.domain.schema import LISTING_KEY, LISTING_SCHEMA, UTC_DATETIME, conform
+from arbx_dagster.pipeline.raw_census import hour_census, with_bounds
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.warehouse import Warehouse
+
+MAX_TOUCHED_SHARE = 0.2  # beyond this, normalising everything costs little more
+REFRESH_MODES = ("auto", "full")
 
 # The latest successful observation of each listing, with when it was first and last seen.
 LATEST_OBSERVATIONS_SQL = """
@@ -24,16 +40,118 @@ SELECT * FROM (
 WHERE recency = 1
 """
 
+# The same for the listings staged as {staged} (retailer, sku).
+LATEST_OF_LISTINGS_SQL = """
+SELECT * FROM (
+    SELECT r.*,
+           min(r.observed_at) OVER (PARTITION BY r.retailer, r.sku) AS first_seen,
+           max(r.observed_at) OVER (PARTITION BY r.retailer, r.sku) AS last_seen,
+           row_number() OVER (
+               PARTITION BY r.retailer, r.sku ORDER BY r.observed_at DESC
+           ) AS recency
+    FROM raw_prices AS r
+    JOIN {staged} AS k ON r.retailer = k.retailer AND r.sku = k.sku
+    WHERE r.fetch_status = 'ok'
+) AS ranked
+WHERE recency = 1
+"""
 
-def refresh_listings(warehouse: Warehouse, *, now: datetime) -> StageReport:
-    latest = warehouse.query(LATEST_OBSERVATIONS_SQL)
-    listings = conform(enrich_listings(latest), LISTING_SCHEMA).with_columns(
+# Listings with raw rows in, or first or last seen in, one of the hours staged as {staged}.
+LISTINGS_IN_HOURS_SQL = """
+SELECT DISTINCT r.retailer, r.sku FROM raw_prices AS r
+JOIN {staged} AS h ON r.retailer = h.retailer AND r.observed_at >= h.start
+    AND r.observed_at < h.stop
+UNION
+SELECT l.retailer, l.sku FROM listings AS l
+JOIN {staged} AS h ON l.retailer = h.retailer
+    AND ((l.last_seen >= h.start AND l.last_seen < h.stop)
+         OR (l.first_seen >= h.start AND l.first_seen < h.stop))
+"""
+
+
+def refresh_listings(warehouse: Warehouse, *, now: datetime, mode: str = "full") -> StageReport:
+    """Normalise every listing, or (``mode="auto"``) only those whose raw rows changed."""
+    if mode not in REFRESH_MODES:
+        raise ValueError(f"mode must be one of {REFRESH_MODES}, not {mode!r}")
+    census = hour_census(warehouse)
+    why = "asked for"
+    if mode == "auto":
+        touched, why = _touched_listings(warehouse, census)
+        if touched is not None:
+            return _refresh_some(warehouse, touched, census, now)
+    return _refresh_all(warehouse, census, now, why)
+
+
+def _touched_listings(
+    warehouse: Warehouse, census: pl.DataFrame
+) -> tuple[pl.DataFrame | None, str]:
+    """The listings to normalise again, or None and why everything must be."""
+    ledger = warehouse.query("SELECT retailer, hour, fingerprint FROM listing_hours")
+    if ledger.is_empty():
+        return None, "no earlier refresh recorded"
+    changed = census.join(ledger, on=["retailer", "hour", "fingerprint"], how="anti")
+    vanished = ledger.join(census, on=["retailer", "hour"], how="anti")
+    hours = pl.concat(
+        [
+            changed.select("retailer", "start", "stop"),
+            with_bounds(vanished.select("retailer", "hour")).select("retailer", "start", "stop"),
+        ]
+    )
+    if hours.is_empty():
+        return pl.DataFrame(schema={"retailer": pl.String, "sku": pl.String}), ""
+    touched = warehouse.query_with(LISTINGS_IN_HOURS_SQL, hours)
+    listed = warehouse.scalar("SELECT count(*) FROM listings") or 0
+    if touched.height > MAX_TOUCHED_SHARE * max(listed, 1):
+        return None, f"more than {MAX_TOUCHED_SHARE:.0%} of the listings changed"
+    return touched, ""
+
+
+def _normalised(
+    latest: pl.DataFrame, now: datetime, vocabulary: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    return conform(enrich_listings(latest, vocabulary), LISTING_SCHEMA).with_columns(
         updated_at=pl.lit(now).cast(UTC_DATETIME)
     )
-    warehouse.upsert("listings", listings, LISTING_KEY)
+
+
+def _refresh_all(
+    warehouse: Warehouse, census: pl.DataFrame, now: datetime, why: str
+) -> StageReport:
+    latest = warehouse.query(LATEST_OBSERVATIONS_SQL)
+    listings = _normalised(latest, now)
+    vocabulary = infer_brand_vocabulary(listings["name_norm"], listings["brand"])
+    with warehouse.transaction():
+        warehouse.upsert("listings", listings, LISTING_KEY)
+        warehouse.replace("brand_vocabulary", vocabulary)
+        warehouse.replace("listing_hours", census.select("retailer", "hour", "fingerprint"))
+    return _report(listings, mode="full", why_full=why)
+
+
+def _refresh_some(
+    warehouse: Warehouse, touched: pl.DataFrame, census: pl.DataFrame, now: datetime
+) -> StageReport:
+    latest = (
+        warehouse.query_with(LATEST_OF_LISTINGS_SQL, touched) if touched.height else pl.DataFrame()
+    )
+    vocabulary = warehouse.query("SELECT alias, brand FROM brand_vocabulary")
+    listings = _normalised(latest, now, vocabulary) if latest.height else empty_listings()
+    with warehouse.transaction():
+        warehouse.upsert("listings", listings, LISTING_KEY)
+        warehouse.replace("listing_hours", census.select("retailer", "hour", "fingerprint"))
+    return _report(listings, mode="incremental", touched=touched.height)
+
+
+def empty_listings() -> pl.DataFrame:
+    return conform(pl.DataFrame(), LISTING_SCHEMA).with_columns(
+        updated_at=pl.lit(None, dtype=UTC_DATETIME)
+    )
+
+
+def _report(listings: pl.DataFrame, **mode: object) -> StageReport:
     return StageReport(
         rows=listings.height,
         counts={
+            **mode,
             "listings": listings.height,
             "with_model_code": int(listings["model_code"].is_not_null().sum()),
             "with_brand": int(listings["brand"].is_not_null().sum()),

@@ -26,9 +26,14 @@ from arbx_dagster.domain.matching.titles import (
 )
 
 
-def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
+def enrich_listings(df: pl.DataFrame, vocabulary: pl.DataFrame | None = None) -> pl.DataFrame:
     """Add or overwrite ``name_norm``, ``brand``, ``model_code``, ``model_codes`` (every
     code found, best first, space-separated) and ``category``.
+
+    Brands are searched in titles with the vocabulary these listings give (``alias ->
+    brand``, ``infer_brand_vocabulary``), or with ``vocabulary`` — a whole catalogue's,
+    when only some of its listings are normalised again — plus the brands their own
+    brand fields name.
 
     Input: raw listing columns (``retailer``, ``sku``, ``name`` and optionally ``brand``,
     ``model``, ``category``; any may be null). Output: the same rows in the same order.
@@ -58,7 +63,13 @@ def enrich_listings(df: pl.DataFrame) -> pl.DataFrame:
         .str.strip_chars()
         .alias("__category"),
     )
-    vocab = infer_brand_vocabulary(base["name_norm"], base["__brand_field"])
+    if vocabulary is None:
+        vocab = infer_brand_vocabulary(base["name_norm"], base["__brand_field"])
+    else:
+        own = infer_brand_vocabulary(pl.Series([], dtype=pl.String), base["__brand_field"])
+        vocab = pl.concat([vocabulary.select("alias", "brand"), own]).unique(
+            "alias", keep="first", maintain_order=True
+        )
     inferred = infer_brand_from_title(base, vocab, row_id=row_id)
     code_src = base.select(
         row_id,

@@ -23,3 +23,19 @@ CREATE TABLE IF NOT EXISTS match_runs (
     touched_products BIGINT NOT NULL,
     seconds DOUBLE PRECISION NOT NULL
 );
+
+-- Incremental normalisation (pipeline/listings.py): the fingerprint of raw_prices per
+-- retailer and UTC hour at the last refresh (a changed hour's listings are normalised
+-- again), and the brand vocabulary of the whole catalogue at the last full refresh (what
+-- titles are searched for when only some listings are normalised).
+CREATE TABLE IF NOT EXISTS listing_hours (
+    retailer TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (retailer, hour)
+);
+
+CREATE TABLE IF NOT EXISTS brand_vocabulary (
+    alias TEXT NOT NULL PRIMARY KEY,
+    brand TEXT NOT NULL
+);

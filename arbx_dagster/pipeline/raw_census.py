@@ -1,0 +1,77 @@
+"""A census of raw_prices per retailer and UTC hour: what changed since a stage last looked.
+
+One aggregate query (only a few numbers per hour leave the database) gives each hour a
+fingerprint: row counts (all, successful, in stock), the sums of the three prices, the
+first and last observation, the last ingestion and the first and last run id. Appending,
+replacing or re-ingesting rows changes it (a re-run has a new run id, a corrected price
+changes a sum), even when the clock is pinned. The price history folds hours into market
+days (``history.py``); normalisation compares hours (``listings.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from arbx_dagster.domain.schema import UTC_DATETIME
+from arbx_dagster.storage.warehouse import Warehouse
+
+# Per retailer and UTC hour (epoch hours: independent of the session time zone).
+CENSUS_SQL = """
+SELECT retailer, hour,
+       count(*) AS raw_rows,
+       CAST(sum(CASE WHEN fetch_status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS ok_rows,
+       CAST(sum(CASE WHEN in_stock THEN 1 ELSE 0 END) AS BIGINT) AS in_stock_rows,
+       CAST(sum(price_list) AS BIGINT) AS sum_list,
+       CAST(sum(price_offer) AS BIGINT) AS sum_offer,
+       CAST(sum(price_card) AS BIGINT) AS sum_card,
+       min(observed_at) AS first_observed,
+       max(observed_at) AS last_observed,
+       max(ingested_at) AS last_ingested,
+       min(run_id) AS first_run,
+       max(run_id) AS last_run
+FROM (
+    SELECT *, CAST(floor(extract(epoch FROM observed_at) / 3600) AS BIGINT) AS hour
+    FROM raw_prices
+) AS r
+GROUP BY retailer, hour
+"""
+
+FINGERPRINT_PARTS = (
+    "raw_rows",
+    "ok_rows",
+    "in_stock_rows",
+    "sum_list",
+    "sum_offer",
+    "sum_card",
+    "first_observed",
+    "last_observed",
+    "last_ingested",
+    "first_run",
+    "last_run",
+)
+
+
+def fingerprint() -> pl.Expr:
+    """One string of an hour's (or a day's) ``FINGERPRINT_PARTS``."""
+    return pl.concat_str(
+        [pl.col(c).cast(pl.String).fill_null("-") for c in FINGERPRINT_PARTS], separator="|"
+    )
+
+
+def with_bounds(hours: pl.DataFrame) -> pl.DataFrame:
+    """``hours`` (with ``hour``: hours since the epoch) with the ``start`` and ``stop``
+    instants of each hour."""
+    epoch = pl.lit(datetime(1970, 1, 1, tzinfo=UTC)).cast(UTC_DATETIME)
+    return hours.with_columns(
+        start=epoch + pl.duration(hours=pl.col("hour")),
+        stop=epoch + pl.duration(hours=pl.col("hour") + 1),
+    )
+
+
+def hour_census(warehouse: Warehouse) -> pl.DataFrame:
+    """One fingerprint per (retailer, UTC hour) of the rows now in raw_prices: ``retailer,
+    hour`` (hours since the epoch), ``start``, ``stop`` and ``fingerprint``."""
+    hours = warehouse.query(CENSUS_SQL).select("retailer", "hour", fingerprint=fingerprint())
+    return with_bounds(hours).sort("retailer", "hour")
