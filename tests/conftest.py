@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import anyio._core._fileio  # noqa: F401 - see below
 import pytest
+from warehouse_cleanup import drop_arbx_schema
 
 from arbx_dagster.storage.cache import Cache, MemoryCache, RedisCache
 from arbx_dagster.storage.databases import throwaway_database
@@ -81,19 +82,8 @@ def postgres_warehouse(postgres_url: str) -> Iterator[Warehouse]:
     warehouse = PostgresWarehouse(postgres_url)
     migrate(warehouse)
     yield warehouse
-    _drop_arbx_schema(warehouse)
+    drop_arbx_schema(warehouse)
     warehouse.close()
-
-
-def _drop_arbx_schema(warehouse: Warehouse) -> None:
-    tables = warehouse.query(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
-    )["table_name"].to_list()
-    with warehouse.transaction():
-        for table in tables:
-            warehouse.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        warehouse.execute("DROP SEQUENCE IF EXISTS audit_log_id_seq")
 
 
 @pytest.fixture

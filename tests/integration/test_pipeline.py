@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 import pytest
 from instances import BY_NAME, ephemeral_instance
+from warehouse_cleanup import drop_arbx_schema
 
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.domain.history import MARKET_TZ, day_of
@@ -297,9 +298,5 @@ def test_postgres_and_redis_give_the_same_opportunities(
         assert on_servers.table_counts() == embedded.table_counts()
         assert _live(on_servers.warehouse).equals(_live(embedded.warehouse))
     finally:
-        tables = ", ".join(
-            [*TABLES, "price_history_slices", "system_config", "audit_log", "schema_migrations"]
-        )
-        on_servers.warehouse.execute(f"DROP TABLE IF EXISTS {tables} CASCADE")
-        on_servers.warehouse.execute("DROP SEQUENCE IF EXISTS audit_log_id_seq")
+        drop_arbx_schema(on_servers.warehouse)
         on_servers.warehouse.close()
