@@ -179,6 +179,7 @@ def run_freshness(
             full_matches = warehouse.query(
                 "SELECT retailer, sku, canonical_id FROM product_matches"
             )
+            by_full = _found(warehouse, planted, truth)["new_listing"]
             engine = warehouse.engine
     stages = ("normalize", "match", "history", "opportunities")
     compute = round(sum(seconds[s] for s in stages), 3)
@@ -201,5 +202,6 @@ def run_freshness(
         "agreement": round(agreement(incremental_matches, full_matches), 5),
         "full_rematch_listings": int(full.counts["listings"]),
         "found": found,
+        "new_listings_matched_by_full_rematch": by_full["found"],
         "peak_rss_mb": round(memory.mb, 1),
     }

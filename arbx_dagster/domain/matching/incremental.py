@@ -227,14 +227,26 @@ def _with_blocks(listings: pl.DataFrame, blocks: pl.DataFrame) -> pl.DataFrame:
 
 
 def _retrieval_keys(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """``row, key``: the title words and the model codes (and their stems) of each listing,
-    hashed (words and codes apart, so a million titles' keys are joined and counted as
-    integers); a key repeated in one listing repeats here."""
+    """``row, key``: the title words, pairs of adjacent words and model codes (and their
+    stems) of each listing, hashed (each kind apart, so a million titles' keys are joined
+    and counted as integers); a key repeated in one listing repeats here."""
     words = (
         rows.select("row", word=pl.col("name_norm").fill_null("").str.split(" "))
         .explode("word")
         .filter(pl.col("word").str.len_chars() >= 2)
         .select("row", key=pl.col("word").hash(seed=0))
+    )
+    # Adjacent word pairs: in a large catalogue most single words name a shelf ('galaxy',
+    # '55'), a pair of them a product line ('galaxy a54'). Exploded words stay in title
+    # order, so a word's successor is the next row of the same listing.
+    pairs = (
+        words.select(
+            "row",
+            key=pl.struct("key", pl.col("key").shift(-1).alias("next")).hash(seed=2),
+            same=pl.col("row") == pl.col("row").shift(-1),
+        )
+        .filter(pl.col("same"))
+        .drop("same")
     )
     codes = (
         rows.select("row", code=pl.col("model_codes").fill_null("").str.split(" "))
@@ -244,6 +256,7 @@ def _retrieval_keys(rows: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat(
         [
             words,
+            pairs,
             codes.select("row", key=pl.col("code").hash(seed=1)),
             codes.select("row", key=code_stem(pl.col("code")).hash(seed=1)),
         ]
