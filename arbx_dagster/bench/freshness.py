@@ -17,7 +17,6 @@ needs the daemon and the service (``--daemon``, not built yet: those keys are nu
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from arbx_dagster.bench.memory import PeakMemory
+from arbx_dagster.bench.memory import StageTimer
 from arbx_dagster.bench.scale import GAP_RATE, scratch_warehouse
 from arbx_dagster.domain.matching.incremental import agreement
 from arbx_dagster.domain.simulator import simulate_snapshot
@@ -139,17 +138,8 @@ def run_freshness(
     progress: Progress = lambda stage: None,
 ) -> dict[str, Any]:
     """Measure one price refresh after ``changes`` changes at ``listings`` listings."""
-    seconds: dict[str, float] = {}
-    memory = PeakMemory()
-
-    def timed(stage: str, work: Callable[[], Any]) -> Any:
-        progress(stage)
-        memory.enter(stage)
-        started = time.perf_counter()
-        result = work()
-        seconds[stage] = round(time.perf_counter() - started, 3)
-        return result
-
+    timed = StageTimer(progress)
+    seconds, memory = timed.seconds, timed.memory
     with memory:
         market = timed(
             "generate", lambda: simulate_snapshot(listings, seed=seed, gap_rate=GAP_RATE)

@@ -10,8 +10,13 @@ from __future__ import annotations
 import os
 import resource
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -100,3 +105,22 @@ class PeakMemory:
     def mb(self) -> float:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         return max(self.peak_kb, own) / 1024
+
+
+class StageTimer:
+    """Runs a benchmark's stages by name: ``timer("load", work)`` reports the stage to
+    ``progress``, labels the memory sampled meanwhile and keeps its seconds in
+    ``timer.seconds``. Use inside ``with timer.memory:``."""
+
+    def __init__(self, progress: Callable[[str], None] = lambda stage: None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.memory = PeakMemory()
+        self._progress = progress
+
+    def __call__(self, stage: str, work: Callable[[], T]) -> T:
+        self._progress(stage)
+        self.memory.enter(stage)
+        started = time.perf_counter()
+        result = work()
+        self.seconds[stage] = round(time.perf_counter() - started, 3)
+        return result

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from arbx_dagster.bench.memory import PeakMemory
+from arbx_dagster.bench.memory import StageTimer
 from arbx_dagster.domain.simulator import simulate_snapshot
 from arbx_dagster.pipeline.history import refresh_price_history
 from arbx_dagster.pipeline.ingest import ingest_observations
@@ -85,17 +85,8 @@ def run_scale(
 
     if not 1 <= retailers <= len(RETAILERS):
         raise ValueError(f"retailers must be between 1 and {len(RETAILERS)}")
-    seconds: dict[str, float] = {}
-
-    def timed(stage: str, work: Callable[[], Any]) -> Any:
-        progress(stage)
-        memory.enter(stage)
-        started = time.perf_counter()
-        result = work()
-        seconds[stage] = round(time.perf_counter() - started, 3)
-        return result
-
-    memory = PeakMemory()
+    timed = StageTimer(progress)
+    seconds, memory = timed.seconds, timed.memory
     with memory:
         market = timed(
             "generate",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from arbx_dagster.cli.steps import bench_postgres_url
 
 
 def freshness_command(
@@ -30,9 +31,7 @@ def freshness_command(
     # Imported here: the matcher (scikit-learn) would otherwise load with every `arbx` command.
     from arbx_dagster.bench.freshness import run_freshness
 
-    postgres_url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
-    if postgres and not postgres_url:
-        raise typer.BadParameter("--postgres needs ARBX_POSTGRES_URL")
+    postgres_url = bench_postgres_url(postgres)
     console = Console(stderr=True)
     with console.status("starting") as status:
         result = run_freshness(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -25,3 +27,12 @@ def step_progress(console: Console) -> Iterator[Callable[[str], None]]:
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("starting", total=None)
         yield lambda step: progress.update(task, description=step)
+
+
+def bench_postgres_url(postgres: bool) -> str | None:
+    """The PostgreSQL URL a ``--postgres`` benchmark runs on (``ARBX_POSTGRES_URL``), or
+    None without ``--postgres``."""
+    url = os.environ.get("ARBX_POSTGRES_URL") if postgres else None
+    if postgres and not url:
+        raise typer.BadParameter("--postgres needs ARBX_POSTGRES_URL")
+    return url
