@@ -54,7 +54,7 @@ def read_match_state(warehouse: Warehouse) -> MatchState:
 
 
 def last_full_match(warehouse: Warehouse) -> dict | None:
-    """The newest full match run (``MATCH_RUN_SCHEMA`` as a dict), or None."""
+    """``matched_at`` and ``scorer`` of the newest full match run, or None."""
     rows = warehouse.query(
         "SELECT matched_at, scorer FROM match_runs WHERE mode = 'full' "
         "ORDER BY matched_at DESC LIMIT 1"

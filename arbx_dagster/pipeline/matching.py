@@ -100,9 +100,8 @@ def _refresh_incrementally(
     started = time.perf_counter()
     listings = read_listings(warehouse)
     state = read_match_state(warehouse)
-    changed = listing_identities(listings).join(
-        state.identities, on=["retailer", "sku", "identity"], how="anti"
-    )
+    identities = listing_identities(listings)
+    changed = identities.join(state.identities, on=["retailer", "sku", "identity"], how="anti")
     if changed.height > MAX_CHANGED_SHARE * max(listings.height, 1):
         return None
     decisions = read_labels(warehouse)
@@ -114,6 +113,7 @@ def _refresh_incrementally(
         scorer=scorer,
         decisions=decisions,
         also=_labelled_listings(fresh_labels),
+        identities=identities,
     )
     write_incremental(warehouse, change, now)
     seconds = time.perf_counter() - started

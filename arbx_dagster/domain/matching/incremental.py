@@ -139,15 +139,17 @@ def match_changes(
     threads: int | None = None,
     decisions: pl.DataFrame | None = None,
     also: pl.DataFrame | None = None,
+    identities: pl.DataFrame | None = None,
 ) -> IncrementalMatch:
     """Match the listings that changed since ``state`` (module docstring).
 
     ``listings``: every current listing (``LISTING_SCHEMA``); ``decisions``: pairs people
     labelled, settled inside the neighbourhood as in a full match; ``also``: keys of
-    listings to match again whatever their identity (e.g. both sides of a new label).
+    listings to match again whatever their identity (e.g. both sides of a new label);
+    ``identities``: ``listing_identities(listings)`` when the caller already has them.
     """
     started = time.perf_counter()
-    current = listing_identities(listings)
+    current = listing_identities(listings) if identities is None else identities
     delisted = state.product_matches.select(KEY).join(current.select(KEY), on=KEY, how="anti")
     seeds = pl.concat(
         [
