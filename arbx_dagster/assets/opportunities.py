@@ -12,6 +12,7 @@ from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.announcements import publish_opportunity_events
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
 from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
+from arbx_dagster.pipeline.opportunity_scope import MODES
 from arbx_dagster.resources import (
     AlertsResource,
     CacheResource,
@@ -22,6 +23,14 @@ from arbx_dagster.resources import (
 from arbx_dagster.storage.settings_store import read_thresholds
 
 
+class OpportunitiesConfig(dg.Config):
+    """How much to evaluate: ``auto`` only the products whose listings changed since the
+    last pass (everything on a new market day, or when settings or labels changed);
+    ``full`` every product."""
+
+    mode: str = "auto"
+
+
 @dg.asset(
     deps=[price_history],
     **refreshed_table(OPPORTUNITIES, "serving"),
@@ -30,18 +39,23 @@ from arbx_dagster.storage.settings_store import read_thresholds
         "cheapest other retailer, after costs) and glitches (a price published by mistake: "
         "deeper than any promotion below the listing's own recent level and the same product "
         "elsewhere; high-severity ones are re-fetched to confirm). Thresholds come from "
-        "system_config. One row per opportunity: new → active → expired. Alerts (🎯 💰 📈, "
-        "watch rules) go out after."
+        "system_config. One row per opportunity: new → active → expired. A run evaluates only "
+        "the products whose listings changed since the last one and carries the other open "
+        "opportunities over (metadata: mode, changed_listings, evaluated_products, seconds). "
+        "Alerts (🎯 💰 📈, watch rules) go out after."
     ),
 )
 def opportunities(
     context: dg.AssetExecutionContext,
+    config: OpportunitiesConfig,
     warehouse: WarehouseResource,
     cache: CacheResource,
     clock: ClockResource,
     sources: SourcesResource,
     alerts: AlertsResource,
 ) -> dg.MaterializeResult:
+    if config.mode not in MODES:
+        raise dg.Failure(f"mode must be one of {', '.join(MODES)}, not {config.mode!r}")
     now = clock.now()
     run_id = context.run.run_id
     before = read_opportunity_state(warehouse.warehouse)
@@ -53,6 +67,7 @@ def opportunities(
                 sources.config, connectors, wanted, now=now, run_id=run_id
             ),
             calendar=clock.calendar(),
+            mode=config.mode,
         )
     # Dashboards and bots hear about new / changed / expired opportunities live (SSE).
     publish_opportunity_events(

@@ -224,21 +224,42 @@ def others_reference(points: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFra
     )
 
 
-def market_move(scored: pl.LazyFrame, reference: str) -> pl.LazyFrame:
+SEGMENT = ["panel", "retailer", "category", "current_day"]
+
+
+def _segment_move(change: pl.Expr) -> pl.Expr:
+    """The move of a segment from its listings' log(price / reference) (used ``over`` or
+    in an aggregation): their median when a drop and enough listings say, else 0."""
+    return (
+        pl.when(change.is_not_null().sum() >= MIN_SEGMENT_LISTINGS)
+        .then(change.median().clip(upper_bound=0.0))
+        .otherwise(0.0)
+    )
+
+
+def segment_moves(changes: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """``SEGMENT + move`` from per-listing ``change`` rows (``SEGMENT + change``): the
+    moves :func:`market_move` would find over the same listings."""
+    return changes.lazy().group_by(SEGMENT).agg(move=_segment_move(pl.col("change")))
+
+
+def market_move(
+    scored: pl.LazyFrame, reference: str, moves: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Add ``move``: the median log(price / ``reference``) of the listing's retailer x
     category that day, when it is a drop and the segment has enough listings with a history
-    (else 0).
+    (else 0). ``moves`` (``SEGMENT + move``) are used instead when given: the segments'
+    moves over listings beyond the ones scored (an incremental pass).
 
     Measured against each listing's own reference rather than yesterday's close, so an event
     or a scraper bug that began yesterday is still recognised on its second day.
     """
-    segment = ["panel", "retailer", "category", "current_day"]
+    if moves is not None:
+        return scored.join(moves, on=SEGMENT, how="left", nulls_equal=True).with_columns(
+            pl.col("move").fill_null(0.0)
+        )
     change = (pl.col("price") / pl.col(reference)).log()
-    return scored.with_columns(
-        move=pl.when(change.is_not_null().sum().over(segment) >= MIN_SEGMENT_LISTINGS)
-        .then(change.median().over(segment).clip(upper_bound=0.0))
-        .otherwise(0.0)
-    )
+    return scored.with_columns(move=_segment_move(change).over(SEGMENT))
 
 
 __all__ = [
@@ -246,9 +267,11 @@ __all__ = [
     "LEVEL_ADOPTED_AFTER",
     "MIN_SEGMENT_LISTINGS",
     "RECENT_CLOSES",
+    "SEGMENT",
     "WINDOW_DAYS",
     "WINDOW_STATS_SCHEMA",
     "market_move",
     "others_reference",
+    "segment_moves",
     "window_stats",
 ]

@@ -108,6 +108,7 @@ every day, walking forward, with the same code (:func:`glitch_panel`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -187,7 +188,7 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
 
 
 def _with_own_reference(
-    current: pl.LazyFrame, stats: pl.DataFrame, price_type: str
+    current: pl.LazyFrame, stats: pl.DataFrame, price_type: str, moves: pl.LazyFrame | None
 ) -> pl.LazyFrame:
     """Points with their history's references and ``own_ref``: the lower of the 90-day and
     recent medians, moved with the segment and capped by the pre-event level on event days
@@ -195,7 +196,7 @@ def _with_own_reference(
     own = (
         current.join(stats.lazy(), on=WINDOW, how="left")
         .with_columns(own_base=pl.min_horizontal("common_price", "recent_price"))
-        .pipe(market_move, "own_base")
+        .pipe(market_move, "own_base", moves)
         .with_columns(
             # The own reference follows the segment's move that day; on event days the
             # pre-event level caps it.
@@ -255,9 +256,11 @@ def score_series(
     thresholds: Thresholds,
     price_type: str,
     calendar: EventCalendar = DEFAULT_CALENDAR,
+    moves: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Every point showing a ``price_type`` price, with its references, ``evidence`` and
-    ``is_glitch`` (the rule in the module docstring).
+    ``is_glitch`` (the rule in the module docstring); ``moves``: the segments' moves when
+    they are known beyond these points (``SEGMENT_MOVE_SCHEMA`` rows of this price type).
 
     ``points``: panel rows (``panel, as_of, current_day`` plus the market columns). An
     optional boolean ``judged`` column marks the points to judge; the others are context
@@ -267,7 +270,9 @@ def score_series(
     current = _priced_points(points, column)
     windows = current.select(WINDOW).unique().collect()
     stats = window_stats(windows, history, column, calendar)
-    own = _with_own_reference(current, stats, price_type)
+    if moves is not None:
+        moves = moves.filter(pl.col("price_type") == price_type).drop("price_type")
+    own = _with_own_reference(current, stats, price_type, moves)
     # The other stores' price (but one far below this listing's own reference, glitching
     # itself). Stores all far below their own history together are the market dropping (an
     # event, a supplier's cut, stores matching each other): they vouch for each other.
@@ -389,6 +394,60 @@ def _report(scored: pl.LazyFrame, thresholds: Thresholds, price_type: str) -> pl
     )
 
 
+# What an incremental pass keeps per listing and series to know its segment's move.
+SEGMENT_CHANGE_SCHEMA: dict[str, pl.DataType] = {
+    "retailer": pl.String(),
+    "sku": pl.String(),
+    "price_type": pl.String(),
+    "canonical_id": pl.String(),
+    "category": pl.String(),
+    "current_day": pl.Date(),
+    "change": pl.Float64(),  # log(price / own reference before the segment's move)
+}
+SEGMENT_MOVE_SCHEMA: dict[str, pl.DataType] = {
+    **{c: SEGMENT_CHANGE_SCHEMA[c] for c in ("retailer", "category", "current_day")},
+    "panel": pl.Int64(),
+    "price_type": pl.String(),
+    "move": pl.Float64(),
+}
+
+
+@dataclass(frozen=True)
+class GlitchScan:
+    glitches: pl.DataFrame  # OPPORTUNITY_SCHEMA + GLITCH_DETAIL_SCHEMA + panel, most severe first
+    changes: pl.DataFrame  # SEGMENT_CHANGE_SCHEMA + panel: every point with an own reference
+
+
+def _changes(scored: pl.LazyFrame) -> pl.LazyFrame:
+    keys = [c for c in SEGMENT_CHANGE_SCHEMA if c != "change"]
+    return scored.select(
+        "panel", *keys, change=(pl.col("price") / pl.col("own_base")).log()
+    ).filter(pl.col("change").is_not_null())
+
+
+def glitch_scan(
+    points: pl.LazyFrame,
+    history: pl.DataFrame,
+    thresholds: Thresholds,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+    moves: pl.LazyFrame | None = None,
+) -> GlitchScan:
+    """Glitches of both series for every point of a panel, whatever their margin, and each
+    point's change against its own reference (what the segments' moves are made of)."""
+    columns = {**OPPORTUNITY_SCHEMA, **GLITCH_DETAIL_SCHEMA, "panel": pl.Int64()}
+    change_columns = {**SEGMENT_CHANGE_SCHEMA, "panel": pl.Int64()}
+    scored = {t: score_series(points, history, thresholds, t, calendar, moves) for t in SERIES}
+    # Both series in one collect: their shared inputs are computed once, and in parallel.
+    frames = pl.collect_all(
+        [_report(scored[t], thresholds, t) for t in SERIES] + [_changes(s) for s in scored.values()]
+    )
+    glitches = pl.concat([conform(f, columns) for f in frames[: len(SERIES)]]).sort(
+        pl.col("buy_price") / pl.col("ref_price"), "opportunity_id"
+    )
+    changes = pl.concat([conform(f, change_columns) for f in frames[len(SERIES) :]])
+    return GlitchScan(glitches, changes)
+
+
 def glitch_panel(
     points: pl.LazyFrame,
     history: pl.DataFrame,
@@ -400,17 +459,28 @@ def glitch_panel(
 
     Returns OPPORTUNITY_SCHEMA + GLITCH_DETAIL_SCHEMA columns + ``panel``, most severe first.
     """
-    columns = {**OPPORTUNITY_SCHEMA, **GLITCH_DETAIL_SCHEMA, "panel": pl.Int64()}
-    # Both series in one collect: their shared inputs are computed once, and in parallel.
-    frames = pl.collect_all(
-        [
-            _report(score_series(points, history, thresholds, t, calendar), thresholds, t)
-            for t in SERIES
-        ]
-    )
-    return pl.concat([conform(f, columns) for f in frames]).sort(
-        pl.col("buy_price") / pl.col("ref_price"), "opportunity_id"
-    )
+    return glitch_scan(points, history, thresholds, calendar).glitches
+
+
+def market_glitches(
+    history: pl.DataFrame,
+    market: pl.DataFrame,
+    thresholds: Thresholds,
+    now: datetime,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+    moves: pl.LazyFrame | None = None,
+) -> GlitchScan:
+    """The market's glitches with their evidence (``GLITCH_DETAIL_SCHEMA``) that clear the
+    minimum margin, and every listing's change (:func:`glitch_scan`); ``moves`` as in
+    :func:`score_series`."""
+    columns = {**OPPORTUNITY_SCHEMA, **GLITCH_DETAIL_SCHEMA}
+    if market.is_empty():
+        return GlitchScan(empty(columns), empty(SEGMENT_CHANGE_SCHEMA))
+    points = market_points(market, thresholds, now)
+    scan = glitch_scan(points, history, thresholds, calendar, moves)
+    # Listed like spreads: only what clears the minimum margin.
+    found = scan.glitches.filter(pl.col("margin_clp") >= thresholds.min_margin_clp)
+    return GlitchScan(conform(found, columns), conform(scan.changes, SEGMENT_CHANGE_SCHEMA))
 
 
 def glitch_details(
@@ -421,12 +491,7 @@ def glitch_details(
     calendar: EventCalendar = DEFAULT_CALENDAR,
 ) -> pl.DataFrame:
     """:func:`find_glitches` with the evidence columns (``GLITCH_DETAIL_SCHEMA``)."""
-    columns = {**OPPORTUNITY_SCHEMA, **GLITCH_DETAIL_SCHEMA}
-    if market.is_empty():
-        return empty(columns)
-    found = glitch_panel(market_points(market, thresholds, now), history, thresholds, calendar)
-    # Listed like spreads: only what clears the minimum margin.
-    return conform(found.filter(pl.col("margin_clp") >= thresholds.min_margin_clp), columns)
+    return market_glitches(history, market, thresholds, now, calendar).glitches
 
 
 def find_glitches(
@@ -446,10 +511,15 @@ def find_glitches(
 __all__ = [
     "GLITCH_DETAIL_SCHEMA",
     "MIN_SHELF_PRICE_CLP",
+    "SEGMENT_CHANGE_SCHEMA",
+    "SEGMENT_MOVE_SCHEMA",
     "SERIES",
+    "GlitchScan",
     "find_glitches",
     "glitch_details",
     "glitch_panel",
+    "glitch_scan",
+    "market_glitches",
     "market_points",
     "score_series",
     "window_stats",

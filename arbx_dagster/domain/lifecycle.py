@@ -23,6 +23,7 @@ from datetime import datetime
 import polars as pl
 
 from arbx_dagster.domain.history import as_utc
+from arbx_dagster.domain.opportunities import FRESHNESS_HALF_LIFE_HOURS
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, UTC_DATETIME, conform, empty
 
 OPPORTUNITY_STATE_SCHEMA: dict[str, pl.DataType] = {
@@ -119,3 +120,18 @@ def summarize_transitions(previous: pl.DataFrame, state: pl.DataFrame) -> dict[s
         **{f"total_{s}": (pl.col("status") == s).sum() for s in STATUSES},
     )
     return {k: int(v) for k, v in counts.row(0, named=True).items()}
+
+
+def carry_over(previous: pl.DataFrame, evaluated: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    """The open opportunities of the products a pass did not evaluate (``evaluated``:
+    ``canonical_id``), as a full pass would detect them at ``now``: the same prices, the
+    confidence's freshness aged by the hours since they were last seen."""
+    hours = (pl.lit(as_utc(now)).cast(UTC_DATETIME) - pl.col("last_seen")).dt.total_seconds()
+    aged = 0.5 ** ((hours / 3600.0).clip(0.0) / FRESHNESS_HALF_LIFE_HOURS)
+    return (
+        _rows(previous, OPPORTUNITY_STATE_SCHEMA)
+        .filter(pl.col("status").is_in(["new", "active"]))
+        .join(evaluated.select("canonical_id"), on="canonical_id", how="anti")
+        .with_columns(confidence=pl.col("confidence") * aged)
+        .select(list(OPPORTUNITY_SCHEMA))
+    )

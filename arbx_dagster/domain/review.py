@@ -83,46 +83,93 @@ def shares_model_code(frame: pl.DataFrame) -> pl.Series:
     )
 
 
-def gap_fences(market: pl.DataFrame) -> tuple[dict[str, float], float]:
-    """``(per category, market-wide)`` upper fences of log(max / min) offer price across
-    the stores that carry one canonical product (see the module docstring)."""
-    products = (
+# Per canonical product carried by two stores or more: its category and log(max / min) offer.
+PRODUCT_GAP_SCHEMA: dict[str, pl.DataType] = {
+    "canonical_id": pl.String(),
+    "category": pl.String(),
+    "gap": pl.Float64(),
+}
+
+Fences = tuple[dict[str, float], float]
+
+
+def product_gaps(market: pl.DataFrame) -> pl.DataFrame:
+    """``PRODUCT_GAP_SCHEMA``: how far apart the stores' offers for each product are (what
+    the fences are drawn from; a product's row depends on its own listings only)."""
+    return (
         market.filter(pl.col("canonical_id").is_not_null() & (pl.col("price_offer") > 0))
         .group_by("canonical_id")
         .agg(
             pl.col("retailer").n_unique().alias("stores"),
             (pl.col("price_offer").max() / pl.col("price_offer").min()).log().alias("gap"),
-            pl.col("category").drop_nulls().mode().first().alias("category"),
+            # The most common category; of equally common ones the first alphabetically.
+            pl.col("category").drop_nulls().mode().min().alias("category"),
         )
         .filter(pl.col("stores") >= 2)
+        .select(list(PRODUCT_GAP_SCHEMA))
+        .cast(PRODUCT_GAP_SCHEMA)  # type: ignore[arg-type]
     )
 
-    def fence(gaps: pl.Series) -> float:
-        q1, q3 = gaps.quantile(0.25), gaps.quantile(0.75)
+
+def fences_from(gaps: pl.DataFrame) -> Fences:
+    """``(per category, market-wide)`` upper fences of the products' gaps (module docstring)."""
+
+    def fence(values: pl.Series) -> float:
+        q1, q3 = values.quantile(0.25), values.quantile(0.75)
         if q1 is None or q3 is None:
             return FENCE_CEILING
         return min(max(float(q3 + 3 * (q3 - q1)), FENCE_FLOOR), FENCE_CEILING)
 
-    overall = fence(products["gap"]) if products.height >= MIN_PRODUCTS_FOR_A_FENCE else None
+    overall = fence(gaps["gap"]) if gaps.height >= MIN_PRODUCTS_FOR_A_FENCE else None
     per_category = {
         category: fence(part["gap"])
-        for (category,), part in products.filter(pl.col("category").is_not_null()).group_by(
-            "category"
-        )
+        for (category,), part in gaps.filter(pl.col("category").is_not_null()).group_by("category")
         if part.height >= MIN_PRODUCTS_FOR_A_FENCE
     }
     return per_category, FENCE_CEILING if overall is None else overall
 
 
+def gap_fences(market: pl.DataFrame) -> Fences:
+    """``(per category, market-wide)`` upper fences of log(max / min) offer price across
+    the stores that carry one canonical product (see the module docstring)."""
+    return fences_from(product_gaps(market))
+
+
+def implausible_gap(fences: Fences) -> pl.Expr:
+    """Why a spread's gap (``ref_price`` / ``buy_price``, in its ``category``) is beyond
+    the fences, or null when it is not."""
+    per_category, overall = fences
+    fence = (
+        pl.col("category")
+        .replace_strict(per_category, default=overall, return_dtype=pl.Float64)
+        .fill_null(overall)
+    )
+    gap = (pl.col("ref_price") / pl.col("buy_price")).log()
+    return pl.when(gap > fence).then(
+        pl.format(
+            "implausible gap: x{} where the same products' prices across stores stay within x{}{}",
+            gap.exp().round(1),
+            fence.exp().round(1),
+            pl.when(pl.col("category").is_in(list(per_category) or [""]).fill_null(False))
+            .then(pl.format(" in {}", pl.col("category")))
+            .otherwise(pl.lit("")),
+        )
+    )
+
+
 def hold_for_review(
-    spreads: pl.DataFrame, market: pl.DataFrame, confirmed: pl.DataFrame | None = None
+    spreads: pl.DataFrame,
+    market: pl.DataFrame,
+    confirmed: pl.DataFrame | None = None,
+    fences: Fences | None = None,
 ) -> pl.DataFrame:
     """``spreads`` with ``review``: null, or why the spread waits for a person.
 
     ``spreads`` carry ``buy_retailer, buy_sku, ref_retailer, ref_sku, buy_price,
     ref_price, category``; ``market`` is every listing with ``LISTING_COLUMNS``,
     ``canonical_id``, ``price_offer`` and ``category``; ``confirmed`` holds pairs people
-    confirmed (``left_retailer, left_sku, right_retailer, right_sku``, any order).
+    confirmed (``left_retailer, left_sku, right_retailer, right_sku``, any order);
+    ``fences`` are the market's (:func:`fences_from`; by default drawn from ``market``).
     """
     if spreads.height == 0:
         return spreads.with_columns(review=pl.lit(None, dtype=pl.String))
@@ -140,32 +187,13 @@ def hold_for_review(
         on=["ref_retailer", "ref_sku"],
         how="left",
     )
-    per_category, overall = gap_fences(market)
-    fence = (
-        pl.col("category")
-        .replace_strict(per_category, default=overall, return_dtype=pl.Float64)
-        .fill_null(overall)
-    )
-    gap = (pl.col("ref_price") / pl.col("buy_price")).log()
     rows = rows.with_columns(
-        _shared=shares_model_code(rows),
-        _gap=gap,
-        _fence=fence,
-        _confirmed=_is_confirmed(rows, confirmed),
+        _shared=shares_model_code(rows), _confirmed=_is_confirmed(rows, confirmed)
     )
     weak = pl.when(~pl.col("_shared")).then(
         pl.lit("weak identity: the two listings share no model code")
     )
-    far = pl.when(pl.col("_gap") > pl.col("_fence")).then(
-        pl.format(
-            "implausible gap: x{} where the same products' prices across stores stay within x{}{}",
-            pl.col("_gap").exp().round(1),
-            pl.col("_fence").exp().round(1),
-            pl.when(pl.col("category").is_in(list(per_category) or [""]).fill_null(False))
-            .then(pl.format(" in {}", pl.col("category")))
-            .otherwise(pl.lit("")),
-        )
-    )
+    far = implausible_gap(fences if fences is not None else gap_fences(market))
     review = pl.concat_str([far, weak], separator="; ", ignore_nulls=True)
     return rows.with_columns(
         review=pl.when(pl.col("_confirmed") | (review.str.len_chars() == 0))

@@ -9,7 +9,8 @@ import polars as pl
 
 from arbx_dagster.alerts import AlertDispatcher, DispatchReport, evaluate_watch_rules
 from arbx_dagster.alerts.store import read_watch_rules, record_alerts
-from arbx_dagster.pipeline.opportunities import read_history, read_market, read_opportunity_state
+from arbx_dagster.pipeline.opportunities import read_opportunity_state
+from arbx_dagster.pipeline.opportunity_context import full_evaluation
 from arbx_dagster.pipeline.quality_checks import glitching_retailers
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -36,8 +37,8 @@ def send_alerts(
     reports = [dispatcher.dispatch(live, confirmed=confirmed)]
     rules = read_watch_rules(warehouse)
     if not rules.is_empty():
-        history = read_history(warehouse, now)
-        hits = evaluate_watch_rules(rules, read_market(warehouse, history), history, now)
+        market = full_evaluation(warehouse, now)
+        hits = evaluate_watch_rules(rules, market.market, market.history, now)
         reports.append(dispatcher.dispatch_watch(hits))
     record_alerts(warehouse, reports, now=now, run_id=run_id)
     return reports

@@ -1,56 +1,57 @@
-"""Stage 5: spreads and glitches, confirmed, merged into the opportunities' lifecycle."""
+"""Stage 5: spreads and glitches, confirmed, merged into the opportunities' lifecycle.
+
+A pass evaluates every product, or (``mode="auto"``, the default) only the products whose
+inputs changed since the last pass and carries the other open opportunities over as a full
+pass would find them (``opportunity_scope.py``, ``opportunity_context.py``).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.glitch_confirmation import confirm_glitches, needs_confirmation
-from arbx_dagster.domain.glitches import glitch_details
+from arbx_dagster.domain.glitches import market_glitches
 from arbx_dagster.domain.lifecycle import (
     OPPORTUNITY_STATE_SCHEMA,
     apply_lifecycle,
+    carry_over,
     summarize_transitions,
 )
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
 from arbx_dagster.domain.opportunities import drop_glitching_buys, spread_details
-from arbx_dagster.domain.review import hold_for_review
+from arbx_dagster.domain.review import hold_for_review, product_gaps
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
-from arbx_dagster.domain.volatility import listing_volatility
+from arbx_dagster.pipeline.opportunity_context import (
+    Evaluation,
+    full_evaluation,
+    partial_evaluation,
+)
+from arbx_dagster.pipeline.opportunity_scope import (
+    KEY,
+    Scope,
+    context_fingerprint,
+    log_pass,
+    plan_scope,
+    record_inputs,
+    replace_rows,
+)
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.labels import read_labels
 from arbx_dagster.storage.settings_store import read_thresholds
 from arbx_dagster.storage.warehouse import Warehouse
 
-# Enough history for the glitch detector's 90-day common price, plus slack.
-HISTORY_DAYS = 120
-
-# Every current listing with the canonical product it belongs to.
-MARKET_SQL = """
-SELECT l.retailer, l.sku, l.name, l.name_norm, l.model_codes, l.category, l.url, l.price_list,
-       l.price_offer, l.price_card, l.in_stock, l.is_first_party, l.condition, l.last_seen,
-       m.canonical_id, m.match_probability
-FROM listings AS l
-JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku
-"""
-
 # Re-fetch listings (retailer, sku, url, name) -> fresh observations (RAW_PRICE_SCHEMA).
 Refetch = Callable[[pl.DataFrame], pl.DataFrame]
 
-
-def read_history(warehouse: Warehouse, now: datetime, days: int = HISTORY_DAYS) -> pl.DataFrame:
-    return warehouse.query(
-        "SELECT * FROM price_history WHERE day >= $1", [(now - timedelta(days=days)).date()]
-    )
-
-
-def read_market(warehouse: Warehouse, history: pl.DataFrame) -> pl.DataFrame:
-    """Listings with their canonical product and how much their price moves."""
-    volatility = listing_volatility(history).select("retailer", "sku", "volatility")
-    return warehouse.query(MARKET_SQL).join(volatility, on=["retailer", "sku"], how="left")
+_PREVIEW = (
+    "kind, product_name, buy_retailer, buy_price, ref_retailer, ref_price, margin_clp, "
+    "roi_pct, confidence, severity, status, reason, review"
+)
 
 
 def confirm_severe_glitches(
@@ -94,24 +95,25 @@ def confirm_severe_glitches(
 
 def detect_opportunities(
     warehouse: Warehouse,
+    evaluation: Evaluation,
     *,
     now: datetime,
     previous: pl.DataFrame,
+    thresholds: Thresholds,
     refetch: Refetch | None = None,
     calendar: EventCalendar = DEFAULT_CALENDAR,
-) -> tuple[pl.DataFrame, dict[str, object]]:
-    """This run's opportunities (``OPPORTUNITY_SCHEMA``) and counts for metadata;
-    ``calendar`` says which days are the market's sale events."""
-    thresholds = read_thresholds(warehouse)
-    history = read_history(warehouse, now)
-    market = read_market(warehouse, history)
-    glitches = glitch_details(history, market, thresholds, now, calendar)
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]:
+    """This pass's opportunities among the evaluated products (``OPPORTUNITY_SCHEMA``), the
+    listings' segment changes, and counts for metadata; ``calendar`` says which days are
+    the market's sale events."""
+    market = evaluation.market
+    scan = market_glitches(evaluation.history, market, thresholds, now, calendar, evaluation.moves)
     # A listing caught glitching is reported as a glitch, not also as a spread.
-    spreads = drop_glitching_buys(spread_details(market, thresholds, now), glitches)
+    spreads = drop_glitching_buys(spread_details(market, thresholds, now), scan.glitches)
     # Too good to be true is verified by a person, not alerted.
     confirmed = read_labels(warehouse).filter(pl.col("is_match"))
-    spreads = hold_for_review(spreads, market, confirmed)
-    glitches, confirmation = confirm_severe_glitches(glitches, previous, thresholds, refetch)
+    spreads = hold_for_review(spreads, market, confirmed, evaluation.fences)
+    glitches, confirmation = confirm_severe_glitches(scan.glitches, previous, thresholds, refetch)
     detected = pl.concat([conform(spreads, OPPORTUNITY_SCHEMA), glitches])
     counts: dict[str, object] = {
         "detected": detected.height,
@@ -125,11 +127,47 @@ def detect_opportunities(
             "min_roi_pct": thresholds.min_roi_pct,
         },
     }
-    return detected, counts
+    return detected, scan.changes, counts
 
 
 def read_opportunity_state(warehouse: Warehouse) -> pl.DataFrame:
     return conform(warehouse.query("SELECT * FROM opportunities"), OPPORTUNITY_STATE_SCHEMA)
+
+
+def _evaluate(
+    warehouse: Warehouse, scope: Scope, now: datetime, previous: pl.DataFrame, **context: object
+) -> Evaluation:
+    if scope.products is None:
+        return full_evaluation(warehouse, now)
+    return partial_evaluation(
+        warehouse,
+        now=now,
+        products=scope.products,
+        previous=previous,
+        **context,  # type: ignore[arg-type]
+    )
+
+
+def _record(
+    warehouse: Warehouse, scope: Scope, evaluation: Evaluation, changes: pl.DataFrame
+) -> None:
+    """What the next pass compares with (``opportunity_scope.py``)."""
+    listings = evaluation.market.select(KEY)
+    if scope.products is not None:
+        listings = pl.concat([listings, scope.changed.select(KEY)]).unique()
+    record_inputs(warehouse, scope)
+    replace_rows(
+        warehouse,
+        "opportunity_segment_changes",
+        changes.drop("panel", strict=False),
+        None if scope.products is None else listings,
+    )
+    replace_rows(
+        warehouse,
+        "opportunity_product_gaps",
+        product_gaps(evaluation.market),
+        evaluation.products,
+    )
 
 
 def refresh_opportunities(
@@ -138,32 +176,73 @@ def refresh_opportunities(
     now: datetime,
     refetch: Refetch | None = None,
     calendar: EventCalendar = DEFAULT_CALENDAR,
+    mode: str = "auto",
 ) -> StageReport:
+    """Detect, confirm and merge into the lifecycle: every product (``mode="full"``) or
+    the changed ones (``"auto"``, module docstring)."""
+    started = time.perf_counter()
+    thresholds = read_thresholds(warehouse)
     previous = read_opportunity_state(warehouse)
-    detected, counts = detect_opportunities(
-        warehouse, now=now, previous=previous, refetch=refetch, calendar=calendar
+    context = context_fingerprint(warehouse, thresholds, calendar, now)
+    scope = plan_scope(
+        warehouse, now=now, context=context, mode=mode, thresholds=thresholds, previous=previous
     )
-    state = apply_lifecycle(previous, detected, now)
-    warehouse.upsert("opportunities", state, ["opportunity_id"])
-    live = state.filter(pl.col("status") != "expired")
+    evaluation = _evaluate(
+        warehouse, scope, now, previous, thresholds=thresholds, calendar=calendar
+    )
+    detected, changes, counts = detect_opportunities(
+        warehouse,
+        evaluation,
+        now=now,
+        previous=previous,
+        thresholds=thresholds,
+        refetch=refetch,
+        calendar=calendar,
+    )
+    before = previous
+    if evaluation.products is not None:
+        carried = carry_over(previous, evaluation.products, now)
+        before = previous.filter(
+            pl.col("canonical_id").is_in(evaluation.products["canonical_id"].implode())
+            | pl.col("opportunity_id").is_in(carried["opportunity_id"].implode())
+        )
+        detected = pl.concat([detected, carried])
+        counts["carried_over"] = carried.height
+    state = apply_lifecycle(before, detected, now)
+    products = evaluation.products
     counts.update(
-        live=live.height,
-        transitions=summarize_transitions(previous, state),
-        total_margin_clp=int(live["margin_clp"].sum() or 0),
+        mode=scope.mode,
+        why_full=scope.why_full,
+        changed_listings=scope.changed.height,
+        evaluated_products=evaluation.market["canonical_id"].n_unique()
+        if products is None
+        else products.height,
+        transitions=summarize_transitions(before, state),
     )
-    preview = live.sort("margin_clp", descending=True).select(
-        "kind",
-        "product_name",
-        "buy_retailer",
-        "buy_price",
-        "ref_retailer",
-        "ref_price",
-        "margin_clp",
-        "roi_pct",
-        "confidence",
-        "severity",
-        "status",
-        "reason",
-        "review",
+    with warehouse.transaction():
+        warehouse.upsert("opportunities", state, ["opportunity_id"])
+        _record(warehouse, scope, evaluation, changes)
+        counts["seconds"] = round(time.perf_counter() - started, 3)
+        log_pass(
+            warehouse,
+            scope,
+            now=now,
+            changed_listings=scope.changed.height,
+            touched_products=counts["evaluated_products"],
+            seconds=counts["seconds"],
+        )
+    return _report(warehouse, state, counts)
+
+
+def _report(warehouse: Warehouse, state: pl.DataFrame, counts: dict[str, object]) -> StageReport:
+    """The live opportunities of the whole table, whatever this pass evaluated."""
+    totals = warehouse.query(
+        "SELECT count(*) AS live, coalesce(sum(margin_clp), 0) AS margin FROM opportunities "
+        "WHERE status <> 'expired'"
+    ).row(0, named=True)
+    counts.update(live=int(totals["live"]), total_margin_clp=int(totals["margin"]))
+    preview = warehouse.query(
+        f"SELECT {_PREVIEW} FROM opportunities WHERE status <> 'expired' "
+        "ORDER BY margin_clp DESC, opportunity_id LIMIT 15"
     )
-    return StageReport(rows=state.height, counts=counts, preview=preview.head(15))
+    return StageReport(rows=state.height, counts=counts, preview=preview)

@@ -1,0 +1,215 @@
+"""Which canonical products an opportunities pass must evaluate again, and what it keeps.
+
+A product's spreads and glitches depend on its own listings (their rows, their matches,
+their price history) and on a few things shared by the whole market: the thresholds, the
+event calendar, the labels people gave, the past days' prices, the segments' market moves
+(``glitch_references.market_move``) and the review fences (``review.py``). With
+``mode="auto"`` a pass evaluates only the products whose own inputs changed since the last
+pass; every other open opportunity is carried over as a full pass would find it again, its
+confidence aged by the time since (``carry_over``). A full pass runs instead when there is
+no earlier pass to compare with, on a new market day, when a shared input changed, when
+more than ``MAX_CHANGED_SHARE`` of the listings changed, or when asked (``mode="full"``).
+
+What each pass records for the next one to compare with:
+
+* ``opportunity_inputs``: per listing, a hash of everything the detectors read of it (its
+  row and its match) — computed in the database, so unchanged listings never leave it;
+* ``opportunity_segment_changes``: per listing and price series, log(price / own
+  reference), whose median per retailer x category x day is the segment's market move;
+* ``opportunity_product_gaps``: per product at two stores or more, its gap across stores,
+  which the review fences are drawn from;
+* ``opportunity_runs``: when, which mode and why, and the shared inputs' fingerprint.
+
+The last two let a pass know when a changed listing moves its segment or a fence, and then
+evaluate again the products the move or the fence affects (``opportunity_context.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from arbx_dagster.domain.config import Thresholds
+from arbx_dagster.domain.history import day_of
+from arbx_dagster.domain.market_events import EventCalendar
+from arbx_dagster.domain.opportunities import max_price_age_hours
+from arbx_dagster.domain.schema import UTC_DATETIME
+from arbx_dagster.storage.labels import read_labels
+from arbx_dagster.storage.warehouse import Warehouse
+
+KEY = ["retailer", "sku"]
+MODES = ("auto", "full")
+MAX_CHANGED_SHARE = 0.2  # beyond this, evaluating everything costs little more
+PRODUCTS = {"canonical_id": pl.String()}
+
+# Everything the detectors read of a listing: its row and its match.
+_FINGERPRINT = (
+    "md5(CAST(ROW(l.name, l.name_norm, l.model_codes, l.category, l.url, l.price_list, "
+    "l.price_offer, l.price_card, l.in_stock, l.is_first_party, l.condition, l.last_seen, "
+    "m.canonical_id, m.match_probability) AS TEXT))"
+)
+INPUTS_SQL = f"""
+SELECT l.retailer, l.sku, m.canonical_id, {_FINGERPRINT} AS fingerprint
+FROM listings AS l JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku
+"""
+
+# Listings whose inputs differ from the last pass's (new and vanished ones included).
+CHANGED_SQL = f"""
+WITH current_inputs AS ({INPUTS_SQL})
+SELECT coalesce(c.retailer, o.retailer) AS retailer, coalesce(c.sku, o.sku) AS sku,
+       c.canonical_id, o.canonical_id AS canonical_before
+FROM current_inputs AS c FULL JOIN opportunity_inputs AS o
+    ON c.retailer = o.retailer AND c.sku = o.sku
+WHERE c.fingerprint IS DISTINCT FROM o.fingerprint
+"""
+
+# Products with a listing whose price went stale between two passes ($1, $2: the cut-offs).
+_STALE_SQL = """
+SELECT DISTINCT m.canonical_id FROM listings AS l
+JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku
+WHERE l.last_seen >= $1 AND l.last_seen < $2
+"""
+
+RUN_SCHEMA: dict[str, pl.DataType] = {
+    "evaluated_at": UTC_DATETIME,
+    "mode": pl.String(),
+    "why_full": pl.String(),
+    "market_day": pl.Date(),
+    "context": pl.String(),
+    "changed_listings": pl.Int64(),
+    "touched_products": pl.Int64(),
+    "seconds": pl.Float64(),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one pass evaluates: every product (``products`` None) or some."""
+
+    mode: str  # full / incremental
+    why_full: str | None
+    context: str
+    products: pl.DataFrame | None  # canonical_id
+    changed: pl.DataFrame  # retailer, sku (and canonical ids) of the listings that changed
+    since: datetime | None  # the last pass's evaluation time
+
+
+def context_fingerprint(
+    warehouse: Warehouse, thresholds: Thresholds, calendar: EventCalendar, now: datetime
+) -> str:
+    """A hash of the inputs every product shares: thresholds, calendar, labels, and the
+    price history of the days before today (a backfill or a late observation changes it)."""
+    labels = read_labels(warehouse)
+    past = warehouse.query(
+        "SELECT retailer, day, fingerprint FROM price_history_slices WHERE day < $1 "
+        "ORDER BY retailer, day",
+        [day_of(now)],
+    )
+    parts = [repr(thresholds), repr(calendar), labels.sort(labels.columns).write_csv()]
+    return hashlib.sha256("\n".join([*parts, past.write_csv()]).encode()).hexdigest()
+
+
+def last_pass(warehouse: Warehouse) -> dict[str, Any] | None:
+    frame = warehouse.query(
+        "SELECT evaluated_at, market_day, context FROM opportunity_runs "
+        "ORDER BY evaluated_at DESC LIMIT 1"
+    )
+    return frame.row(0, named=True) if frame.height else None
+
+
+def _why_full(last: dict[str, Any] | None, now: datetime, context: str, mode: str) -> str | None:
+    if mode == "full":
+        return "asked for"
+    if last is None:
+        return "no earlier pass recorded"
+    if last["market_day"] != day_of(now):
+        return "a new market day"
+    if last["context"] != context:
+        return "thresholds, labels, the event calendar or past prices changed"
+    if now < last["evaluated_at"]:
+        return "evaluated before the last pass"
+    return None
+
+
+def plan_scope(
+    warehouse: Warehouse,
+    *,
+    now: datetime,
+    context: str,
+    mode: str,
+    thresholds: Thresholds,
+    previous: pl.DataFrame,
+) -> Scope:
+    """The products this pass evaluates again (module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    last = last_pass(warehouse)
+    empty_changes = pl.DataFrame(schema={k: pl.String() for k in KEY})
+    why = _why_full(last, now, context, mode)
+    if why is not None or last is None:
+        return Scope("full", why, context, None, empty_changes, None)
+    changed = warehouse.query(CHANGED_SQL)
+    listed = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
+    if changed.height > MAX_CHANGED_SHARE * max(listed, 1):
+        why = f"more than {MAX_CHANGED_SHARE:.0%} of the listings changed"
+        return Scope("full", why, context, None, empty_changes, None)
+    age = timedelta(hours=max_price_age_hours(thresholds))
+    stale = warehouse.query(_STALE_SQL, [last["evaluated_at"] - age, now - age])
+    # A pending glitch is re-fetched by every pass until it is settled.
+    pending = previous.filter(
+        pl.col("status").is_in(["new", "active"]) & (pl.col("confirmation") == "pending")
+    )
+    products = pl.concat(
+        [
+            changed.select("canonical_id"),
+            changed.select(canonical_id="canonical_before"),
+            stale.select("canonical_id"),
+            pending.select("canonical_id"),
+        ]
+    )
+    products = products.drop_nulls().unique().sort("canonical_id")
+    return Scope("incremental", None, context, products, changed, last["evaluated_at"])
+
+
+def record_inputs(warehouse: Warehouse, scope: Scope) -> None:
+    """Remember every listing's inputs (a full pass) or the changed listings' (else)."""
+    columns = "retailer, sku, canonical_id, fingerprint"
+    if scope.products is None:
+        warehouse.execute("DELETE FROM opportunity_inputs")
+        warehouse.execute(f"INSERT INTO opportunity_inputs ({columns}) {INPUTS_SQL}")
+        return
+    keys = scope.changed.select(KEY)
+    current = warehouse.query_with(
+        f"SELECT i.* FROM ({INPUTS_SQL}) AS i JOIN {{staged}} AS k "
+        "ON i.retailer = k.retailer AND i.sku = k.sku",
+        keys,
+    )
+    warehouse.delete_keys("opportunity_inputs", keys)
+    warehouse.insert("opportunity_inputs", current)
+
+
+def replace_rows(
+    warehouse: Warehouse, table: str, rows: pl.DataFrame, keys: pl.DataFrame | None
+) -> None:
+    """Replace ``table``'s rows matching ``keys`` (all of them when None) by ``rows``."""
+    if keys is None:
+        warehouse.execute(f"DELETE FROM {table}")
+    else:
+        warehouse.delete_keys(table, keys)
+    warehouse.insert(table, rows)
+
+
+def log_pass(warehouse: Warehouse, scope: Scope, *, now: datetime, **counts: object) -> None:
+    row = {
+        "evaluated_at": now,
+        "mode": scope.mode,
+        "why_full": scope.why_full,
+        "market_day": day_of(now),
+        "context": scope.context,
+        **counts,
+    }
+    warehouse.insert("opportunity_runs", pl.DataFrame([row], schema=RUN_SCHEMA))

@@ -1,0 +1,196 @@
+"""Opportunities between full passes: a pass evaluates only the products whose inputs
+changed (and those a moved segment or fence affects) and ends with exactly what a full
+pass over the same data finds, on both engines."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from arbx_dagster.domain.matching import RuleScorer
+from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
+from arbx_dagster.pipeline.history import refresh_price_history
+from arbx_dagster.pipeline.ingest import ingest_observations
+from arbx_dagster.pipeline.listings import refresh_listings
+from arbx_dagster.pipeline.matching import refresh_matches
+from arbx_dagster.pipeline.opportunities import refresh_opportunities
+from arbx_dagster.storage.settings_store import set_setting
+from arbx_dagster.storage.warehouse import Warehouse
+
+RETAILERS = ("falabella", "paris", "ripley")
+CATEGORIES = {
+    "Televisores": ("Samsung", "Smart TV", "QN"),
+    "Notebooks": ("Lenovo", "Notebook", "IP"),
+}
+PER_CATEGORY = 24  # enough products for a category's own review fence
+DAYS = 12  # enough closes for an established history
+TODAY = date(2026, 11, 24)
+FIRST_PASS = datetime(2026, 11, 24, 15, tzinfo=UTC)  # noon in Santiago
+SECOND_PASS = FIRST_PASS + timedelta(hours=1)
+KEY = ["retailer", "sku"]
+STATE_TABLES = (
+    "opportunities",
+    "opportunity_inputs",
+    "opportunity_segment_changes",
+    "opportunity_product_gaps",
+    "opportunity_runs",
+)
+# What a full pass and an incremental one must agree on (confidence: to rounding).
+COMPARED = [
+    "opportunity_id", "kind", "canonical_id", "buy_retailer", "buy_sku", "buy_price",
+    "ref_retailer", "ref_sku", "ref_price", "margin_clp", "severity", "review",
+    "glitch_type", "status", "times_seen", "confirmation", "reason",
+]  # fmt: skip
+
+
+def _catalogue() -> pl.DataFrame:
+    """One listing per product and store, each store's price a few % off the product's."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for category, (brand, kind, prefix) in CATEGORIES.items():
+        for n in range(PER_CATEGORY):
+            base = int(rng.integers(150, 900)) * 1_000
+            code = f"{prefix}{n:04d}K"
+            for retailer in RETAILERS:
+                offset = 1 + float(rng.uniform(-0.04, 0.04))
+                # Every sixth product has a store well under the others: a standing spread.
+                if n % 6 == 0 and retailer == "ripley":
+                    offset = 0.78
+                price = round(base * offset, -1) - 10
+                name = f"{kind} {brand} {code} {n % 3 + 1}"
+                sku = f"{retailer[:2]}-{code}"
+                rows.append((retailer, sku, name, brand, code, category, price))
+    columns = ["retailer", "sku", "name", "brand", "model", "category", "price_offer"]
+    return pl.DataFrame(rows, schema=columns, orient="row")
+
+
+def _observations(catalogue: pl.DataFrame, at: datetime) -> pl.DataFrame:
+    frame = catalogue.with_columns(
+        observed_at=pl.lit(at),
+        price_list=pl.col("price_offer") * 12 // 10,
+        url=pl.format("https://{}.example/{}", "retailer", "sku"),
+        currency=pl.lit("CLP"),
+        in_stock=pl.lit(True),
+        fetch_status=pl.lit("ok"),
+        source=pl.lit("test"),
+    )
+    return conform(frame, RAW_PRICE_SCHEMA)
+
+
+def _changes(catalogue: pl.DataFrame) -> pl.DataFrame:
+    """A new spread, a glitch, a price rise, a new listing, and most of one store's
+    notebooks down 40 % (a store-wide sale: that segment's market move)."""
+
+    def listing(code: str, retailer: str) -> pl.DataFrame:
+        return catalogue.filter((pl.col("model") == code) & (pl.col("retailer") == retailer))
+
+    sale = (pl.col("retailer") == "paris") & (pl.col("category") == "Notebooks")
+    offer = pl.col("price_offer")
+    changed = pl.concat(
+        [
+            listing("QN0003K", "paris").with_columns(price_offer=offer * 6 // 10),
+            listing("QN0005K", "falabella").with_columns(price_offer=offer // 10),
+            listing("QN0007K", "ripley").with_columns(price_offer=offer * 11 // 10),
+            listing("QN0009K", "paris").with_columns(
+                retailer=pl.lit("hites"), sku=pl.lit("hi-QN0009K")
+            ),
+            catalogue.filter(sale).head(13).with_columns(price_offer=offer * 6 // 10),
+        ]
+    )
+    return changed
+
+
+def _refresh(warehouse: Warehouse, now: datetime, mode: str = "auto"):
+    refresh_listings(warehouse, now=now, mode="auto")
+    refresh_matches(warehouse, now=now, scorer=RuleScorer(), workers=1, mode="auto")
+    refresh_price_history(warehouse, now=now)
+    return refresh_opportunities(warehouse, now=now, mode=mode)
+
+
+def _snapshot(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
+    return {table: warehouse.query(f"SELECT * FROM {table}") for table in STATE_TABLES}
+
+
+def _restore(warehouse: Warehouse, snapshot: dict[str, pl.DataFrame]) -> None:
+    with warehouse.transaction():
+        for table, rows in snapshot.items():
+            warehouse.replace(table, rows)
+
+
+@pytest.fixture
+def market(warehouse: Warehouse) -> Warehouse:
+    """Twelve days of a quiet market, fully processed at noon of the last."""
+    catalogue = _catalogue()
+    for back in range(DAYS, 0, -1):
+        at = FIRST_PASS - timedelta(days=back - 1, hours=1)
+        ingest_observations(warehouse, _observations(catalogue, at), now=at)
+    first = _refresh(warehouse, FIRST_PASS)
+    assert first.counts["mode"] == "full"
+    assert first.counts["why_full"] == "no earlier pass recorded"
+    return warehouse
+
+
+def _live(warehouse: Warehouse) -> pl.DataFrame:
+    return warehouse.query("SELECT * FROM opportunities").sort("opportunity_id")
+
+
+def test_a_pass_after_changes_evaluates_only_what_they_touch_and_agrees_with_a_full_one(
+    market: Warehouse,
+) -> None:
+    landed = SECOND_PASS - timedelta(minutes=20)
+    ingest_observations(market, _observations(_changes(_catalogue()), landed), now=landed)
+    refresh_listings(market, now=SECOND_PASS, mode="auto")
+    refresh_matches(market, now=SECOND_PASS, scorer=RuleScorer(), workers=1, mode="auto")
+    refresh_price_history(market, now=SECOND_PASS)
+    before = _snapshot(market)
+
+    incremental = refresh_opportunities(market, now=SECOND_PASS)
+    found_incrementally = _live(market)
+    _restore(market, before)
+    full = refresh_opportunities(market, now=SECOND_PASS, mode="full")
+    found_by_full = _live(market)
+
+    counts = incremental.counts
+    assert counts["mode"] == "incremental" and full.counts["mode"] == "full"
+    # The 17 landed, and the new listing's product's members (their match was rewritten).
+    assert 17 <= counts["changed_listings"] <= 20
+    products = market.scalar("SELECT count(DISTINCT canonical_id) FROM product_matches")
+    # The store-wide sale moved its segment: its other products were evaluated too.
+    assert 16 < counts["evaluated_products"] < products
+    assert counts["carried_over"] > 0
+    assert found_incrementally.select(COMPARED).equals(found_by_full.select(COMPARED))
+    confidence = found_incrementally["confidence"] - found_by_full["confidence"]
+    assert confidence.abs().max() < 1e-9
+    live = found_incrementally.filter(pl.col("status") != "expired")
+    assert live.filter((pl.col("kind") == "glitch") & (pl.col("buy_sku") == "fa-QN0005K")).height
+    assert live.filter((pl.col("kind") == "spread") & (pl.col("buy_sku") == "pa-QN0003K")).height
+
+
+def test_a_pass_with_nothing_changed_evaluates_nothing_and_carries_every_opportunity(
+    market: Warehouse,
+) -> None:
+    before = _live(market)
+    later = FIRST_PASS + timedelta(minutes=30)
+    again = _refresh(market, later)
+
+    assert again.counts["mode"] == "incremental"
+    assert again.counts["changed_listings"] == 0
+    assert again.counts["evaluated_products"] == 0
+    after = _live(market)
+    opened = before.filter(pl.col("status") != "expired")
+    assert again.counts["carried_over"] == opened.height > 0
+    assert after.select(COMPARED[:-4]).equals(before.select(COMPARED[:-4]))
+    assert (after.filter(pl.col("status") != "expired")["last_seen"] == later).all()
+    aged = after["confidence"] / before["confidence"]
+    assert ((aged - 0.5 ** (0.5 / 24)).abs() < 1e-12).all()
+
+
+def test_a_new_market_day_and_changed_thresholds_mean_a_full_pass(market: Warehouse) -> None:
+    next_day = FIRST_PASS + timedelta(days=1)
+    assert _refresh(market, next_day).counts["why_full"] == "a new market day"
+    set_setting(market, "min_margin_clp", 30_000, actor="test")
+    later = next_day + timedelta(minutes=30)
+    assert _refresh(market, later).counts["why_full"].startswith("thresholds, labels")
