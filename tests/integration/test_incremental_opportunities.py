@@ -10,6 +10,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from arbx_dagster.bench.freshness import (
+    COMPARED,
+    OPPORTUNITY_TABLES,
+    compare_opportunities,
+    restore,
+    snapshot,
+)
 from arbx_dagster.domain.matching import RuleScorer
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.pipeline.history import refresh_price_history
@@ -31,19 +38,6 @@ TODAY = date(2026, 11, 24)
 FIRST_PASS = datetime(2026, 11, 24, 15, tzinfo=UTC)  # noon in Santiago
 SECOND_PASS = FIRST_PASS + timedelta(hours=1)
 KEY = ["retailer", "sku"]
-STATE_TABLES = (
-    "opportunities",
-    "opportunity_inputs",
-    "opportunity_segment_changes",
-    "opportunity_product_gaps",
-    "opportunity_runs",
-)
-# What a full pass and an incremental one must agree on (confidence: to rounding).
-COMPARED = [
-    "opportunity_id", "kind", "canonical_id", "buy_retailer", "buy_sku", "buy_price",
-    "ref_retailer", "ref_sku", "ref_price", "margin_clp", "severity", "review",
-    "glitch_type", "status", "times_seen", "confirmation", "reason",
-]  # fmt: skip
 
 
 def _catalogue() -> pl.DataFrame:
@@ -110,16 +104,6 @@ def _refresh(warehouse: Warehouse, now: datetime, mode: str = "auto"):
     return refresh_opportunities(warehouse, now=now, mode=mode)
 
 
-def _snapshot(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
-    return {table: warehouse.query(f"SELECT * FROM {table}") for table in STATE_TABLES}
-
-
-def _restore(warehouse: Warehouse, snapshot: dict[str, pl.DataFrame]) -> None:
-    with warehouse.transaction():
-        for table, rows in snapshot.items():
-            warehouse.replace(table, rows)
-
-
 @pytest.fixture
 def market(warehouse: Warehouse) -> Warehouse:
     """Twelve days of a quiet market, fully processed at noon of the last."""
@@ -145,11 +129,11 @@ def test_a_pass_after_changes_evaluates_only_what_they_touch_and_agrees_with_a_f
     refresh_listings(market, now=SECOND_PASS, mode="auto")
     refresh_matches(market, now=SECOND_PASS, scorer=RuleScorer(), workers=1, mode="auto")
     refresh_price_history(market, now=SECOND_PASS)
-    before = _snapshot(market)
+    before = snapshot(market, OPPORTUNITY_TABLES)
 
     incremental = refresh_opportunities(market, now=SECOND_PASS)
     found_incrementally = _live(market)
-    _restore(market, before)
+    restore(market, before)
     full = refresh_opportunities(market, now=SECOND_PASS, mode="full")
     found_by_full = _live(market)
 
@@ -161,9 +145,7 @@ def test_a_pass_after_changes_evaluates_only_what_they_touch_and_agrees_with_a_f
     # The store-wide sale moved its segment: its other products were evaluated too.
     assert 16 < counts["evaluated_products"] < products
     assert counts["carried_over"] > 0
-    assert found_incrementally.select(COMPARED).equals(found_by_full.select(COMPARED))
-    confidence = found_incrementally["confidence"] - found_by_full["confidence"]
-    assert confidence.abs().max() < 1e-9
+    assert compare_opportunities(found_incrementally, found_by_full)["identical"]
     live = found_incrementally.filter(pl.col("status") != "expired")
     assert live.filter((pl.col("kind") == "glitch") & (pl.col("buy_sku") == "fa-QN0005K")).height
     assert live.filter((pl.col("kind") == "spread") & (pl.col("buy_sku") == "pa-QN0003K")).height

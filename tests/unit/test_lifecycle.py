@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from arbx_dagster.domain.lifecycle import (
     OPPORTUNITY_STATE_SCHEMA,
     apply_lifecycle,
+    carry_over,
     summarize_transitions,
 )
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform
@@ -122,3 +124,20 @@ def test_a_late_older_run_does_not_overwrite_a_newer_state():
     )
     late = apply_lifecycle(s2, detected(("a", 120_000), ("b", 1)), T1)
     assert_frame_equal(late.filter(pl.col("opportunity_id") == "a"), s2)
+
+
+def test_carried_over_opportunities_are_the_open_ones_of_products_not_evaluated():
+    found = detected(("a", 100_000), ("b", 90_000), ("c", 80_000)).with_columns(
+        canonical_id=pl.Series(["p1", "p2", "p3"]), confidence=pl.lit(0.8)
+    )
+    state = apply_lifecycle(NO_STATE, found, T1)
+    state = apply_lifecycle(state, found.filter(pl.col("opportunity_id") != "c"), T2)
+
+    carried = carry_over(state, pl.DataFrame({"canonical_id": ["p2"]}), T4)
+
+    assert carried["opportunity_id"].to_list() == ["a"]  # b evaluated again, c expired
+    assert carried.schema == pl.Schema(OPPORTUNITY_SCHEMA)
+    # A full pass would find the same prices, its confidence aged for an hour more.
+    assert carried["confidence"][0] == pytest.approx(0.8 * 0.5 ** (1 / 24), rel=1e-12)
+    again = apply_lifecycle(state, carried, T4)
+    assert state_of(again, "a")["status"] == "active" and state_of(again, "a")["times_seen"] == 3
