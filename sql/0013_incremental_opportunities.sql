@@ -43,3 +43,15 @@ CREATE TABLE IF NOT EXISTS opportunity_runs (
 -- carried-over rows take 4 s instead of 0.2 s. Nothing reads opportunities by an equal
 -- status (the readers ask for status <> 'expired', which no index serves).
 DROP INDEX IF EXISTS opportunities_status_idx;
+
+-- Incremental price history (pipeline/history.py): each UTC hour's raw_prices census at the
+-- last refresh. A day whose changes are only new rows (a scrape appended to today) has only
+-- the closes of the listings with new rows rebuilt, not every close of the day.
+CREATE TABLE IF NOT EXISTS price_history_hours (
+    retailer TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    raw_rows BIGINT NOT NULL,
+    last_ingested TIMESTAMPTZ,
+    PRIMARY KEY (retailer, hour)
+);

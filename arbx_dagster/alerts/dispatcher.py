@@ -59,6 +59,8 @@ class AlertMemory(Protocol):
 
     def get(self, name: str) -> str | None: ...
 
+    def get_many(self, names: Sequence[str]) -> list[str | None]: ...
+
     def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None: ...
 
     def add(self, name: str, value: str, ttl_seconds: float | None = None) -> bool: ...
@@ -149,6 +151,7 @@ class AlertDispatcher:
         if "status" in rows.columns:
             rows = rows.filter(pl.col("status") != "expired")
         try:
+            eligible = []
             for row in rows.iter_rows(named=True):
                 if (
                     must_confirm(row.get("kind"), row.get("severity"), row.get("glitch_type"))
@@ -156,7 +159,11 @@ class AlertDispatcher:
                 ):
                     report.suppressed["awaiting_confirmation"] += 1
                     continue
-                claim = self._claim_opportunity(row, now_iso, report)
+                eligible.append(row)
+            # What was last alerted of each, read at once (tens of thousands stay open).
+            memory = self.cache.get_many([_state_key(r["opportunity_id"]) for r in eligible])
+            for row, previous_text in zip(eligible, memory, strict=True):
+                claim = self._claim_opportunity(row, previous_text, now_iso, report)
                 if claim is not None:
                     claims.append(claim)
         except CacheError as exc:
@@ -164,11 +171,14 @@ class AlertDispatcher:
         return self._send(claims, report, started)
 
     def _claim_opportunity(
-        self, row: dict[str, Any], now_iso: str, report: DispatchReport
+        self,
+        row: dict[str, Any],
+        previous_text: str | None,
+        now_iso: str,
+        report: DispatchReport,
     ) -> _Claim | None:
         oid = row["opportunity_id"]
-        state_key, cooldown_key = f"alert:state:{oid}", f"alert:cooldown:{oid}"
-        previous_text = self.cache.get(state_key)
+        state_key, cooldown_key = _state_key(oid), f"alert:cooldown:{oid}"
         previous = AlertState.from_json(previous_text)
         decision = decide(row, previous, self.thresholds, now_iso)
         if not decision.send:
@@ -302,3 +312,8 @@ class AlertDispatcher:
                 self.cache.set(key, value, ttl)
         except CacheError as exc:
             report.errors.append(f"could not release alert {claim.alert.key}: {exc}")
+
+
+def _state_key(opportunity_id: str) -> str:
+    """Where what was last alerted of an opportunity is remembered (``policy.AlertState``)."""
+    return f"alert:state:{opportunity_id}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -133,6 +133,23 @@ class WarehouseAlertMemory:
                 [name, now],
             )
         )
+
+    def get_many(self, names: Sequence[str]) -> list[str | None]:
+        """The values of ``names``, in order, in one query."""
+        if not names:
+            return []
+        now = self.clock()
+        keys = pl.DataFrame({"key": list(names)}, schema={"key": pl.String()})
+        found = self._guard(
+            lambda: self.warehouse.query_with(
+                "SELECT m.key, m.value FROM alert_memory AS m JOIN {staged} AS k "
+                "ON m.key = k.key WHERE m.expires_at IS NULL OR m.expires_at > $1",
+                keys,
+                [now],
+            )
+        )
+        values = dict(found.iter_rows())
+        return [values.get(name) for name in names]
 
     def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None:
         now = self.clock()

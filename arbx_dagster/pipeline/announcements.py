@@ -57,8 +57,12 @@ def opportunity_events(
     joined = new_state.join(before, on="opportunity_id", how="left")
     open_now = _open()
     open_before = _open("status__before")
+    tracked = [f for f in TRACKED_FIELDS if f"{f}__before" in joined.columns]
+    moved = [pl.col(f).ne_missing(pl.col(f"{f}__before")) for f in tracked]
+    # Only rows with something to announce go through Python (most open ones are unchanged).
+    worth = (open_now != open_before) | pl.any_horizontal(moved) if moved else pl.lit(True)
     events: list[tuple[str, dict[str, Any]]] = []
-    for row in joined.filter(open_now | open_before).iter_rows(named=True):
+    for row in joined.filter((open_now | open_before) & worth).iter_rows(named=True):
         was_open = row["status__before"] in OPEN_STATUSES
         is_open = row["status"] in OPEN_STATUSES
         data = {k: v for k, v in row.items() if "__before" not in k}

@@ -29,11 +29,20 @@ import polars as pl
 
 from arbx_dagster.domain.history import daily_close, market_day
 from arbx_dagster.domain.schema import PRICE_HISTORY_SCHEMA, RAW_PRICE_SCHEMA, UTC_DATETIME
+from arbx_dagster.pipeline.history_appends import appended_slices
 from arbx_dagster.pipeline.raw_census import CENSUS_SQL, FINGERPRINT_PARTS, fingerprint
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.warehouse import Warehouse
 
 SLICE = ["retailer", "day"]
+
+# The observations of the listings staged as {staged} between their ``start`` and ``stop``.
+_LISTING_OBSERVATIONS_SQL = """
+SELECT r.retailer, r.sku, r.observed_at, r.price_list, r.price_offer, r.price_card, r.in_stock,
+       r.fetch_status
+FROM raw_prices AS r JOIN {staged} AS k ON r.retailer = k.retailer AND r.sku = k.sku
+    AND r.observed_at >= k.start AND r.observed_at < k.stop
+"""
 
 _OBSERVATIONS_SQL = """
 SELECT retailer, sku, observed_at, price_list, price_offer, price_card, in_stock, fetch_status
@@ -46,14 +55,15 @@ class SlicePlan:
     """What one refresh must do: rebuild the changed slices, drop the vanished ones."""
 
     census: pl.DataFrame  # retailer, day, fingerprint, raw_rows, first_hour, last_hour
+    hours: pl.DataFrame  # the census by hour, as price_history_hours keeps it
     rebuild: pl.DataFrame  # census rows whose fingerprint changed (or that are new)
     vanished: pl.DataFrame  # retailer, day: closes whose raw rows are all gone
     unchanged: int
 
 
-def slice_census(warehouse: Warehouse) -> pl.DataFrame:
-    """One fingerprint per (retailer, market day) of the rows now in raw_prices."""
-    hours = warehouse.query(CENSUS_SQL)
+def slice_census(hours: pl.DataFrame) -> pl.DataFrame:
+    """One fingerprint per (retailer, market day) of the rows now in raw_prices
+    (``hours``: ``CENSUS_SQL``'s rows)."""
     start = pl.lit(datetime(1970, 1, 1, tzinfo=UTC)).cast(UTC_DATETIME)
     return (
         hours.lazy()
@@ -80,7 +90,8 @@ def slice_census(warehouse: Warehouse) -> pl.DataFrame:
 
 def plan_refresh(warehouse: Warehouse, *, full: bool = False) -> SlicePlan:
     """Compare the census with the fingerprints of the last refresh."""
-    census = slice_census(warehouse)
+    hours = warehouse.query(CENSUS_SQL)
+    census = slice_census(hours)
     ledger = warehouse.query("SELECT retailer, day, fingerprint FROM price_history_slices")
     if ledger.is_empty():
         # First incremental refresh: closes written before the ledger existed are known
@@ -93,7 +104,10 @@ def plan_refresh(warehouse: Warehouse, *, full: bool = False) -> SlicePlan:
     else:
         rebuild = census.join(ledger, on=[*SLICE, "fingerprint"], how="anti", nulls_equal=False)
     vanished = ledger.select(SLICE).join(census, on=SLICE, how="anti")
-    return SlicePlan(census, rebuild, vanished, census.height - rebuild.height)
+    hour_rows = hours.select(
+        "retailer", "hour", "raw_rows", "last_ingested", fingerprint=fingerprint()
+    )
+    return SlicePlan(census, hour_rows, rebuild, vanished, census.height - rebuild.height)
 
 
 def day_runs(slices: pl.DataFrame) -> pl.DataFrame:
@@ -135,19 +149,39 @@ def _read_slices(warehouse: Warehouse, rebuild: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([f.cast(schema) for f in frames])  # type: ignore[arg-type]
 
 
+def _listing_closes(
+    warehouse: Warehouse, listings: pl.DataFrame, census: pl.DataFrame
+) -> pl.DataFrame:
+    """Closes of ``listings`` (``retailer, sku, day``) rebuilt from all their rows of the day."""
+    epoch = pl.lit(datetime(1970, 1, 1, tzinfo=UTC)).cast(UTC_DATETIME)
+    bounds = listings.join(census.select(*SLICE, "first_hour", "last_hour"), on=SLICE).select(
+        "retailer",
+        "sku",
+        start=epoch + pl.duration(hours=pl.col("first_hour")),
+        stop=epoch + pl.duration(hours=pl.col("last_hour") + 1),
+    )
+    if bounds.is_empty():
+        return pl.DataFrame(schema=PRICE_HISTORY_SCHEMA)
+    rows = warehouse.query_with(_LISTING_OBSERVATIONS_SQL, bounds)
+    return daily_close(rows).join(listings, on=[*SLICE, "sku"], how="semi")
+
+
 def refresh_price_history(
     warehouse: Warehouse, *, full: bool = False, now: datetime | None = None
 ) -> StageReport:
     """Rebuild the daily closes of the slices whose raw rows changed (see module doc)."""
     now = now or datetime.now(UTC)
     plan = plan_refresh(warehouse, full=full)
-    closes = daily_close(_read_slices(warehouse, plan.rebuild)).join(
-        plan.rebuild.select(SLICE), on=SLICE, how="semi"
+    appended, listings = appended_slices(warehouse, plan.rebuild, plan.hours, full=full)
+    whole = plan.rebuild.join(appended, on=SLICE, how="anti")
+    closes = daily_close(_read_slices(warehouse, whole)).join(
+        whole.select(SLICE), on=SLICE, how="semi"
     )
+    grown = _listing_closes(warehouse, listings, plan.census).select(list(PRICE_HISTORY_SCHEMA))
     ledger = plan.rebuild.select(*SLICE, "fingerprint", "raw_rows").with_columns(
         refreshed_at=pl.lit(now).cast(UTC_DATETIME)
     )
-    replaced = pl.concat([plan.rebuild.select(SLICE), plan.vanished])
+    replaced = pl.concat([whole.select(SLICE), plan.vanished])
     closes = closes.select(list(PRICE_HISTORY_SCHEMA))
     with warehouse.transaction():
         # Run by run (consecutive days of one retailer), each table's rows of the run
@@ -164,20 +198,25 @@ def refresh_price_history(
                     where="retailer = $1 AND day >= $2 AND day <= $3",
                     params=params,
                 )
+        # Days only appended to: the closes of the listings with new rows, and their ledger.
+        warehouse.upsert("price_history", grown, ["retailer", "sku", "day"])
+        warehouse.upsert("price_history_slices", ledger.join(appended, on=SLICE), SLICE)
+        warehouse.replace("price_history_hours", plan.hours)
     totals = warehouse.query(
         "SELECT count(*) AS closes, count(DISTINCT day) AS days, min(day) AS first_day, "
         "max(day) AS last_day FROM price_history"
     ).row(0, named=True)
     return StageReport(
-        rows=closes.height,
+        rows=closes.height + grown.height,
         counts={
-            "slices_rebuilt": plan.rebuild.height,
+            "slices_rebuilt": whole.height,
+            "slices_appended_to": appended.height,
             "slices_unchanged": plan.unchanged,
             "slices_removed": plan.vanished.height,
             "rebuilt_days": sorted({str(d) for d in plan.rebuild["day"]})[-10:],
             "closes_total": int(totals["closes"]),
             "days": int(totals["days"]),
-            "listings_rebuilt": closes.select("retailer", "sku").n_unique(),
+            "listings_rebuilt": pl.concat([closes, grown]).select("retailer", "sku").n_unique(),
             "first_day": str(totals["first_day"]),
             "last_day": str(totals["last_day"]),
         },

@@ -181,11 +181,26 @@ def plan_scope(
 
 
 def record_inputs(warehouse: Warehouse, scope: Scope) -> None:
-    """Remember every listing's inputs (a full pass) or the changed listings' (else)."""
-    columns = "retailer, sku, canonical_id, fingerprint"
+    """Remember every listing's inputs (a full pass) or the changed listings' (else).
+
+    Only rows that differ are written: DuckDB commits deleting and re-inserting the same
+    keys very slowly (see ``DuckDBWarehouse.replace``)."""
     if scope.products is None:
-        warehouse.execute("DELETE FROM opportunity_inputs")
-        warehouse.execute(f"INSERT INTO opportunity_inputs ({columns}) {_inputs_sql(warehouse)}")
+        inputs = _inputs_sql(warehouse)
+        warehouse.execute(
+            "DELETE FROM opportunity_inputs AS o WHERE NOT EXISTS (SELECT 1 FROM listings AS l "
+            "JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku "
+            "WHERE l.retailer = o.retailer AND l.sku = o.sku)"
+        )
+        warehouse.execute(
+            "INSERT INTO opportunity_inputs (retailer, sku, canonical_id, fingerprint) "
+            f"SELECT c.* FROM ({inputs}) AS c LEFT JOIN opportunity_inputs AS o "
+            "ON o.retailer = c.retailer AND o.sku = c.sku "
+            "WHERE o.fingerprint IS DISTINCT FROM c.fingerprint "
+            "OR o.canonical_id IS DISTINCT FROM c.canonical_id "
+            "ON CONFLICT (retailer, sku) DO UPDATE SET canonical_id = excluded.canonical_id, "
+            "fingerprint = excluded.fingerprint"
+        )
         return
     keys = scope.changed.select(KEY)
     current = warehouse.query_with(
@@ -193,8 +208,8 @@ def record_inputs(warehouse: Warehouse, scope: Scope) -> None:
         "ON i.retailer = k.retailer AND i.sku = k.sku",
         keys,
     )
-    warehouse.delete_keys("opportunity_inputs", keys)
-    warehouse.insert("opportunity_inputs", current)
+    warehouse.delete_keys("opportunity_inputs", keys.join(current, on=KEY, how="anti"))
+    warehouse.upsert("opportunity_inputs", current, KEY)
 
 
 def replace_rows(
@@ -202,9 +217,9 @@ def replace_rows(
 ) -> None:
     """Replace ``table``'s rows matching ``keys`` (all of them when None) by ``rows``."""
     if keys is None:
-        warehouse.execute(f"DELETE FROM {table}")
-    else:
-        warehouse.delete_keys(table, keys)
+        warehouse.replace(table, rows)
+        return
+    warehouse.delete_keys(table, keys)
     warehouse.insert(table, rows)
 
 

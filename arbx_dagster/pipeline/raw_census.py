@@ -17,25 +17,29 @@ import polars as pl
 from arbx_dagster.domain.schema import UTC_DATETIME
 from arbx_dagster.storage.warehouse import Warehouse
 
-# Per retailer and UTC hour (epoch hours: independent of the session time zone).
-CENSUS_SQL = """
-SELECT retailer, hour,
+# What a census counts of a set of raw rows ``r`` (one fingerprint's parts).
+CENSUS_AGGREGATES = """
        count(*) AS raw_rows,
-       CAST(sum(CASE WHEN fetch_status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS ok_rows,
-       CAST(sum(CASE WHEN in_stock THEN 1 ELSE 0 END) AS BIGINT) AS in_stock_rows,
-       CAST(sum(price_list) AS BIGINT) AS sum_list,
-       CAST(sum(price_offer) AS BIGINT) AS sum_offer,
-       CAST(sum(price_card) AS BIGINT) AS sum_card,
-       min(observed_at) AS first_observed,
-       max(observed_at) AS last_observed,
-       max(ingested_at) AS last_ingested,
-       min(run_id) AS first_run,
-       max(run_id) AS last_run
+       CAST(sum(CASE WHEN r.fetch_status = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS ok_rows,
+       CAST(sum(CASE WHEN r.in_stock THEN 1 ELSE 0 END) AS BIGINT) AS in_stock_rows,
+       CAST(sum(r.price_list) AS BIGINT) AS sum_list,
+       CAST(sum(r.price_offer) AS BIGINT) AS sum_offer,
+       CAST(sum(r.price_card) AS BIGINT) AS sum_card,
+       min(r.observed_at) AS first_observed,
+       max(r.observed_at) AS last_observed,
+       max(r.ingested_at) AS last_ingested,
+       min(r.run_id) AS first_run,
+       max(r.run_id) AS last_run
+"""
+
+# Per retailer and UTC hour (epoch hours: independent of the session time zone).
+CENSUS_SQL = f"""
+SELECT r.retailer, r.hour, {CENSUS_AGGREGATES}
 FROM (
     SELECT *, CAST(floor(extract(epoch FROM observed_at) / 3600) AS BIGINT) AS hour
     FROM raw_prices
 ) AS r
-GROUP BY retailer, hour
+GROUP BY r.retailer, r.hour
 """
 
 FINGERPRINT_PARTS = (

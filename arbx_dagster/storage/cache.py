@@ -78,6 +78,18 @@ class Cache(ABC):
         self._counted(value is not None)
         return value
 
+    def get_many(self, names: Sequence[str]) -> list[str | None]:
+        """The values of ``names``, in order: one round trip per few thousand keys where
+        the backend allows (a run checks the alert memory of every open opportunity)."""
+        values = self._get_many([self.key(n) for n in names])
+        for value in values:
+            self.stats.count(value is not None)
+            self._counted(value is not None)
+        return values
+
+    def _get_many(self, keys: list[str]) -> list[str | None]:
+        return [self._get(key) for key in keys]
+
     def _counted(self, hit: bool) -> None:  # noqa: B027 - optional hook
         """Share one lookup's outcome beyond this instance (see ``cache_stats``)."""
 
@@ -295,6 +307,9 @@ return 0
 """
 
 
+_MGET_CHUNK = 5_000  # keys per MGET: one round trip, a bounded reply
+
+
 class RedisCache(Cache):
     """Redis through redis-py's connection pool, with short timeouts so a slow server
     degrades the pipeline instead of hanging it."""
@@ -341,6 +356,12 @@ class RedisCache(Cache):
 
     def _get(self, key: str) -> str | None:
         return self._call("get", key)  # type: ignore[return-value]
+
+    def _get_many(self, keys: list[str]) -> list[str | None]:
+        values: list[str | None] = []
+        for start in range(0, len(keys), _MGET_CHUNK):
+            values += self._call("mget", keys[start : start + _MGET_CHUNK])  # type: ignore[operator]
+        return values
 
     def set(self, name: str, value: str, ttl_seconds: float | None = None) -> None:
         px = int(ttl_seconds * 1000) if ttl_seconds else None

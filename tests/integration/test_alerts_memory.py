@@ -108,5 +108,10 @@ def test_warehouse_memory_keys_expire_and_can_be_claimed_again(warehouse: Wareho
     assert memory.get("alert:cooldown:o1") is None
     assert memory.add("alert:cooldown:o1", "c", None)
     memory.set("alert:state:o1", "{}", 60)
+    assert memory.get_many(["alert:state:o1", "never-set", "alert:cooldown:o1"]) == [
+        "{}",
+        None,
+        "c",
+    ]
     assert memory.delete("alert:cooldown:o1", "alert:state:o1", "never-set") == 2
     assert memory.get("alert:state:o1") is None

@@ -85,3 +85,11 @@ def test_hit_rate_is_tracked(cache: Cache) -> None:
     cache.get("k")
     cache.get("missing")
     assert cache.stats.hit_rate == 0.5
+
+
+def test_many_keys_are_read_at_once_in_order(cache: Cache) -> None:
+    cache.set("a", "1")
+    cache.set("c", "3", ttl_seconds=60)
+    names = ["a", "b", "c"] * 2_000  # more than one round trip's worth on Redis
+    assert cache.get_many(names) == ["1", None, "3"] * 2_000
+    assert cache.get_many([]) == []

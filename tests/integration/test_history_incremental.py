@@ -81,6 +81,62 @@ def test_a_new_partition_leaves_the_other_days_untouched(warehouse: Warehouse) -
     assert refresh_price_history(warehouse).counts["slices_rebuilt"] == 0
 
 
+def test_a_scrape_appended_to_today_rebuilds_only_the_closes_of_what_it_saw(
+    warehouse: Warehouse,
+) -> None:
+    land(
+        warehouse,
+        [
+            (s, sku, noon(DAY_2), p)
+            for s, sku, p in [
+                ("paris", "a", 100_000),
+                ("paris", "b", 50_000),
+                ("paris", "c", 70_000),
+            ]
+        ],
+    )
+    refresh_price_history(warehouse)
+    warehouse.execute("UPDATE price_history SET observations = 99")  # a rebuilt close loses it
+
+    # Half an hour later b is seen again (the same hour), an hour later a at a new price.
+    later = NOW + timedelta(hours=2)
+    rows = [
+        ("paris", "b", noon(DAY_2) + timedelta(minutes=30), 50_000),
+        ("paris", "a", noon(DAY_2, 1), 90_000),
+    ]
+    land(warehouse, rows, now=later, run_id="run-2")
+    report = refresh_price_history(warehouse)
+
+    assert report.counts["slices_appended_to"] == 1
+    assert report.counts["slices_rebuilt"] == 0
+    assert report.counts["listings_rebuilt"] == 2
+    assert closes(warehouse) == [
+        ("paris", "a", DAY_2, 90_000, 2),
+        ("paris", "b", DAY_2, 50_000, 2),
+        ("paris", "c", DAY_2, 70_000, 99),
+    ]
+    assert refresh_price_history(warehouse).counts["listings_rebuilt"] == 0
+
+
+def test_a_corrected_observation_rebuilds_its_whole_day(warehouse: Warehouse) -> None:
+    land(warehouse, [("paris", "a", noon(DAY_2), 100_000), ("paris", "b", noon(DAY_2), 50_000)])
+    refresh_price_history(warehouse)
+    warehouse.execute("UPDATE price_history SET observations = 99")
+
+    # The same observation of a, ingested again by another run with its price corrected,
+    # and a new sighting of b: the day is not merely appended to.
+    later = NOW + timedelta(hours=2)
+    rows = [("paris", "a", noon(DAY_2), 95_000), ("paris", "b", noon(DAY_2, 1), 50_000)]
+    land(warehouse, rows, now=later, run_id="run-2")
+    report = refresh_price_history(warehouse)
+
+    assert (report.counts["slices_rebuilt"], report.counts["slices_appended_to"]) == (1, 0)
+    assert closes(warehouse) == [
+        ("paris", "a", DAY_2, 95_000, 1),
+        ("paris", "b", DAY_2, 50_000, 2),
+    ]
+
+
 def test_a_rewritten_day_loses_its_stale_rows(warehouse: Warehouse) -> None:
     land(
         warehouse,
