@@ -27,7 +27,7 @@ def freshness_command(
 ) -> None:
     """Process a one-day market of N listings, land K changes (price moves, new listings,
     new spreads, new glitches) and time the refresh that follows, stage by stage, against
-    a full re-match of the same catalogue, in this process."""
+    a full opportunities pass and a full re-match of the same catalogue, in this process."""
     # Imported here: the matcher (scikit-learn) would otherwise load with every `arbx` command.
     from arbx_dagster.bench.freshness import run_freshness
 
@@ -57,6 +57,13 @@ def freshness_command(
     )
     console.print(table)
     found = ", ".join(f"{k} {v['found']}/{v['planted']}" for k, v in result["found"].items())
+    opportunities = result["opportunities"]
+    same = opportunities["compared_with_full_pass"]["identical"]
+    console.print(
+        f"opportunities {opportunities['mode']} ({opportunities['evaluated_products']:,} "
+        f"products evaluated) · {'identical to' if same else 'DIFFERENT from'} a full pass "
+        f"({seconds['full_opportunities']:.2f} s)"
+    )
     console.print(
         f"matched {result['match_mode']} · full re-match {seconds['full_rematch']:.2f} s · "
         f"agreement {result['agreement']:.4f} · found {found} · peak RSS "

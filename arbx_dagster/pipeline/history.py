@@ -36,8 +36,19 @@ from arbx_dagster.storage.warehouse import Warehouse
 
 SLICE = ["retailer", "day"]
 
-# The observations of the listings staged as {staged} between their ``start`` and ``stop``.
+# The observations of one retailer's day ($1, $2, $3: retailer, start, stop) of the listings
+# staged as {staged}. The day's rows are read by the key's (retailer, observed_at) range
+# first: PostgreSQL would otherwise scan that range once per listing.
 _LISTING_OBSERVATIONS_SQL = """
+WITH day_rows AS MATERIALIZED (
+    SELECT retailer, sku, observed_at, price_list, price_offer, price_card, in_stock,
+           fetch_status
+    FROM raw_prices WHERE retailer = $1 AND observed_at >= $2 AND observed_at < $3
+)
+SELECT d.* FROM day_rows AS d JOIN {staged} AS k ON d.sku = k.sku
+"""
+
+_OBSERVATIONS_SQL = """
 SELECT r.retailer, r.sku, r.observed_at, r.price_list, r.price_offer, r.price_card, r.in_stock,
        r.fetch_status
 FROM raw_prices AS r JOIN {staged} AS k ON r.retailer = k.retailer AND r.sku = k.sku
@@ -153,16 +164,23 @@ def _listing_closes(
     warehouse: Warehouse, listings: pl.DataFrame, census: pl.DataFrame
 ) -> pl.DataFrame:
     """Closes of ``listings`` (``retailer, sku, day``) rebuilt from all their rows of the day."""
-    epoch = pl.lit(datetime(1970, 1, 1, tzinfo=UTC)).cast(UTC_DATETIME)
-    bounds = listings.join(census.select(*SLICE, "first_hour", "last_hour"), on=SLICE).select(
-        "retailer",
-        "sku",
-        start=epoch + pl.duration(hours=pl.col("first_hour")),
-        stop=epoch + pl.duration(hours=pl.col("last_hour") + 1),
-    )
-    if bounds.is_empty():
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    days = listings.join(census.select(*SLICE, "first_hour", "last_hour"), on=SLICE)
+    frames = [
+        warehouse.query_with(
+            _LISTING_OBSERVATIONS_SQL,
+            part.select("sku"),
+            [
+                retailer,
+                epoch + timedelta(hours=part["first_hour"][0]),
+                epoch + timedelta(hours=part["last_hour"][0] + 1),
+            ],
+        )
+        for (retailer, _), part in days.group_by(SLICE)
+    ]
+    if not frames:
         return pl.DataFrame(schema=PRICE_HISTORY_SCHEMA)
-    rows = warehouse.query_with(_LISTING_OBSERVATIONS_SQL, bounds)
+    rows = pl.concat(frames, how="vertical_relaxed")
     return daily_close(rows).join(listings, on=[*SLICE, "sku"], how="semi")
 
 
