@@ -18,6 +18,9 @@ three prices, the first and last observation, the last ingestion and the first a
 id. Appending, replacing or re-ingesting rows changes it (a re-run has a new run id, a
 corrected price changes a sum), even when the clock is pinned. ``full=True`` rebuilds every
 slice whatever the fingerprints say.
+
+A changed slice whose only change is new rows (a scrape appended to today) has only the
+closes of the listings with new rows rebuilt (``history_appends.py``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.glitch_references import SEGMENT, segment_moves
-from arbx_dagster.domain.glitches import SERIES, market_glitches
+from arbx_dagster.domain.glitches import SEGMENT_MOVE_SCHEMA, SERIES, market_glitches
 from arbx_dagster.domain.history import day_of, market_day
 from arbx_dagster.domain.market_events import EventCalendar
 from arbx_dagster.domain.review import (
@@ -63,7 +63,7 @@ class Evaluation:
 
     market: pl.DataFrame  # MARKET_SQL columns + volatility
     history: pl.DataFrame
-    moves: pl.LazyFrame | None  # SEGMENT + price_type + move; None: computed over ``market``
+    moves: pl.LazyFrame | None  # SEGMENT_MOVE_SCHEMA; None: computed over ``market``
     fences: Fences
     products: pl.DataFrame | None  # canonical_id evaluated; None: every product
 
@@ -129,22 +129,16 @@ def _segments(market: pl.DataFrame, stored: pl.DataFrame, now: datetime) -> pl.D
 
 
 def _segment_moves(changes: pl.DataFrame) -> pl.DataFrame:
-    """``SEGMENT + price_type + move`` of stored or fresh change rows."""
+    """``SEGMENT_MOVE_SCHEMA`` rows of stored or fresh change rows."""
     frames = [
         segment_moves(part.with_columns(panel=pl.lit(0, dtype=pl.Int64)))
         .with_columns(price_type=pl.lit(price_type))
         .collect()
         for (price_type,), part in changes.group_by("price_type")
     ]
-    schema = {
-        "panel": pl.Int64(),
-        "retailer": pl.String(),
-        "category": pl.String(),
-        "current_day": pl.Date(),
-        "move": pl.Float64(),
-        "price_type": pl.String(),
-    }
-    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
+    if not frames:
+        return pl.DataFrame(schema=SEGMENT_MOVE_SCHEMA)
+    return pl.concat(frames).select(list(SEGMENT_MOVE_SCHEMA)).cast(SEGMENT_MOVE_SCHEMA)  # type: ignore[arg-type]
 
 
 def _moved(
