@@ -11,7 +11,11 @@ from arbx_dagster.assets.metadata import stage_metadata, table_metadata
 from arbx_dagster.pipeline.alerts import merge_reports, send_alerts
 from arbx_dagster.pipeline.announcements import publish_opportunity_events
 from arbx_dagster.pipeline.ingest import open_connectors, refetch_listings
-from arbx_dagster.pipeline.opportunities import read_opportunity_state, refresh_opportunities
+from arbx_dagster.pipeline.opportunities import (
+    read_opportunity_state,
+    read_state_after,
+    refresh_opportunities,
+)
 from arbx_dagster.pipeline.opportunity_scope import MODES
 from arbx_dagster.resources import (
     AlertsResource,
@@ -58,7 +62,7 @@ def opportunities(
         raise dg.Failure(f"mode must be one of {', '.join(MODES)}, not {config.mode!r}")
     now = clock.now()
     run_id = context.run.run_id
-    before = read_opportunity_state(warehouse.warehouse)
+    before = read_opportunity_state(warehouse.warehouse, open_only=True)
     with open_connectors(sources.config, cache.cache, sources.archive, now=now) as connectors:
         report = refresh_opportunities(
             warehouse.warehouse,
@@ -73,7 +77,7 @@ def opportunities(
     publish_opportunity_events(
         cache.cache,
         before,
-        read_opportunity_state(warehouse.warehouse),
+        read_state_after(warehouse.warehouse, before),
         events=cache.event_log(),
         run_id=run_id,
     )

@@ -27,7 +27,7 @@ def send_alerts(
     Every live opportunity and every watch hit is offered to the dispatcher, whose memory
     (Redis, or the warehouse without it: ``alerts.store.alert_memory``) decides what is news.
     """
-    live = read_opportunity_state(warehouse).filter(pl.col("status") != "expired")
+    live = read_opportunity_state(warehouse, open_only=True)
     # Spreads held for review wait for a person (``domain.review``), not the channels.
     live = live.filter(pl.col("review").is_null())
     # A retailer glitching wholesale is a scraper bug: its glitches are not news.

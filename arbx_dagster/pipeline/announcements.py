@@ -40,7 +40,7 @@ def opportunity_events(
     """What changed between two states of the ``opportunities`` table, as events.
 
     * ``opportunity.new``: open now, and unknown or expired before (``reactivated`` says
-      which);
+      which; ``previous_state`` may hold only the open rows);
     * ``opportunity.changed``: open before and now, with a different price, reference or
       margin (``changes`` lists ``field: [before, after]``);
     * ``opportunity.expired``: open before, expired now.
@@ -67,7 +67,9 @@ def opportunity_events(
         is_open = row["status"] in OPEN_STATUSES
         data = {k: v for k, v in row.items() if "__before" not in k}
         if is_open and not was_open:
-            data["reactivated"] = row["status__before"] == "expired"
+            # Back after expiring: the lifecycle makes it active again, never new (the
+            # expired row itself may not have been read before the run).
+            data["reactivated"] = row["status"] == "active"
             events.append(("opportunity.new", data))
         elif was_open and not is_open:
             events.append(("opportunity.expired", data))

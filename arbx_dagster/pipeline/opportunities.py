@@ -130,8 +130,30 @@ def detect_opportunities(
     return detected, scan.changes, counts
 
 
-def read_opportunity_state(warehouse: Warehouse) -> pl.DataFrame:
-    return conform(warehouse.query("SELECT * FROM opportunities"), OPPORTUNITY_STATE_SCHEMA)
+def read_opportunity_state(warehouse: Warehouse, *, open_only: bool = False) -> pl.DataFrame:
+    """Every opportunity ever found, or only the open ones (new / active): a pass needs
+    the expired ones only when it finds them again, and they accumulate."""
+    where = " WHERE status <> 'expired'" if open_only else ""
+    return conform(warehouse.query(f"SELECT * FROM opportunities{where}"), OPPORTUNITY_STATE_SCHEMA)
+
+
+def read_opportunities_by_id(warehouse: Warehouse, ids: pl.Series) -> pl.DataFrame:
+    """The stored rows of the opportunities ``ids`` (any status)."""
+    keys = pl.DataFrame({"opportunity_id": ids}).unique()
+    rows = warehouse.query_with(
+        "SELECT o.* FROM opportunities AS o JOIN {staged} AS k "
+        "ON o.opportunity_id = k.opportunity_id",
+        keys,
+    )
+    return conform(rows, OPPORTUNITY_STATE_SCHEMA)
+
+
+def read_state_after(warehouse: Warehouse, before: pl.DataFrame) -> pl.DataFrame:
+    """What a pass's events compare ``before`` (the open opportunities before it) with: the
+    open ones now and what became of the ones open before (expired ones among them)."""
+    now_open = read_opportunity_state(warehouse, open_only=True)
+    gone = before.join(now_open, on="opportunity_id", how="anti")["opportunity_id"]
+    return pl.concat([now_open, read_opportunities_by_id(warehouse, gone)])
 
 
 def _evaluate(
@@ -182,7 +204,7 @@ def refresh_opportunities(
     the changed ones (``"auto"``, module docstring)."""
     started = time.perf_counter()
     thresholds = read_thresholds(warehouse)
-    previous = read_opportunity_state(warehouse)
+    previous = read_opportunity_state(warehouse, open_only=True)
     context = context_fingerprint(warehouse, thresholds, calendar, now)
     scope = plan_scope(
         warehouse, now=now, context=context, mode=mode, thresholds=thresholds, previous=previous
@@ -208,6 +230,9 @@ def refresh_opportunities(
         )
         detected = pl.concat([detected, carried])
         counts["carried_over"] = carried.height
+    # Expired opportunities found again carry on (first seen, times seen).
+    found_again = read_opportunities_by_id(warehouse, detected["opportunity_id"])
+    before = pl.concat([before, found_again.filter(pl.col("status") == "expired")])
     state = apply_lifecycle(before, detected, now)
     products = evaluation.products
     counts.update(

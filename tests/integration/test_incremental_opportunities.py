@@ -176,3 +176,22 @@ def test_a_new_market_day_and_changed_thresholds_mean_a_full_pass(market: Wareho
     set_setting(market, "min_margin_clp", 30_000, actor="test")
     later = next_day + timedelta(minutes=30)
     assert _refresh(market, later).counts["why_full"].startswith("thresholds, labels")
+
+
+def test_an_opportunity_that_comes_back_carries_on_where_it_expired(market: Warehouse) -> None:
+    standing = _catalogue().filter(pl.col("sku") == "ri-QN0000K")  # a standing spread
+    spread = pl.col("buy_sku") == "ri-QN0000K"
+    first = _live(market).filter(spread).row(0, named=True)
+
+    closed, reopened = FIRST_PASS + timedelta(minutes=30), FIRST_PASS + timedelta(minutes=60)
+    raised = standing.with_columns(price_offer=pl.col("price_offer") * 13 // 10)
+    ingest_observations(market, _observations(raised, closed), now=closed)
+    assert _refresh(market, closed).counts["mode"] == "incremental"
+    assert _live(market).filter(spread)["status"].to_list() == ["expired"]
+
+    ingest_observations(market, _observations(standing, reopened), now=reopened)
+    _refresh(market, reopened)
+    back = _live(market).filter(spread).row(0, named=True)
+    assert back["opportunity_id"] == first["opportunity_id"]
+    assert (back["status"], back["first_seen"], back["times_seen"]) == ("active", FIRST_PASS, 2)
+    assert back["expired_at"] is None

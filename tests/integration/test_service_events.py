@@ -97,6 +97,9 @@ def test_opportunity_events_say_what_changed_between_two_states() -> None:
     }
     assert events["d"][1]["reactivated"] is True and events["f"][1]["reactivated"] is False
     assert opportunity_events(pl.DataFrame(), after)  # a first run: everything open is new
+    # A run reads only the open rows before it: the same events, reactivation included.
+    still_open = before.filter(pl.col("status") != "expired")
+    assert opportunity_events(still_open, after) == opportunity_events(before, after)
 
 
 def test_a_burst_of_changes_is_announced_as_one_refresh(tmp_path: Path) -> None:
