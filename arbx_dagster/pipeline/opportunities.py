@@ -192,6 +192,30 @@ def _record(
     )
 
 
+def _advance(
+    warehouse: Warehouse,
+    previous: pl.DataFrame,
+    detected: pl.DataFrame,
+    evaluated: pl.DataFrame | None,
+    now: datetime,
+) -> tuple[pl.DataFrame, pl.DataFrame, int | None]:
+    """``(the rows before, the rows after, how many were carried over)``: the lifecycle
+    advanced over the evaluated products' rows (all of them when ``evaluated`` is None)
+    and the carried-over ones, and over the expired rows found again, which carry on
+    (first seen, times seen)."""
+    before, carried = previous, None
+    if evaluated is not None:
+        kept = carry_over(previous, evaluated, now)
+        before = previous.filter(
+            pl.col("canonical_id").is_in(evaluated["canonical_id"].implode())
+            | pl.col("opportunity_id").is_in(kept["opportunity_id"].implode())
+        )
+        detected, carried = pl.concat([detected, kept]), kept.height
+    found_again = read_opportunities_by_id(warehouse, detected["opportunity_id"])
+    before = pl.concat([before, found_again.filter(pl.col("status") == "expired")])
+    return before, apply_lifecycle(before, detected, now), carried
+
+
 def refresh_opportunities(
     warehouse: Warehouse,
     *,
@@ -221,19 +245,9 @@ def refresh_opportunities(
         refetch=refetch,
         calendar=calendar,
     )
-    before = previous
-    if evaluation.products is not None:
-        carried = carry_over(previous, evaluation.products, now)
-        before = previous.filter(
-            pl.col("canonical_id").is_in(evaluation.products["canonical_id"].implode())
-            | pl.col("opportunity_id").is_in(carried["opportunity_id"].implode())
-        )
-        detected = pl.concat([detected, carried])
-        counts["carried_over"] = carried.height
-    # Expired opportunities found again carry on (first seen, times seen).
-    found_again = read_opportunities_by_id(warehouse, detected["opportunity_id"])
-    before = pl.concat([before, found_again.filter(pl.col("status") == "expired")])
-    state = apply_lifecycle(before, detected, now)
+    before, state, carried = _advance(warehouse, previous, detected, evaluation.products, now)
+    if carried is not None:
+        counts["carried_over"] = carried
     products = evaluation.products
     counts.update(
         mode=scope.mode,
