@@ -187,6 +187,14 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
     return current
 
 
+def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame) -> pl.LazyFrame:
+    """Points with their history's references and ``own_base``, the lower of the 90-day
+    and recent medians: the own reference before the segment's move."""
+    return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
+        own_base=pl.min_horizontal("common_price", "recent_price")
+    )
+
+
 def _with_own_reference(
     current: pl.LazyFrame, stats: pl.DataFrame, price_type: str, moves: pl.LazyFrame | None
 ) -> pl.LazyFrame:
@@ -194,8 +202,7 @@ def _with_own_reference(
     recent medians, moved with the segment and capped by the pre-event level on event days
     (for a card price with little history, also by its own offer)."""
     own = (
-        current.join(stats.lazy(), on=WINDOW, how="left")
-        .with_columns(own_base=pl.min_horizontal("common_price", "recent_price"))
+        _with_own_base(current, stats)
         .pipe(market_move, "own_base", moves)
         .with_columns(
             # The own reference follows the segment's move that day; on event days the
@@ -483,6 +490,28 @@ def market_glitches(
     return GlitchScan(conform(found, columns), conform(scan.changes, SEGMENT_CHANGE_SCHEMA))
 
 
+def market_changes(
+    history: pl.DataFrame,
+    market: pl.DataFrame,
+    thresholds: Thresholds,
+    now: datetime,
+    calendar: EventCalendar = DEFAULT_CALENDAR,
+) -> pl.DataFrame:
+    """Each listing's change against its own reference, per price series
+    (``SEGMENT_CHANGE_SCHEMA``): what the segments' moves are the median of, without
+    judging anything."""
+    if market.is_empty():
+        return empty(SEGMENT_CHANGE_SCHEMA)
+    points = market_points(market, thresholds, now)
+    frames = []
+    for price_type, column in SERIES.items():
+        current = _priced_points(points, column)
+        stats = window_stats(current.select(WINDOW).unique().collect(), history, column, calendar)
+        own = _with_own_base(current, stats).with_columns(price_type=pl.lit(price_type))
+        frames.append(_changes(own))
+    return pl.concat([conform(f, SEGMENT_CHANGE_SCHEMA) for f in pl.collect_all(frames)])
+
+
 def glitch_details(
     history: pl.DataFrame,
     market: pl.DataFrame,
@@ -519,6 +548,7 @@ __all__ = [
     "glitch_details",
     "glitch_panel",
     "glitch_scan",
+    "market_changes",
     "market_glitches",
     "market_points",
     "score_series",

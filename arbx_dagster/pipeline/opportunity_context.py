@@ -22,7 +22,7 @@ import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.glitch_references import SEGMENT, segment_moves
-from arbx_dagster.domain.glitches import SEGMENT_MOVE_SCHEMA, SERIES, market_glitches
+from arbx_dagster.domain.glitches import SEGMENT_MOVE_SCHEMA, SERIES, market_changes
 from arbx_dagster.domain.history import day_of, market_day
 from arbx_dagster.domain.market_events import EventCalendar
 from arbx_dagster.domain.review import (
@@ -197,7 +197,7 @@ def partial_evaluation(
     others = stored_gaps.join(products, on="canonical_id", how="anti")
     fences = fences_from(pl.concat([others, product_gaps(market)], how="vertical_relaxed"))
     widen(_spreads_under_new_fences(previous, products, fences_from(stored_gaps), fences))
-    fresh = market_glitches(history, market, thresholds, now, calendar).changes
+    fresh = market_changes(history, market, thresholds, now, calendar)
     moves, moved = _moved(warehouse, market, fresh, now)
     widen(moved)
     return Evaluation(market, history, moves.lazy(), fences, products)

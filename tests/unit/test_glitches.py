@@ -695,3 +695,18 @@ def test_segment_moves_from_stored_changes_are_the_moves_found_inline():
     rebuilt = points.lazy().pipe(market_move, "own_base", segment_moves(stored)).collect()
     assert inline["move"].to_list() == rebuilt["move"].to_list()
     assert inline["move"].min() < 0  # some segment moved, so the comparison says something
+
+
+def test_the_changes_kept_for_segment_moves_are_the_ones_the_detector_uses():
+    offers = [120_000] * 20
+    rows = [
+        now_listing("paris", sku, price) | {"last_seen": noon_utc(TODAY)}
+        for sku, price in (("p1", 90_000), ("p2", 60_000), ("p3", 119_990))
+    ]
+    closes = pl.concat(
+        [history(series_closes("paris", s, offers, TODAY)) for s in ("p1", "p2", "p3")]
+    )
+    args = (closes, market(*rows), Thresholds(), noon_utc(TODAY))
+    kept = g.market_changes(*args).sort("sku", "price_type")
+    assert kept.height == 3  # one offer change per listing with a history
+    assert kept.equals(g.market_glitches(*args).changes.sort("sku", "price_type"))
