@@ -100,7 +100,6 @@ class Scope:
     context: str
     products: pl.DataFrame | None  # canonical_id
     changed: pl.DataFrame  # retailer, sku (and canonical ids) of the listings that changed
-    since: datetime | None  # the last pass's evaluation time
 
 
 def context_fingerprint(
@@ -156,12 +155,12 @@ def plan_scope(
     empty_changes = pl.DataFrame(schema={k: pl.String() for k in KEY})
     why = _why_full(last, now, context, mode)
     if why is not None or last is None:
-        return Scope("full", why, context, None, empty_changes, None)
+        return Scope("full", why, context, None, empty_changes)
     changed = warehouse.query(_CHANGED_SQL.format(inputs=_inputs_sql(warehouse)))
     listed = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
     if changed.height > MAX_CHANGED_SHARE * max(listed, 1):
         why = f"more than {MAX_CHANGED_SHARE:.0%} of the listings changed"
-        return Scope("full", why, context, None, empty_changes, None)
+        return Scope("full", why, context, None, empty_changes)
     age = timedelta(hours=max_price_age_hours(thresholds))
     stale = warehouse.query(_STALE_SQL, [last["evaluated_at"] - age, now - age])
     # A pending glitch is re-fetched by every pass until it is settled.
@@ -177,7 +176,7 @@ def plan_scope(
         ]
     )
     products = products.drop_nulls().unique().sort("canonical_id")
-    return Scope("incremental", None, context, products, changed, last["evaluated_at"])
+    return Scope("incremental", None, context, products, changed)
 
 
 def record_inputs(warehouse: Warehouse, scope: Scope) -> None:
