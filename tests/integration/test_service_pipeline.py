@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,19 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 HOLD = {"hold": "test"}  # -> run tag arbx/hold: never dequeued on this instance
-TODAY = day_of(datetime.now(UTC))
 RETAILERS = ("falabella", "lider", "paris", "ripley")  # Dagster's order: by name
-TODAY_RANGE = (f"{TODAY}|{RETAILERS[0]}", f"{TODAY}|{RETAILERS[-1]}")
+
+
+def _today() -> date:
+    """Today's market day, asked when a test runs (a suite may cross midnight)."""
+    return day_of(datetime.now(UTC))
+
+
+def _today_range() -> tuple[str, str]:
+    today = _today()
+    return (f"{today}|{RETAILERS[0]}", f"{today}|{RETAILERS[-1]}")
+
+
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 INSTANCE_YAML = """\
@@ -277,7 +287,7 @@ def test_launch_refuse_duplicates_terminate_and_status(
     workers: Any, redis_cache: Cache, tmp_path: Path, dagster_ui: DagsterUI
 ) -> None:
     api = workers()
-    partition = f"{TODAY}|ripley"
+    partition = f"{_today()}|ripley"
     launched = api.post(
         "/api/pipeline/runs",
         json={"job": "ingest_critical", "partition": partition, "tags": {**HOLD, "reason": "t"}},
@@ -328,9 +338,9 @@ def test_launch_refuse_duplicates_terminate_and_status(
     # A full refresh without a partition: today at every retailer, as one run.
     full = api.post("/api/pipeline/runs", json={"job": "full_refresh", "tags": HOLD}, headers=AUTH)
     assert full.status_code == 201, full.text
-    assert full.json()["scope"] == "..".join(TODAY_RANGE)
+    assert full.json()["scope"] == "..".join(_today_range())
     full_run = DagsterClient(dagster_ui.url).run(full.json()["run_id"])
-    assert full_run is not None and full_run["partition_range"] == list(TODAY_RANGE)
+    assert full_run is not None and full_run["partition_range"] == list(_today_range())
     api.post(f"/api/pipeline/runs/{full.json()['run_id']}/terminate", headers=AUTH)
 
     for body, code in (
@@ -341,7 +351,7 @@ def test_launch_refuse_duplicates_terminate_and_status(
             {
                 "job": "x",
                 "partition": partition,
-                "partition_range": {"start": f"{TODAY}|paris", "end": partition},
+                "partition_range": {"start": f"{_today()}|paris", "end": partition},
             },
             422,
         ),
@@ -369,7 +379,7 @@ def test_launches_with_and_without_a_partition_never_race(workers: Any) -> None:
     pool = [workers(), workers()]
     bodies = [
         {"job": "ingest_important", "tags": HOLD},
-        {"job": "ingest_important", "partition": f"{TODAY}|paris", "tags": HOLD},
+        {"job": "ingest_important", "partition": f"{_today()}|paris", "tags": HOLD},
     ]
 
     def launch(i: int) -> Any:
@@ -382,7 +392,7 @@ def test_launches_with_and_without_a_partition_never_race(workers: Any) -> None:
     winner = next(r.json() for r in responses if r.status_code == 201)
     assert all(r.json()["run_id"] == winner["run_id"] for r in responses if r.status_code == 409)
     # Another day does not overlap today, whichever launch won.
-    yesterday = f"{TODAY - timedelta(days=1)}|paris"
+    yesterday = f"{_today() - timedelta(days=1)}|paris"
     other = pool[0].post(
         "/api/pipeline/runs",
         json={"job": "ingest_important", "partition": yesterday, "tags": HOLD},
@@ -431,16 +441,16 @@ def test_a_started_run_is_terminated_and_leaves_the_warehouse_consistent(
     launched = api.post("/api/pipeline/runs", json={"job": "ingest_tracking"}, headers=AUTH)
     assert launched.status_code == 201, launched.text
     run_id = launched.json()["run_id"]
-    assert launched.json()["scope"] == "..".join(TODAY_RANGE)
+    assert launched.json()["scope"] == "..".join(_today_range())
     run = client.run(run_id)
-    assert run is not None and run["partition_range"] == list(TODAY_RANGE)
+    assert run is not None and run["partition_range"] == list(_today_range())
 
     assert stalling_store.scraping.wait(240), dagster_ui.log.read_text(errors="replace")[-3000:]
     assert wait_for(client, run_id, ("STARTED", *FINISHED), 30) == "STARTED"
     # While it runs, a launch of one of its partitions is refused.
     overlapping = api.post(
         "/api/pipeline/runs",
-        json={"job": "ingest_tracking", "partition": f"{TODAY}|paris", "tags": HOLD},
+        json={"job": "ingest_tracking", "partition": f"{_today()}|paris", "tags": HOLD},
         headers=AUTH,
     )
     assert overlapping.status_code == 409
@@ -454,7 +464,7 @@ def test_a_started_run_is_terminated_and_leaves_the_warehouse_consistent(
 
     events = run_events(redis_cache, run_id)
     assert events[0]["status"] == "QUEUED"
-    assert events[0]["partition_range"] == list(TODAY_RANGE)
+    assert events[0]["partition_range"] == list(_today_range())
     assert events[1]["terminated"] is True
     assert events[-1]["status"] == "CANCELED"
     # The launch lock is free: the same job goes through at once.
@@ -482,8 +492,8 @@ def test_a_started_run_is_terminated_and_leaves_the_warehouse_consistent(
             ).rows()
         )
     stored = stored_per_partition(dagster_ui.dagster_home, run_id)
-    assert set(stored) == {f"{TODAY}|falabella"}
-    assert landed == {"falabella": stored[f"{TODAY}|falabella"]} and landed["falabella"] > 0
+    assert set(stored) == {f"{_today()}|falabella"}
+    assert landed == {"falabella": stored[f"{_today()}|falabella"]} and landed["falabella"] > 0
 
 
 def stored_per_partition(dagster_home: Path, run_id: str) -> dict[str, int]:
