@@ -47,7 +47,8 @@ def observations(n: int = 2, retailer: str = "ripley", **overrides: Any) -> list
             "price_offer": 399_990 + i,
             "in_stock": True,
             "image_urls": [f"https://img.cl/{i}_1.jpg", f"https://img.cl/{i}_2.jpg"],
-            "observed_at": (NOW - timedelta(minutes=i)).isoformat(),
+            # Seconds apart: a batch spanning midnight in Santiago lands as two days' files.
+            "observed_at": (NOW - timedelta(seconds=i)).isoformat(),
             **overrides,
         }
         for i in range(n)
