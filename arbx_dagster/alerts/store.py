@@ -125,14 +125,7 @@ class WarehouseAlertMemory:
         return now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
 
     def get(self, name: str) -> str | None:
-        now = self.clock()
-        return self._guard(
-            lambda: self.warehouse.scalar(
-                "SELECT value FROM alert_memory WHERE key = $1 "
-                "AND (expires_at IS NULL OR expires_at > $2)",
-                [name, now],
-            )
-        )
+        return self.get_many([name])[0]
 
     def get_many(self, names: Sequence[str]) -> list[str | None]:
         """The values of ``names``, in order, in one query."""
