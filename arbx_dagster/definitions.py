@@ -36,6 +36,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "cache": CacheResource(
             redis_url=_secret("ARBX_REDIS_URL") if settings.redis_url else None,
+            prefix=settings.redis_prefix,  # the API's too (ARBX_REDIS_PREFIX)
             home=str(settings.home),
         ),
         "clock": ClockResource(as_of=settings.as_of, market_events=settings.market_events),

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".arbx"), description="State folder (ARBX_HOME)")
     postgres_url: str | None = Field(default=None, description="Warehouse + Dagster storage")
     redis_url: str | None = Field(default=None, description="Cache, locks, events")
+    redis_prefix: str = Field(default="arbx:", description="Namespace of every Redis key")
     duckdb_path: Path | None = Field(default=None, description="Embedded warehouse file")
     dagster_home: Path | None = Field(
         default=None, validation_alias=AliasChoices("DAGSTER_HOME", "dagster_home")
@@ -45,8 +46,10 @@ class Settings(BaseSettings):
     step_executor: str = Field(default="", description="'in_process': a run's steps in it")
     # automation
     automation: bool = Field(default=False, description="Automation sensors start RUNNING")
-    automation_interval_seconds: int = Field(default=60, ge=1)
-    file_drop_interval_seconds: int = Field(default=30, ge=1)
+    # Each look is a share of the latency from a price landing to its alert (see
+    # `arbx bench freshness --daemon`); a look costs the daemon well under a second.
+    automation_interval_seconds: int = Field(default=15, ge=1)
+    file_drop_interval_seconds: int = Field(default=10, ge=1)
     run_retention_days: int = Field(default=30, ge=1)
 
     @model_validator(mode="after")

@@ -86,7 +86,7 @@ def _warehouse_health(settings: Settings, report: StatusReport) -> None:
 
 
 def _cache_health(settings: Settings, report: StatusReport) -> None:
-    cache = open_cache(settings.redis_url)
+    cache = open_cache(settings.redis_url, settings.redis_prefix)
     try:
         ok = cache.ping()
         report.components.append(

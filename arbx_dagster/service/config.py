@@ -75,8 +75,9 @@ class ServiceSettings:
             first = exc.errors()[0]
             variable = f"ARBX_{str(first['loc'][0]).upper()}"
             raise ServiceConfigError(f"{variable}: {first['msg']}") from None
+        base = base or Settings.from_env()
         return cls(
-            base=base or Settings.from_env(),
+            base=base,
             api_keys=parse_api_keys(env.api_keys),
             webhook_secret=env.webhook_secret,
             webhook_source=env.webhook_source,
@@ -91,7 +92,7 @@ class ServiceSettings:
             opportunities_cache_seconds=env.opportunities_cache_seconds,
             run_watch_seconds=env.run_watch_seconds,
             warehouse_pool_size=env.warehouse_pool_size,
-            redis_prefix=env.redis_prefix,
+            redis_prefix=base.redis_prefix,
         )
 
 
@@ -114,4 +115,3 @@ class _ServiceEnv(BaseSettings):
     opportunities_cache_seconds: int = Field(default=30, ge=0)
     run_watch_seconds: float = Field(default=5.0, ge=0)
     warehouse_pool_size: int = Field(default=8, ge=1)
-    redis_prefix: str = "arbx:"

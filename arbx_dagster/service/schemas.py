@@ -74,6 +74,9 @@ class OpportunityFilters(BaseModel):
 
     kind: Literal["spread", "glitch"] | None = None
     retailer: RetailerName | None = Field(None, description="Where to buy")
+    sku: Annotated[str, Field(min_length=1, max_length=128, pattern=SAFE_TEXT)] | None = Field(
+        None, description="The SKU to buy (exact): one listing's opportunities"
+    )
     category: Annotated[str, Field(max_length=100, pattern=SAFE_TEXT)] | None = Field(
         None, description="Category contains this (any case)"
     )

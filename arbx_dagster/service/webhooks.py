@@ -38,6 +38,8 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
+from arbx_dagster.ingestion.webhook_signature import mac as _mac
+from arbx_dagster.ingestion.webhook_signature import signed_string
 from arbx_dagster.service.config import SIGNATURE_TOLERANCE_SECONDS
 from arbx_dagster.storage.cache import Cache, CacheError
 
@@ -136,40 +138,6 @@ class WebhookAnswer(BaseModel):
 
 
 # --- signature ------------------------------------------------------------------------------
-
-
-def signed_string(timestamp: int, idempotency_key: str | None, body: bytes) -> bytes:
-    """What a ``v2`` signature covers: ``v2``, the timestamp and the Idempotency-Key (empty
-    without one) on a line each, then the raw body. Neither a timestamp nor a key can hold a
-    newline, so each part is unambiguous and none can be moved into another."""
-    return f"v2\n{timestamp}\n{idempotency_key or ''}\n".encode() + body
-
-
-def _mac(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def sign(
-    secret: str,
-    body: bytes,
-    timestamp: int | None = None,
-    idempotency_key: str | None = None,
-    *,
-    scheme: str = "v2",
-) -> str:
-    """The ``X-Arbx-Signature`` value for a delivery (what a sender computes).
-
-    ``scheme="v1"`` gives the legacy signature (timestamp and body only), kept for senders
-    that send no Idempotency-Key.
-    """
-    t = int(time.time()) if timestamp is None else timestamp
-    if scheme == "v1":
-        if idempotency_key is not None:
-            raise ValueError("a v1 signature cannot cover an Idempotency-Key: use v2")
-        return f"t={t},v1={_mac(secret, f'{t}.'.encode() + body)}"
-    if scheme != "v2":
-        raise ValueError(f"unknown signature scheme {scheme!r}")
-    return f"t={t},v2={_mac(secret, signed_string(t, idempotency_key, body))}"
 
 
 def verify_signature(

@@ -196,6 +196,9 @@ def test_opportunities_are_filtered_sorted_and_cursor_paginated(
     assert set(ids(retailer="paris")) == {
         r["opportunity_id"] for r in rows[:25] if r["buy_retailer"] == "paris"
     }
+    one = rows[6]
+    assert ids(retailer=one["buy_retailer"], sku=one["buy_sku"]) == [one["opportunity_id"]]
+    assert ids(sku="no-such-sku") == []
     assert set(ids(category="TELEVISORES")) == {
         r["opportunity_id"] for r in rows[:25] if "Televisores" in r["category"]
     }

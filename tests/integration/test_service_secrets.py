@@ -26,9 +26,9 @@ from service_harness import (
     write_sources,
 )
 
+from arbx_dagster.ingestion.webhook_signature import sign
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
-from arbx_dagster.service.webhooks import sign
 from arbx_dagster.storage.cache import Cache, RedisCache
 from arbx_dagster.storage.warehouse import Warehouse
 

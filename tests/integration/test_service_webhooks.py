@@ -26,9 +26,10 @@ from service_harness import (
 )
 
 from arbx_dagster.ingestion.connectors import FileDropConnector
+from arbx_dagster.ingestion.webhook_signature import sign
 from arbx_dagster.resources.sources import resolve_sources
 from arbx_dagster.service.app import create_app
-from arbx_dagster.service.webhooks import SignatureError, sign, verify_signature
+from arbx_dagster.service.webhooks import SignatureError, verify_signature
 from arbx_dagster.storage.cache import Cache, RedisCache
 
 pytestmark = pytest.mark.services

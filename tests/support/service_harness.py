@@ -167,6 +167,7 @@ def push_through_pipeline(
     import dagster as dg
     import httpx
 
+    from arbx_dagster.ingestion.webhook_signature import sign
     from arbx_dagster.resources import (
         AlertsResource,
         CacheResource,
@@ -174,7 +175,6 @@ def push_through_pipeline(
         SourcesResource,
         WarehouseResource,
     )
-    from arbx_dagster.service.webhooks import sign
     from arbx_dagster.storage.event_log import RedisEventLog
 
     body = json.dumps({"source": source, "observations": observations}).encode()
