@@ -77,28 +77,36 @@ def raw_prices_are_plausible(warehouse: Warehouse, run_id: str, now: datetime) -
     )
 
 
-_RUN_SHARES_SQL = """
-SELECT run_id, count(*) AS n FROM {table}
-WHERE {stamp} >= $1 AND run_id IS NOT NULL AND run_id <> $2 {problems} GROUP BY run_id
+# Rows each run stored and quarantined (problems apart from rows that merely show no
+# price): the runs of the last ``RECENT_RUN_DAYS`` days, and the run judged whenever it was.
+# One scan of each table, rather than one per question (at a million rows each scan of
+# ``raw_prices`` costs about a second, inside every ingestion run).
+_RUN_ROWS_SQL = """
+SELECT run_id, count(*) AS stored FROM raw_prices
+WHERE run_id IS NOT NULL AND (ingested_at >= $1 OR run_id = $2) GROUP BY run_id
 """
-# Quarantined rows that are problems: a row that merely shows no price is not one.
-_PROBLEMS = f"AND reason <> '{NO_PRICE}'"
+_RUN_QUARANTINE_SQL = f"""
+SELECT run_id,
+       CAST(sum(CASE WHEN reason <> '{NO_PRICE}' THEN 1 ELSE 0 END) AS BIGINT) AS quarantined,
+       CAST(sum(CASE WHEN reason = '{NO_PRICE}' THEN 1 ELSE 0 END) AS BIGINT) AS unpriced
+FROM quarantine
+WHERE run_id IS NOT NULL AND (quarantined_at >= $1 OR run_id = $2) GROUP BY run_id
+"""
 
 
-def recent_quarantine_shares(warehouse: Warehouse, run_id: str, now: datetime) -> pl.Series:
-    """Quarantined share of each other run of the last ``RECENT_RUN_DAYS`` days."""
+def run_row_counts(warehouse: Warehouse, run_id: str, now: datetime) -> pl.DataFrame:
+    """``run_id, stored, quarantined, unpriced, share`` of ``run_id`` and of every run of the
+    last ``RECENT_RUN_DAYS`` days (``share``: quarantined problems over stored + those)."""
     params = [now - timedelta(days=RECENT_RUN_DAYS), run_id]
-    stored = warehouse.query(
-        _RUN_SHARES_SQL.format(table="raw_prices", stamp="ingested_at", problems=""), params
+    stored = warehouse.query(_RUN_ROWS_SQL, params)
+    quarantined = warehouse.query(_RUN_QUARANTINE_SQL, params)
+    counts = stored.join(quarantined, on="run_id", how="full", coalesce=True).with_columns(
+        pl.col("stored", "quarantined", "unpriced").fill_null(0).cast(pl.Int64)
     )
-    quarantined = warehouse.query(
-        _RUN_SHARES_SQL.format(table="quarantine", stamp="quarantined_at", problems=_PROBLEMS),
-        params,
+    total = pl.col("stored") + pl.col("quarantined")
+    return counts.with_columns(
+        share=pl.when(total > 0).then(pl.col("quarantined") / total).otherwise(0.0)
     )
-    runs = stored.join(quarantined, on="run_id", how="full", coalesce=True, suffix="_q")
-    return runs.select(
-        share=pl.col("n_q").fill_null(0) / (pl.col("n").fill_null(0) + pl.col("n_q").fill_null(0))
-    )["share"]
 
 
 def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOutcome:
@@ -111,22 +119,18 @@ def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOu
     median of the recent runs (with at least ``MIN_RECENT_RUNS`` of them; without, above the
     floor is enough). A source that always sends a few bad rows is not a new problem each run.
     """
-    stored = _count(warehouse, "SELECT count(*) FROM raw_prices WHERE run_id = $1", [run_id])
-    quarantined = _count(
-        warehouse, f"SELECT count(*) FROM quarantine WHERE run_id = $1 {_PROBLEMS}", [run_id]
-    )
-    unpriced = _count(
-        warehouse,
-        "SELECT count(*) FROM quarantine WHERE run_id = $1 AND reason = $2",
-        [run_id, NO_PRICE],
-    )
-    share = quarantined / (stored + quarantined) if stored + quarantined else 0.0
+    counts = run_row_counts(warehouse, run_id, now)
+    this = counts.filter(pl.col("run_id") == pl.lit(run_id, dtype=pl.String))
+    row = this.row(0, named=True) if this.height else dict.fromkeys(this.columns, 0)
+    stored, quarantined, unpriced = row["stored"], row["quarantined"], row["unpriced"]
+    share = float(row["share"])
     reasons = warehouse.query(
         "SELECT reason, count(*) AS n FROM quarantine WHERE run_id = $1 GROUP BY reason "
         "ORDER BY n DESC LIMIT 5",
         [run_id],
     )
-    recent = recent_quarantine_shares(warehouse, run_id, now)
+    others = counts.filter(pl.col("run_id").ne_missing(pl.lit(run_id, dtype=pl.String)))
+    recent = others.filter(pl.col("stored") + pl.col("quarantined") > 0)["share"]
     usual = float(recent.median()) if recent.len() >= MIN_RECENT_RUNS else None  # type: ignore[arg-type]
     spike_level = max(WARN_QUARANTINE_SHARE, QUARANTINE_SPIKE_FACTOR * (usual or 0.0))
     usual_text = (
