@@ -298,6 +298,22 @@ def _runs_after(runs: list[dict[str, Any]], since: float) -> list[dict[str, Any]
     ]
 
 
+MARKET_SPAN = timedelta(minutes=50)
+
+
+def as_of_now(observations: pl.DataFrame) -> pl.DataFrame:
+    """The simulated day's observations moved into the last ``MARKET_SPAN`` before now, in
+    the same order (today's prices, and mostly one market day: one file per retailer)."""
+    times = pl.col("observed_at")
+    end = datetime.now(UTC) - timedelta(minutes=2)
+    span = (times.max() - times.min()).dt.total_microseconds().clip(lower_bound=1)
+    before_end = (times.max() - times).dt.total_microseconds() / span
+    offset = (before_end * MARKET_SPAN.total_seconds() * 1e6).cast(pl.Int64)
+    return observations.with_columns(
+        observed_at=(pl.lit(end) - pl.duration(microseconds=offset)).dt.cast_time_unit("us")
+    )
+
+
 def run_queue_settings() -> dict[str, Any]:
     """The deployment's run queue, as its ``dagster.yaml`` sets it."""
     config = yaml.safe_load((resources.files("arbx_dagster") / "dagster.yaml").read_text())
@@ -340,9 +356,7 @@ def run_freshness_daemon(
     initial, landed, planted = plant_changes(
         market.observations, market.truth_listings, changes, seed
     )
-    # The market is today's: it ends two minutes before the deployment starts.
-    shift = datetime.now(UTC) - timedelta(minutes=2) - initial["observed_at"].max()
-    initial = initial.with_columns(pl.col("observed_at") + shift)
+    initial = as_of_now(initial)
     intervals = deployment_intervals(sensor_seconds)
     quiet = 3 * max(intervals.values())
     with deployment(postgres_url, redis_url, intervals, logs=logs) as live:
