@@ -8,6 +8,7 @@ from arbx_dagster.assets.partitions import partition_key, partition_retailers
 from arbx_dagster.automation import SCHEDULE_STATUS
 from arbx_dagster.automation.jobs import INGEST_JOBS, rematch_all
 from arbx_dagster.domain.history import MARKET_TZ, day_of
+from arbx_dagster.resources import SourcesResource
 
 CRON_BY_TIER = {
     "critical": "*/30 * * * *",
@@ -37,10 +38,18 @@ def _tier_schedule(tier: str) -> dg.ScheduleDefinition:
         cron_schedule=CRON_BY_TIER[tier],
         execution_timezone=MARKET_TZ,
         default_status=SCHEDULE_STATUS,
-        description=f"Re-scrape the {tier} tier's listings at every retailer.",
+        description=f"Re-scrape the {tier} tier's listings at every retailer with a source "
+        "to scrape (a retailer fed only by file drops is ingested as its files land).",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        retailers = partition_retailers(context.instance)
+    def _schedule(
+        context: dg.ScheduleEvaluationContext, sources: SourcesResource
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        retailers = sources.config.fetched(partition_retailers(context.instance))
+        if not retailers:
+            return dg.SkipReason(
+                "no retailer has a source to scrape: file drops and webhooks are ingested "
+                "as they land (file_drop_sensor)"
+            )
         return tier_run_requests(tier, context.scheduled_execution_time, retailers)
 
     return _schedule

@@ -253,6 +253,16 @@ class SourcesConfig(ConfigModel):
         retailers ``enabled_retailers`` may name."""
         return sorted({retailer for source in self.enabled() for retailer in source.retailers})
 
+    def fetched(self, retailers: list[str]) -> list[str]:
+        """Those of ``retailers`` some enabled source is asked for prices (a scraper, an API,
+        the simulator): a retailer fed only by file drops gets its prices when files land
+        (the file-drop sensor), so a tier's schedule has nothing to ask it."""
+        return [
+            r
+            for r in retailers
+            if any(not isinstance(s, FileDropSource) for s in self.sources_for(r))
+        ]
+
     def sources_for(
         self, retailer: str
     ) -> list[HttpJsonSource | HtmlSource | FileDropSource | SimulatorSource]:

@@ -239,3 +239,16 @@ def test_the_example_store_mappings_read_the_recorded_pages(
     assert len(parsed.items) == 3
     item = parsed.items[0]
     assert (item["sku"], item["price_list"], item["price_offer"]) == first_item
+
+
+def test_tier_schedules_ask_only_retailers_a_source_fetches_not_those_fed_by_file_drops() -> None:
+    sources = load_sources(EXAMPLE)  # falabella, ripley, paris scraped; files for any store
+    assert sources.fetched(["falabella", "paris", "ripley", "walmart"]) == [
+        "falabella",
+        "paris",
+        "ripley",
+    ]
+    drops_only = parse_sources(
+        "version: 1\nretailers:\n  - {name: landing, connector: file_drop, path: /landing}\n"
+    )
+    assert drops_only.fetched(["falabella", "walmart"]) == []
