@@ -8,7 +8,7 @@ from arbx_dagster.assets.partitions import partition_key, partition_retailers
 from arbx_dagster.automation import SCHEDULE_STATUS
 from arbx_dagster.automation.jobs import INGEST_JOBS, rematch_all
 from arbx_dagster.domain.history import MARKET_TZ, day_of
-from arbx_dagster.resources import SourcesResource
+from arbx_dagster.resources.sources import resolve_sources
 
 CRON_BY_TIER = {
     "critical": "*/30 * * * *",
@@ -41,10 +41,9 @@ def _tier_schedule(tier: str) -> dg.ScheduleDefinition:
         description=f"Re-scrape the {tier} tier's listings at every retailer with a source "
         "to scrape (a retailer fed only by file drops is ingested as its files land).",
     )
-    def _schedule(
-        context: dg.ScheduleEvaluationContext, sources: SourcesResource
-    ) -> list[dg.RunRequest] | dg.SkipReason:
-        retailers = sources.config.fetched(partition_retailers(context.instance))
+    def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        # sources.yaml as it is now (ARBX_SOURCES), like the retailer_partitions sensor
+        retailers = resolve_sources().fetched(partition_retailers(context.instance))
         if not retailers:
             return dg.SkipReason(
                 "no retailer has a source to scrape: file drops and webhooks are ingested "

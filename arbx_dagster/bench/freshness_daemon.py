@@ -189,12 +189,11 @@ def watch(
     landed: tuple[float, float],
     deadline: float,
     quiet: float,
-) -> dict[str, dict[int, float]]:
+) -> tuple[dict[str, dict[int, float]], int]:
     """Seconds after ``landed`` (monotonic, wall-clock) each target was first seen, per
-    channel (index -> seconds), and under ``alertable`` the targets whose opportunity is
-    sent at once (:func:`alertable`): until every channel saw what it should, or the
-    changes' runs have been over for ``quiet`` seconds (nothing more is coming), or
-    ``deadline``."""
+    channel (index -> seconds), and how many targets' opportunities are sent at once
+    (:func:`alertable`): until every channel saw what it should, or the changes' runs have
+    been over for ``quiet`` seconds (nothing more is coming), or ``deadline``."""
     landed_at, landed_wall = landed
     seen: dict[str, dict[int, float]] = {c: {} for c in CHANNELS}
     listed: dict[int, dict[str, Any]] = {}  # what the API showed of each target
@@ -227,8 +226,7 @@ def watch(
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
     finally:
         tail.close()
-    seen["alertable"] = {i: 0.0 for i, item in listed.items() if alertable(item)}
-    return seen
+    return seen, sum(alertable(item) for item in listed.values())
 
 
 def _runs(client: httpx.Client, live: Deployment) -> list[dict[str, Any]]:
@@ -373,7 +371,7 @@ def run_freshness_daemon(
             for start in range(0, moved.height, BATCH):
                 _post(client, live.api_url, moved.slice(start, BATCH))
         accepted = time.monotonic() - landed_at
-        seen = watch(
+        seen, sent_at_once = watch(
             live,
             targets,
             (landed_at, landed_wall),
@@ -390,7 +388,7 @@ def run_freshness_daemon(
         "awaited": {kind: sum(t["kind"] == kind for t in targets) for kind in WAITED_FOR},
         "seen": {c: len(seen[c]) for c in CHANNELS},
         # Listed, not held for review and not waiting for a re-fetch: sent at once.
-        "alertable": len(seen["alertable"]),
+        "alertable": sent_at_once,
         "seen_by_kind": {
             c: {k: sum(targets[i]["kind"] == k for i in seen[c]) for k in WAITED_FOR}
             for c in CHANNELS

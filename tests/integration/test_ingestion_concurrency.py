@@ -34,7 +34,6 @@ from arbx_dagster.instance import (
 )
 from arbx_dagster.pipeline import ingest
 from arbx_dagster.pipeline.ingest import PartitionRequest
-from arbx_dagster.resources import SourcesResource
 from arbx_dagster.service.run_control import LaunchRequest
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.cache import Cache
@@ -58,7 +57,6 @@ def _schedule_tags(partition: str) -> Mapping[str, str]:
             instance=instance,
             scheduled_execution_time=NOW,
             repository_def=defs.get_repository_def(),
-            resources={"sources": SourcesResource()},  # the shipped example's scrapers
         )
         requests = defs.resolve_schedule_def("critical_tier").evaluate_tick(context).run_requests
     return next(r.tags for r in requests or [] if r.partition_key == partition)
@@ -195,15 +193,18 @@ def test_a_backfill_run_waits_for_the_retailer_a_tier_run_is_scraping(
             pass
 
 
-def test_a_tier_schedule_asks_nothing_of_retailers_fed_only_by_file_drops(tmp_path: Path) -> None:
+def test_a_tier_schedule_asks_nothing_of_retailers_fed_only_by_file_drops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Their files are ingested as they land; a tier run would only read them again."""
     from sources_files import file_drop_sources
 
+    monkeypatch.setenv("ARBX_SOURCES", str(file_drop_sources(tmp_path)))
     with stored_instance() as instance:
         context = dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=NOW,
-            resources={"sources": SourcesResource(path=str(file_drop_sources(tmp_path)))},
+            repository_def=defs.get_repository_def(),
         )
         result = defs.resolve_schedule_def("critical_tier").evaluate_tick(context)
     assert not result.run_requests

@@ -69,7 +69,6 @@ def test_each_tier_has_its_cadence_and_refreshes_only_its_tier(tier: str, cron: 
             instance=instance,
             scheduled_execution_time=NOW,
             repository_def=defs.get_repository_def(),
-            resources={"sources": SourcesResource()},  # the shipped example's scrapers
         )
         requests = schedule.evaluate_tick(context).run_requests
     assert requests is not None
