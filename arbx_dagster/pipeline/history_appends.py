@@ -23,20 +23,11 @@ import polars as pl
 
 from arbx_dagster.domain.history import market_day
 from arbx_dagster.domain.schema import UTC_DATETIME
-from arbx_dagster.pipeline.raw_census import CENSUS_AGGREGATES, fingerprint, with_bounds
+from arbx_dagster.pipeline.raw_census import hours_only_gained_rows, with_bounds
 from arbx_dagster.storage.warehouse import Warehouse
 
 SLICE = ["retailer", "day"]
 HOUR = ["retailer", "hour"]
-
-# Per changed hour staged as {staged}: the census of its rows ingested by ``since``.
-_KEPT_SQL = f"""
-SELECT h.retailer, h.hour, {CENSUS_AGGREGATES}
-FROM {{staged}} AS h JOIN raw_prices AS r
-    ON r.retailer = h.retailer AND r.observed_at >= h.start AND r.observed_at < h.stop
-    AND r.ingested_at <= h.since
-GROUP BY h.retailer, h.hour
-"""
 
 # Listings with rows in the hours staged as {staged} ingested after ``since`` (any, if null).
 _WITH_NEW_ROWS_SQL = """
@@ -50,16 +41,6 @@ _LISTINGS = {"retailer": pl.String(), "sku": pl.String(), "day": pl.Date()}
 
 def _with_day(hours: pl.DataFrame) -> pl.DataFrame:
     return hours.with_columns(day=market_day(_EPOCH + pl.duration(hours=pl.col("hour"))))
-
-
-def _only_gained_rows(warehouse: Warehouse, changed: pl.DataFrame) -> pl.DataFrame:
-    """Of the changed recorded hours (``retailer, hour, recorded, since``), those that
-    still hold every row they held, unchanged (``retailer, hour``)."""
-    if changed.is_empty():
-        return changed.select(HOUR)
-    staged = with_bounds(changed).select(*HOUR, "start", "stop", "since")
-    kept = warehouse.query_with(_KEPT_SQL, staged).select(*HOUR, kept=fingerprint())
-    return changed.join(kept, on=HOUR).filter(pl.col("kept") == pl.col("recorded")).select(HOUR)
 
 
 def appended_slices(
@@ -85,7 +66,7 @@ def appended_slices(
         .join(then.select(*HOUR, recorded="fingerprint", since="last_ingested"), on=HOUR)
         .select(*HOUR, "day", "recorded", "since")
     )
-    grown = _only_gained_rows(warehouse, changed)
+    grown = hours_only_gained_rows(warehouse, changed)
     failed = pl.concat(
         [
             then.join(now, on=HOUR, how="anti").select(SLICE),  # an hour lost every row

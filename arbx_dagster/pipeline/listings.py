@@ -3,10 +3,12 @@
 A full refresh normalises every listing from its latest observation. With ``mode="auto"``
 only the listings whose raw rows changed since the last refresh are: raw_prices is
 censused per retailer and UTC hour (``raw_census.py``) and each hour's fingerprint compared
-with the one the last refresh recorded (``listing_hours``); the listings with rows in a
-changed or vanished hour, or whose first or last sighting lay in one (their rows may be
-gone), are normalised again from all their rows, with the whole catalogue's brand
-vocabulary as of the last full refresh (``brand_vocabulary``) plus their own brand fields.
+with the one the last refresh recorded (``listing_hours``). An hour a scrape only appended
+to (every row it held is still there, unchanged) touches only the listings with rows
+ingested since; any other changed or vanished hour touches every listing with rows in it,
+or whose first or last sighting lay in it (their rows may be gone). Touched listings are
+normalised again from all their rows, with the whole catalogue's brand vocabulary as of
+the last full refresh (``brand_vocabulary``) plus their own brand fields.
 A full refresh runs when there is no record to compare with or more than
 ``MAX_TOUCHED_SHARE`` of the listings changed, and daily (the ``rematch_all`` job).
 """
@@ -20,7 +22,7 @@ import polars as pl
 from arbx_dagster.domain.matching.brands import infer_brand_vocabulary
 from arbx_dagster.domain.matching.normalize import enrich_listings
 from arbx_dagster.domain.schema import LISTING_KEY, LISTING_SCHEMA, UTC_DATETIME, conform
-from arbx_dagster.pipeline.raw_census import hour_census, with_bounds
+from arbx_dagster.pipeline.raw_census import hour_census, hours_only_gained_rows, with_bounds
 from arbx_dagster.pipeline.report import StageReport
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -56,14 +58,15 @@ SELECT * FROM (
 WHERE recency = 1
 """
 
-# Listings with raw rows in, or first or last seen in, one of the hours staged as {staged}.
+# Listings touched by the hours staged as {staged}: with raw rows in one ingested after its
+# ``since`` (any, when null), or first or last seen in one that may have lost rows (``whole``).
 LISTINGS_IN_HOURS_SQL = """
 SELECT DISTINCT r.retailer, r.sku FROM raw_prices AS r
 JOIN {staged} AS h ON r.retailer = h.retailer AND r.observed_at >= h.start
-    AND r.observed_at < h.stop
+    AND r.observed_at < h.stop AND (h.since IS NULL OR r.ingested_at > h.since)
 UNION
 SELECT l.retailer, l.sku FROM listings AS l
-JOIN {staged} AS h ON l.retailer = h.retailer
+JOIN {staged} AS h ON h.whole AND l.retailer = h.retailer
     AND ((l.last_seen >= h.start AND l.last_seen < h.stop)
          OR (l.first_seen >= h.start AND l.first_seen < h.stop))
 """
@@ -86,17 +89,10 @@ def _touched_listings(
     warehouse: Warehouse, census: pl.DataFrame
 ) -> tuple[pl.DataFrame | None, str]:
     """The listings to normalise again, or None and why everything must be."""
-    ledger = warehouse.query("SELECT retailer, hour, fingerprint FROM listing_hours")
+    ledger = warehouse.query("SELECT retailer, hour, fingerprint, last_ingested FROM listing_hours")
     if ledger.is_empty():
         return None, "no earlier refresh recorded"
-    changed = census.join(ledger, on=["retailer", "hour", "fingerprint"], how="anti")
-    vanished = ledger.join(census, on=["retailer", "hour"], how="anti")
-    hours = pl.concat(
-        [
-            changed.select("retailer", "start", "stop"),
-            with_bounds(vanished.select("retailer", "hour")).select("retailer", "start", "stop"),
-        ]
-    )
+    hours = _changed_hours(warehouse, census, ledger)
     if hours.is_empty():
         return pl.DataFrame(schema={"retailer": pl.String, "sku": pl.String}), ""
     touched = warehouse.query_with(LISTINGS_IN_HOURS_SQL, hours)
@@ -104,6 +100,36 @@ def _touched_listings(
     if touched.height > MAX_TOUCHED_SHARE * max(listed, 1):
         return None, f"more than {MAX_TOUCHED_SHARE:.0%} of the listings changed"
     return touched, ""
+
+
+def _changed_hours(
+    warehouse: Warehouse, census: pl.DataFrame, ledger: pl.DataFrame
+) -> pl.DataFrame:
+    """``retailer, start, stop, since, whole`` of every hour whose rows changed since the
+    ledger: new hours and hours only appended to (rows after ``since`` are new), and hours
+    that vanished or changed otherwise (``whole``: every listing in them is touched)."""
+    hour = ["retailer", "hour"]
+    changed = census.join(ledger, on=[*hour, "fingerprint"], how="anti")
+    recorded = changed.join(
+        ledger.select(*hour, recorded="fingerprint", since="last_ingested"), on=hour
+    ).filter(pl.col("since").is_not_null())
+    grown = hours_only_gained_rows(warehouse, recorded.select(*hour, "recorded", "since"))
+    vanished = with_bounds(ledger.join(census, on=hour, how="anti").select(hour))
+    no_since = pl.lit(None, dtype=UTC_DATETIME)
+    columns = ["retailer", "start", "stop", "since", "whole"]
+    return pl.concat(
+        [
+            changed.join(ledger, on=hour, how="anti").with_columns(
+                since=no_since, whole=pl.lit(False)
+            ),
+            recorded.join(grown, on=hour, how="semi").with_columns(whole=pl.lit(False)),
+            changed.join(grown, on=hour, how="anti")
+            .join(ledger, on=hour, how="semi")
+            .with_columns(since=no_since, whole=pl.lit(True)),
+            vanished.with_columns(since=no_since, whole=pl.lit(True)),
+        ],
+        how="diagonal_relaxed",
+    ).select(columns)
 
 
 def _normalised(
@@ -123,7 +149,7 @@ def _refresh_all(
     with warehouse.transaction():
         warehouse.upsert("listings", listings, LISTING_KEY)
         warehouse.replace("brand_vocabulary", vocabulary)
-        warehouse.replace("listing_hours", census.select("retailer", "hour", "fingerprint"))
+        warehouse.replace("listing_hours", _ledger(census))
     return _report(listings, mode="full", why_full=why)
 
 
@@ -137,8 +163,12 @@ def _refresh_some(
     listings = _normalised(latest, now, vocabulary) if latest.height else empty_listings()
     with warehouse.transaction():
         warehouse.upsert("listings", listings, LISTING_KEY)
-        warehouse.replace("listing_hours", census.select("retailer", "hour", "fingerprint"))
+        warehouse.replace("listing_hours", _ledger(census))
     return _report(listings, mode="incremental", touched=touched.height)
+
+
+def _ledger(census: pl.DataFrame) -> pl.DataFrame:
+    return census.select("retailer", "hour", "fingerprint", "last_ingested")
 
 
 def empty_listings() -> pl.DataFrame:

@@ -76,6 +76,33 @@ def with_bounds(hours: pl.DataFrame) -> pl.DataFrame:
 
 def hour_census(warehouse: Warehouse) -> pl.DataFrame:
     """One fingerprint per (retailer, UTC hour) of the rows now in raw_prices: ``retailer,
-    hour`` (hours since the epoch), ``start``, ``stop`` and ``fingerprint``."""
-    hours = warehouse.query(CENSUS_SQL).select("retailer", "hour", fingerprint=fingerprint())
+    hour`` (hours since the epoch), ``start``, ``stop``, ``fingerprint`` and
+    ``last_ingested``."""
+    hours = warehouse.query(CENSUS_SQL).select(
+        "retailer", "hour", "last_ingested", fingerprint=fingerprint()
+    )
     return with_bounds(hours).sort("retailer", "hour")
+
+
+# Per changed hour staged as {staged}: the census of its rows ingested by ``since``.
+_KEPT_SQL = f"""
+SELECT h.retailer, h.hour, {CENSUS_AGGREGATES}
+FROM {{staged}} AS h JOIN raw_prices AS r
+    ON r.retailer = h.retailer AND r.observed_at >= h.start AND r.observed_at < h.stop
+    AND r.ingested_at <= h.since
+GROUP BY h.retailer, h.hour
+"""
+
+
+def hours_only_gained_rows(warehouse: Warehouse, changed: pl.DataFrame) -> pl.DataFrame:
+    """Of the changed hours a stage recorded (``retailer, hour, recorded, since``: the
+    fingerprint and last ingestion it saw), those that still hold every row they held,
+    unchanged (``retailer, hour``): a scrape only appended to them, so only their rows
+    ingested after ``since`` are new. A row deleted, corrected or ingested again by another
+    run changes the census of the rows ingested by ``since``."""
+    hour = ["retailer", "hour"]
+    if changed.is_empty():
+        return changed.select(hour)
+    staged = with_bounds(changed).select(*hour, "start", "stop", "since")
+    kept = warehouse.query_with(_KEPT_SQL, staged).select(*hour, kept=fingerprint())
+    return changed.join(kept, on=hour).filter(pl.col("kept") == pl.col("recorded")).select(hour)

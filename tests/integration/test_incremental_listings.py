@@ -3,7 +3,7 @@ are normalised again, and the table is what a full refresh gives, on both engine
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
@@ -94,3 +94,46 @@ def test_many_changes_at_once_normalise_everything(
     report = refresh_listings(warehouse, now=later, mode="auto")
     assert report.counts["mode"] == "full"
     assert "more than" in report.counts["why_full"]
+
+
+def _in_one_hour(observations: pl.DataFrame) -> tuple[pl.DataFrame, datetime]:
+    """The whole market observed within one UTC hour (as a scrape of the catalogue lands)."""
+    hour = observations["observed_at"].max().replace(minute=0, second=0, microsecond=0)
+    hour += timedelta(hours=1)
+    return observations.with_columns(observed_at=pl.lit(hour + timedelta(minutes=5))), hour
+
+
+def test_a_scrape_appended_to_an_hour_normalises_only_its_listings(
+    warehouse: Warehouse, observations: pl.DataFrame
+) -> None:
+    market, hour = _in_one_hour(observations)
+    ingest_observations(warehouse, market, now=hour + timedelta(minutes=10))
+    refresh_listings(warehouse, now=hour + timedelta(minutes=10), mode="auto")
+    later = hour + timedelta(minutes=20)
+    moved = market.head(5).with_columns(
+        price_offer=pl.col("price_offer") + 1000, observed_at=pl.lit(later)
+    )
+    ingest_observations(warehouse, moved, now=later)
+
+    report = refresh_listings(warehouse, now=later, mode="auto")
+
+    # The hour holds every listing; it only gained rows, so only their five are touched.
+    assert report.counts["mode"] == "incremental" and report.rows == 5
+    assert _listings(warehouse).equals(_full_result(warehouse, later))
+
+
+def test_a_corrected_row_in_an_hour_touches_every_listing_of_the_hour(
+    warehouse: Warehouse, observations: pl.DataFrame
+) -> None:
+    market, hour = _in_one_hour(observations)
+    ingest_observations(warehouse, market, now=hour + timedelta(minutes=10))
+    refresh_listings(warehouse, now=hour + timedelta(minutes=10), mode="auto")
+    sku = market["sku"][0]
+    warehouse.execute("UPDATE raw_prices SET price_offer = 12345 WHERE sku = $1", [sku])
+
+    report = refresh_listings(warehouse, now=hour + timedelta(minutes=20), mode="auto")
+
+    # Not an append: the whole hour (the whole market here) is normalised again.
+    assert report.counts["mode"] == "full"
+    corrected = _listings(warehouse).filter(pl.col("sku") == sku)
+    assert corrected["price_offer"].to_list() == [12345] * corrected.height
