@@ -35,7 +35,14 @@ from arbx_dagster.alerts.channels import (
     LogChannel,
     deliver,
 )
-from arbx_dagster.alerts.messages import Alert, opportunity_alert, system_error_alert, watch_alert
+from arbx_dagster.alerts.messages import (
+    DIGEST_ABOVE,
+    Alert,
+    digests,
+    opportunity_alert,
+    system_error_alert,
+    watch_alert,
+)
 from arbx_dagster.alerts.policy import (
     COOLDOWN_SECONDS,
     STATE_TTL_SECONDS,
@@ -79,6 +86,7 @@ class DispatchReport:
     deliveries: list[Delivery] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    messages: int = 0  # messages sent per channel (a digest carries several alerts)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +101,7 @@ class DispatchReport:
                 for f in self.failures
             ],
             "errors": self.errors,
+            "messages": self.messages,
             "seconds": round(self.seconds, 3),
         }
 
@@ -280,17 +289,25 @@ class AlertDispatcher:
     # -- delivery --------------------------------------------------------------------------
 
     def _send(self, claims: list[_Claim], report: DispatchReport, started: float) -> DispatchReport:
+        """Deliver the claimed alerts (as digests when there are more than ``DIGEST_ABOVE``:
+        a channel takes a few messages a second, and a burst would spam and outlast the
+        deadline); an alert counts as delivered when the message carrying it was."""
         alerts = [c.alert for c in claims]
         for alert in alerts:
             self._log.send(alert, 0)
+        carried = digests(alerts) if len(alerts) > DIGEST_ABOVE else [(a, [a]) for a in alerts]
         deliveries = deliver(
-            alerts,
+            [message for message, _ in carried],
             self.channels,
             attempts=self.attempts,
             backoff=self.backoff_seconds,
             deadline_seconds=self.deadline_seconds,
         )
-        delivered = {d.alert_key for d in deliveries if d.ok}
+        accepted = {d.alert_key for d in deliveries if d.ok}
+        delivered = {
+            a.key for message, inside in carried if message.key in accepted for a in inside
+        }
+        report.messages = len(carried)
         for claim in claims:
             if self.channels and claim.alert.key not in delivered:
                 self._rollback(claim, report)

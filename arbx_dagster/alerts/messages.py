@@ -7,11 +7,15 @@
 * 🔔 watch rule hit (target price, % drop, N-day low, back in stock).
 
 One opportunity event is one message: its headline is the most notable of 💰 / 📈 / 🎯 and
-the body lists the other badges, so a great opportunity does not arrive three times.
+the body lists the other badges, so a great opportunity does not arrive three times. A
+burst (a market-wide price change opening hundreds at once) arrives as 📋 digests of
+``DIGEST_SIZE`` alerts each, written out in full, rather than as hundreds of messages.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +27,7 @@ EMOJI = {
     "high_roi": "📈",
     "system_error": "🚨",
     "watch": "🔔",
+    "digest": "📋",
 }
 # Apprise notify types: colour/icon on channels that have them.
 NOTIFY_TYPE = {
@@ -31,6 +36,7 @@ NOTIFY_TYPE = {
     "high_roi": "success",
     "system_error": "failure",
     "watch": "info",
+    "digest": "info",
 }
 RETAILER_NAMES = {"falabella": "Falabella", "ripley": "Ripley", "paris": "Paris"}
 GLITCH_TYPE_TEXT = {
@@ -185,3 +191,26 @@ def watch_alert(row: dict[str, Any], code: str = "CLP") -> Alert:
         key=f"{row['rule_id']}|{row['retailer']}|{row['sku']}",
         data={k: row.get(k) for k in ("rule_id", "rule_kind", "retailer", "sku", "price")},
     )
+
+
+DIGEST_ABOVE = 5  # a dispatch with more alerts than this sends them as digests
+DIGEST_SIZE = 10  # alerts per digest: about 2,500 characters, under chat apps' limits
+
+
+def digests(alerts: Sequence[Alert], size: int = DIGEST_SIZE) -> list[tuple[Alert, list[Alert]]]:
+    """``(digest, the alerts it carries)`` for ``alerts`` in order, ``size`` per digest:
+    each alert's title and body in full, so nothing a single message says is lost."""
+    chunks = [list(alerts[i : i + size]) for i in range(0, len(alerts), size)]
+    out = []
+    for number, chunk in enumerate(chunks, start=1):
+        part = f" ({number}/{len(chunks)})" if len(chunks) > 1 else ""
+        keys = "\n".join(a.key for a in chunk)
+        digest = Alert(
+            kind="digest",
+            title=f"{EMOJI['digest']} {len(alerts)} alertas{part}",
+            body="\n\n".join(f"{a.title}\n{a.body}" for a in chunk),
+            key="digest:" + hashlib.sha256(keys.encode()).hexdigest()[:16],
+            data={"alerts": [a.data | {"kind": a.kind, "key": a.key} for a in chunk]},
+        )
+        out.append((digest, chunk))
+    return out

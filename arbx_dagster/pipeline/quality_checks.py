@@ -7,8 +7,9 @@ summary a user can act on, and the numbers behind it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -155,12 +156,14 @@ def quarantine_rate(warehouse: Warehouse, run_id: str, now: datetime) -> CheckOu
     )
 
 
-# Listings with a successful fetch per retailer and market day (Santiago calendar).
+# Listings with a successful fetch per retailer and market day (Santiago calendar), of the
+# days before today (today is never judged, nor a baseline: a catalogue scraped today is
+# most of the table at a fresh deployment, and every ingestion run asks).
 _VOLUME_SQL = f"""
 SELECT retailer, CAST(timezone('{MARKET_TZ}', observed_at) AS DATE) AS day,
        count(DISTINCT CASE WHEN fetch_status = 'ok' THEN sku END) AS listings,
        CAST(sum(CASE WHEN run_id = $2 THEN 1 ELSE 0 END) AS BIGINT) AS this_run
-FROM raw_prices WHERE observed_at >= $1
+FROM raw_prices WHERE observed_at >= $1 AND observed_at < $3
 GROUP BY 1, 2
 """
 
@@ -180,7 +183,8 @@ def volume_versus_recent_days(warehouse: Warehouse, run_id: str, now: datetime) 
     """
     today = day_of(now)
     since = now - timedelta(days=3 * VOLUME_BASELINE_DAYS)
-    per_day = warehouse.query(_VOLUME_SQL, [since, run_id]).with_columns(
+    today_starts = datetime.combine(today, time(), ZoneInfo(MARKET_TZ))
+    per_day = warehouse.query(_VOLUME_SQL, [since, run_id, today_starts]).with_columns(
         pl.col("day").cast(pl.Date), pl.col("listings", "this_run").cast(pl.Int64)
     )
     latest_complete = (

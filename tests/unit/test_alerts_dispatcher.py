@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -141,6 +142,47 @@ def test_an_alert_nobody_received_is_retried_by_the_next_dispatch(receiver):
     second = alerts.dispatch(opportunities({"opportunity_id": "o1"}))
     assert second.sent == {"high_roi": 1}
     assert len(receiver.delivered("/down")) == 1
+
+
+def _burst(count: int) -> pl.DataFrame:
+    return opportunities(
+        *(
+            {"opportunity_id": f"o{i}", "buy_sku": f"f{i}", "buy_url": f"https://shop/f{i}"}
+            for i in range(count)
+        )
+    )
+
+
+def test_a_burst_of_alerts_arrives_as_digests_carrying_each_alert_once(receiver):
+    (channel,), _ = parse_channel_urls(receiver.url("/hook"))
+    alerts = dispatcher(channels=[channel])
+    report = alerts.dispatch(_burst(23))
+
+    bodies = receiver.delivered("/hook")
+    assert [b["title"] for b in bodies] == [f"📋 23 alertas ({i}/3)" for i in (1, 2, 3)]
+    urls = re.findall(r"https://shop/(f\d+)", "\n".join(b["message"] for b in bodies))
+    assert sorted(urls) == sorted(f"f{i}" for i in range(23))  # each alert exactly once
+    assert "Margen $30.000" in bodies[0]["message"]  # each alert written out in full
+    assert report.sent == {"high_roi": 23} and report.messages == 3 and report.ok
+    assert alerts.dispatch(_burst(23)).sent == {}  # remembered one by one, as ever
+
+
+def test_a_few_alerts_still_arrive_one_message_each(receiver):
+    (channel,), _ = parse_channel_urls(receiver.url("/hook"))
+    report = dispatcher(channels=[channel]).dispatch(_burst(5))
+    assert len(receiver.delivered("/hook")) == 5 and report.messages == 5
+
+
+def test_the_alerts_of_a_digest_nobody_received_are_retried_by_the_next_dispatch(receiver):
+    receiver.fail_first["/down"] = 3  # the first digest's three attempts
+    channels, _ = parse_channel_urls(receiver.url("/down"))
+    alerts = dispatcher(channels=channels)
+    first = alerts.dispatch(_burst(12))
+    # The channel is down for the batch after the first digest's tries: nothing went out.
+    assert first.sent == {} and first.suppressed == {"undelivered": 12}
+    second = alerts.dispatch(_burst(12))
+    assert second.sent == {"high_roi": 12} and second.messages == 2
+    assert len(receiver.delivered("/down")) == 2
 
 
 class Down:
