@@ -53,7 +53,7 @@ class BadCursor(ValueError):
 class OpportunityQuery:
     kind: str | None = None
     retailer: str | None = None
-    sku: str | None = None
+    sku: tuple[str, ...] | None = None
     category: str | None = None
     min_margin: int | None = None
     min_roi: float | None = None
@@ -126,7 +126,7 @@ def build_sql(q: OpportunityQuery) -> tuple[str, list[Any]]:
     if q.retailer:
         where.append(f"buy_retailer = {bind(q.retailer)}")
     if q.sku:
-        where.append(f"buy_sku = {bind(q.sku)}")
+        where.append(f"buy_sku IN ({', '.join(bind(sku) for sku in sorted(set(q.sku)))})")
     if q.category:
         where.append(f"strpos(lower(coalesce(category, '')), {bind(q.category.lower())}) > 0")
     if q.min_margin is not None:

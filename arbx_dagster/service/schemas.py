@@ -12,6 +12,7 @@ from arbx_dagster.domain.config import SETTING_ALIASES, Thresholds, setting_key
 
 # No control characters: PostgreSQL refuses NUL in text, and nobody needs the others.
 SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"
+MAX_SKUS = 100  # listings one /api/opportunities request may ask for
 RetailerName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
 JobName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 PartitionKey = Annotated[
@@ -74,8 +75,16 @@ class OpportunityFilters(BaseModel):
 
     kind: Literal["spread", "glitch"] | None = None
     retailer: RetailerName | None = Field(None, description="Where to buy")
-    sku: Annotated[str, Field(min_length=1, max_length=128, pattern=SAFE_TEXT)] | None = Field(
-        None, description="The SKU to buy (exact): one listing's opportunities"
+    sku: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=128, pattern=SAFE_TEXT)]],
+            Field(min_length=1, max_length=MAX_SKUS),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="The SKU to buy (exact): one listing's opportunities; repeat the "
+        f"parameter for several listings (at most {MAX_SKUS})",
     )
     category: Annotated[str, Field(max_length=100, pattern=SAFE_TEXT)] | None = Field(
         None, description="Category contains this (any case)"

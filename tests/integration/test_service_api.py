@@ -199,6 +199,12 @@ def test_opportunities_are_filtered_sorted_and_cursor_paginated(
     one = rows[6]
     assert ids(retailer=one["buy_retailer"], sku=one["buy_sku"]) == [one["opportunity_id"]]
     assert ids(sku="no-such-sku") == []
+    several = [r for r in rows[:25] if r["status"] != "expired"][:3]
+    assert set(ids(sku=[r["buy_sku"] for r in several] + ["no-such-sku"])) >= {
+        r["opportunity_id"] for r in several
+    }
+    too_many = {"sku": [f"s{i}" for i in range(101)]}
+    assert api.get("/api/opportunities", params=too_many, headers=AUTH).status_code == 422
     assert set(ids(category="TELEVISORES")) == {
         r["opportunity_id"] for r in rows[:25] if "Televisores" in r["category"]
     }

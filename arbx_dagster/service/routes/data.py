@@ -36,7 +36,8 @@ async def list_opportunities(
     filters: Annotated[OpportunityFilters, Query()],
 ) -> Response:
     """Opportunities (live by default), filtered, sorted and paginated with ``cursor``."""
-    q = OpportunityQuery(**filters.model_dump())
+    chosen = filters.model_dump()
+    q = OpportunityQuery(**chosen | {"sku": tuple(chosen["sku"]) if chosen["sku"] else None})
     if q.cursor:
         decode_cursor(q.cursor, q.sort)  # a bad cursor is a 400 before any lookup
 
