@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from arbx_dagster.domain.history import MARKET_TZ, day_of
-from arbx_dagster.domain.quality import validate_observations
+from arbx_dagster.domain.quality import NO_PRICE, validate_observations
 from arbx_dagster.domain.schema import RAW_PRICE_KEY, RAW_PRICE_SCHEMA
 from arbx_dagster.ingestion.archive import Archive
 from arbx_dagster.ingestion.connectors import (
@@ -365,6 +365,8 @@ def ingest_observations(
         else:
             warehouse.upsert("raw_prices", accepted, RAW_PRICE_KEY, update=_UPDATABLE)
         warehouse.upsert("quarantine", quarantined, ["record_hash"])
+        if run_id is not None:
+            warehouse.insert("ingest_runs", _run_counts(run_id, now, accepted, quarantined))
     per_retailer = dict(accepted.group_by("retailer").len().sort("retailer").iter_rows())
     return StageReport(
         rows=accepted.height,
@@ -379,6 +381,29 @@ def ingest_observations(
             "listings": accepted.select("retailer", "sku").n_unique(),
         },
         preview=accepted.sort("observed_at", descending=True).head(10),
+    )
+
+
+def _run_counts(
+    run_id: str, now: datetime, accepted: pl.DataFrame, quarantined: pl.DataFrame
+) -> pl.DataFrame:
+    """One ``ingest_runs`` row: what this call landed for the run."""
+    unpriced = int((quarantined["reason"] == NO_PRICE).sum())
+    return pl.DataFrame(
+        {
+            "run_id": [run_id],
+            "ingested_at": [now],
+            "stored": [accepted.height],
+            "quarantined": [quarantined.height - unpriced],
+            "unpriced": [unpriced],
+        },
+        schema={
+            "run_id": pl.String(),
+            "ingested_at": RAW_PRICE_SCHEMA["observed_at"],
+            "stored": pl.Int64(),
+            "quarantined": pl.Int64(),
+            "unpriced": pl.Int64(),
+        },
     )
 
 

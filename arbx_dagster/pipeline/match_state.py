@@ -1,10 +1,10 @@
 """The match state in the warehouse: what an incremental match starts from and writes.
 
 A full match replaces ``product_matches``, ``match_pairs``, ``canonical_products``,
-``match_identities`` and ``match_blocks`` whole; an incremental one replaces only the rows
-of the listings it matched again (``IncrementalMatch.replaced``) and of the products they
-had. Every match run is logged in ``match_runs`` (mode, scorer version, counts, seconds):
-the log says when the last full match ran and with which model.
+``match_identities``, ``match_blocks`` and ``match_stop_keys`` whole; an incremental one
+replaces only the rows of the listings it matched again (``IncrementalMatch.replaced``) and
+of the products they had. Every match run is logged in ``match_runs`` (mode, scorer
+version, counts, seconds): the log says when the last full match ran and with which model.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from arbx_dagster.domain.matching.incremental import (
     IDENTITY_SCHEMA,
     IncrementalMatch,
     MatchState,
+    listing_identities,
 )
+from arbx_dagster.domain.matching.retrieval import STOP_KEY_SCHEMA, stop_keys
 from arbx_dagster.domain.schema import (
     MATCH_PAIR_SCHEMA,
     PRODUCT_MATCH_SCHEMA,
@@ -50,6 +52,7 @@ def read_match_state(warehouse: Warehouse) -> MatchState:
         pairs=_table(warehouse, "match_pairs", MATCH_PAIR_SCHEMA),
         identities=_table(warehouse, "match_identities", IDENTITY_SCHEMA),
         blocks=_table(warehouse, "match_blocks", BLOCK_MAP_SCHEMA),
+        stop_keys=_table(warehouse, "match_stop_keys", STOP_KEY_SCHEMA),
     )
 
 
@@ -66,10 +69,12 @@ def last_match_at(warehouse: Warehouse) -> datetime | None:
     return warehouse.scalar("SELECT max(matched_at) FROM match_runs")
 
 
-def write_full_state(warehouse: Warehouse, identities: pl.DataFrame, blocks: pl.DataFrame) -> None:
-    """The identities and blocks of a full match (inside the caller's transaction)."""
-    warehouse.replace("match_identities", identities)
+def write_full_state(warehouse: Warehouse, listings: pl.DataFrame, blocks: pl.DataFrame) -> None:
+    """The identities, blocks and stop keys of a full match of ``listings`` (inside the
+    caller's transaction)."""
+    warehouse.replace("match_identities", listing_identities(listings))
     warehouse.replace("match_blocks", blocks)
+    warehouse.replace("match_stop_keys", stop_keys(listings))
 
 
 def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datetime) -> None:

@@ -197,7 +197,7 @@ def _refresh_fully(
             warehouse.replace("product_matches", matches)
             warehouse.replace("match_pairs", pairs)
             warehouse.replace("canonical_products", products)
-            write_full_state(warehouse, listing_identities(listings), result.blocks)
+            write_full_state(warehouse, listings, result.blocks)
         else:
             _replace_shard(warehouse, matches, pairs, products)
         log_match_run(

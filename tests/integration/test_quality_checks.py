@@ -14,6 +14,7 @@ import pytest
 
 from arbx_dagster.domain.schema import RAW_PRICE_SCHEMA, conform
 from arbx_dagster.pipeline import quality_checks as q
+from arbx_dagster.pipeline.ingest import ingest_observations
 from arbx_dagster.storage.warehouse import Warehouse
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)  # 18:00 in Santiago
@@ -133,28 +134,14 @@ def test_a_backfilled_past_day_is_judged_against_the_days_before_it(warehouse: W
 # -- quarantine ------------------------------------------------------------------------------
 
 
-def quarantined(run_id: str, n: int, at: datetime = NOW) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "record_hash": [f"{run_id}-{i}" for i in range(n)],
-            "retailer": "paris",
-            "source": "test",
-            "reason": "non-positive price",
-            "raw_record": "{}",
-            "quarantined_at": at,
-            "run_id": run_id,
-        }
-    )
-
-
 def a_run(warehouse: Warehouse, run_id: str, stored: int, bad: int, at: datetime = NOW) -> None:
-    rows = raw_rows("paris", TODAY, stored, run_id=run_id).with_columns(
+    """An ingestion run landing ``stored`` good rows and ``bad`` ones with a negative price."""
+    rows = raw_rows("paris", TODAY, stored + bad, run_id=run_id).with_columns(
         sku=pl.col("sku") + f"-{run_id}",
-        ingested_at=pl.lit(at).cast(RAW_PRICE_SCHEMA["observed_at"]),
+        observed_at=pl.lit(at - timedelta(minutes=1)).cast(RAW_PRICE_SCHEMA["observed_at"]),
+        price_offer=pl.when(pl.int_range(pl.len()) < bad).then(-5).otherwise(pl.col("price_offer")),
     )
-    land(warehouse, rows)
-    if bad:
-        warehouse.insert("quarantine", quarantined(run_id, bad, at))
+    ingest_observations(warehouse, rows.drop("ingested_at", "run_id"), now=at, run_id=run_id)
 
 
 @DUCKDB_ONLY

@@ -9,9 +9,8 @@ change a few listings:
 * new and changed listings, and the members left in a product that lost a delisted one,
   are the **seeds**;
 * their **pool**: listings at other retailers of the same match block that could be their
-  match — those sharing the most informative model codes and title words (at most
-  ``POOL_PER_RETAILER`` per seed and retailer; a key held by more than ``MAX_POSTINGS``
-  listings names a shelf, not a product, and is not searched);
+  match — those sharing the most informative model codes and title words (``retrieval.py``;
+  the catalogue's stop keys, recorded by the full match, keep it from reading every title);
 * the **neighbourhood**: seeds, pool and every member of their products, matched again
   with the full matcher (blocking, scoring, assignment, settled labels), block by block,
   with the catalogue's size for the blocker's statistics.
@@ -42,8 +41,8 @@ from arbx_dagster.domain.matching.clustering import (
     carry_over_canonical_ids,
 )
 from arbx_dagster.domain.matching.engine import MatchResult, match_records, merge_results
-from arbx_dagster.domain.matching.model_codes import MIN_KEY_LEN, code_stem
 from arbx_dagster.domain.matching.normalize import matching_records
+from arbx_dagster.domain.matching.retrieval import STOP_KEY_SCHEMA, candidate_pool, stop_keys
 from arbx_dagster.domain.matching.scoring import PairScorer
 from arbx_dagster.domain.schema import (
     CANONICAL_PRODUCT_SCHEMA,
@@ -59,8 +58,6 @@ IDENTITY_SCHEMA: dict[str, pl.DataType] = {
     "sku": pl.String(),
     "identity": pl.Int64(),
 }
-POOL_PER_RETAILER = DEFAULT_NEIGHBOURS  # as many as the similarity blocker proposes
-MAX_POSTINGS = 2_000
 KEY = ["retailer", "sku"]
 _KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 
@@ -76,19 +73,25 @@ def listing_identities(listings: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class MatchState:
-    """What the last match left: every listing's product and identity, the matched pairs and
-    the match block of every category."""
+    """What the last match left: every listing's product and identity, the matched pairs,
+    the match block of every category and the catalogue's stop keys (``retrieval.py``; none
+    recorded: the pool reads every title)."""
 
     product_matches: pl.DataFrame  # PRODUCT_MATCH_SCHEMA
     pairs: pl.DataFrame  # MATCH_PAIR_SCHEMA
     identities: pl.DataFrame  # IDENTITY_SCHEMA
     blocks: pl.DataFrame = field(default_factory=lambda: empty(BLOCK_MAP_SCHEMA))
+    stop_keys: pl.DataFrame = field(default_factory=lambda: empty(STOP_KEY_SCHEMA))
 
     @classmethod
     def after(cls, result: MatchResult, listings: pl.DataFrame) -> MatchState:
         """The state a full match of ``listings`` leaves."""
         return cls(
-            result.product_matches, result.pairs, listing_identities(listings), result.blocks
+            result.product_matches,
+            result.pairs,
+            listing_identities(listings),
+            result.blocks,
+            stop_keys(listings),
         )
 
 
@@ -127,6 +130,7 @@ class IncrementalMatch:
             pl.concat([pairs, self.pairs]),
             pl.concat([state.identities.join(self.replaced, on=KEY, how="anti"), self.identities]),
             state.blocks,
+            state.stop_keys,
         )
 
 
@@ -160,7 +164,9 @@ def match_changes(
     ).unique()
     seeds = seeds.join(current.select(KEY), on=KEY, how="semi")
     blocked = _with_blocks(listings, state.blocks)
-    pool = _pool(blocked, seeds)
+    # A catalogue without a stop key is small: reading every title costs little.
+    stop = state.stop_keys if state.stop_keys.height else None
+    pool = candidate_pool(blocked, seeds, stop)
     around = pl.concat([seeds, pool]).unique()
     neighbourhood = (
         pl.concat([around, _members_of(state.product_matches, around)])
@@ -226,89 +232,6 @@ def _with_blocks(listings: pl.DataFrame, blocks: pl.DataFrame) -> pl.DataFrame:
         .with_columns(block=pl.coalesce("block", pl.lit("new:") + pl.col("_category")))
         .drop("_category")
     )
-
-
-def _retrieval_keys(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """``row, key``: the title words, pairs of adjacent words and model codes (and their
-    stems) of each listing, hashed (each kind apart, so a million titles' keys are joined
-    and counted as integers); a key repeated in one listing repeats here."""
-    words = (
-        rows.select("row", word=pl.col("name_norm").fill_null("").str.split(" "))
-        .explode("word")
-        .filter(pl.col("word").str.len_chars() >= 2)
-        .select("row", key=pl.col("word").hash(seed=0))
-    )
-    # Adjacent word pairs: in a large catalogue most single words name a shelf ('galaxy',
-    # '55'), a pair of them a product line ('galaxy a54'). Exploded words stay in title
-    # order, so a word's successor is the next row of the same listing.
-    pairs = (
-        words.select(
-            "row",
-            key=pl.struct("key", pl.col("key").shift(-1).alias("next")).hash(seed=2),
-            same=pl.col("row") == pl.col("row").shift(-1),
-        )
-        .filter(pl.col("same"))
-        .drop("same")
-    )
-    codes = (
-        rows.select("row", code=pl.col("model_codes").fill_null("").str.split(" "))
-        .explode("code")
-        .filter(pl.col("code").str.len_chars() >= MIN_KEY_LEN)
-    )
-    return pl.concat(
-        [
-            words,
-            pairs,
-            codes.select("row", key=pl.col("code").hash(seed=1)),
-            codes.select("row", key=code_stem(pl.col("code")).hash(seed=1)),
-        ]
-    )
-
-
-def _pool(
-    blocked: pl.DataFrame,
-    seeds: pl.DataFrame,
-    per_retailer: int = POOL_PER_RETAILER,
-    max_postings: int = MAX_POSTINGS,
-) -> pl.DataFrame:
-    """Listings at other retailers of the seeds' block that share the most informative keys
-    with a seed (summed log inverse document frequency), ``per_retailer`` per seed and
-    retailer."""
-    if seeds.height == 0:
-        return pl.DataFrame(schema=_KEYS_SCHEMA)
-    rows = blocked.select(*KEY, "block", "name_norm", "model_codes").with_row_index("row")
-    seed_keys = _retrieval_keys(rows.join(seeds, on=KEY, how="semi").lazy()).collect()
-    # Only the postings of the seeds' keys are gathered from the whole catalogue.
-    wanted = seed_keys["key"].unique().implode()
-    postings = _retrieval_keys(rows.lazy()).filter(pl.col("key").is_in(wanted)).unique().collect()
-    weights = (
-        postings.group_by("key")
-        .len("postings")
-        .filter(pl.col("postings") <= max_postings)
-        .select("key", weight=(pl.lit(float(rows.height)) / pl.col("postings")).log())
-    )
-    side = rows.select("row", "retailer", "block")
-    hits = (
-        seed_keys.rename({"row": "seed"})
-        .join(weights, on="key")
-        .join(postings.join(weights.select("key"), on="key", how="semi"), on="key")
-        .filter(pl.col("row") != pl.col("seed"))
-        .group_by("seed", "row")
-        .agg(score=pl.col("weight").sum())
-        .join(
-            side.rename({"row": "seed", "retailer": "seed_retailer", "block": "seed_block"}),
-            on="seed",
-        )
-        .join(side, on="row")
-        .filter(
-            (pl.col("retailer") != pl.col("seed_retailer"))
-            & (pl.col("block") == pl.col("seed_block"))
-        )
-        .sort("score", "row", descending=[True, False])
-        .group_by("seed", "retailer", maintain_order=True)
-        .head(per_retailer)
-    )
-    return rows.join(hits.select("row").unique(), on="row", how="semi").select(KEY)
 
 
 def _match_blocks(
