@@ -37,6 +37,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from arbx_dagster.domain.history import day_of
+from arbx_dagster.ingestion.connectors.file_drop import webhook_file_name
 from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
 from arbx_dagster.ingestion.webhook_signature import mac as _mac
 from arbx_dagster.ingestion.webhook_signature import signed_string
@@ -284,7 +285,7 @@ def land(source: FileDropSource, delivery: str, batch: PriceWebhook) -> list[str
     written = []
     for (retailer, day), lines in sorted(groups.items()):
         folder = root if source.retailer else root / retailer
-        path = folder / f"webhook-{day}-{delivery[:24]}.jsonl"
+        path = folder / webhook_file_name(day, delivery)
         write_atomically(path, ("\n".join(lines) + "\n").encode("utf-8"), partial)
         written.append(path.relative_to(root).as_posix())
     return written

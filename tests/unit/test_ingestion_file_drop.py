@@ -18,6 +18,7 @@ from arbx_dagster.ingestion.connectors import (
     concat_batches,
     replay_day,
 )
+from arbx_dagster.ingestion.connectors.file_drop import webhook_file_name
 from arbx_dagster.ingestion.sources import FileDropSource
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -191,6 +192,19 @@ def test_ready_files_waits_for_complete_files_and_yields_each_once(tmp_path: Pat
 
     (landing / "falabella/a.csv").unlink()
     assert "falabella/a.csv" not in drop.ready_files(fourth.cursor, now=now + 50).cursor
+
+
+def test_a_file_the_webhook_landed_is_ready_at_once(tmp_path: Path) -> None:
+    drop = _drop(tmp_path, settle_seconds=5)
+    landing = tmp_path / "landing"
+    name = webhook_file_name("2026-11-22", "3a52b9d2612f6f397c7df99b" + "0" * 40)
+    _write(landing / f"ripley/{name}", '{"sku": "1"}\n', age_seconds=0)  # renamed into place
+    _write(landing / "ripley/webhook-export.jsonl", '{"sku": "2"}\n', age_seconds=0)  # not ours
+
+    first = drop.ready_files(None, now=NOW.timestamp())
+
+    assert [f.relpath for f in first.files] == [f"ripley/{name}"]
+    assert first.waiting == ["ripley/webhook-export.jsonl"]
 
 
 def test_a_dropped_file_replays_from_the_archive(tmp_path: Path) -> None:

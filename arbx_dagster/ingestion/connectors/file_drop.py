@@ -53,6 +53,17 @@ from arbx_dagster.ingestion.stats import FetchStats
 
 log = logging.getLogger(__name__)
 
+# The files the price webhook lands (``service/webhooks.py``): one per retailer, market day
+# and delivery, written under a partial name and renamed into place.
+WEBHOOK_FILE = re.compile(r"^webhook-\d{4}-\d{2}-\d{2}-[0-9a-f]{24}\.jsonl$")
+
+
+def webhook_file_name(day: str, delivery: str) -> str:
+    """The name of a webhook delivery's file for one market day (``delivery``: its storage
+    id, a sha256 hex digest)."""
+    return f"webhook-{day}-{delivery[:24]}.jsonl"
+
+
 SUFFIXES = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -156,6 +167,11 @@ class FileDropConnector:
             )
         return sorted(found, key=lambda f: (f.mtime_ns, f.relpath))
 
+    def _written_whole(self, f: DroppedFile) -> bool:
+        """Whether ``f`` is a file the price webhook landed: written under a partial name
+        and renamed into place, it is complete the moment it appears."""
+        return bool(WEBHOOK_FILE.match(Path(f.relpath).name))
+
     def ready_files(
         self, since_cursor: str | None = None, *, now: float | None = None
     ) -> ReadyFiles:
@@ -163,7 +179,8 @@ class FileDropConnector:
 
         Complete means: no partial suffix (``.part``…), unchanged for ``settle_seconds``, and
         (``require_stable_size``) the same size as at the previous look — so a file is
-        picked up on the second poll that finds it unchanged, never half-written. Files that
+        picked up on the second poll that finds it unchanged, never half-written — or a
+        file the price webhook landed (renamed into place whole: ready at once). Files that
         left the folder are forgotten, so the cursor stays small.
         """
         state = _Cursor.load(since_cursor)
@@ -175,7 +192,7 @@ class FileDropConnector:
                 continue
             settled = now - f.mtime_ns / 1e9 >= self.source.settle_seconds
             stable = not self.source.require_stable_size or state.sizes.get(f.relpath) == f.size
-            if settled and stable:
+            if (settled and stable) or self._written_whole(f):
                 ready.append(f)
             else:
                 waiting.append(f.relpath)
