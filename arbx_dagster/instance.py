@@ -17,6 +17,7 @@ PRODUCTION_INSTANCE_YAML = resources.files("arbx_dagster") / "dagster.yaml"
 # The code location the CLI starts Dagster on: what the top-level workspace.yaml loads, as
 # a module, so it needs no workspace file (nor its working directory) next to the package.
 CODE_LOCATION = ("-m", "arbx_dagster.definitions")
+LOCATION_NAME = "arbx_dagster.definitions"  # the name Dagster gives that location
 
 # The embedded instance goes with the DuckDB warehouse, which allows one writing process:
 # runs of different retailers (one schedule tick launches one per retailer) take turns too.

@@ -1,12 +1,19 @@
-"""``arbx up`` / ``arbx down``: a real deployment on this machine — dagster-webserver,
-dagster-daemon (schedules, sensors, run queue) and, when available, the ArbX API —
-sharing one PostgreSQL instance."""
+"""``arbx up`` / ``arbx down``: a real deployment on this machine — a Dagster code server,
+dagster-webserver, dagster-daemon (schedules, sensors, run queue) and, when available, the
+ArbX API — sharing one PostgreSQL instance.
+
+The code server keeps the code location loaded for the webserver and the daemon. Left to
+load it themselves, each spawns its own server and the daemon replaces its own every minute
+or so: the seconds that takes (imports, definitions) were spent again and again, and the
+sensor ticks and run launches in flight waited for them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,8 +22,9 @@ from urllib.parse import urlparse
 
 import httpx
 import typer
+import yaml
 
-from arbx_dagster.instance import CODE_LOCATION, prepare_dagster_home
+from arbx_dagster.instance import CODE_LOCATION, LOCATION_NAME, prepare_dagster_home
 from arbx_dagster.settings import Settings
 from arbx_dagster.storage.warehouse import redact
 
@@ -44,19 +52,33 @@ def ensure_database(url: str) -> bool:
         return True
 
 
-def _commands(webserver_port: int, api_port: int) -> dict[str, list[str]]:
+def _commands(
+    webserver_port: int, api_port: int, code_port: int, workspace: Path
+) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
-    workspace = list(CODE_LOCATION)
+    served = ["-w", str(workspace)]
     commands = {
+        "code_server": [
+            str(bin_dir / "dagster"),
+            "code-server",
+            "start",
+            *CODE_LOCATION,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(code_port),
+            "--location-name",
+            LOCATION_NAME,
+        ],
         "webserver": [
             str(bin_dir / "dagster-webserver"),
-            *workspace,
+            *served,
             "-h",
             "127.0.0.1",
             "-p",
             str(webserver_port),
         ],
-        "daemon": [str(bin_dir / "dagster-daemon"), "run", *workspace],
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", *served],
     }
     try:
         from arbx_dagster.cli import serve  # noqa: F401 - only when the API is installed
@@ -74,6 +96,29 @@ def _commands(webserver_port: int, api_port: int) -> dict[str, list[str]]:
     return commands
 
 
+def _workspace(run_dir: Path, code_port: int) -> Path:
+    """A workspace file pointing the webserver and the daemon at the code server."""
+    path = run_dir / "workspace.yaml"
+    entry = {"host": "127.0.0.1", "port": code_port, "location_name": LOCATION_NAME}
+    path.write_text(yaml.safe_dump({"load_from": [{"grpc_server": entry}]}), encoding="utf-8")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int, deadline: float) -> bool:
+    """Wait until something accepts connections on ``port`` (or ``deadline``)."""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        time.sleep(0.25)
+    return False
+
+
 def _alive(pid: int, *, group: bool = False) -> bool:
     """Whether the process lives; with ``group``, whether any process of its group is
     left (the code servers the leader spawned)."""
@@ -84,24 +129,29 @@ def _alive(pid: int, *, group: bool = False) -> bool:
     return True
 
 
-def _webserver_port(run_dir: Path, requested: int) -> int:
-    """The port of the webserver an earlier `arbx up` left running, else ``requested``."""
-    pid_file, port_file = run_dir / "webserver.pid", run_dir / "webserver.port"
+def _port(run_dir: Path, name: str, requested: int) -> int:
+    """The port of the ``name`` process an earlier `arbx up` left running, else
+    ``requested`` (0: any free port)."""
+    pid_file, port_file = run_dir / f"{name}.pid", run_dir / f"{name}.port"
     if pid_file.exists() and port_file.exists() and _alive(int(pid_file.read_text())):
         running = int(port_file.read_text())
-        if running != requested:
-            typer.echo(f"the webserver is already running on port {running}; using it")
+        if requested and running != requested:
+            typer.echo(f"the {name} is already running on port {running}; using it")
         return running
-    return requested
+    return requested or _free_port()
 
 
 def up(
     port: int = typer.Option(3000, help="Dagster webserver port (the API is pointed at it)."),
     api_port: int = typer.Option(8080, help="ArbX API port (when the service is installed)."),
+    code_port: int = typer.Option(
+        0, help="Port of the Dagster code server the webserver and daemon share (0: any free)."
+    ),
     wait: bool = typer.Option(True, help="Wait until the webserver answers."),
 ) -> None:
-    """Start dagster-webserver, dagster-daemon (schedules and sensors on) and the API on
-    PostgreSQL (ARBX_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/arbx)."""
+    """Start a Dagster code server, dagster-webserver, dagster-daemon (schedules and sensors
+    on) and the API on PostgreSQL (ARBX_POSTGRES_URL, default
+    postgresql://postgres@127.0.0.1:5432/arbx)."""
     os.environ.setdefault("ARBX_POSTGRES_URL", DEFAULT_POSTGRES_URL)
     settings = Settings.from_env()
     assert settings.postgres_url is not None
@@ -109,7 +159,9 @@ def up(
         typer.echo(f"created database {redact(settings.postgres_url)}")
     home = prepare_dagster_home(settings)
     run_dir = _run_dir(settings)
-    port = _webserver_port(run_dir, port)
+    port = _port(run_dir, "webserver", port)
+    code_port = _port(run_dir, "code_server", code_port)
+    workspace = _workspace(run_dir, code_port)
     env = {
         **os.environ,
         "ARBX_HOME": str(settings.home),
@@ -118,7 +170,8 @@ def up(
         "ARBX_DAGSTER_URL": f"http://127.0.0.1:{port}",
     }
     env.setdefault("ARBX_AUTOMATION", "on")
-    for name, command in _commands(port, api_port).items():
+    ports = {"webserver": port, "code_server": code_port}
+    for name, command in _commands(port, api_port, code_port, workspace).items():
         pid_file = run_dir / f"{name}.pid"
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             typer.echo(f"{name} already running (pid {pid_file.read_text()})")
@@ -133,9 +186,11 @@ def up(
             cwd=home,
         )
         pid_file.write_text(str(process.pid))
-        if name == "webserver":
-            (run_dir / "webserver.port").write_text(str(port))
+        if name in ports:
+            (run_dir / f"{name}.port").write_text(str(ports[name]))
         typer.echo(f"started {name} (pid {process.pid}, log {run_dir / f'{name}.log'})")
+        if name == "code_server" and not _listening(code_port, time.monotonic() + 60):
+            typer.secho("the code server did not listen within 60 s; see its log", fg="red")
     if wait:
         deadline = time.monotonic() + 180
         url = f"http://127.0.0.1:{port}/server_info"
@@ -167,4 +222,5 @@ def down() -> None:
                 os.killpg(pid, signal.SIGKILL)
             typer.echo(f"stopped {pid_file.stem} (pid {pid})")
         pid_file.unlink()
-    (run_dir / "webserver.port").unlink(missing_ok=True)
+    for port_file in run_dir.glob("*.port"):
+        port_file.unlink()
