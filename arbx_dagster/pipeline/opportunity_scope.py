@@ -13,7 +13,8 @@ more than ``MAX_CHANGED_SHARE`` of the listings changed, or when asked (``mode="
 What each pass records for the next one to compare with:
 
 * ``opportunity_inputs``: per listing, a hash of everything the detectors read of it (its
-  row and its match) — computed in the database, so unchanged listings never leave it;
+  row and its match) — computed in the database, and only for the rows normalisation and
+  matching wrote since the last pass, so unchanged listings are neither read nor hashed;
 * ``opportunity_segment_changes``: per listing and price series, log(price / own
   reference), whose median per retailer x category x day is the segment's market move;
 * ``opportunity_product_gaps``: per product at two stores or more, its gap across stores,
@@ -62,15 +63,75 @@ def _inputs_sql(warehouse: Warehouse) -> str:
     )
 
 
-# Listings whose inputs differ from the last pass's (new and vanished ones included).
-_CHANGED_SQL = """
-WITH current_inputs AS ({inputs})
+# Only rows written after the last pass ($1) can have other inputs: normalisation and
+# matching stamp every row they write (``updated_at``, ``matched_at``) with their run's
+# clock, earlier than the pass of the same run ({op}: ``>=`` when the clock stands still).
+_TOUCHED_SQL = """
+SELECT retailer, sku FROM listings WHERE updated_at {op} $1
+UNION
+SELECT retailer, sku FROM product_matches WHERE matched_at {op} $1
+"""
+
+# Of the listings staged as {staged}: those whose inputs differ from the recorded ones
+# (``current``: they have a listing and a match now; ``recorded``: the last pass saw them).
+_CHANGED_AMONG_SQL = """
+WITH current_inputs AS ({inputs} JOIN {{staged}} AS t ON t.retailer = l.retailer
+                                     AND t.sku = l.sku),
+recorded_inputs AS (
+    SELECT o.* FROM opportunity_inputs AS o
+    JOIN {{staged}} AS t ON t.retailer = o.retailer AND t.sku = o.sku
+)
 SELECT coalesce(c.retailer, o.retailer) AS retailer, coalesce(c.sku, o.sku) AS sku,
-       c.canonical_id, o.canonical_id AS canonical_before
-FROM current_inputs AS c FULL JOIN opportunity_inputs AS o
+       c.canonical_id, o.canonical_id AS canonical_before,
+       c.retailer IS NOT NULL AS current, o.retailer IS NOT NULL AS recorded
+FROM current_inputs AS c FULL JOIN recorded_inputs AS o
     ON c.retailer = o.retailer AND c.sku = o.sku
 WHERE c.fingerprint IS DISTINCT FROM o.fingerprint
 """
+
+# Recorded listings without inputs now (their match is gone), wherever they are.
+_VANISHED_SQL = """
+SELECT o.retailer, o.sku, CAST(NULL AS TEXT) AS canonical_id,
+       o.canonical_id AS canonical_before
+FROM opportunity_inputs AS o
+WHERE NOT EXISTS (
+    SELECT 1 FROM listings AS l JOIN product_matches AS m
+        ON m.retailer = l.retailer AND m.sku = l.sku
+    WHERE l.retailer = o.retailer AND l.sku = o.sku
+)
+"""
+_CHANGED_SCHEMA = {k: pl.String() for k in ("retailer", "sku", "canonical_id", "canonical_before")}
+
+
+def changed_listings(warehouse: Warehouse, since: datetime, now: datetime) -> pl.DataFrame:
+    """``retailer, sku, canonical_id, canonical_before`` of the listings whose inputs
+    differ from what the pass at ``since`` recorded: new ones (no ``canonical_before``),
+    changed ones and vanished ones (no ``canonical_id``).
+
+    Only the rows written after ``since`` are hashed (at ``since`` too when ``now`` is no
+    later: a clock pinned for a test or a replay stamps every run alike). A listing can
+    also lose its inputs unstamped (its match deleted with the listing): the counts tell
+    whether one did — recorded rows + new ones - current ones = vanished ones (every
+    product match has its listing) — and only then are the recorded rows searched."""
+    touched = warehouse.query(_TOUCHED_SQL.format(op=">" if now > since else ">="), [since])
+    if touched.is_empty():
+        changed = pl.DataFrame(
+            schema=_CHANGED_SCHEMA | {"current": pl.Boolean(), "recorded": pl.Boolean()}
+        )
+    else:
+        changed = warehouse.query_with(
+            _CHANGED_AMONG_SQL.format(inputs=_inputs_sql(warehouse)), touched
+        )
+    recorded = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
+    now_current = warehouse.scalar("SELECT count(*) FROM product_matches") or 0
+    new = int((changed["current"] & ~changed["recorded"]).sum())
+    gone = int((~changed["current"] & changed["recorded"]).sum())
+    changed = changed.select(list(_CHANGED_SCHEMA)).cast(_CHANGED_SCHEMA)  # type: ignore[arg-type]
+    if recorded + new - now_current == gone:
+        return changed
+    vanished = warehouse.query(_VANISHED_SQL).cast(_CHANGED_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([changed, vanished]).unique(KEY, keep="first", maintain_order=True)
+
 
 # Products with a listing whose price went stale between two passes ($1, $2: the cut-offs).
 _STALE_SQL = """
@@ -156,7 +217,7 @@ def plan_scope(
     why = _why_full(last, now, context, mode)
     if why is not None or last is None:
         return Scope("full", why, context, None, empty_changes)
-    changed = warehouse.query(_CHANGED_SQL.format(inputs=_inputs_sql(warehouse)))
+    changed = changed_listings(warehouse, last["evaluated_at"], now)
     listed = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
     if changed.height > MAX_CHANGED_SHARE * max(listed, 1):
         why = f"more than {MAX_CHANGED_SHARE:.0%} of the listings changed"

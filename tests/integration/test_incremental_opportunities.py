@@ -170,6 +170,51 @@ def test_a_pass_with_nothing_changed_evaluates_nothing_and_carries_every_opportu
     assert ((aged - 0.5 ** (0.5 / 24)).abs() < 1e-12).all()
 
 
+def test_only_rows_written_since_the_last_pass_are_compared_and_a_vanished_one_is_found(
+    market: Warehouse,
+) -> None:
+    spread = market.query(
+        "SELECT buy_retailer, buy_sku FROM opportunities WHERE kind = 'spread' "
+        "AND status <> 'expired' ORDER BY buy_sku LIMIT 1"
+    ).row(0)
+    # The listing leaves the catalogue behind every stage's back: nothing is stamped.
+    for table in ("product_matches", "listings"):
+        market.execute(f"DELETE FROM {table} WHERE retailer = $1 AND sku = $2", list(spread))
+    before = snapshot(market, OPPORTUNITY_TABLES)
+    later = FIRST_PASS + timedelta(minutes=30)
+
+    incremental = refresh_opportunities(market, now=later)
+    found_incrementally = _live(market)
+    restore(market, before)
+    refresh_opportunities(market, now=later, mode="full")
+
+    assert incremental.counts["mode"] == "incremental"
+    assert incremental.counts["changed_listings"] == 1
+    assert compare_opportunities(found_incrementally, _live(market))["identical"]
+    bought_there = (pl.col("buy_retailer") == spread[0]) & (pl.col("buy_sku") == spread[1])
+    assert found_incrementally.filter(bought_there)["status"].to_list() == ["expired"]
+
+
+def test_changes_stamped_at_the_very_instant_of_the_last_pass_are_not_missed(
+    market: Warehouse,
+) -> None:
+    """A clock pinned for a replay stamps the next run exactly like the last pass."""
+    landed = FIRST_PASS - timedelta(minutes=10)
+    ingest_observations(market, _observations(_changes(_catalogue()), landed), now=landed)
+    refresh_listings(market, now=FIRST_PASS, mode="auto")
+    refresh_matches(market, now=FIRST_PASS, scorer=RuleScorer(), workers=1, mode="auto")
+    refresh_price_history(market, now=FIRST_PASS)
+    before = snapshot(market, OPPORTUNITY_TABLES)
+
+    again = refresh_opportunities(market, now=FIRST_PASS)
+    found = _live(market)
+    restore(market, before)
+    refresh_opportunities(market, now=FIRST_PASS, mode="full")
+
+    assert again.counts["mode"] == "incremental" and again.counts["changed_listings"] >= 17
+    assert compare_opportunities(found, _live(market))["identical"]
+
+
 def test_a_new_market_day_and_changed_thresholds_mean_a_full_pass(market: Warehouse) -> None:
     next_day = FIRST_PASS + timedelta(days=1)
     assert _refresh(market, next_day).counts["why_full"] == "a new market day"
