@@ -36,9 +36,11 @@ def _result(
     alerts: AlertsResource,
 ) -> dg.AssetCheckResult:
     """The asset check result of a plain outcome, with its 🚨 alert when it fails hard
-    (once per cooldown across runs: the alert memory is Redis or the warehouse)."""
-    dispatcher = alerts.dispatcher(cache.cache, warehouse.warehouse, clock.now)
-    q.alert_if_failed(name, outcome, dispatcher, run_id=context.run.run_id)
+    (once per cooldown across runs: the alert memory is Redis or the warehouse). The alert
+    channels are only set up then: that takes most of a second, in every run's checks."""
+    if outcome.fails_hard:
+        dispatcher = alerts.dispatcher(cache.cache, warehouse.warehouse, clock.now)
+        q.alert_if_failed(name, outcome, dispatcher, run_id=context.run.run_id)
     return dg.AssetCheckResult(
         passed=outcome.passed,
         severity=ERROR if outcome.severity == "error" else WARN,

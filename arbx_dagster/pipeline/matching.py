@@ -17,6 +17,7 @@ import polars as pl
 from arbx_dagster.domain.matching import MatchResult, TrainedPairModel, match_by_block
 from arbx_dagster.domain.matching.engine import default_workers
 from arbx_dagster.domain.matching.incremental import (
+    IDENTITY_COLUMNS,
     listing_identities,
     match_changes,
 )
@@ -41,6 +42,28 @@ MATCH_MODES = ("auto", "full")
 
 def read_listings(warehouse: Warehouse) -> pl.DataFrame:
     return conform(warehouse.query("SELECT * FROM listings"), LISTING_SCHEMA)
+
+
+# What an incremental match reads of every listing: what tells a changed one, and what
+# finds its candidates; the rest only for the listings it matches again.
+_IDENTITY_READ: dict[str, pl.DataType] = {
+    c: LISTING_SCHEMA[c] for c in ("retailer", "sku", *IDENTITY_COLUMNS)
+}
+
+
+def _listing_identities_read(warehouse: Warehouse) -> pl.DataFrame:
+    return conform(
+        warehouse.query(f"SELECT {', '.join(_IDENTITY_READ)} FROM listings"), _IDENTITY_READ
+    )
+
+
+def _listing_rows(warehouse: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
+    rows = warehouse.query_with(
+        "SELECT l.* FROM listings AS l JOIN {staged} AS k ON l.retailer = k.retailer "
+        "AND l.sku = k.sku",
+        keys.select("retailer", "sku"),
+    )
+    return conform(rows, LISTING_SCHEMA)
 
 
 def train_match_model(warehouse: Warehouse) -> TrainedPairModel:
@@ -98,7 +121,7 @@ def _refresh_incrementally(
 ) -> StageReport | None:
     """Match only what changed; None (nothing written) when too much changed for that."""
     started = time.perf_counter()
-    listings = read_listings(warehouse)
+    listings = _listing_identities_read(warehouse)
     state = read_match_state(warehouse)
     identities = listing_identities(listings)
     changed = identities.join(state.identities, on=["retailer", "sku", "identity"], how="anti")
@@ -114,6 +137,7 @@ def _refresh_incrementally(
         decisions=decisions,
         also=_labelled_listings(fresh_labels),
         identities=identities,
+        rows_of=lambda keys: _listing_rows(warehouse, keys),
     )
     write_incremental(warehouse, change, now)
     seconds = time.perf_counter() - started

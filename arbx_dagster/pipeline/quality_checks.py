@@ -55,6 +55,11 @@ class CheckOutcome:
     severity: str = "error"  # error / warn (how bad a failure is)
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def fails_hard(self) -> bool:
+        """Failed at ERROR severity: what raises a 🚨 alert (WARN is shown in the UI)."""
+        return not self.passed and self.severity == "error"
+
 
 def _count(warehouse: Warehouse, sql: str, params: list[Any] | None = None) -> int:
     return int(warehouse.scalar(sql, params or []) or 0)
@@ -533,7 +538,7 @@ def alert_if_failed(
 ) -> DispatchReport | None:
     """Raise the 🚨 alert of a check that failed at ERROR severity (a WARN failure is shown
     in the UI only); the same check alerts at most once per error cooldown."""
-    if outcome.passed or outcome.severity != "error":
+    if not outcome.fails_hard:
         return None
     return dispatcher.system_error(
         f"Data-quality check {name} failed", outcome.summary, key=f"check:{name}", run_id=run_id

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -144,13 +145,17 @@ def match_changes(
     decisions: pl.DataFrame | None = None,
     also: pl.DataFrame | None = None,
     identities: pl.DataFrame | None = None,
+    rows_of: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> IncrementalMatch:
     """Match the listings that changed since ``state`` (module docstring).
 
-    ``listings``: every current listing (``LISTING_SCHEMA``); ``decisions``: pairs people
-    labelled, settled inside the neighbourhood as in a full match; ``also``: keys of
-    listings to match again whatever their identity (e.g. both sides of a new label);
-    ``identities``: ``listing_identities(listings)`` when the caller already has them.
+    ``listings``: every current listing (``LISTING_SCHEMA``, or only the key and
+    ``IDENTITY_COLUMNS`` when ``rows_of`` gives the whole rows of the keys it is passed: a
+    million listings' prices, URLs and the rest need not be read to match a few);
+    ``decisions``: pairs people labelled, settled inside the neighbourhood as in a full
+    match; ``also``: keys of listings to match again whatever their identity (e.g. both
+    sides of a new label); ``identities``: ``listing_identities(listings)`` when the caller
+    already has them.
     """
     started = time.perf_counter()
     current = listing_identities(listings) if identities is None else identities
@@ -174,8 +179,11 @@ def match_changes(
         .join(delisted, on=KEY, how="anti")
     )
     found_at = time.perf_counter()
+    around_rows = blocked.join(neighbourhood, on=KEY, how="semi")
+    if rows_of is not None:
+        around_rows = rows_of(neighbourhood).join(around_rows.select(*KEY, "block"), on=KEY)
     result = _match_blocks(
-        blocked.join(neighbourhood, on=KEY, how="semi"),
+        around_rows,
         scorer=scorer,
         k=k,
         threads=threads,
