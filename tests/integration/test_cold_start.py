@@ -335,6 +335,16 @@ def test_a_fresh_deployment_turns_dropped_catalogues_into_opportunities_unattend
         answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
         latest = answer["data"]["assetOrError"]["assetMaterializations"]
         assert latest and latest[0]["runId"] in {r.run_id for r in runs}
+        # ...loaded from the code server `arbx up` started, which the daemon shares.
+        query = (
+            "{ workspaceOrError { ... on Workspace { locationEntries "
+            "{ displayMetadata { key value } } } } }"
+        )
+        answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}).json()
+        (entry,) = answer["data"]["workspaceOrError"]["locationEntries"]
+        served = {m["key"]: m["value"] for m in entry["displayMetadata"]}
+        run_dir = Path(deployment["ARBX_HOME"]) / "run"
+        assert served.get("port") == (run_dir / "code_server.port").read_text()
 
         # One run per dropped file, and a restarted daemon repeats none: the sensor's
         # cursor lives in PostgreSQL.
