@@ -37,8 +37,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from arbx_dagster.domain.history import day_of
-from arbx_dagster.ingestion.connectors.file_drop import webhook_file_name
 from arbx_dagster.ingestion.sources import FileDropSource, SourcesConfig
+from arbx_dagster.ingestion.webhook_files import webhook_file_name
 from arbx_dagster.ingestion.webhook_signature import mac as _mac
 from arbx_dagster.ingestion.webhook_signature import signed_string
 from arbx_dagster.service.config import SIGNATURE_TOLERANCE_SECONDS

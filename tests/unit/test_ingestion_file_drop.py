@@ -18,8 +18,8 @@ from arbx_dagster.ingestion.connectors import (
     concat_batches,
     replay_day,
 )
-from arbx_dagster.ingestion.connectors.file_drop import webhook_file_name
 from arbx_dagster.ingestion.sources import FileDropSource
+from arbx_dagster.ingestion.webhook_files import webhook_file_name
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 HEADER = "sku,name,brand,price_list,price_offer,price_card,in_stock,observed_at\n"

@@ -160,14 +160,7 @@ def match_changes(
     started = time.perf_counter()
     current = listing_identities(listings) if identities is None else identities
     delisted = state.product_matches.select(KEY).join(current.select(KEY), on=KEY, how="anti")
-    seeds = pl.concat(
-        [
-            current.join(state.identities, on=[*KEY, "identity"], how="anti").select(KEY),
-            _members_of(state.product_matches, delisted),
-            pl.DataFrame(schema=_KEYS_SCHEMA) if also is None else also.select(KEY),
-        ]
-    ).unique()
-    seeds = seeds.join(current.select(KEY), on=KEY, how="semi")
+    seeds = _seeds(current, state, delisted, also)
     blocked = _with_blocks(listings, state.blocks)
     # A catalogue without a stop key is small: reading every title costs little.
     stop = state.stop_keys if state.stop_keys.height else None
@@ -220,6 +213,21 @@ def match_changes(
             "seconds_total": time.perf_counter() - started,
         },
     )
+
+
+def _seeds(
+    current: pl.DataFrame, state: MatchState, delisted: pl.DataFrame, also: pl.DataFrame | None
+) -> pl.DataFrame:
+    """New and changed listings, those left in a product that lost a delisted one, and those
+    asked for: the current ones among them."""
+    seeds = pl.concat(
+        [
+            current.join(state.identities, on=[*KEY, "identity"], how="anti").select(KEY),
+            _members_of(state.product_matches, delisted),
+            pl.DataFrame(schema=_KEYS_SCHEMA) if also is None else also.select(KEY),
+        ]
+    ).unique()
+    return seeds.join(current.select(KEY), on=KEY, how="semi")
 
 
 def _members_of(product_matches: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:

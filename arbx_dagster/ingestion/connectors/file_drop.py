@@ -50,18 +50,9 @@ from arbx_dagster.ingestion.records import (
 )
 from arbx_dagster.ingestion.sources import FileDropSource
 from arbx_dagster.ingestion.stats import FetchStats
+from arbx_dagster.ingestion.webhook_files import landed_by_webhook
 
 log = logging.getLogger(__name__)
-
-# The files the price webhook lands (``service/webhooks.py``): one per retailer, market day
-# and delivery, written under a partial name and renamed into place.
-WEBHOOK_FILE = re.compile(r"^webhook-\d{4}-\d{2}-\d{2}-[0-9a-f]{24}\.jsonl$")
-
-
-def webhook_file_name(day: str, delivery: str) -> str:
-    """The name of a webhook delivery's file for one market day (``delivery``: its storage
-    id, a sha256 hex digest)."""
-    return f"webhook-{day}-{delivery[:24]}.jsonl"
 
 
 SUFFIXES = {
@@ -167,11 +158,6 @@ class FileDropConnector:
             )
         return sorted(found, key=lambda f: (f.mtime_ns, f.relpath))
 
-    def _written_whole(self, f: DroppedFile) -> bool:
-        """Whether ``f`` is a file the price webhook landed: written under a partial name
-        and renamed into place, it is complete the moment it appears."""
-        return bool(WEBHOOK_FILE.match(Path(f.relpath).name))
-
     def ready_files(
         self, since_cursor: str | None = None, *, now: float | None = None
     ) -> ReadyFiles:
@@ -192,7 +178,7 @@ class FileDropConnector:
                 continue
             settled = now - f.mtime_ns / 1e9 >= self.source.settle_seconds
             stable = not self.source.require_stable_size or state.sizes.get(f.relpath) == f.size
-            if (settled and stable) or self._written_whole(f):
+            if (settled and stable) or landed_by_webhook(f.relpath):
                 ready.append(f)
             else:
                 waiting.append(f.relpath)
