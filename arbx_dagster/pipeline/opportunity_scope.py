@@ -103,10 +103,13 @@ WHERE NOT EXISTS (
 _CHANGED_SCHEMA = {k: pl.String() for k in ("retailer", "sku", "canonical_id", "canonical_before")}
 
 
-def changed_listings(warehouse: Warehouse, since: datetime, now: datetime) -> pl.DataFrame:
+def changed_listings(
+    warehouse: Warehouse, since: datetime, now: datetime, recorded: int
+) -> pl.DataFrame:
     """``retailer, sku, canonical_id, canonical_before`` of the listings whose inputs
-    differ from what the pass at ``since`` recorded: new ones (no ``canonical_before``),
-    changed ones and vanished ones (no ``canonical_id``).
+    differ from what the pass at ``since`` recorded (``recorded``: how many rows of
+    ``opportunity_inputs`` it left): new ones (no ``canonical_before``), changed ones and
+    vanished ones (no ``canonical_id``).
 
     Only the rows written after ``since`` are hashed (at ``since`` too when ``now`` is no
     later: a clock pinned for a test or a replay stamps every run alike). A listing can
@@ -122,7 +125,6 @@ def changed_listings(warehouse: Warehouse, since: datetime, now: datetime) -> pl
         changed = warehouse.query_with(
             _CHANGED_AMONG_SQL.format(inputs=_inputs_sql(warehouse)), touched
         )
-    recorded = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
     now_current = warehouse.scalar("SELECT count(*) FROM product_matches") or 0
     new = int((changed["current"] & ~changed["recorded"]).sum())
     gone = int((~changed["current"] & changed["recorded"]).sum())
@@ -217,8 +219,8 @@ def plan_scope(
     why = _why_full(last, now, context, mode)
     if why is not None or last is None:
         return Scope("full", why, context, None, empty_changes)
-    changed = changed_listings(warehouse, last["evaluated_at"], now)
     listed = warehouse.scalar("SELECT count(*) FROM opportunity_inputs") or 0
+    changed = changed_listings(warehouse, last["evaluated_at"], now, listed)
     if changed.height > MAX_CHANGED_SHARE * max(listed, 1):
         why = f"more than {MAX_CHANGED_SHARE:.0%} of the listings changed"
         return Scope("full", why, context, None, empty_changes)

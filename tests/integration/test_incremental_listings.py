@@ -96,19 +96,23 @@ def test_many_changes_at_once_normalise_everything(
     assert "more than" in report.counts["why_full"]
 
 
-def _in_one_hour(observations: pl.DataFrame) -> tuple[pl.DataFrame, datetime]:
-    """The whole market observed within one UTC hour (as a scrape of the catalogue lands)."""
+def _normalised_in_one_hour(
+    warehouse: Warehouse, observations: pl.DataFrame
+) -> tuple[pl.DataFrame, datetime]:
+    """The whole market observed within one UTC hour (as a scrape of the catalogue lands),
+    landed and normalised: ``(its observations, the hour)``."""
     hour = observations["observed_at"].max().replace(minute=0, second=0, microsecond=0)
     hour += timedelta(hours=1)
-    return observations.with_columns(observed_at=pl.lit(hour + timedelta(minutes=5))), hour
+    market = observations.with_columns(observed_at=pl.lit(hour + timedelta(minutes=5)))
+    ingest_observations(warehouse, market, now=hour + timedelta(minutes=10))
+    refresh_listings(warehouse, now=hour + timedelta(minutes=10), mode="auto")
+    return market, hour
 
 
 def test_a_scrape_appended_to_an_hour_normalises_only_its_listings(
     warehouse: Warehouse, observations: pl.DataFrame
 ) -> None:
-    market, hour = _in_one_hour(observations)
-    ingest_observations(warehouse, market, now=hour + timedelta(minutes=10))
-    refresh_listings(warehouse, now=hour + timedelta(minutes=10), mode="auto")
+    market, hour = _normalised_in_one_hour(warehouse, observations)
     later = hour + timedelta(minutes=20)
     moved = market.head(5).with_columns(
         price_offer=pl.col("price_offer") + 1000, observed_at=pl.lit(later)
@@ -125,9 +129,7 @@ def test_a_scrape_appended_to_an_hour_normalises_only_its_listings(
 def test_a_corrected_row_in_an_hour_touches_every_listing_of_the_hour(
     warehouse: Warehouse, observations: pl.DataFrame
 ) -> None:
-    market, hour = _in_one_hour(observations)
-    ingest_observations(warehouse, market, now=hour + timedelta(minutes=10))
-    refresh_listings(warehouse, now=hour + timedelta(minutes=10), mode="auto")
+    market, hour = _normalised_in_one_hour(warehouse, observations)
     sku = market["sku"][0]
     warehouse.execute("UPDATE raw_prices SET price_offer = 12345 WHERE sku = $1", [sku])
 

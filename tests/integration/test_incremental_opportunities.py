@@ -121,21 +121,33 @@ def _live(warehouse: Warehouse) -> pl.DataFrame:
     return warehouse.query("SELECT * FROM opportunities").sort("opportunity_id")
 
 
+def _land_changes_upstream(market: Warehouse, landed: datetime, now: datetime) -> None:
+    """The changes landed at ``landed``, and every stage before opportunities run at ``now``."""
+    ingest_observations(market, _observations(_changes(_catalogue()), landed), now=landed)
+    refresh_listings(market, now=now, mode="auto")
+    refresh_matches(market, now=now, scorer=RuleScorer(), workers=1, mode="auto")
+    refresh_price_history(market, now=now)
+
+
+def _incremental_then_full(market: Warehouse, now: datetime):
+    """``(incremental report, its opportunities, full report, a full pass's opportunities)``
+    of the same data: the tables are put back between the two passes."""
+    before = snapshot(market, OPPORTUNITY_TABLES)
+    incremental = refresh_opportunities(market, now=now)
+    found_incrementally = _live(market)
+    restore(market, before)
+    full = refresh_opportunities(market, now=now, mode="full")
+    return incremental, found_incrementally, full, _live(market)
+
+
 def test_a_pass_after_changes_evaluates_only_what_they_touch_and_agrees_with_a_full_one(
     market: Warehouse,
 ) -> None:
-    landed = SECOND_PASS - timedelta(minutes=20)
-    ingest_observations(market, _observations(_changes(_catalogue()), landed), now=landed)
-    refresh_listings(market, now=SECOND_PASS, mode="auto")
-    refresh_matches(market, now=SECOND_PASS, scorer=RuleScorer(), workers=1, mode="auto")
-    refresh_price_history(market, now=SECOND_PASS)
-    before = snapshot(market, OPPORTUNITY_TABLES)
+    _land_changes_upstream(market, SECOND_PASS - timedelta(minutes=20), SECOND_PASS)
 
-    incremental = refresh_opportunities(market, now=SECOND_PASS)
-    found_incrementally = _live(market)
-    restore(market, before)
-    full = refresh_opportunities(market, now=SECOND_PASS, mode="full")
-    found_by_full = _live(market)
+    incremental, found_incrementally, full, found_by_full = _incremental_then_full(
+        market, SECOND_PASS
+    )
 
     counts = incremental.counts
     assert counts["mode"] == "incremental" and full.counts["mode"] == "full"
@@ -180,17 +192,14 @@ def test_only_rows_written_since_the_last_pass_are_compared_and_a_vanished_one_i
     # The listing leaves the catalogue behind every stage's back: nothing is stamped.
     for table in ("product_matches", "listings"):
         market.execute(f"DELETE FROM {table} WHERE retailer = $1 AND sku = $2", list(spread))
-    before = snapshot(market, OPPORTUNITY_TABLES)
-    later = FIRST_PASS + timedelta(minutes=30)
 
-    incremental = refresh_opportunities(market, now=later)
-    found_incrementally = _live(market)
-    restore(market, before)
-    refresh_opportunities(market, now=later, mode="full")
+    incremental, found_incrementally, _, found_by_full = _incremental_then_full(
+        market, FIRST_PASS + timedelta(minutes=30)
+    )
 
     assert incremental.counts["mode"] == "incremental"
     assert incremental.counts["changed_listings"] == 1
-    assert compare_opportunities(found_incrementally, _live(market))["identical"]
+    assert compare_opportunities(found_incrementally, found_by_full)["identical"]
     bought_there = (pl.col("buy_retailer") == spread[0]) & (pl.col("buy_sku") == spread[1])
     assert found_incrementally.filter(bought_there)["status"].to_list() == ["expired"]
 
@@ -199,20 +208,12 @@ def test_changes_stamped_at_the_very_instant_of_the_last_pass_are_not_missed(
     market: Warehouse,
 ) -> None:
     """A clock pinned for a replay stamps the next run exactly like the last pass."""
-    landed = FIRST_PASS - timedelta(minutes=10)
-    ingest_observations(market, _observations(_changes(_catalogue()), landed), now=landed)
-    refresh_listings(market, now=FIRST_PASS, mode="auto")
-    refresh_matches(market, now=FIRST_PASS, scorer=RuleScorer(), workers=1, mode="auto")
-    refresh_price_history(market, now=FIRST_PASS)
-    before = snapshot(market, OPPORTUNITY_TABLES)
+    _land_changes_upstream(market, FIRST_PASS - timedelta(minutes=10), FIRST_PASS)
 
-    again = refresh_opportunities(market, now=FIRST_PASS)
-    found = _live(market)
-    restore(market, before)
-    refresh_opportunities(market, now=FIRST_PASS, mode="full")
+    again, found, _, found_by_full = _incremental_then_full(market, FIRST_PASS)
 
     assert again.counts["mode"] == "incremental" and again.counts["changed_listings"] >= 17
-    assert compare_opportunities(found, _live(market))["identical"]
+    assert compare_opportunities(found, found_by_full)["identical"]
 
 
 def test_a_new_market_day_and_changed_thresholds_mean_a_full_pass(market: Warehouse) -> None:
