@@ -87,6 +87,22 @@ def test_conflicting_capacities_forms_and_pack_counts_are_different_products(
     assert matched(model, left, right) == set()
 
 
+def test_one_line_in_two_capacities_or_sizes_is_two_products(model: TrainedPairModel) -> None:
+    """Same series, same code, every other word shared: only the measure differs."""
+    left = [
+        "Kingston DataTraveler SE9 G2 64GB USB 3.0 Flash Drive DTSE9G2",
+        "WD Red Plus NAS Hard Drive 3.5in SATA 2TB WD20EFPX",
+    ]
+    right = [
+        "Kingston DataTraveler SE9 G2 16GB USB 3.0 Flash Drive DTSE9G2",
+        "WD Red Plus NAS Hard Drive 3.5in SATA 4TB WD20EFPX",
+        'Disco Duro WD Red Plus 2 TB 3.5" NAS WD20EFPX',
+    ]
+    assert matched(model, left, right) == {
+        (left[1], 'Disco Duro WD Red Plus 2 TB 3.5" NAS WD20EFPX')
+    }
+
+
 def test_model_codes_one_digit_apart_are_different_products(model: TrainedPairModel) -> None:
     left = ["Epson 252XL T252XL120 Black Ink Cartridge High Capacity"]
     right = [

@@ -13,6 +13,7 @@ from arbx_dagster.domain.matching import (
     match_listings,
     train_pair_model,
 )
+from arbx_dagster.domain.matching.conflicts import conflicting, open_pairs
 from arbx_dagster.domain.matching.training import ModelSettings, choose_threshold
 from arbx_dagster.domain.matching.training_pairs import labelled_pairs, simulated_listings
 
@@ -101,6 +102,22 @@ def test_training_gives_calibrated_probabilities_and_a_version(pairs: pl.DataFra
         model.version
         != train_pair_model(pairs.head(pairs.height - 50), seed=0, settings=FAST).version
     )
+
+
+def test_pairs_an_identity_rule_decides_teach_the_model_nothing(pairs: pl.DataFrame) -> None:
+    """Labels of pairs the rules settle (noisy in public data: a 2-pack and a 5-pack
+    labelled one product) cannot reach the classifier: flipping them changes nothing."""
+    decided = pl.Series(conflicting(pairs))
+    assert decided.any() and (~decided).any()
+    noisy = pairs.with_columns(
+        pl.when(decided).then(1 - pl.col("label")).otherwise(pl.col("label")).alias("label")
+    )
+    clean_model = train_pair_model(pairs, seed=0, settings=FAST)
+    noisy_model = train_pair_model(noisy, seed=0, settings=FAST)
+    np.testing.assert_array_equal(
+        clean_model.predict_proba(pairs), noisy_model.predict_proba(pairs)
+    )
+    assert open_pairs(pairs).height == int((~decided).sum())
 
 
 def test_a_model_survives_a_round_trip_through_bytes(pairs: pl.DataFrame) -> None:

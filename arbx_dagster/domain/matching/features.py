@@ -85,6 +85,8 @@ BASE_FEATURES: tuple[str, ...] = (
     "unit_shared",  # units whose values agree (55in, 128gb; 24.7cuft ~ 25cuft)
     "unit_conflict",  # units on both sides with values the other lacks (128gb vs 256gb)
     "unit_one_side",  # units mentioned by one side only
+    "unit_disjoint",  # units on both sides without a value in common (64gb vs 16gb, while
+    # '8gb 256gb' vs '8gb 128gb' conflicts on gb but is not disjoint)
     "number_shared",  # plain numbers in common
     "number_conflict",  # both have plain numbers, none in common
     "number_one_side",  # plain numbers (sizes, versions, years) on one side only

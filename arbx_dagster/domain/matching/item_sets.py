@@ -118,6 +118,7 @@ def set_counts(items: ItemSets, i: np.ndarray, j: np.ndarray) -> dict[str, np.nd
         "unit_shared": (agree > 0).sum(axis=1).astype(np.float64),
         "unit_conflict": (lost_i & lost_j).sum(axis=1).astype(np.float64),
         "unit_one_side": (has_i ^ has_j).sum(axis=1).astype(np.float64),
+        "unit_disjoint": (has_i & has_j & (agree == 0)).sum(axis=1).astype(np.float64),
         "number_shared": n_shared,
         "number_conflict": ((n_i > 0) & (n_j > 0) & (n_shared == 0)).astype(np.float64),
         "number_one_side": (n_i + n_j - 2 * n_shared).astype(np.float64),

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from arbx_dagster.domain.matching.conflicts import cap_conflicts
+from arbx_dagster.domain.matching.conflicts import cap_conflicts, open_pairs
 from arbx_dagster.domain.matching.features import FEATURE_COLUMNS
 from arbx_dagster.domain.matching.tokens import (
     TokenEvidence,
@@ -276,13 +276,15 @@ def train_pair_model(
     column of ``train`` with integer sample weights (rows are repeated that many times).
     Without ``valid``, a fifth of the training pairs (whole listings at a time, so one
     listing's candidates stay together) is held out for the threshold. Validation labels
-    never reach the classifier. ``tokens``: also learn word weights (``tokens``) from the
+    never reach the classifier, nor do pairs an identity rule decides (``open_pairs``).
+    ``tokens``: also learn word weights (``tokens``) from the
     pairs' titles (``TITLE_COLUMNS``, in both frames) and use them as ``token_evidence``,
     out of fold on the training pairs.
     """
     settings = settings or ModelSettings()
     if valid is None:
         train, valid = _holdout(train, seed)
+    train = open_pairs(train)
     if train.height == 0 or train[LABEL].n_unique() < 2:
         raise ValueError("training pairs need both matches and non-matches")
     words = None

@@ -19,7 +19,8 @@ measure it is built on:
 
 Prices are never a feature (a price gap is what ArbX looks for), and neither are the
 learned word weights of ``tokens`` (they learn one market's vocabulary, which is what
-does not transfer). No pair of any benchmark's ``test`` split is in the corpus.
+does not transfer). Pairs an identity rule decides (``conflicts``) are neither learned
+from nor calibrated on. No pair of any benchmark's ``test`` split is in the corpus.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from arbx_dagster.domain.matching.candidate_context import CONTEXT_FEATURES
+from arbx_dagster.domain.matching.conflicts import open_pairs
 from arbx_dagster.domain.matching.training import (
     LABEL,
     PIPELINE_COLUMNS,
@@ -88,6 +90,7 @@ def fit_weighted(
     (user labels, ``settings.label_weight`` each), and the columns it reads: those some
     row has (context is missing from pair-only sources)."""
     weights = _source_weights(frame["source"])
+    extra = open_pairs(extra) if extra is not None else None
     if extra is not None and extra.height:
         frame = pl.concat([frame, extra.select(frame.columns)])
         weights = np.concatenate([weights, np.full(extra.height, settings.label_weight)])
@@ -163,7 +166,7 @@ def train_transfer_model(
     """The shipped recipe (module docstring) on ``corpus`` minus the ``exclude`` sources."""
     say = progress or (lambda _: None)
     excluded = sorted(set(exclude))
-    frame = corpus.filter(~pl.col("source").is_in(excluded))
+    frame = open_pairs(corpus.filter(~pl.col("source").is_in(excluded)))
     names = sorted(frame["source"].unique().to_list())
     if len(names) < 2:
         raise ValueError(
