@@ -5,7 +5,7 @@ import dagster as dg
 from arbx_dagster.assets import ALL_ASSETS, ALL_CHECKS
 from arbx_dagster.assets.conventions import with_storage_kind
 from arbx_dagster.automation import AUTOMATION_INTERVAL_SECONDS, SENSOR_STATUS
-from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM
+from arbx_dagster.automation.jobs import ALL_JOBS, DOWNSTREAM, REFRESH_TAGS
 from arbx_dagster.automation.maintenance import maintenance, maintenance_schedule
 from arbx_dagster.automation.schedules import MATCH_SCHEDULES, TIER_SCHEDULES
 from arbx_dagster.automation.sensors import (
@@ -49,6 +49,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "refresh_on_fresh_prices",
     target=DOWNSTREAM,
+    run_tags=REFRESH_TAGS,
     default_status=SENSOR_STATUS,
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
     description="Materializes downstream assets when fresh prices land (on_fresh_prices).",

@@ -10,6 +10,9 @@ from arbx_dagster.domain.schema import TIERS
 DOWNSTREAM = dg.AssetSelection.assets(raw_prices).downstream() - dg.AssetSelection.assets(
     raw_prices
 )
+# Runs that refresh what lies downstream of raw prices carry this tag; dagster.yaml lets one
+# such run go at a time (a delivery's own run, the automation's, a full refresh).
+REFRESH_TAGS = {"arbx/refresh": "downstream"}
 
 
 def _ingest_job(tier: str):
@@ -42,9 +45,18 @@ ingest_files = dg.define_asset_job(
     description="Ingest files dropped in a landing folder (launched by the file-drop sensor).",
 )
 
+deliver_files = dg.define_asset_job(
+    "deliver_files",
+    selection=dg.AssetSelection.assets(raw_prices) | DOWNSTREAM,
+    tags={"arbx/trigger": "file-drop", **REFRESH_TAGS},
+    description="Ingest the files of one delivery and refresh everything downstream in the "
+    "same run (launched by the file-drop sensor when one run can hold them).",
+)
+
 refresh_downstream = dg.define_asset_job(
     "refresh_downstream",
     selection=DOWNSTREAM,
+    tags=REFRESH_TAGS,
     description="Listings → matches → history → opportunities → intelligence, from the "
     "raw prices already landed.",
 )
@@ -52,6 +64,7 @@ refresh_downstream = dg.define_asset_job(
 full_refresh = dg.define_asset_job(
     "full_refresh",
     selection=dg.AssetSelection.all(),
+    tags=REFRESH_TAGS,
     description="The whole graph: the selected raw-price partitions (one run for a range) "
     "and everything downstream. What `arbx demo` and `arbx backfill` run.",
 )
@@ -62,7 +75,7 @@ rematch_all = dg.define_asset_job(
     "rematch_all",
     selection=_REDONE,
     config={"ops": {a.key.path[-1]: {"config": {"mode": "full"}} for a in _REDONE}},
-    tags={"arbx/trigger": "full-rematch"},
+    tags={"arbx/trigger": "full-rematch", **REFRESH_TAGS},
     description="Normalise and match the whole catalogue again (between these runs, "
     "normalized_listings and product_matches redo only what changed). Daily, and on demand.",
 )
@@ -71,6 +84,7 @@ ALL_JOBS = [
     *INGEST_JOBS.values(),
     backfill_raw_prices,
     ingest_files,
+    deliver_files,
     refresh_downstream,
     full_refresh,
     rematch_all,

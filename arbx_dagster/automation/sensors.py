@@ -1,5 +1,6 @@
 """Sensors: files dropped in landing folders, and failed runs."""
 
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import date
@@ -13,9 +14,10 @@ from arbx_dagster.assets.partitions import (
     RETAILER,
     missing_retailers,
     partition_key,
+    partition_retailers,
 )
 from arbx_dagster.automation import SENSOR_STATUS
-from arbx_dagster.automation.jobs import ingest_files
+from arbx_dagster.automation.jobs import deliver_files, ingest_files
 from arbx_dagster.domain.history import day_of
 from arbx_dagster.ingestion.connectors import DroppedFile, FileDropConnector
 from arbx_dagster.ingestion.sources import FileDropSource
@@ -64,12 +66,68 @@ def file_run_requests(
             requests.append(
                 dg.RunRequest(
                     run_key=f"{source.name}:{f.key}:{retailer}",
+                    job_name=ingest_files.name,
                     partition_key=partition_key(day.isoformat(), retailer),
-                    run_config={"ops": {"raw_prices": {"config": {"paths": [f.path]}}}},
-                    tags={"arbx/retailer": retailer, "arbx/file": f.relpath},
+                    run_config=_paths_config([f.path]),
+                    tags={
+                        "arbx/source": source.name,
+                        "arbx/retailer": retailer,
+                        "arbx/file": f.relpath,
+                    },
                 )
             )
     return requests, skipped
+
+
+def _paths_config(paths: list[str]) -> dict:
+    return {"ops": {"raw_prices": {"config": {"paths": paths}}}}
+
+
+def delivery_run(requests: list[dg.RunRequest], retailers: list[str]) -> dg.RunRequest | None:
+    """The files of one look in a single run that also refreshes everything downstream,
+    when one run can hold them: one source, one day, and retailers that are one partition
+    or one contiguous range of them (``retailers``: the partitions' order). A webhook delivery
+    (one file, every retailer) or one retailer's export is one run, with no wait for the
+    automation's next look nor a second run to launch; otherwise ``None``, and the files
+    are ingested run by run as ``file_run_requests`` made them, the automation refreshing
+    after.
+    """
+    days = {str(r.partition_key).split("|")[0] for r in requests}
+    sources = {r.tags["arbx/source"] for r in requests}
+    covered = {str(r.tags["arbx/retailer"]) for r in requests}
+    if not requests or len(days) != 1 or len(sources) != 1 or not covered <= set(retailers):
+        return None
+    places = sorted(retailers.index(r) for r in covered)
+    if places != list(range(places[0], places[-1] + 1)):
+        return None  # a range cannot skip a retailer
+    day = days.pop()
+    paths = list(dict.fromkeys(p for r in requests for p in _paths(r)))
+    first, last = retailers[places[0]], retailers[places[-1]]
+    tags = {
+        "arbx/source": sources.pop(),
+        "arbx/retailer": ",".join(retailers[i] for i in places),
+        "arbx/file": ",".join(dict.fromkeys(str(r.tags["arbx/file"]) for r in requests)),
+    }
+    if first != last:
+        tags |= {
+            "dagster/asset_partition_range_start": str(partition_key(day, first)),
+            "dagster/asset_partition_range_end": str(partition_key(day, last)),
+        }
+    return dg.RunRequest(
+        run_key="delivery:" + _digest(sorted(str(r.run_key) for r in requests)),
+        job_name=deliver_files.name,
+        partition_key=partition_key(day, first) if first == last else None,
+        run_config=_paths_config(paths),
+        tags=tags,
+    )
+
+
+def _digest(keys: list[str]) -> str:
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
+
+
+def _paths(request: dg.RunRequest) -> list[str]:
+    return request.run_config["ops"]["raw_prices"]["config"]["paths"]
 
 
 def new_retailer_partitions(
@@ -81,13 +139,14 @@ def new_retailer_partitions(
 
 
 @dg.sensor(
-    job=ingest_files,
+    jobs=[ingest_files, deliver_files],
     minimum_interval_seconds=FILE_DROP_INTERVAL_SECONDS,
     default_status=SENSOR_STATUS,
     description=(
         "Ingest each complete file dropped in a file_drop source's landing folder exactly "
-        "once (cursor per source; a file still being written is left for the next look). "
-        "A new retailer folder becomes a retailer partition on the way."
+        "once (cursor per source; a file still being written is left for the next look), "
+        "in one run that also refreshes downstream when the look's files fit one. A new "
+        "retailer folder becomes a retailer partition on the way."
     ),
 )
 def file_drop_sensor(
@@ -107,13 +166,16 @@ def file_drop_sensor(
         if ready.waiting:
             context.log.info("%s: waiting for %s to settle", source.name, ready.waiting)
         cursors[source.name] = ready.cursor
-    retailers = {str(r.tags["arbx/retailer"]) for r in requests}
+    if not requests:
+        return dg.SensorResult(cursor=json.dumps(cursors, sort_keys=True))
+    retailers = sorted({str(r.tags["arbx/retailer"]) for r in requests})
+    added = new_retailer_partitions(context.instance, retailers)
+    order = partition_retailers(context.instance) + [r for a in added for r in a.partition_keys]
+    delivery = delivery_run(requests, order)
     return dg.SensorResult(
-        run_requests=requests,
+        run_requests=[delivery] if delivery is not None else requests,
         cursor=json.dumps(cursors, sort_keys=True),
-        dynamic_partitions_requests=(
-            new_retailer_partitions(context.instance, retailers) if retailers else []
-        ),
+        dynamic_partitions_requests=added,
     )
 
 

@@ -113,6 +113,19 @@ def _assert_one_run_per_retailer(config: RunQueueConfig) -> None:
         assert not counter.is_blocked(_run(launch("2026-11-23|paris")))
 
 
+def _assert_one_refresh_at_a_time(config: RunQueueConfig) -> None:
+    """Runs that refresh downstream of raw prices (a delivery's, the automation's, a full
+    refresh or re-match) write the same tables: one goes, the others wait; ingestion does
+    not."""
+    refreshing = [
+        defs.resolve_job_def(name).tags for name in ("deliver_files", "full_refresh", "rematch_all")
+    ] + [defs.resolve_sensor_def("refresh_on_fresh_prices").run_tags]
+    for running in refreshing:
+        counter = TagConcurrencyLimitsCounter(list(config.tag_concurrency_limits), [_run(running)])
+        assert all(counter.is_blocked(_run(tags)) for tags in refreshing)
+        assert not counter.is_blocked(_run(_ui_tags("2026-11-23|paris")))
+
+
 @pytest.mark.parametrize("launch", sorted(LAUNCHES))
 def test_every_way_of_launching_a_partition_tags_its_retailer(launch: str) -> None:
     tags = LAUNCHES[launch](PARTITION)
@@ -130,8 +143,9 @@ def test_the_embedded_instance_runs_one_run_at_a_time_with_the_production_limits
     # Two runs of one tick (one per retailer) would fight over the single-writer DuckDB file.
     assert config.max_concurrent_runs == 1
     assert list(config.tag_concurrency_limits) == production_run_limits()
-    assert {rule["key"] for rule in production_run_limits()} == {RETAILER_TAG}
+    assert {rule["key"] for rule in production_run_limits()} == {RETAILER_TAG, "arbx/refresh"}
     _assert_one_run_per_retailer(config)
+    _assert_one_refresh_at_a_time(config)
 
 
 @pytest.mark.services
@@ -143,6 +157,7 @@ def test_the_production_instance_limits_runs_per_retailer(
     config = _queue(tmp_path)
     assert config.max_concurrent_runs == 8
     _assert_one_run_per_retailer(config)
+    _assert_one_refresh_at_a_time(config)
 
 
 # --- runs the tags cannot tell apart -----------------------------------------------------------
