@@ -4,7 +4,7 @@ import dagster as dg
 
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.listings import normalized_listings
-from arbx_dagster.assets.matching import MATCH_PARTITIONS, product_matches
+from arbx_dagster.assets.matching import MATCH_PARTITIONS, match_model, product_matches
 from arbx_dagster.domain.schema import TIERS
 
 DOWNSTREAM = dg.AssetSelection.assets(raw_prices).downstream() - dg.AssetSelection.assets(
@@ -45,9 +45,12 @@ ingest_files = dg.define_asset_job(
     description="Ingest files dropped in a landing folder (launched by the file-drop sensor).",
 )
 
+# A delivery's run refreshes what its prices change; the match model keeps its own pace
+# (daily, and when missing: the automation builds it).
 deliver_files = dg.define_asset_job(
     "deliver_files",
-    selection=dg.AssetSelection.assets(raw_prices) | DOWNSTREAM,
+    selection=(dg.AssetSelection.assets(raw_prices) | DOWNSTREAM)
+    - dg.AssetSelection.assets(match_model),
     tags={"arbx/trigger": "file-drop", **REFRESH_TAGS},
     description="Ingest the files of one delivery and refresh everything downstream in the "
     "same run (launched by the file-drop sensor when one run can hold them).",

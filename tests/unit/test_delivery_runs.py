@@ -80,3 +80,12 @@ def test_what_one_run_cannot_hold_is_ingested_run_by_run() -> None:
     for made in (skipping_a_retailer, two_days, two_sources, unknown_retailer, []):
         assert delivery_run(made, RETAILERS) is None
     assert {r.job_name for r in skipping_a_retailer + two_days} == {"ingest_files"}
+
+
+def test_a_delivery_run_refreshes_downstream_but_leaves_the_match_model_to_its_pace() -> None:
+    from arbx_dagster.definitions import defs
+
+    steps = set(defs.resolve_job_def("deliver_files").graph.node_names())
+    assert {"raw_prices", "normalized_listings", "product_matches", "opportunities"} <= steps
+    assert "match_model" not in steps  # retrained daily and when missing, not per delivery
+    assert defs.resolve_job_def("deliver_files").tags["arbx/refresh"] == "downstream"
