@@ -72,9 +72,11 @@ def test_webhook_to_sensor_to_run_to_opportunity_to_sse(
             source="scraper-e2e",
         )
         assert len(pushed.landed["files"]) == 2
-        # The sensor asked for one ingestion run per landed file, and each ran...
-        assert len(pushed.ingestion.requests) == 2
-        assert [r.success for r in pushed.ingestion.runs] == [True, True]
+        # The sensor asked for one run holding both landed files (one delivery), and it ran...
+        [request] = pushed.ingestion.requests
+        assert request.job_name == "deliver_files"
+        assert len(request.run_config["ops"]["raw_prices"]["config"]["paths"]) == 2
+        assert [r.success for r in pushed.ingestion.runs] == [True]
         assert postgres_warehouse.scalar("SELECT count(*) FROM raw_prices") == 2
         # ...exactly once: its cursor remembers the files.
         assert pushed.rerun_requests == []
