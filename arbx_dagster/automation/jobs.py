@@ -10,6 +10,9 @@ from arbx_dagster.domain.schema import TIERS
 DOWNSTREAM = dg.AssetSelection.assets(raw_prices).downstream() - dg.AssetSelection.assets(
     raw_prices
 )
+# What new prices change: everything downstream but the match model, which keeps its own
+# pace (daily, and when missing: the automation builds it), so a refresh does not retrain it.
+REFRESHED = DOWNSTREAM - dg.AssetSelection.assets(match_model)
 # Runs that refresh what lies downstream of raw prices carry this tag; dagster.yaml lets one
 # such run go at a time (a delivery's own run, the automation's, a full refresh).
 REFRESH_TAGS = {"arbx/refresh": "downstream"}
@@ -45,12 +48,9 @@ ingest_files = dg.define_asset_job(
     description="Ingest files dropped in a landing folder (launched by the file-drop sensor).",
 )
 
-# A delivery's run refreshes what its prices change; the match model keeps its own pace
-# (daily, and when missing: the automation builds it).
 deliver_files = dg.define_asset_job(
     "deliver_files",
-    selection=(dg.AssetSelection.assets(raw_prices) | DOWNSTREAM)
-    - dg.AssetSelection.assets(match_model),
+    selection=dg.AssetSelection.assets(raw_prices) | REFRESHED,
     tags={"arbx/trigger": "file-drop", **REFRESH_TAGS},
     description="Ingest the files of one delivery and refresh everything downstream in the "
     "same run (launched by the file-drop sensor when one run can hold them).",
@@ -58,7 +58,7 @@ deliver_files = dg.define_asset_job(
 
 refresh_downstream = dg.define_asset_job(
     "refresh_downstream",
-    selection=DOWNSTREAM,
+    selection=REFRESHED,
     tags=REFRESH_TAGS,
     description="Listings → matches → history → opportunities → intelligence, from the "
     "raw prices already landed.",

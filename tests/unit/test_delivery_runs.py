@@ -82,10 +82,14 @@ def test_what_one_run_cannot_hold_is_ingested_run_by_run() -> None:
     assert {r.job_name for r in skipping_a_retailer + two_days} == {"ingest_files"}
 
 
-def test_a_delivery_run_refreshes_downstream_but_leaves_the_match_model_to_its_pace() -> None:
+def test_a_refresh_leaves_the_match_model_to_its_own_pace() -> None:
+    """A delivery's run and a manual refresh rebuild what prices change; the model is
+    retrained daily and when missing, not on every refresh."""
     from arbx_dagster.definitions import defs
 
-    steps = set(defs.resolve_job_def("deliver_files").graph.node_names())
-    assert {"raw_prices", "normalized_listings", "product_matches", "opportunities"} <= steps
-    assert "match_model" not in steps  # retrained daily and when missing, not per delivery
-    assert defs.resolve_job_def("deliver_files").tags["arbx/refresh"] == "downstream"
+    for job, first in (("deliver_files", "raw_prices"), ("refresh_downstream", None)):
+        steps = set(defs.resolve_job_def(job).graph.node_names())
+        assert {"normalized_listings", "product_matches", "opportunities"} <= steps
+        assert (first in steps) if first else ("raw_prices" not in steps)
+        assert "match_model" not in steps
+        assert defs.resolve_job_def(job).tags["arbx/refresh"] == "downstream"
