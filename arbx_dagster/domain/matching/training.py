@@ -277,9 +277,9 @@ def train_pair_model(
     Without ``valid``, a fifth of the training pairs (whole listings at a time, so one
     listing's candidates stay together) is held out for the threshold. Validation labels
     never reach the classifier, nor do pairs an identity rule decides (``open_pairs``).
-    ``tokens``: also learn word weights (``tokens``) from the
-    pairs' titles (``TITLE_COLUMNS``, in both frames) and use them as ``token_evidence``,
-    out of fold on the training pairs.
+    ``tokens``: also learn word weights (``tokens``) from the pairs' titles
+    (``TITLE_COLUMNS``, in both frames) and use them as ``token_evidence``, out of fold on
+    the training pairs.
     """
     settings = settings or ModelSettings()
     if valid is None:
