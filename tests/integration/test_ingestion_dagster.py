@@ -15,7 +15,7 @@ from sources_files import file_drop_sources
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.partitions import partition_retailers
-from arbx_dagster.automation.jobs import DOWNSTREAM
+from arbx_dagster.automation.jobs import DOWNSTREAM, REFRESH_TAGS
 from arbx_dagster.automation.schedules import CRON_BY_TIER
 from arbx_dagster.automation.sensors import file_drop_sensor, new_retailer_partitions
 from arbx_dagster.cli.backfill import backfill_batches
@@ -240,6 +240,40 @@ def test_the_file_drop_sensor_ingests_each_file_exactly_once(tmp_path: Path) -> 
     with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
         assert warehouse.scalar("SELECT count(*) FROM raw_prices") == 3
         assert warehouse.scalar("SELECT count(*) FROM quarantine") == 1
+
+
+def test_files_landing_while_a_refresh_is_going_are_only_ingested(tmp_path: Path) -> None:
+    """Idle, a look's files are one run that refreshes downstream too; while a refresh is
+    queued or going they are only ingested, and the automation refreshes once after it, so
+    deliveries faster than a refresh never pile refreshes up."""
+    sources = SourcesResource(path=str(file_drop_sources(tmp_path)))
+    clock = ClockResource(as_of=NOW.isoformat())
+    _export(tmp_path, "ripley", date(2026, 11, 22), rows=3)
+    _export(tmp_path, "paris", date(2026, 11, 22), rows=3)
+
+    def jobs_of_second_look(instance: dg.DagsterInstance) -> list[str]:
+        cursor = None
+        for _ in range(2):  # the first look waits for the files to settle
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"sources": sources, "clock": clock}
+            )
+            result = file_drop_sensor(context)
+            cursor = result.cursor
+        return sorted(str(r.job_name) for r in result.run_requests)
+
+    with dg.instance_for_test() as instance:
+        assert jobs_of_second_look(instance) == ["deliver_files"]
+    for status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTED):
+        with dg.instance_for_test() as instance:
+            instance.add_run(
+                dg.DagsterRun(
+                    job_name="refresh_downstream",
+                    run_id=f"refresh-{status.value.lower()}",
+                    status=status,
+                    tags=REFRESH_TAGS,
+                )
+            )
+            assert jobs_of_second_look(instance) == ["ingest_files", "ingest_files"]
 
 
 def test_a_file_being_written_is_not_picked_up(tmp_path: Path) -> None:
