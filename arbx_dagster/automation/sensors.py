@@ -90,7 +90,7 @@ def delivery_run(requests: list[dg.RunRequest], retailers: list[str]) -> dg.RunR
     (one file, every retailer) or one retailer's export is one run, with no wait for the
     automation's next look nor a second run to launch; otherwise ``None``, and the files
     are ingested run by run as ``file_run_requests`` made them, the automation refreshing
-    after (also while another refresh is queued or going: see ``file_drop_sensor``).
+    after (also while another refresh waits to start: see ``file_drop_sensor``).
     """
     days = {str(r.partition_key).split("|")[0] for r in requests}
     sources = {r.tags["arbx/source"] for r in requests}
@@ -122,19 +122,17 @@ def delivery_run(requests: list[dg.RunRequest], retailers: list[str]) -> dg.RunR
     )
 
 
-UNFINISHED = [
+WAITING = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
 ]
 
 
-def refresh_in_flight(instance: dg.DagsterInstance) -> bool:
-    """Whether a run that refreshes downstream of raw prices is queued or going."""
+def refresh_waiting(instance: dg.DagsterInstance) -> bool:
+    """Whether a run that refreshes downstream of raw prices waits to start."""
     records = instance.get_run_records(
-        filters=dg.RunsFilter(tags=REFRESH_TAGS, statuses=UNFINISHED), limit=1
+        filters=dg.RunsFilter(tags=REFRESH_TAGS, statuses=WAITING), limit=1
     )
     return bool(records)
 
@@ -188,10 +186,10 @@ def file_drop_sensor(
     retailers = sorted({str(r.tags["arbx/retailer"]) for r in requests})
     added = new_retailer_partitions(context.instance, retailers)
     order = partition_retailers(context.instance) + [r for a in added for r in a.partition_keys]
-    # While a refresh is going or waiting, files are only ingested: the automation refreshes
-    # once after it for everything that landed meanwhile, so deliveries arriving faster than
-    # a refresh takes never pile refreshes up in the queue.
-    delivery = None if refresh_in_flight(context.instance) else delivery_run(requests, order)
+    # While a refresh waits to start, files are only ingested: that refresh, whose passes
+    # take everything changed since the last one, covers them too. So deliveries arriving
+    # faster than a refresh takes keep at most one refresh waiting behind the running one.
+    delivery = None if refresh_waiting(context.instance) else delivery_run(requests, order)
     return dg.SensorResult(
         run_requests=[delivery] if delivery is not None else requests,
         cursor=json.dumps(cursors, sort_keys=True),
