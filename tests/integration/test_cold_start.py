@@ -22,13 +22,13 @@ import dagster as dg
 import httpx
 import pytest
 from cli_process import clean_env, free_port, run_arbx
+from service_harness import ingest_dropped_files
 from sources_files import file_drop_sources
 
 from arbx_dagster.assets import ALL_ASSETS
 from arbx_dagster.assets.ingestion import raw_prices
 from arbx_dagster.assets.matching import MatchModelStore
 from arbx_dagster.assets.opportunities import opportunities
-from arbx_dagster.automation.sensors import file_drop_sensor
 from arbx_dagster.cli.deploy import _alive
 from arbx_dagster.resources import (
     AlertsResource,
@@ -149,27 +149,13 @@ def test_product_matches_without_a_stored_match_model_still_finds_opportunities(
         "sources": sources,
     }
     with dg.instance_for_test() as instance:
-        cursor = None
-        for _ in range(2):  # the first look waits for the files to settle
-            context = dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources={"sources": sources, "clock": clock}
-            )
-            result = file_drop_sensor(context)
-            cursor = result.cursor
-            for added in result.dynamic_partitions_requests or []:  # as the daemon does
-                instance.add_dynamic_partitions(added.partitions_def_name, added.partition_keys)
-        # both catalogues landed in one look: one run ingests them (a range of partitions)
-        [request] = result.run_requests
+        # the first look waits for the files to settle; both catalogues landed in one
+        # look: one run ingests them (a range of partitions)
+        ingestion = ingest_dropped_files(instance, resources)
+        [request] = ingestion.requests
         assert request.job_name == "deliver_files"
         assert request.tags["arbx/retailer"] == "falabella,ripley"
-        assert dg.materialize(
-            [raw_prices],
-            partition_key=request.partition_key,
-            run_config=request.run_config,
-            tags=request.tags,
-            instance=instance,
-            resources=resources,
-        ).success
+        assert [run.success for run in ingestion.runs] == [True]
 
         # What the UI does when someone materializes matches and what follows them on an
         # instance that never built match_model: no model is stored, none is built here.

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from cli_process import clean_env, run_arbx
 from instances import ephemeral_instance, stored_instance
+from service_harness import look_for_files
 from sources_files import file_drop_sources
 
 from arbx_dagster.assets.conditions import ON_FRESH_PRICES
@@ -247,23 +248,19 @@ def test_files_landing_while_a_refresh_waits_are_only_ingested(tmp_path: Path) -
     refresh; while a refresh waits to start they are only ingested (that refresh takes
     everything changed since the last one), so deliveries faster than a refresh keep at
     most one refresh waiting."""
-    sources = SourcesResource(path=str(file_drop_sources(tmp_path)))
-    clock = ClockResource(as_of=NOW.isoformat())
+    resources = {
+        "sources": SourcesResource(path=str(file_drop_sources(tmp_path))),
+        "clock": ClockResource(as_of=NOW.isoformat()),
+    }
     _export(tmp_path, "ripley", date(2026, 11, 22), rows=3)
     _export(tmp_path, "paris", date(2026, 11, 22), rows=3)
 
-    def jobs_of_second_look(instance: dg.DagsterInstance) -> list[str]:
-        cursor = None
-        for _ in range(2):  # the first look waits for the files to settle
-            context = dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources={"sources": sources, "clock": clock}
-            )
-            result = file_drop_sensor(context)
-            cursor = result.cursor
-        return sorted(str(r.job_name) for r in result.run_requests)
+    def jobs_asked(instance: dg.DagsterInstance) -> list[str]:
+        requests, _ = look_for_files(instance, resources)  # the first look lets them settle
+        return sorted(str(r.job_name) for r in requests)
 
     with dg.instance_for_test() as instance:
-        assert jobs_of_second_look(instance) == ["deliver_files"]
+        assert jobs_asked(instance) == ["deliver_files"]
     for status, jobs in (
         (dg.DagsterRunStatus.STARTED, ["deliver_files"]),
         (dg.DagsterRunStatus.NOT_STARTED, ["ingest_files", "ingest_files"]),
@@ -277,7 +274,7 @@ def test_files_landing_while_a_refresh_waits_are_only_ingested(tmp_path: Path) -
                     tags=REFRESH_TAGS,
                 )
             )
-            assert jobs_of_second_look(instance) == jobs
+            assert jobs_asked(instance) == jobs
 
 
 def test_a_file_being_written_is_not_picked_up(tmp_path: Path) -> None:

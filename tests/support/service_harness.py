@@ -87,15 +87,15 @@ class SensorIngestion:
     cursor: str | None  # the sensor's cursor after its last look
 
 
-def ingest_dropped_files(
+def look_for_files(
     instance: Any, resources: dict[str, Any], *, looks: int = 2, cursor: str | None = None
-) -> SensorIngestion:
-    """What the daemon does for landed files: evaluate the real file-drop sensor (twice: a
-    new file must be seen unchanged on two looks), carrying its cursor from one evaluation
-    to the next, and run each request it makes (tags and run config as the daemon would)."""
+) -> tuple[list[Any], str | None]:
+    """The daemon's looks at the landing folders: the real file-drop sensor evaluated
+    ``looks`` times (twice: a new file must be seen unchanged on two looks), its cursor
+    carried from one look to the next and its new retailer partitions applied. Returns the
+    run requests of every look and the last cursor."""
     import dagster as dg
 
-    from arbx_dagster.assets.ingestion import raw_prices
     from arbx_dagster.automation.sensors import file_drop_sensor
 
     requests: list[dg.RunRequest] = []
@@ -109,6 +109,19 @@ def ingest_dropped_files(
         for added in result.dynamic_partitions_requests or []:  # as the daemon applies them
             instance.add_dynamic_partitions(added.partitions_def_name, added.partition_keys)
         requests.extend(result.run_requests or [])
+    return requests, cursor
+
+
+def ingest_dropped_files(
+    instance: Any, resources: dict[str, Any], *, looks: int = 2, cursor: str | None = None
+) -> SensorIngestion:
+    """What the daemon does for landed files: its looks (``look_for_files``), then each
+    request it makes run (tags and run config as the daemon would)."""
+    import dagster as dg
+
+    from arbx_dagster.assets.ingestion import raw_prices
+
+    requests, cursor = look_for_files(instance, resources, looks=looks, cursor=cursor)
     runs = [
         dg.materialize(
             [raw_prices],
