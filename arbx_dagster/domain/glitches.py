@@ -29,11 +29,13 @@ reference, which is glitching itself):
   fresh other store is seen. Stores all that low together are the market moving (an event,
   a supplier's cut, stores matching each other), not a mistake.
 * **little or no history** (a listing's first days, or the market's): the same test with
-  what history there is, *or* the other stores alone: ``price <= low x (1 - STORE_SPREAD) x
-  others`` — a store's regular price may sit ``STORE_SPREAD`` (25 %) under the others', so
-  alone they must say more — *or*, when no other store is seen, the listing's own
-  crossed-out list price: ``price <= FAR_BELOW (15 %) x list`` (no sale takes 85 % off).
-  So a price at or below 15 % of every other store's is flagged with little history or
+  what history there is, *or* one reference alone at ``alone = low x (1 - STORE_SPREAD)``
+  (30 %): the other stores, ``price <= alone x others``, or, when no other store is seen,
+  the listing's own crossed-out list price, ``price <= alone x list``. Either may sit
+  ``STORE_SPREAD`` (25 %) above this listing's regular price — a store cheaper than the
+  rest, a list price with the store's markup — so alone it must say more: half off a
+  regular price with a list at most 30 % over it (0.5 / 1.3 = 38 % of the list) is never
+  flagged. So a price at or below 15 % of every other store's is flagged with little history or
   none — and with a history, unless that history has itself been as low for days (the
   listing's own price then, or another product matched by mistake) — and a two- or
   three-day glitch that started on a listing's first day is flagged on each day.
@@ -119,7 +121,6 @@ from arbx_dagster.domain.glitch_confirmation import needs_confirmation
 from arbx_dagster.domain.glitch_kinds import glitch_type, pack_size, priced_glitches
 from arbx_dagster.domain.glitch_reasons import REASON_COLUMNS, glitch_reason
 from arbx_dagster.domain.glitch_references import (
-    FAR_BELOW,
     WINDOW,
     market_move,
     others_reference,
@@ -141,7 +142,7 @@ from arbx_dagster.domain.opportunities import (
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
 
 MIN_HISTORY_DAYS = 7
-STORE_SPREAD = 0.25  # a store's regular price may sit this far under the other stores'
+STORE_SPREAD = 0.25  # how far another store's price or a list price may sit above the regular
 MIN_SHELF_PRICE_CLP = CURRENCIES["CLP"].shelf_floor  # nothing in a store sells for less
 FULL_SUPPORT_DAYS = 30
 LONE_PAGE_SUPPORT = 0.5
@@ -232,8 +233,9 @@ def _evidence(thresholds: Thresholds) -> tuple[pl.Expr, pl.Expr]:
     own_says = price <= low * pl.col("own_ref")
     seen_elsewhere = others.is_not_null()
     others_say = price <= low * others
-    stores_alone = price <= low * (1 - STORE_SPREAD) * others
-    list_says = ~seen_elsewhere & (price <= FAR_BELOW * pl.col("price_list"))
+    alone = low * (1 - STORE_SPREAD)  # one reference speaking alone must say more
+    stores_alone = price <= alone * others
+    list_says = ~seen_elsewhere & (price <= alone * pl.col("price_list"))
     # A whole segment that deep is a scraper or feed fault, not a price anyone published.
     floor = currency(thresholds.currency).shelf_floor
     below_shelf = (price < floor) & (pl.col("move") > math.log(low))

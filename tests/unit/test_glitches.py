@@ -362,7 +362,7 @@ def test_one_peso_is_a_glitch_even_with_no_history_and_no_other_store():
     assert listed.is_empty()
 
 
-def test_with_nothing_else_a_tenth_of_its_own_list_price_is_a_glitch_but_a_big_sale_is_not():
+def test_with_nothing_else_30_percent_of_its_own_list_price_is_a_glitch_but_a_big_sale_is_not():
     schema = {**MARKET_SCHEMA, "price_list": pl.Int64}
 
     def run(price: int) -> pl.DataFrame:
@@ -370,7 +370,9 @@ def test_with_nothing_else_a_tenth_of_its_own_list_price_is_a_glitch_but_a_big_s
         return g.glitch_details(history(), pl.DataFrame([row], schema=schema), Thresholds(), NOW)
 
     assert only(run(89_990))["ref_price"] == 899_990
-    assert run(299_990).is_empty()  # "67 % off" an inflated list price: a sale, not a mistake
+    assert only(run(269_990))["evidence"] == "list price"  # 70 % off: no sale goes that far
+    assert run(299_990).is_empty()  # "67 % off" a list price with a markup: a sale, maybe
+    assert run(449_990).is_empty()  # half off
 
 
 def test_a_three_day_glitch_is_flagged_on_each_of_its_days():
