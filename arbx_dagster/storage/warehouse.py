@@ -285,6 +285,10 @@ def _utc(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(tz_columns).dt.convert_time_zone("UTC"))
 
 
+# Up to this many rows, a DuckDB upsert of whole rows deletes and inserts (``upsert``).
+SMALL_BATCH_ROWS = 10_000
+
+
 class DuckDBWarehouse(Warehouse):
     """Embedded default: a single DuckDB file under ``.arbx/``."""
 
@@ -355,6 +359,30 @@ class DuckDBWarehouse(Warehouse):
                     params,
                 )
             return self.upsert(table, frame, key)
+
+    def upsert(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        key: Sequence[str],
+        *,
+        update: Sequence[str] | None = None,
+    ) -> int:
+        """As :meth:`Warehouse.upsert`; a small batch of whole rows is written as a delete of
+        its keys and an insert. DuckDB's ``ON CONFLICT DO UPDATE`` (an update in place) costs
+        about 0.6 s into a million-row table whatever the batch (0.57 s for 1,000 rows, 0.68 s
+        for 20,000); deleting and inserting 1,000 rows costs 0.1 s, but its commit grows with
+        the batch (0.5 s at 20,000, 7.5 s at 200,000)."""
+        frame = frame.unique(subset=list(key), keep="last", maintain_order=True)
+        whole_rows = update is None and set(frame.columns) == {c.name for c in self.columns(table)}
+        if not whole_rows or not 0 < frame.height <= SMALL_BATCH_ROWS:
+            return super().upsert(table, frame, key, update=update)
+        match = " AND ".join(f"s.{_ident(k)} = t.{_ident(k)}" for k in key)
+        with self.transaction(), self._staged(_to_arrow(frame)) as stage:
+            self._run(f"DELETE FROM {_ident(table)} AS t USING {stage} AS s WHERE {match}")
+            columns = ", ".join(_ident(c) for c in frame.columns)
+            self._run(f"INSERT INTO {_ident(table)} ({columns}) SELECT {columns} FROM {stage}")
+        return frame.height
 
     def _primary_key(self, table: str) -> list[str]:
         rows = self.query(

@@ -126,6 +126,23 @@ def test_upsert_is_idempotent_and_updates_in_place(warehouse: Warehouse) -> None
     assert prices["price_offer"].to_list() == [990, 2990]
 
 
+def test_an_upsert_of_whole_rows_replaces_them_and_one_of_some_columns_keeps_the_rest(
+    warehouse: Warehouse,
+) -> None:
+    key = ["retailer", "sku", "day"]
+    warehouse.upsert("price_history", _history([1990, 2990]), key)
+    whole = warehouse.query("SELECT * FROM price_history ORDER BY sku")
+    changed = whole.with_columns(price_offer=pl.Series([990, 2990]), price_card=pl.lit(890))
+    for _ in range(2):  # every column given: (on DuckDB) deleted and inserted, once
+        assert warehouse.upsert("price_history", changed, key) == 2
+    after = warehouse.query("SELECT * FROM price_history ORDER BY sku")
+    assert after.select(whole.columns).rows() == changed.rows()
+
+    warehouse.upsert("price_history", _history([490]), key)  # some: the others keep theirs
+    row = warehouse.query("SELECT price_offer, price_card FROM price_history WHERE sku = 'sku-0'")
+    assert row.rows() == [(490, 890)]
+
+
 def test_duplicate_keys_in_one_batch_land_once_with_the_last_value(warehouse: Warehouse) -> None:
     batch = pl.concat([_history([1990]), _history([990])])
     assert warehouse.upsert("price_history", batch, ["retailer", "sku", "day"]) == 1
