@@ -10,6 +10,7 @@ import pytest
 from arbx_dagster.domain.matching import match_by_block
 from arbx_dagster.domain.matching.incremental import (
     MatchState,
+    _unique_ids,
     agreement,
     listing_identities,
     match_changes,
@@ -221,3 +222,11 @@ def test_identity_ignores_prices_and_stock(market) -> None:
     assert not listing_identities(renamed)["identity"].equals(
         listing_identities(listings)["identity"]
     )
+
+
+def test_a_recomputed_product_never_takes_an_id_a_product_outside_it_holds() -> None:
+    matches = pl.DataFrame({"retailer": ["a", "b"], "sku": ["1", "2"], "canonical_id": ["x", "y"]})
+    kept = _unique_ids(matches, pl.Series(["z", "w"]))
+    assert kept["canonical_id"].to_list() == ["x", "y"]
+    renamed = _unique_ids(matches, pl.Series(["y", "z"]))["canonical_id"].to_list()
+    assert renamed[0] == "x" and renamed[1] not in {"x", "y", "z"}

@@ -295,19 +295,18 @@ def _splice(
         .otherwise(pl.col("match_probability"))
     )
     spliced = carry_over_canonical_ids(previous, groups)
-    outside = set(
-        state.product_matches.join(previous.select(KEY), on=KEY, how="anti")["canonical_id"]
-        .unique()
-        .to_list()
-    )
-    return _unique_ids(spliced, outside)
+    outside = state.product_matches.join(previous.select(KEY), on=KEY, how="anti")
+    return _unique_ids(spliced, outside["canonical_id"])
 
 
-def _unique_ids(matches: pl.DataFrame, taken: set[str]) -> pl.DataFrame:
-    """``matches`` with any canonical id that a product outside them holds re-hashed."""
-    clashing = set(matches["canonical_id"].unique().to_list()) & taken
-    if not clashing:
+def _unique_ids(matches: pl.DataFrame, outside: pl.Series) -> pl.DataFrame:
+    """``matches`` with any canonical id that a product outside them holds (``outside``)
+    re-hashed."""
+    ids = matches["canonical_id"].unique()
+    clashing = set(ids.filter(ids.is_in(outside.implode())).to_list())
+    if not clashing:  # the usual case: no million-id set built in Python
         return matches
+    taken = set(outside.to_list())
     renamed = {}
     for old in sorted(clashing):
         new, salt = old, 0
