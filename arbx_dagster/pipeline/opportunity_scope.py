@@ -82,7 +82,7 @@ recorded_inputs AS (
     JOIN {{staged}} AS t ON t.retailer = o.retailer AND t.sku = o.sku
 )
 SELECT coalesce(c.retailer, o.retailer) AS retailer, coalesce(c.sku, o.sku) AS sku,
-       c.canonical_id, o.canonical_id AS canonical_before,
+       c.canonical_id, o.canonical_id AS canonical_before, c.fingerprint,
        c.retailer IS NOT NULL AS current, o.retailer IS NOT NULL AS recorded
 FROM current_inputs AS c FULL JOIN recorded_inputs AS o
     ON c.retailer = o.retailer AND c.sku = o.sku
@@ -92,7 +92,7 @@ WHERE c.fingerprint IS DISTINCT FROM o.fingerprint
 # Recorded listings without inputs now (their match is gone), wherever they are.
 _VANISHED_SQL = """
 SELECT o.retailer, o.sku, CAST(NULL AS TEXT) AS canonical_id,
-       o.canonical_id AS canonical_before
+       o.canonical_id AS canonical_before, CAST(NULL AS TEXT) AS fingerprint
 FROM opportunity_inputs AS o
 WHERE NOT EXISTS (
     SELECT 1 FROM listings AS l JOIN product_matches AS m
@@ -100,16 +100,19 @@ WHERE NOT EXISTS (
     WHERE l.retailer = o.retailer AND l.sku = o.sku
 )
 """
-_CHANGED_SCHEMA = {k: pl.String() for k in ("retailer", "sku", "canonical_id", "canonical_before")}
+_CHANGED_SCHEMA = {
+    k: pl.String() for k in ("retailer", "sku", "canonical_id", "canonical_before", "fingerprint")
+}
 
 
 def changed_listings(
     warehouse: Warehouse, since: datetime, now: datetime, recorded: int
 ) -> pl.DataFrame:
-    """``retailer, sku, canonical_id, canonical_before`` of the listings whose inputs
-    differ from what the pass at ``since`` recorded (``recorded``: how many rows of
-    ``opportunity_inputs`` it left): new ones (no ``canonical_before``), changed ones and
-    vanished ones (no ``canonical_id``).
+    """``retailer, sku, canonical_id, canonical_before, fingerprint`` of the listings
+    whose inputs differ from what the pass at ``since`` recorded (``recorded``: how many rows
+    of ``opportunity_inputs`` it left): new ones (no ``canonical_before``), changed ones and
+    vanished ones (no ``canonical_id`` nor ``fingerprint``); ``fingerprint`` is what
+    :func:`record_inputs` records for them.
 
     Only the rows written after ``since`` are hashed (at ``since`` too when ``now`` is no
     later: a clock pinned for a test or a replay stamps every run alike). A listing can
@@ -215,7 +218,7 @@ def plan_scope(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     last = last_pass(warehouse)
-    empty_changes = pl.DataFrame(schema={k: pl.String() for k in KEY})
+    empty_changes = pl.DataFrame(schema=_CHANGED_SCHEMA)
     why = _why_full(last, now, context, mode)
     if why is not None or last is None:
         return Scope("full", why, context, None, empty_changes)
@@ -264,13 +267,11 @@ def record_inputs(warehouse: Warehouse, scope: Scope) -> None:
             "fingerprint = excluded.fingerprint"
         )
         return
-    keys = scope.changed.select(KEY)
-    current = warehouse.query_with(
-        f"SELECT i.* FROM ({_inputs_sql(warehouse)}) AS i JOIN {{staged}} AS k "
-        "ON i.retailer = k.retailer AND i.sku = k.sku",
-        keys,
-    )
-    warehouse.delete_keys("opportunity_inputs", keys.join(current, on=KEY, how="anti"))
+    # The changed listings' inputs as the scope found them (nothing this stage writes
+    # changes them): a second hash of listings x product matches would cost a scan of both.
+    vanished = pl.col("fingerprint").is_null()
+    warehouse.delete_keys("opportunity_inputs", scope.changed.filter(vanished).select(KEY))
+    current = scope.changed.filter(~vanished).select(*KEY, "canonical_id", "fingerprint")
     warehouse.upsert("opportunity_inputs", current, KEY)
 
 
