@@ -58,11 +58,8 @@ def _listing_identities_read(warehouse: Warehouse) -> pl.DataFrame:
 
 
 def _listing_rows(warehouse: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
-    rows = warehouse.query_with(
-        "SELECT l.* FROM listings AS l JOIN {staged} AS k ON l.retailer = k.retailer "
-        "AND l.sku = k.sku",
-        keys.select("retailer", "sku"),
-    )
+    listings = warehouse.keyed_rows_sql("listings", "{staged}", ["retailer", "sku"])
+    rows = warehouse.query_with(f"SELECT * FROM {listings} AS l", keys.select("retailer", "sku"))
     return conform(rows, LISTING_SCHEMA)
 
 

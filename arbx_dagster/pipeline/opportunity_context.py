@@ -40,13 +40,14 @@ KEY = ["retailer", "sku"]
 _SEGMENT_KEY = ["retailer", "category", "current_day", "price_type"]
 
 # Every current listing with the canonical product it belongs to.
-MARKET_SQL = """
+_MARKET_SQL = """
 SELECT l.retailer, l.sku, l.name, l.name_norm, l.model_codes, l.category, l.url, l.price_list,
        l.price_offer, l.price_card, l.in_stock, l.is_first_party, l.condition, l.last_seen,
        m.canonical_id, m.match_probability
-FROM listings AS l
-JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku
+FROM {listings} AS l
+JOIN {matches} AS m ON m.retailer = l.retailer AND m.sku = l.sku
 """
+MARKET_SQL = _MARKET_SQL.format(listings="listings", matches="product_matches")
 
 # The stored changes of every listing in the segments staged as {staged}.
 _SEGMENT_ROWS_SQL = """
@@ -92,14 +93,12 @@ def full_evaluation(warehouse: Warehouse, now: datetime) -> Evaluation:
 def _read_products(
     warehouse: Warehouse, products: pl.DataFrame, now: datetime, now_day: date | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    market = warehouse.query_with(
-        f"{MARKET_SQL} JOIN {{staged}} AS t ON t.canonical_id = m.canonical_id", products
-    )
+    matches = warehouse.keyed_rows_sql("product_matches", "{staged}", ["canonical_id"])
+    listings = warehouse.keyed_rows_sql("listings", matches, KEY)
+    market = warehouse.query_with(_MARKET_SQL.format(listings=listings, matches=matches), products)
+    rows = warehouse.keyed_rows_sql("price_history", "{staged}", KEY)
     history = warehouse.query_with(
-        "SELECT h.* FROM price_history AS h JOIN {staged} AS k "
-        "ON h.retailer = k.retailer AND h.sku = k.sku WHERE h.day >= $1",
-        market.select(KEY),
-        [_history_start(now)],
+        f"SELECT * FROM {rows} AS h WHERE h.day >= $1", market.select(KEY), [_history_start(now)]
     )
     return _with_volatility(market, history, now_day), history
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -55,11 +56,15 @@ _INPUT_COLUMNS = (
 )  # fmt: skip
 
 
-def _inputs_sql(warehouse: Warehouse) -> str:
+def _inputs_sql(
+    warehouse: Warehouse, listings: str = "listings", matches: str = "product_matches"
+) -> str:
+    """Every matched listing's inputs (or those of the ``listings`` and ``matches`` given as
+    subqueries) with their fingerprint."""
     return (
         "SELECT l.retailer, l.sku, m.canonical_id, "
         f"{warehouse.fingerprint_sql(_INPUT_COLUMNS)} AS fingerprint "
-        "FROM listings AS l JOIN product_matches AS m ON m.retailer = l.retailer AND m.sku = l.sku"
+        f"FROM {listings} AS l JOIN {matches} AS m ON m.retailer = l.retailer AND m.sku = l.sku"
     )
 
 
@@ -75,12 +80,8 @@ SELECT retailer, sku FROM product_matches WHERE matched_at {op} $1
 # Of the listings staged as {staged}: those whose inputs differ from the recorded ones
 # (``current``: they have a listing and a match now; ``recorded``: the last pass saw them).
 _CHANGED_AMONG_SQL = """
-WITH current_inputs AS ({inputs} JOIN {{staged}} AS t ON t.retailer = l.retailer
-                                     AND t.sku = l.sku),
-recorded_inputs AS (
-    SELECT o.* FROM opportunity_inputs AS o
-    JOIN {{staged}} AS t ON t.retailer = o.retailer AND t.sku = o.sku
-)
+WITH current_inputs AS ({inputs}),
+recorded_inputs AS (SELECT * FROM {recorded} AS o)
 SELECT coalesce(c.retailer, o.retailer) AS retailer, coalesce(c.sku, o.sku) AS sku,
        c.canonical_id, o.canonical_id AS canonical_before, c.fingerprint,
        c.retailer IS NOT NULL AS current, o.retailer IS NOT NULL AS recorded
@@ -125,9 +126,10 @@ def changed_listings(
             schema=_CHANGED_SCHEMA | {"current": pl.Boolean(), "recorded": pl.Boolean()}
         )
     else:
-        changed = warehouse.query_with(
-            _CHANGED_AMONG_SQL.format(inputs=_inputs_sql(warehouse)), touched
-        )
+        keyed = partial(warehouse.keyed_rows_sql, staged="{staged}", key=KEY)
+        inputs = _inputs_sql(warehouse, keyed("listings"), keyed("product_matches"))
+        sql = _CHANGED_AMONG_SQL.format(inputs=inputs, recorded=keyed("opportunity_inputs"))
+        changed = warehouse.query_with(sql, touched)
     now_current = warehouse.scalar("SELECT count(*) FROM product_matches") or 0
     new = int((changed["current"] & ~changed["recorded"]).sum())
     gone = int((~changed["current"] & changed["recorded"]).sum())
