@@ -42,8 +42,8 @@ SELECT * FROM (
 WHERE recency = 1
 """
 
-# The same for the listings staged as {staged} (retailer, sku).
-LATEST_OF_LISTINGS_SQL = """
+# The same for the listings whose raw rows are {raw} (those of the staged keys).
+_LATEST_OF_LISTINGS_SQL = """
 SELECT * FROM (
     SELECT r.*,
            min(r.observed_at) OVER (PARTITION BY r.retailer, r.sku) AS first_seen,
@@ -51,8 +51,7 @@ SELECT * FROM (
            row_number() OVER (
                PARTITION BY r.retailer, r.sku ORDER BY r.observed_at DESC
            ) AS recency
-    FROM raw_prices AS r
-    JOIN {staged} AS k ON r.retailer = k.retailer AND r.sku = k.sku
+    FROM {raw} AS r
     WHERE r.fetch_status = 'ok'
 ) AS ranked
 WHERE recency = 1
@@ -156,9 +155,9 @@ def _refresh_all(
 def _refresh_some(
     warehouse: Warehouse, touched: pl.DataFrame, census: pl.DataFrame, now: datetime
 ) -> StageReport:
-    latest = (
-        warehouse.query_with(LATEST_OF_LISTINGS_SQL, touched) if touched.height else pl.DataFrame()
-    )
+    raw = warehouse.keyed_rows_sql("raw_prices", "{staged}", LISTING_KEY)
+    sql = _LATEST_OF_LISTINGS_SQL.format(raw=raw)
+    latest = warehouse.query_with(sql, touched) if touched.height else pl.DataFrame()
     vocabulary = warehouse.query("SELECT alias, brand FROM brand_vocabulary")
     listings = _normalised(latest, now, vocabulary) if latest.height else empty_listings()
     with warehouse.transaction():
