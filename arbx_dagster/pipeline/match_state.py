@@ -86,10 +86,11 @@ def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datet
     pair_keys = ["left_retailer", "left_sku", "right_retailer", "right_sku"]
     with warehouse.transaction():
         for side in ("left", "right"):
+            side_key = [f"{side}_retailer", f"{side}_sku"]
+            pairs = warehouse.keyed_rows_sql("match_pairs", "{staged}", side_key)
             touching = warehouse.query_with(
-                f"SELECT {', '.join(pair_keys)} FROM match_pairs AS p JOIN {{staged}} AS k "
-                f"ON p.{side}_retailer = k.retailer AND p.{side}_sku = k.sku",
-                keys,
+                f"SELECT {', '.join(pair_keys)} FROM {pairs} AS p",
+                keys.rename(dict(zip(KEY, side_key, strict=True))),
             )
             warehouse.delete_keys(
                 "match_pairs", touching.join(change.pairs, on=pair_keys, how="anti")
