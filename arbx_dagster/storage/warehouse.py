@@ -207,10 +207,15 @@ class Warehouse(ABC):
 
     def keyed_rows_sql(self, table: str, staged: str, key: Sequence[str]) -> str:
         """A subquery: the rows of ``table`` whose ``key`` columns match a row of the table
-        named ``staged`` (e.g. ``{staged}`` of :meth:`query_with`), each once."""
+        named ``staged`` (e.g. ``{staged}`` of :meth:`query_with`), each once.
+
+        A join with the distinct keys: PostgreSQL plans it with its indexes, where an
+        ``EXISTS`` against a staged table it has no statistics for took 17 s for 1,000
+        listings' raw rows (a nested loop over the whole table)."""
+        columns = ", ".join(_ident(c) for c in key)
         match = " AND ".join(f"k.{_ident(c)} = t.{_ident(c)}" for c in key)
-        exists = f"EXISTS (SELECT 1 FROM {staged} AS k WHERE {match})"
-        return f"(SELECT * FROM {_ident(table)} AS t WHERE {exists})"
+        keys = f"(SELECT DISTINCT {columns} FROM {staged} AS s) AS k"
+        return f"(SELECT t.* FROM {_ident(table)} AS t JOIN {keys} ON {match})"
 
     def delete_keys(self, table: str, keys: pl.DataFrame) -> None:
         """Delete the rows of ``table`` whose values in ``keys``' columns match a row of
