@@ -37,6 +37,11 @@ def _ident(name: str) -> str:
     return name
 
 
+def _same_key(key: Sequence[str], left: str = "s", right: str = "t") -> str:
+    """``left.c = right.c AND ...`` over the ``key`` columns: a join condition."""
+    return " AND ".join(f"{left}.{_ident(c)} = {right}.{_ident(c)}" for c in key)
+
+
 @dataclass(frozen=True)
 class TableColumn:
     """One column of a warehouse table, as the engine describes it."""
@@ -166,6 +171,13 @@ class Warehouse(ABC):
         if frame.is_empty():
             return 0
         frame = frame.unique(subset=list(key), keep="last", maintain_order=True)
+        self._upsert_unique(table, frame, key, update)
+        return frame.height
+
+    def _upsert_unique(
+        self, table: str, frame: pl.DataFrame, key: Sequence[str], update: Sequence[str] | None
+    ) -> None:
+        """:meth:`upsert` of a frame whose keys are distinct: ``INSERT ... ON CONFLICT``."""
         columns = [_ident(c) for c in frame.columns]
         key_sql = ", ".join(_ident(k) for k in key)
         updatable = [c for c in (update if update is not None else columns) if c not in key]
@@ -180,7 +192,6 @@ class Warehouse(ABC):
                 f"INSERT INTO {_ident(table)} ({column_sql}) "
                 f"SELECT {column_sql} FROM {stage} {conflict}"
             )
-        return frame.height
 
     def replace(
         self,
@@ -213,15 +224,14 @@ class Warehouse(ABC):
         as a join with ``DISTINCT`` keys, it took index lookups the key is not a prefix of
         (``raw_prices`` is keyed by retailer, time, sku): 16 s for 1,000 listings' raw rows
         at a million, against 2 s."""
-        match = " AND ".join(f"k.{_ident(c)} = t.{_ident(c)}" for c in key)
-        return f"(SELECT t.* FROM {_ident(table)} AS t JOIN {staged} AS k ON {match})"
+        return f"(SELECT t.* FROM {_ident(table)} AS t JOIN {staged} AS k ON {_same_key(key, 'k')})"
 
     def delete_keys(self, table: str, keys: pl.DataFrame) -> None:
         """Delete the rows of ``table`` whose values in ``keys``' columns match a row of
         ``keys`` (one bulk statement against the staged keys, not one per row)."""
         if keys.is_empty():
             return
-        match = " AND ".join(f"s.{_ident(c)} = t.{_ident(c)}" for c in keys.columns)
+        match = _same_key(keys.columns)
         with self.transaction(), self._staged(_to_arrow(keys)) as stage:
             self._run(
                 f"DELETE FROM {_ident(table)} AS t "
@@ -361,7 +371,7 @@ class DuckDBWarehouse(Warehouse):
         if not key or frame.is_empty() or set(frame.columns) != set(names):
             return super().replace(table, frame, where=where, params=params)
         frame = frame.unique(subset=key, keep="last", maintain_order=True)
-        match = " AND ".join(f"s.{_ident(k)} = t.{_ident(k)}" for k in key)
+        match = _same_key(key)
         with self.transaction():
             with self._staged(_to_arrow(frame.select(key))) as stage:
                 self._run(
@@ -371,35 +381,28 @@ class DuckDBWarehouse(Warehouse):
                 )
             return self.upsert(table, frame, key)
 
-    def upsert(
-        self,
-        table: str,
-        frame: pl.DataFrame,
-        key: Sequence[str],
-        *,
-        update: Sequence[str] | None = None,
-    ) -> int:
-        """As :meth:`Warehouse.upsert`; a small batch of whole rows is written as a delete of
-        its keys and an insert. DuckDB's ``ON CONFLICT DO UPDATE`` (an update in place) costs
-        about 0.6 s into a million-row table whatever the batch (0.57 s for 1,000 rows, 0.68 s
-        for 20,000); deleting and inserting 1,000 rows costs 0.1 s, but its commit grows with
-        the batch (0.5 s at 20,000, 7.5 s at 200,000)."""
-        frame = frame.unique(subset=list(key), keep="last", maintain_order=True)
+    def _upsert_unique(
+        self, table: str, frame: pl.DataFrame, key: Sequence[str], update: Sequence[str] | None
+    ) -> None:
+        """A small batch of whole rows is written as a delete of its keys and an insert.
+        DuckDB's ``ON CONFLICT DO UPDATE`` (an update in place) costs about 0.6 s into a
+        million-row table whatever the batch (0.57 s for 1,000 rows, 0.68 s for 20,000);
+        deleting and inserting 1,000 rows costs 0.1 s, but its commit grows with the batch
+        (0.5 s at 20,000, 7.5 s at 200,000)."""
         whole_rows = update is None and set(frame.columns) == {c.name for c in self.columns(table)}
-        if not whole_rows or not 0 < frame.height <= SMALL_BATCH_ROWS:
-            return super().upsert(table, frame, key, update=update)
-        match = " AND ".join(f"s.{_ident(k)} = t.{_ident(k)}" for k in key)
+        if not whole_rows or frame.height > SMALL_BATCH_ROWS:
+            super()._upsert_unique(table, frame, key, update)
+            return
         with self.transaction(), self._staged(_to_arrow(frame)) as stage:
-            self._run(f"DELETE FROM {_ident(table)} AS t USING {stage} AS s WHERE {match}")
+            self._run(f"DELETE FROM {_ident(table)} AS t USING {stage} AS s WHERE {_same_key(key)}")
             columns = ", ".join(_ident(c) for c in frame.columns)
             self._run(f"INSERT INTO {_ident(table)} ({columns}) SELECT {columns} FROM {stage}")
-        return frame.height
 
     def keyed_rows_sql(self, table: str, staged: str, key: Sequence[str]) -> str:
         """As :meth:`Warehouse.keyed_rows_sql`, through the row ids: DuckDB reads a few rows
         of a million-row table by id in half the time a join reading every column takes
         (0.07 s against 0.14 s for 1,300 listings), the join itself reading only the key."""
-        match = " AND ".join(f"k.{_ident(c)} = t.{_ident(c)}" for c in key)
+        match = _same_key(key, "k")
         ids = f"SELECT t.rowid FROM {_ident(table)} AS t SEMI JOIN {staged} AS k ON {match}"
         return f"(SELECT * FROM {_ident(table)} WHERE rowid IN ({ids}))"
 
