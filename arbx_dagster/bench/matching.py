@@ -7,7 +7,8 @@ Two ways to measure, the same report (``dataset``, ``mode``, ``pairwise``, ``blo
 folder):
 
 1. *Pairwise.* The scorer is trained on ``pairs/train.jsonl`` only (features plus word
-   weights learned from those pairs, see ``tokens``); its threshold is the best-F1 cut
+   weights learned from those pairs, see ``tokens``; with the pairs those labels imply,
+   see ``label_closure``); its threshold is the best-F1 cut
    on ``pairs/valid.jsonl``; precision, recall and F1 on ``pairs/test.jsonl`` are
    reported once per seed and averaged. Pair records are scored on their own text; their
    context (rank among the record's other candidates) comes from the full catalogues,
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from arbx_dagster.domain.matching.evaluation import (
     pair_metrics,
     to_listing_frame,
 )
+from arbx_dagster.domain.matching.label_closure import implied_pairs
 from arbx_dagster.domain.matching.training import (
     LABEL,
     ModelSettings,
@@ -203,21 +205,25 @@ def run_matching_benchmark(
     k: int = 5,
     settings: ModelSettings | None = None,
     zero_shot: bool = False,
+    implied: bool = True,
     model: TrainedPairModel | None = None,
     progress: Progress | None = None,
 ) -> MatchingBenchmarkResult:
     """Run the protocol on one dataset folder (see the module docstring).
 
-    ``limit`` keeps a small subset (the first ``limit`` pairs of each split and the
-    catalogue rows behind them, see ``load_benchmark``) for quick checks. ``zero_shot``
-    scores the pipeline's model (``model`` if given, else the shipped one, without this
-    dataset); ``seeds`` and ``settings`` then play no part. Raises ``BenchmarkError``
-    when the folder is malformed.
+    ``implied`` (trained mode): the training pairs grow by the pairs their labels imply
+    (``label_closure``). ``limit`` keeps a small subset (the first ``limit`` pairs of each
+    split and the catalogue rows behind them, see ``load_benchmark``) for quick checks.
+    ``zero_shot`` scores the pipeline's model (``model`` if given, else the shipped one,
+    without this dataset); ``seeds``, ``settings`` and ``implied`` then play no part.
+    Raises ``BenchmarkError`` when the folder is malformed.
     """
     say = progress or (lambda _: None)
     started = time.perf_counter()
     say("loading dataset")
     bench = _load(dataset, limit)
+    if not zero_shot and implied:
+        bench = replace(bench, pairs={**bench.pairs, "train": implied_pairs(bench.pairs["train"])})
     say("vectorising, blocking and featurising")
     frames = benchmark_frames(bench, k=k)
     if zero_shot:

@@ -145,6 +145,14 @@ def matching(
             "pipeline's blocking, scoring and assignment.",
         ),
     ] = False,
+    implied: Annotated[
+        bool,
+        typer.Option(
+            "--implied/--labelled-only",
+            help="Train also on the pairs the training labels imply (A = B and B = C "
+            "make A = C; a non-match extends to both sides' matches). Trained mode only.",
+        ),
+    ] = True,
 ) -> None:
     """Pairwise, blocking and end-to-end quality of the matcher on DATASET.
 
@@ -162,7 +170,12 @@ def matching(
     try:
         with step_progress(console) as step:
             result = run_matching_benchmark(
-                dataset, seeds=seed_list, limit=limit, zero_shot=zero_shot, progress=step
+                dataset,
+                seeds=seed_list,
+                limit=limit,
+                zero_shot=zero_shot,
+                implied=implied,
+                progress=step,
             )
     except (BenchmarkError, ShippedModelError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -184,6 +184,18 @@ def test_a_dataset_of_pairs_only_reports_pairwise_quality_and_calibration(
     assert all(0 <= b["match_rate"] <= 1 for b in bins)
 
 
+def test_trained_mode_also_learns_from_the_pairs_the_training_labels_imply(
+    wdc_computers_dir: Path,
+) -> None:
+    """Only the training split grows; validation and test pairs are scored as labelled."""
+    kept = run_matching_benchmark(wdc_computers_dir, seeds=(0,), limit=400, implied=False)
+    grown = run_matching_benchmark(wdc_computers_dir, seeds=(0,), limit=400)
+    assert grown.details["pairs"]["train"] > kept.details["pairs"]["train"] == 400
+    for split in ("valid", "test"):
+        assert grown.details["pairs"][split] == kept.details["pairs"][split] == 400
+    assert grown.report["pairwise"]["f1"] > 0.5
+
+
 def test_zero_shot_scores_the_pipelines_model_trained_without_the_dataset(
     abt_buy_dir: Path,
 ) -> None:
