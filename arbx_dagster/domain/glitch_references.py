@@ -11,9 +11,15 @@ days before, and the other stores' latest prices at or before that instant.
   seven closes and never moves their median; a price that held on four of the last seven
   closes is the listing's price now. This is how the reference follows a permanent level
   shift (in at most four days) while a two- or three-day glitch stays a glitch on each day.
+* **held price** — the last close when the one before it was the same: a price that held
+  for two days. A mistake is fixed within days, but so is a promotion's end; what a held
+  price says depends on its depth, judged in ``glitches.py``.
 * The **own reference** is the lower of the two — the conservative one: just after a cut,
   the new level; just after a raise or during a pre-event inflation, the old level; for a
-  listing that spends most days on sale, the sale price.
+  listing that spends most days on sale, the sale price. A held price that is an ordinary
+  one (at least half of that reference: a sale's or a new level's, never a mistake's)
+  lowers it further, so a sale that follows a price cut within days is measured against
+  the cut, not the level before it.
 * **event baseline** — on CyberDay / CyberMonday / Black Friday days
   (``market_events.py``), the lower median of the closes of the 30 days before the event,
   which caps the own reference (a median, so a glitch or a sale in that month does not
@@ -62,6 +68,7 @@ WINDOW_STATS_SCHEMA: dict[str, pl.DataType] = {
     "current_day": pl.Date(),
     "common_price": pl.Int64(),
     "recent_price": pl.Int64(),
+    "held_price": pl.Int64(),
     "history_days": pl.Int32(),
     "event_baseline": pl.Int64(),
 }
@@ -134,7 +141,10 @@ def window_stats(
         .join(closes.select("lid", "k", "day", "p"), on=["lid", "k"], how="inner")
         .filter(pl.col("day") > pl.col("lo"))
         .group_by("wid")
-        .agg(recent_price=pl.col("p").sort().get((pl.len() - 1) // 2))  # the lower median
+        .agg(
+            recent_price=pl.col("p").sort().get((pl.len() - 1) // 2),  # the lower median
+            held_price=pl.when(_close(0) == _close(1)).then(_close(0)),
+        )
     )
     stats = (
         wins.join(_lower_median(per_level), on="wid")
@@ -143,6 +153,11 @@ def window_stats(
         .join(ids, on="lid")
     )
     return conform(_with_event_baseline(stats, closes, calendar), WINDOW_STATS_SCHEMA)
+
+
+def _close(back: int) -> pl.Expr:
+    """The window's close ``back`` priced days before its last one (null when it has none)."""
+    return pl.col("p").filter(pl.col("back") == back).first()
 
 
 def _level_counts(wins: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:

@@ -15,7 +15,9 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   close and the median of the last seven closes (``glitch_references.py``):
   a glitch of one to three days cannot move that median, so it is flagged on each of its
   days; a permanent price cut becomes the reference after four days, and a promotion that
-  follows a permanent cut is measured against the new level.
+  follows a permanent cut is measured against the new level — from the cut's second day
+  when the cut took at most half off (``ORDINARY_SHARE``): a price held two days at that
+  depth is a sale's or a new level's, and the store's price now either way.
 * **The market.** The same product at the other stores that day, and the listing's segment
   (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
 
@@ -142,6 +144,9 @@ from arbx_dagster.domain.opportunities import (
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
 
 MIN_HISTORY_DAYS = 7
+# A price at least this share of the reference is a sale's or a new level's, never a
+# mistake's: an ordinary promotion takes at most half off.
+ORDINARY_SHARE = 0.5
 STORE_SPREAD = 0.25  # how far another store's price or a list price may sit above the regular
 MIN_SHELF_PRICE_CLP = CURRENCIES["CLP"].shelf_floor  # nothing in a store sells for less
 FULL_SUPPORT_DAYS = 30
@@ -190,9 +195,14 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
 
 def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame) -> pl.LazyFrame:
     """Points with their history's references and ``own_base``, the lower of the 90-day
-    and recent medians: the own reference before the segment's move."""
+    and recent medians, and of the price held on the last two closes when that is an
+    ordinary price: the own reference before the segment's move."""
+    medians = pl.min_horizontal("common_price", "recent_price")
+    ordinary_held = pl.col("held_price") >= ORDINARY_SHARE * medians
     return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
-        own_base=pl.min_horizontal("common_price", "recent_price")
+        own_base=pl.when(ordinary_held)
+        .then(pl.min_horizontal(medians, "held_price"))
+        .otherwise(medians)
     )
 
 

@@ -392,6 +392,33 @@ def test_a_promotion_weeks_after_a_permanent_cut_is_not_a_glitch():
     assert glitch_details_for("ripley", "r1", offers, 23_999)["ref_price"].to_list() == [239_990]
 
 
+def test_a_sale_days_after_a_price_cut_is_measured_against_the_cut():
+    # 149 990 for two months, cut to 89 990 (40 % off) two days ago, and a sale today at
+    # 49 990: 67 % below the old level, but 44 % below what the store charged for two days.
+    offers = [149_990] * 60 + [89_990] * 2
+    assert glitch_details_for("paris", "p1", offers, 49_990).is_empty()
+    # One day at the cut is not yet a price that held: the old level still speaks.
+    assert glitch_details_for("paris", "p1", offers[:-1], 49_990)["ref_price"].to_list() == [
+        149_990
+    ]
+    # A mistake after the cut is a mistake against the cut.
+    found = glitch_details_for("paris", "p1", offers, 8_999)
+    assert found["ref_price"].to_list() == [89_990]
+
+
+def test_a_price_held_two_days_deeper_than_any_sale_stays_the_mistake_it_was():
+    # Two days at 35 % of the usual price (a mistake not yet fixed, or a cut deeper than any
+    # sale): not the reference, so its third day is still flagged against the usual price;
+    # 45 % of it (deeper than a glitch, more than half off) does not lower the reference.
+    usual = [149_990] * 60
+    assert glitch_details_for("paris", "p1", usual + [52_490] * 2, 52_490)[
+        "ref_price"
+    ].to_list() == [149_990]
+    assert glitch_details_for("paris", "p1", usual + [67_490] * 2, 44_990)[
+        "ref_price"
+    ].to_list() == [149_990]
+
+
 def test_stores_all_that_low_together_are_the_market_moving_not_a_mistake():
     hist = history(closes("falabella", "f1", FLAT), closes("ripley", "r1", FLAT))
     rows = market(
@@ -469,6 +496,8 @@ def test_window_stats_equal_a_direct_computation_on_every_day():
         got = stats[day]
         assert got["common_price"] == lower_median(past), day
         assert got["recent_price"] == lower_median(past[-7:]), day
+        held = past[-1] if len(past) >= 2 and past[-1] == past[-2] else None
+        assert got["held_price"] == held, day
         assert got["history_days"] == len(past)
 
 
