@@ -16,8 +16,8 @@ days before, and the other stores' latest prices at or before that instant.
   price says depends on its depth, judged in ``glitches.py``.
 * The **own reference** is the lower of the two — the conservative one: just after a cut,
   the new level; just after a raise or during a pre-event inflation, the old level; for a
-  listing that spends most days on sale, the sale price. A held price that is an ordinary
-  one (at least half of that reference: a sale's or a new level's, never a mistake's)
+  listing that spends most days on sale, the sale price. A held price that was no glitch
+  itself (above ``glitch_ratio_low`` of that reference: a sale's or a new level's price)
   lowers it further, so a sale that follows a price cut within days is measured against
   the cut, not the level before it.
 * **event baseline** — on CyberDay / CyberMonday / Black Friday days

@@ -16,8 +16,8 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   a glitch of one to three days cannot move that median, so it is flagged on each of its
   days; a permanent price cut becomes the reference after four days, and a promotion that
   follows a permanent cut is measured against the new level — from the cut's second day
-  when the cut took at most half off (``ORDINARY_SHARE``): a price held two days at that
-  depth is a sale's or a new level's, and the store's price now either way.
+  when the cut was no glitch itself (above ``glitch_ratio_low`` of the reference): a price
+  held two days at that depth is a sale's or a new level's, the store's price either way.
 * **The market.** The same product at the other stores that day, and the listing's segment
   (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
 
@@ -144,9 +144,6 @@ from arbx_dagster.domain.opportunities import (
 from arbx_dagster.domain.schema import OPPORTUNITY_SCHEMA, conform, empty
 
 MIN_HISTORY_DAYS = 7
-# A price at least this share of the reference is a sale's or a new level's, never a
-# mistake's: an ordinary promotion takes at most half off.
-ORDINARY_SHARE = 0.5
 STORE_SPREAD = 0.25  # how far another store's price or a list price may sit above the regular
 MIN_SHELF_PRICE_CLP = CURRENCIES["CLP"].shelf_floor  # nothing in a store sells for less
 FULL_SUPPORT_DAYS = 30
@@ -193,27 +190,31 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
     return current
 
 
-def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame) -> pl.LazyFrame:
+def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl.LazyFrame:
     """Points with their history's references and ``own_base``, the lower of the 90-day
-    and recent medians, and of the price held on the last two closes when that is an
-    ordinary price: the own reference before the segment's move."""
+    and recent medians, and of the price held on the last two closes unless that was a
+    glitch itself (at most ``low`` x those): the own reference before the segment's move."""
     medians = pl.min_horizontal("common_price", "recent_price")
-    ordinary_held = pl.col("held_price") >= ORDINARY_SHARE * medians
+    not_a_glitch = pl.col("held_price") > low * medians
     return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
-        own_base=pl.when(ordinary_held)
+        own_base=pl.when(not_a_glitch)
         .then(pl.min_horizontal(medians, "held_price"))
         .otherwise(medians)
     )
 
 
 def _with_own_reference(
-    current: pl.LazyFrame, stats: pl.DataFrame, price_type: str, moves: pl.LazyFrame | None
+    current: pl.LazyFrame,
+    stats: pl.DataFrame,
+    price_type: str,
+    moves: pl.LazyFrame | None,
+    low: float,
 ) -> pl.LazyFrame:
-    """Points with their history's references and ``own_ref``: the lower of the 90-day and
-    recent medians, moved with the segment and capped by the pre-event level on event days
-    (for a card price with little history, also by its own offer)."""
+    """Points with their history's references and ``own_ref``: ``own_base``, moved with
+    the segment and capped by the pre-event level on event days (for a card price with
+    little history, also by its own offer)."""
     own = (
-        _with_own_base(current, stats)
+        _with_own_base(current, stats, low)
         .pipe(market_move, "own_base", moves)
         .with_columns(
             # The own reference follows the segment's move that day; on event days the
@@ -291,7 +292,7 @@ def score_series(
     stats = window_stats(windows, history, column, calendar)
     if moves is not None:
         moves = moves.filter(pl.col("price_type") == price_type).drop("price_type")
-    own = _with_own_reference(current, stats, price_type, moves)
+    own = _with_own_reference(current, stats, price_type, moves, thresholds.glitch_ratio_low)
     # The other stores' price (but one far below this listing's own reference, glitching
     # itself). Stores all far below their own history together are the market dropping (an
     # event, a supplier's cut, stores matching each other): they vouch for each other.
@@ -519,7 +520,9 @@ def market_changes(
     for price_type, column in SERIES.items():
         current = _priced_points(points, column)
         stats = window_stats(current.select(WINDOW).unique().collect(), history, column, calendar)
-        own = _with_own_base(current, stats).with_columns(price_type=pl.lit(price_type))
+        own = _with_own_base(current, stats, thresholds.glitch_ratio_low).with_columns(
+            price_type=pl.lit(price_type)
+        )
         frames.append(_changes(own))
     return pl.concat([conform(f, SEGMENT_CHANGE_SCHEMA) for f in pl.collect_all(frames)])
 
