@@ -25,6 +25,8 @@ _EVIDENCE_TEXT = {
     "history": "its own history",
     "history+stores": "its own history and the other stores",
     "stores": "the other stores (little history of its own)",
+    "stores+list price": "the other stores and its own crossed-out list price "
+    "(little history of its own)",
     "list price": "its own crossed-out list price",
     "shelf floor": "no shelf price is under {floor}",
 }

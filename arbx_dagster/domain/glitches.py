@@ -37,10 +37,12 @@ reference, which is glitching itself):
   ``STORE_SPREAD`` (25 %) above this listing's regular price — a store cheaper than the
   rest, a list price with the store's markup — so alone it must say more: half off a
   regular price with a list at most 30 % over it (0.5 / 1.3 = 38 % of the list) is never
-  flagged. So a price at or below 15 % of every other store's is flagged with little history or
-  none — and with a history, unless that history has itself been as low for days (the
-  listing's own price then, or another product matched by mistake) — and a two- or
-  three-day glitch that started on a listing's first day is flagged on each day.
+  flagged. Two of them agreeing say enough together: the other stores at ``low`` and the
+  list price at ``alone`` (``stores+list price``). So a price at or below 15 % of every
+  other store's is flagged with little history or none — and with a history, unless that
+  history has itself been as low for days (the listing's own price then, or another
+  product matched by mistake) — and a two- or three-day glitch that started on a
+  listing's first day is flagged on each day.
 * **no shelf price is under ``MIN_SHELF_PRICE_CLP`` (100 CLP)**: such a price is a glitch
   with or without any reference, unless the listing's whole segment fell that far (a scraper
   or feed fault, which the data-quality checks report).
@@ -59,10 +61,11 @@ The reference reported depends on what is known, never on the price judged (so a
 price never gets a milder severity): with an established history, the lower of the own and
 the other stores' references (the conservative one); with little history, the other stores'
 price, else the listing's list price, else what history there is. ``ref_retailer`` names
-the store when it is another store's price, and is null when it is the listing's own. ``evidence``
-says which references spoke: ``history``, ``history+stores``, ``stores``, ``list price`` or
-``shelf floor``. Severity by ``price / reference``: at or below ``glitch_ratio_high`` 'high',
-``glitch_ratio_medium`` 'medium', otherwise 'low' (a price under the shelf floor: 'high').
+the store when it is another store's price, and is null when it is the listing's own.
+``evidence`` says which references spoke: ``history``, ``history+stores``, ``stores``,
+``stores+list price``, ``list price`` or ``shelf floor``. Severity by ``price /
+reference``: at or below ``glitch_ratio_high`` 'high', ``glitch_ratio_medium`` 'medium',
+otherwise 'low' (a price under the shelf floor: 'high').
 Depth (``price / reference - 1``, e.g. -99.9 %) is what a glitch is shown with; ROI is capped
 at ``GLITCH_ROI_CAP_PCT`` (a glitch bought for 1 CLP has no meaningful ROI).
 
@@ -246,7 +249,7 @@ def _evidence(thresholds: Thresholds) -> tuple[pl.Expr, pl.Expr]:
     others_say = price <= low * others
     alone = low * (1 - STORE_SPREAD)  # one reference speaking alone must say more
     stores_alone = price <= alone * others
-    list_says = ~seen_elsewhere & (price <= alone * pl.col("price_list"))
+    list_alone = price <= alone * pl.col("price_list")
     # A whole segment that deep is a scraper or feed fault, not a price anyone published.
     floor = currency(thresholds.currency).shelf_floor
     below_shelf = (price < floor) & (pl.col("move") > math.log(low))
@@ -256,7 +259,9 @@ def _evidence(thresholds: Thresholds) -> tuple[pl.Expr, pl.Expr]:
         .then(pl.when(others_say).then(pl.lit("history+stores")).otherwise(pl.lit("history")))
         .when(~established & stores_alone)
         .then(pl.lit("stores"))
-        .when(~established & list_says)
+        .when(~established & others_say & list_alone)
+        .then(pl.lit("stores+list price"))
+        .when(~established & ~seen_elsewhere & list_alone)
         .then(pl.lit("list price"))
         .when(below_shelf)
         .then(pl.lit("shelf floor"))
@@ -350,7 +355,7 @@ def _confidence() -> pl.Expr:
     support = (
         pl.when(evidence.str.starts_with("history"))
         .then((pl.col("history_days") / FULL_SUPPORT_DAYS).clip(upper_bound=1.0))
-        .when(evidence == "stores")
+        .when(evidence.str.starts_with("stores"))
         .then(1.0)
         .otherwise(LONE_PAGE_SUPPORT)
     )

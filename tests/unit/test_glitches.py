@@ -375,6 +375,29 @@ def test_with_nothing_else_30_percent_of_its_own_list_price_is_a_glitch_but_a_bi
     assert run(449_990).is_empty()  # half off
 
 
+def test_on_its_first_day_the_other_stores_and_its_own_list_price_together_say_enough():
+    # 35 % of the other store's price is not enough for that store alone (it may be the
+    # cheaper one), nor 30 % of a list price alone; both at once are two references agreeing.
+    hist = history(closes("ripley", "r1", FLAT))
+    schema = {**MARKET_SCHEMA, "price_list": pl.Int64}
+
+    def run(price: int, price_list: int) -> pl.DataFrame:
+        rows = [
+            now_listing("falabella", "f1", price, canonical="tv") | {"price_list": price_list},
+            now_listing("ripley", "r1", 199_990, canonical="tv") | {"price_list": None},
+        ]
+        return g.glitch_details(hist, pl.DataFrame(rows, schema=schema), Thresholds(), NOW)
+
+    glitch = only(run(69_990, 249_990))  # 35 % of ripley's, 28 % of its own list price
+    assert (glitch["evidence"], glitch["ref_retailer"], glitch["ref_price"]) == (
+        "stores+list price",
+        "ripley",
+        199_990,
+    )
+    assert run(69_990, 199_990).is_empty()  # 35 % of its list: a big sale, maybe
+    assert run(89_990, 299_990).is_empty()  # 45 % of the other store's: no agreement
+
+
 def test_a_three_day_glitch_is_flagged_on_each_of_its_days():
     usual = [149_990] * 40
     for days_in, wrong in enumerate((14_999, 14_999, 1_499)):
