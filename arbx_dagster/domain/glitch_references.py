@@ -11,6 +11,9 @@ days before, and the other stores' latest prices at or before that instant.
   seven closes and never moves their median; a price that held on four of the last seven
   closes is the listing's price now. This is how the reference follows a permanent level
   shift (in at most four days) while a two- or three-day glitch stays a glitch on each day.
+* **last price** — the last close. A recent median the listing has since left upwards (a
+  sale of four or five days that ended) is not its price now: the recent price counts as
+  no lower than the last close.
 * **held price** — the last close when the one before it was the same: a price that held
   for two days. A mistake is fixed within days, but so is a promotion's end; what a held
   price says depends on its depth, judged in ``glitches.py``.
@@ -69,6 +72,7 @@ WINDOW_STATS_SCHEMA: dict[str, pl.DataType] = {
     "common_price": pl.Int64(),
     "recent_price": pl.Int64(),
     "held_price": pl.Int64(),
+    "last_price": pl.Int64(),
     "history_days": pl.Int32(),
     "event_baseline": pl.Int64(),
 }
@@ -144,6 +148,7 @@ def window_stats(
         .agg(
             recent_price=pl.col("p").sort().get((pl.len() - 1) // 2),  # the lower median
             held_price=pl.when(_close(0) == _close(1)).then(_close(0)),
+            last_price=_close(0),
         )
     )
     stats = (

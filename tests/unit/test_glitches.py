@@ -429,6 +429,16 @@ def test_a_sale_days_after_a_price_cut_is_measured_against_the_cut():
     assert found["ref_price"].to_list() == [89_990]
 
 
+def test_a_sale_that_ended_is_not_the_reference_of_the_day_after():
+    # Five sale days at half price fill most of the last seven closes, but the price is
+    # back at its usual level: a mistake now is measured against the usual price.
+    offers = [37_990] * 60 + [18_990] * 5 + [37_990]
+    found = glitch_details_for("paris", "p1", offers, 10_990)
+    assert found["ref_price"].to_list() == [37_990]
+    # While the sale lasts, it is the price now: the same price is then no glitch.
+    assert glitch_details_for("paris", "p1", offers[:-1], 10_990).is_empty()
+
+
 def test_a_price_held_two_days_at_a_glitchs_depth_stays_the_mistake_it_was():
     # Two days at 35 % of the usual price (a mistake not yet fixed): not the reference, so
     # its third day, and a deeper price then, are still judged against the usual price.
@@ -517,6 +527,7 @@ def test_window_stats_equal_a_direct_computation_on_every_day():
         assert got["recent_price"] == lower_median(past[-7:]), day
         held = past[-1] if len(past) >= 2 and past[-1] == past[-2] else None
         assert got["held_price"] == held, day
+        assert got["last_price"] == past[-1], day
         assert got["history_days"] == len(past)
 
 
