@@ -10,19 +10,18 @@ days before, and the other stores' latest prices at or before that instant.
   mistaken price is fixed within hours or days, so it can never be more than three of those
   seven closes and never moves their median; a price that held on four of the last seven
   closes is the listing's price now. This is how the reference follows a permanent level
-  shift (in at most four days) while a two- or three-day glitch stays a glitch on each day.
+  shift (in at most four days, however deep; the next day when it is no deeper than a sale,
+  see the last price) while a two- or three-day glitch stays a glitch on each day.
 * **last price** — the last close. A recent median the listing has since left upwards (a
   sale of four or five days that ended) is not its price now: the recent price counts as
   no lower than the last close.
-* **held price** — the last close when the one before it was the same: a price that held
-  for two days. A mistake is fixed within days, but so is a promotion's end; what a held
-  price says depends on its depth, judged in ``glitches.py``.
 * The **own reference** is the lower of the two — the conservative one: just after a cut,
   the new level; just after a raise or during a pre-event inflation, the old level; for a
-  listing that spends most days on sale, the sale price. A held price that was no glitch
-  itself (above ``glitch_ratio_low`` of that reference: a sale's or a new level's price)
-  lowers it further, so a sale that follows a price cut within days is measured against
-  the cut, not the level before it.
+  listing that spends most days on sale, the sale price. The last close, unless it was a
+  glitch itself (at most ``glitch_ratio_low`` of that reference), is what the store
+  charged — a sale's or a new level's price — and lowers it further, so a sale that
+  follows a price cut the next day is measured against the cut, not the level before it,
+  while a glitch of several days stays a glitch on each of them.
 * **event baseline** — on CyberDay / CyberMonday / Black Friday days
   (``market_events.py``), the lower median of the closes of the 30 days before the event,
   which caps the own reference (a median, so a glitch or a sale in that month does not
@@ -34,7 +33,7 @@ days before, and the other stores' latest prices at or before that instant.
   listing's own reference is left out: no sale, event or market move goes 85 % below a
   normal price, so that store is glitching itself and says nothing about the market.
 * **market move** — how far the listing's retailer x category sits below its own references
-  that day: the median over its listings of log(price / own reference), drops only, when at
+  (the usual level, or what the store charged the day before, see above) that day: the median over its listings of log(price / own reference), drops only, when at
   least ``MIN_SEGMENT_LISTINGS`` listings say. CyberDay, a store-wide sale or a scraper bug
   move a whole segment; the own reference is scaled by that move, so a listing that merely
   followed its segment down is not a glitch, while one that fell far below it still is.
@@ -71,7 +70,6 @@ WINDOW_STATS_SCHEMA: dict[str, pl.DataType] = {
     "current_day": pl.Date(),
     "common_price": pl.Int64(),
     "recent_price": pl.Int64(),
-    "held_price": pl.Int64(),
     "last_price": pl.Int64(),
     "history_days": pl.Int32(),
     "event_baseline": pl.Int64(),
@@ -147,8 +145,7 @@ def window_stats(
         .group_by("wid")
         .agg(
             recent_price=pl.col("p").sort().get((pl.len() - 1) // 2),  # the lower median
-            held_price=pl.when(_close(0) == _close(1)).then(_close(0)),
-            last_price=_close(0),
+            last_price=pl.col("p").filter(pl.col("back") == 0).first(),
         )
     )
     stats = (
@@ -158,11 +155,6 @@ def window_stats(
         .join(ids, on="lid")
     )
     return conform(_with_event_baseline(stats, closes, calendar), WINDOW_STATS_SCHEMA)
-
-
-def _close(back: int) -> pl.Expr:
-    """The window's close ``back`` priced days before its last one (null when it has none)."""
-    return pl.col("p").filter(pl.col("back") == back).first()
 
 
 def _level_counts(wins: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:

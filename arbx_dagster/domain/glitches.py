@@ -15,11 +15,12 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   close and the median of the last seven closes (``glitch_references.py``):
   a glitch of one to three days cannot move that median, so it is flagged on each of its
   days; a permanent price cut becomes the reference after four days, and a promotion that
-  follows a permanent cut is measured against the new level — from the cut's second day
-  when the cut was no glitch itself (above ``glitch_ratio_low`` of the reference): a price
-  held two days at that depth is a sale's or a new level's, the store's price either way.
-  A sale that filled most of the last closes but has ended is no longer the price: the
-  recent median counts as no lower than the last close.
+  follows a permanent cut is measured against the new level — from the day after the cut
+  when the cut was no glitch itself (above ``glitch_ratio_low`` of the reference): the
+  last close is then what the store charged, a sale's or a new level's price, and a price
+  at least ``glitch_ratio_low`` of it is at most a sale on top of it. A sale that filled
+  most of the last closes but has ended is no longer the price: the recent median counts
+  as no lower than the last close.
 * **The market.** The same product at the other stores that day, and the listing's segment
   (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
 
@@ -196,19 +197,18 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
 
 
 def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl.LazyFrame:
-    """Points with their history's references and ``own_base``, the lower of the 90-day
-    and recent medians (the recent one no lower than the last close), and of the price
-    held on the last two closes unless that was a glitch itself (at most ``low`` x those):
-    the own reference before the segment's move."""
+    """Points with their history's references and ``own_base``: the lower of the 90-day and
+    recent medians (the recent one no lower than the last close), and of the last close
+    unless that was a glitch itself (at most ``low`` x those). The own reference before the
+    segment's move, which is measured against it: a segment's move is how far it sits below
+    what its listings charged."""
     # A recent level the listing has since left (its last close back above it: a sale that
     # ended) is not its price now; the last close is.
     recent_now = pl.max_horizontal("recent_price", "last_price")
     medians = pl.min_horizontal("common_price", recent_now)
-    not_a_glitch = pl.col("held_price") > low * medians
+    charged = pl.col("last_price") > low * medians  # what the store charged, no mistake
     return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
-        own_base=pl.when(not_a_glitch)
-        .then(pl.min_horizontal(medians, "held_price"))
-        .otherwise(medians)
+        own_base=pl.when(charged).then(pl.min_horizontal(medians, "last_price")).otherwise(medians)
     )
 
 
