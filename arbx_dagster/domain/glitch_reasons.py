@@ -40,6 +40,7 @@ def glitch_reason(
     evidence: str,
     common_price: int | None,
     recent_price: int | None,
+    last_price: int | None,
     history_days: int | None,
     others_retailer: str | None,
     others_price: int | None,
@@ -60,8 +61,8 @@ def glitch_reason(
     ]
     if common_price is not None and history_days:
         parts.append(
-            f"90-day median {clp(common_price)}, last 7 closes {clp(recent_price)} "
-            f"({history_days} d of history)"
+            f"90-day median {clp(common_price)}, last 7 closes {clp(recent_price)}, "
+            f"last close {clp(last_price)} ({history_days} d of history)"
         )
     if others_price is not None:
         parts.append(f"{others_retailer} {clp(others_price)}")
@@ -81,6 +82,7 @@ REASON_COLUMNS = (
     "evidence",
     "common_price",
     "recent_price",
+    "last_price",
     "history_days",
     "others_retailer",
     "others_price",

@@ -33,8 +33,9 @@ days before, and the other stores' latest prices at or before that instant.
   listing's own reference is left out: no sale, event or market move goes 85 % below a
   normal price, so that store is glitching itself and says nothing about the market.
 * **market move** — how far the listing's retailer x category sits below its own references
-  (the usual level, or what the store charged the day before, see above) that day: the median over its listings of log(price / own reference), drops only, when at
-  least ``MIN_SEGMENT_LISTINGS`` listings say. CyberDay, a store-wide sale or a scraper bug
+  (the usual level, or what the store charged the day before, see above) that day: the
+  median over its listings of log(price / own reference), drops only, when at least
+  ``MIN_SEGMENT_LISTINGS`` listings say. CyberDay, a store-wide sale or a scraper bug
   move a whole segment; the own reference is scaled by that move, so a listing that merely
   followed its segment down is not a glitch, while one that fell far below it still is.
 

@@ -164,6 +164,7 @@ GLITCH_DETAIL_SCHEMA: dict[str, pl.DataType] = {
     "evidence": pl.String(),
     "common_price": pl.Int64(),  # the lower median of the 90 days' closes
     "recent_price": pl.Int64(),  # the lower median of the last seven closes
+    "last_price": pl.Int64(),  # the last close (what the store charged the day before)
     "others_price": pl.Int64(),
     "list_price": pl.Int64(),
     "event_baseline": pl.Int64(),
@@ -381,6 +382,7 @@ def _flagged_rows(scored: pl.LazyFrame, price_type: str) -> pl.LazyFrame:
             "evidence",
             "common_price",
             "recent_price",
+            "last_price",
             "others_retailer",
             "others_price",
             "event_baseline",

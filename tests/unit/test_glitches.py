@@ -421,9 +421,11 @@ def test_a_sale_the_day_after_a_price_cut_is_measured_against_the_cut():
     offers = [149_990] * 60 + [89_990]
     assert glitch_details_for("paris", "p1", offers, 49_990).is_empty()
     assert glitch_details_for("paris", "p1", [*offers, 89_990], 49_990).is_empty()
-    # A mistake after the cut is a mistake against the cut.
-    found = glitch_details_for("paris", "p1", offers, 8_999)
-    assert found["ref_price"].to_list() == [89_990]
+    # A mistake after the cut is a mistake against the cut, and the reason says where
+    # that reference comes from.
+    found = glitch_details_for("paris", "p1", offers, 8_999).row(0, named=True)
+    assert (found["ref_price"], found["last_price"]) == (89_990, 89_990)
+    assert "last close $89.990" in found["reason"]
 
 
 def test_a_sale_that_ended_is_not_the_reference_of_the_day_after():
@@ -603,7 +605,8 @@ def test_the_reason_reads_like_evidence():
     found = glitch_details_for("ripley", "r1", [1_299_990] * 30, 129_990).row(0, named=True)
     assert found["reason"] == (
         "offer $129.990 is 10.0 % of $1.299.990 (its own history); judged on its own history; "
-        "90-day median $1.299.990, last 7 closes $1.299.990 (30 d of history); "
+        "90-day median $1.299.990, last 7 closes $1.299.990, last close $1.299.990 "
+        "(30 d of history); "
         "likely a lost digit (x10)"
     )
 
