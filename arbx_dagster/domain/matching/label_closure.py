@@ -3,8 +3,8 @@
 "Same product" is an equivalence: if A matches B and B matches C, A matches C; and if A
 does not match D, nothing that matches A matches anything that matches D. Public
 labelled-pair sets mention most offers in several pairs, so their labels imply many pairs
-nobody labelled — on the WDC training sets, half again as many matches and several times
-as many non-matches. ``implied_pairs`` adds them: more of the training labels' own
+nobody labelled — on the WDC training sets, half again to twice as many matches and four
+to eight times as many non-matches. ``implied_pairs`` adds them: more of the training labels' own
 information, without a single new label (the entity-matching literature's transitive
 augmentation).
 
@@ -23,7 +23,7 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-LABEL = "label"
+from arbx_dagster.domain.matching.training import LABEL
 
 
 def _fields(pairs: pl.DataFrame) -> list[str]:
