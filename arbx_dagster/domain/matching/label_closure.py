@@ -56,8 +56,9 @@ def implied_pairs(
         (np.ones(int(match.sum())), (i[match], j[match])), shape=(nodes.height, nodes.height)
     )
     _, group = connected_components(graph, directed=False)
-    lefts = pl.DataFrame({"x": np.unique(i), "group": group[np.unique(i)]})
-    rights = pl.DataFrame({"y": np.unique(j), "group": group[np.unique(j)]})
+    on_left, on_right = np.unique(i), np.unique(j)
+    lefts = pl.DataFrame({"x": on_left, "group": group[on_left]})
+    rights = pl.DataFrame({"y": on_right, "group": group[on_right]})
     known = pl.DataFrame({"x": np.r_[i, j], "y": np.r_[j, i]}).unique()
 
     matches = lefts.join(rights, on="group").filter(pl.col("x") != pl.col("y")).select("x", "y")
