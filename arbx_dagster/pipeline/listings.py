@@ -20,6 +20,7 @@ from datetime import datetime
 import polars as pl
 
 from arbx_dagster.domain.matching.brands import infer_brand_vocabulary
+from arbx_dagster.domain.matching.incremental import listing_identities
 from arbx_dagster.domain.matching.normalize import enrich_listings
 from arbx_dagster.domain.schema import LISTING_KEY, LISTING_SCHEMA, UTC_DATETIME, conform
 from arbx_dagster.pipeline.raw_census import hour_census, hours_only_gained_rows, with_bounds
@@ -134,8 +135,11 @@ def _changed_hours(
 def _normalised(
     latest: pl.DataFrame, now: datetime, vocabulary: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    return conform(enrich_listings(latest, vocabulary), LISTING_SCHEMA).with_columns(
-        updated_at=pl.lit(now).cast(UTC_DATETIME)
+    listings = conform(enrich_listings(latest, vocabulary), LISTING_SCHEMA)
+    return listings.with_columns(
+        updated_at=pl.lit(now).cast(UTC_DATETIME),
+        # What the matcher reads of it, hashed: how a match finds the listings that changed.
+        identity=listing_identities(listings)["identity"],
     )
 
 
@@ -172,7 +176,7 @@ def _ledger(census: pl.DataFrame) -> pl.DataFrame:
 
 def empty_listings() -> pl.DataFrame:
     return conform(pl.DataFrame(), LISTING_SCHEMA).with_columns(
-        updated_at=pl.lit(None, dtype=UTC_DATETIME)
+        updated_at=pl.lit(None, dtype=UTC_DATETIME), identity=pl.lit(None, dtype=pl.Int64)
     )
 
 

@@ -47,6 +47,7 @@ def _table(warehouse: Warehouse, table: str, schema: dict[str, pl.DataType]) -> 
 
 
 def read_match_state(warehouse: Warehouse) -> MatchState:
+    """The whole state, in frames (what a test compares; a match reads ``StoredMatchState``)."""
     return MatchState(
         product_matches=_table(warehouse, "product_matches", PRODUCT_MATCH_SCHEMA),
         pairs=_table(warehouse, "match_pairs", MATCH_PAIR_SCHEMA),
@@ -54,6 +55,90 @@ def read_match_state(warehouse: Warehouse) -> MatchState:
         blocks=_table(warehouse, "match_blocks", BLOCK_MAP_SCHEMA),
         stop_keys=_table(warehouse, "match_stop_keys", STOP_KEY_SCHEMA),
     )
+
+
+_PAIR_SIDES = (["left_retailer", "left_sku"], ["right_retailer", "right_sku"])
+_KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
+
+
+class StoredMatchState:
+    """The last match's state as the warehouse holds it (a ``StateReader``): each question
+    an incremental match asks is one query over the keys it is about, so a change of a few
+    listings reads a few rows of million-row tables, not the tables.
+
+    Its current listings are the ``listings`` table's: ``delisted`` and ``changed`` compare
+    the state with that table (the frames they are passed are its rows).
+    """
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self.blocks = _table(warehouse, "match_blocks", BLOCK_MAP_SCHEMA)
+        self.stop_keys = _table(warehouse, "match_stop_keys", STOP_KEY_SCHEMA)
+
+    def _keyed(self, table: str, key: list[str]) -> str:
+        return self.warehouse.keyed_rows_sql(table, "{staged}", key)
+
+    def delisted(self, current: pl.DataFrame) -> pl.DataFrame:
+        rows = self.warehouse.query(
+            "SELECT m.retailer, m.sku FROM product_matches AS m WHERE NOT EXISTS "
+            "(SELECT 1 FROM listings AS l WHERE l.retailer = m.retailer AND l.sku = m.sku)"
+        )
+        return conform(rows, _KEYS_SCHEMA)
+
+    def changed(self, listings: pl.DataFrame) -> pl.DataFrame:
+        # The identity normalisation wrote with each listing, against the last match's: only
+        # the keys of the few that differ leave the database. No identity (a listing not
+        # normalised since it gained the column): changed.
+        rows = self.warehouse.query(
+            "SELECT l.retailer, l.sku FROM listings AS l LEFT JOIN match_identities AS m "
+            "ON m.retailer = l.retailer AND m.sku = l.sku "
+            "WHERE m.identity IS NULL OR l.identity IS NULL OR l.identity <> m.identity"
+        )
+        return conform(rows, _KEYS_SCHEMA)
+
+    def matches_of(self, keys: pl.DataFrame) -> pl.DataFrame:
+        if keys.is_empty():
+            return conform(pl.DataFrame(), PRODUCT_MATCH_SCHEMA)
+        columns = ", ".join(PRODUCT_MATCH_SCHEMA)
+        rows = self.warehouse.query_with(
+            f"SELECT {columns} FROM {self._keyed('product_matches', KEY)} AS m",
+            keys.select(KEY).unique(),
+        )
+        return conform(rows, PRODUCT_MATCH_SCHEMA)
+
+    def members_of(self, keys: pl.DataFrame) -> pl.DataFrame:
+        if keys.is_empty():
+            return conform(pl.DataFrame(), _KEYS_SCHEMA)
+        rows = self.warehouse.query_with(
+            "SELECT m.retailer, m.sku FROM product_matches AS m WHERE m.canonical_id IN "
+            f"(SELECT p.canonical_id FROM {self._keyed('product_matches', KEY)} AS p)",
+            keys.select(KEY).unique(),
+        )
+        return conform(rows, _KEYS_SCHEMA)
+
+    def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
+        parts = [conform(pl.DataFrame(), MATCH_PAIR_SCHEMA)]
+        for side in _PAIR_SIDES:
+            if keys.is_empty():
+                break
+            columns = ", ".join(MATCH_PAIR_SCHEMA)
+            rows = self.warehouse.query_with(
+                f"SELECT {columns} FROM {self._keyed('match_pairs', side)} AS p",
+                keys.select(KEY).unique().rename(dict(zip(KEY, side, strict=True))),
+            )
+            parts.append(conform(rows, MATCH_PAIR_SCHEMA))
+        return pl.concat(parts).unique(maintain_order=True)
+
+    def ids_held_outside(self, ids: pl.Series, keys: pl.DataFrame) -> pl.Series:
+        if ids.is_empty():
+            return pl.Series("canonical_id", [], dtype=pl.String)
+        holders = self.warehouse.query_with(
+            "SELECT m.retailer, m.sku, m.canonical_id FROM product_matches AS m "
+            "WHERE m.canonical_id IN (SELECT s.canonical_id FROM {staged} AS s)",
+            pl.DataFrame({"canonical_id": ids.unique()}),
+        )
+        outside = conform(holders, {**_KEYS_SCHEMA, "canonical_id": pl.String()})
+        return outside.join(keys.select(KEY), on=KEY, how="anti")["canonical_id"].unique()
 
 
 def last_full_match(warehouse: Warehouse) -> dict | None:
@@ -75,6 +160,12 @@ def write_full_state(warehouse: Warehouse, listings: pl.DataFrame, blocks: pl.Da
     warehouse.replace("match_identities", listing_identities(listings))
     warehouse.replace("match_blocks", blocks)
     warehouse.replace("match_stop_keys", stop_keys(listings))
+    # Listings without the identity normalisation writes (normalised before it existed) get
+    # the one just matched, or every later match would see them changed.
+    warehouse.execute(
+        "UPDATE listings AS l SET identity = m.identity FROM match_identities AS m "
+        "WHERE m.retailer = l.retailer AND m.sku = l.sku AND l.identity IS NULL"
+    )
 
 
 def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datetime) -> None:
@@ -85,16 +176,8 @@ def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datet
     keys = change.replaced
     pair_keys = ["left_retailer", "left_sku", "right_retailer", "right_sku"]
     with warehouse.transaction():
-        for side in ("left", "right"):
-            side_key = [f"{side}_retailer", f"{side}_sku"]
-            pairs = warehouse.keyed_rows_sql("match_pairs", "{staged}", side_key)
-            touching = warehouse.query_with(
-                f"SELECT {', '.join(pair_keys)} FROM {pairs} AS p",
-                keys.rename(dict(zip(KEY, side_key, strict=True))),
-            )
-            warehouse.delete_keys(
-                "match_pairs", touching.join(change.pairs, on=pair_keys, how="anti")
-            )
+        touching = StoredMatchState(warehouse).pairs_touching(keys).select(pair_keys)
+        warehouse.delete_keys("match_pairs", touching.join(change.pairs, on=pair_keys, how="anti"))
         for table, rows in (
             ("product_matches", change.product_matches),
             ("match_identities", change.identities),

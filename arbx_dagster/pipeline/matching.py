@@ -16,18 +16,14 @@ import polars as pl
 
 from arbx_dagster.domain.matching import MatchResult, TrainedPairModel, match_by_block
 from arbx_dagster.domain.matching.engine import default_workers
-from arbx_dagster.domain.matching.incremental import (
-    IDENTITY_COLUMNS,
-    listing_identities,
-    match_changes,
-)
+from arbx_dagster.domain.matching.incremental import POOL_COLUMNS, match_changes
 from arbx_dagster.domain.matching.shipped import pipeline_model
 from arbx_dagster.domain.schema import LISTING_SCHEMA, UTC_DATETIME, conform
 from arbx_dagster.pipeline.match_state import (
+    StoredMatchState,
     last_full_match,
     last_match_at,
     log_match_run,
-    read_match_state,
     write_full_state,
     write_incremental,
 )
@@ -44,17 +40,14 @@ def read_listings(warehouse: Warehouse) -> pl.DataFrame:
     return conform(warehouse.query("SELECT * FROM listings"), LISTING_SCHEMA)
 
 
-# What an incremental match reads of every listing: what tells a changed one, and what
-# finds its candidates; the rest only for the listings it matches again.
-_IDENTITY_READ: dict[str, pl.DataType] = {
-    c: LISTING_SCHEMA[c] for c in ("retailer", "sku", *IDENTITY_COLUMNS)
-}
+# What an incremental match reads of every listing: what finds a changed one's candidates;
+# the rest only for the listings it matches again (the changed ones are found in the
+# database, see ``StoredMatchState.changed``).
+_POOL_READ: dict[str, pl.DataType] = {c: LISTING_SCHEMA[c] for c in POOL_COLUMNS}
 
 
-def _listing_identities_read(warehouse: Warehouse) -> pl.DataFrame:
-    return conform(
-        warehouse.query(f"SELECT {', '.join(_IDENTITY_READ)} FROM listings"), _IDENTITY_READ
-    )
+def _pool_columns_read(warehouse: Warehouse) -> pl.DataFrame:
+    return conform(warehouse.query(f"SELECT {', '.join(_POOL_READ)} FROM listings"), _POOL_READ)
 
 
 def _listing_rows(warehouse: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
@@ -118,10 +111,9 @@ def _refresh_incrementally(
 ) -> StageReport | None:
     """Match only what changed; None (nothing written) when too much changed for that."""
     started = time.perf_counter()
-    listings = _listing_identities_read(warehouse)
-    state = read_match_state(warehouse)
-    identities = listing_identities(listings)
-    changed = identities.join(state.identities, on=["retailer", "sku", "identity"], how="anti")
+    listings = _pool_columns_read(warehouse)
+    state = StoredMatchState(warehouse)
+    changed = state.changed(listings)
     if changed.height > MAX_CHANGED_SHARE * max(listings.height, 1):
         return None
     decisions = read_labels(warehouse)
@@ -133,7 +125,7 @@ def _refresh_incrementally(
         scorer=scorer,
         decisions=decisions,
         also=_labelled_listings(fresh_labels),
-        identities=identities,
+        changed=changed,
         rows_of=lambda keys: _listing_rows(warehouse, keys),
     )
     write_incremental(warehouse, change, now)

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 import polars as pl
 import pytest
 
+from arbx_dagster.domain.matching.incremental import listing_identities
+from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 from arbx_dagster.domain.simulator import simulate_snapshot
 from arbx_dagster.pipeline.ingest import ingest_observations
 from arbx_dagster.pipeline.listings import refresh_listings
@@ -139,3 +141,33 @@ def test_a_corrected_row_in_an_hour_touches_every_listing_of_the_hour(
     assert report.counts["mode"] == "full"
     corrected = _listings(warehouse).filter(pl.col("sku") == sku)
     assert corrected["price_offer"].to_list() == [12345] * corrected.height
+
+
+def test_each_listing_carries_the_identity_a_match_compares(
+    warehouse: Warehouse, observations: pl.DataFrame
+) -> None:
+    """Normalisation writes what the matcher reads of each listing, hashed: a price move
+    keeps it, a new title changes it, whichever way the listing was normalised."""
+    now = observations["observed_at"].max() + timedelta(minutes=1)
+    ingest_observations(warehouse, observations, now=now)
+    refresh_listings(warehouse, now=now, mode="full")
+    stored = _listings(warehouse)
+    expected = listing_identities(conform(stored, LISTING_SCHEMA))
+    assert stored.select(*KEY, "identity").equals(expected)
+
+    later = now + timedelta(hours=1)
+    first, second = observations.head(1), observations.slice(1, 1)
+    ingest_observations(
+        warehouse,
+        pl.concat(
+            [
+                first.with_columns(price_offer=pl.col("price_offer") // 2),
+                second.with_columns(name=pl.col("name") + " Pack 2"),
+            ]
+        ).with_columns(observed_at=pl.lit(later)),
+        now=later,
+    )
+    refresh_listings(warehouse, now=later, mode="auto")
+    after = _listings(warehouse).join(stored.select(*KEY, before="identity"), on=KEY)
+    kept = after.with_columns(same=pl.col("identity") == pl.col("before"))
+    assert kept.filter(~pl.col("same")).select(KEY).equals(second.select(KEY))

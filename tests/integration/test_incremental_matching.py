@@ -12,6 +12,8 @@ from listings_table import load_listings
 from arbx_dagster.domain.matching import RuleScorer
 from arbx_dagster.domain.matching.incremental import agreement
 from arbx_dagster.domain.matching.training_pairs import simulated_listings
+from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
+from arbx_dagster.pipeline.match_state import StoredMatchState, read_match_state
 from arbx_dagster.pipeline.matching import FULL_MATCH_EVERY, refresh_matches
 from arbx_dagster.storage.labels import ListingKey, label_pair
 from arbx_dagster.storage.warehouse import Warehouse
@@ -154,3 +156,62 @@ def test_a_new_label_is_settled_at_the_next_incremental_match(
     )
     assert left["canonical_id"].item() != right["canonical_id"].item()
     _assert_consistent(warehouse)
+
+
+def test_listings_without_an_identity_are_matched_in_full_once_then_incrementally(
+    warehouse: Warehouse, listings: pl.DataFrame
+) -> None:
+    """Listings normalised before they carried their identity (an upgraded deployment) are
+    all changed: one full match, which fills their identities in, then incremental ones."""
+    load_listings(warehouse, listings, NOW)
+    _match(warehouse, NOW)
+    warehouse.execute("UPDATE listings SET identity = NULL")
+
+    upgraded = _match(warehouse, NOW + timedelta(minutes=30))
+    assert upgraded.counts["mode"] == "full"
+    assert "changed" in upgraded.counts["why_full"]
+    assert warehouse.scalar("SELECT count(*) FROM listings WHERE identity IS NULL") == 0
+    after = _match(warehouse, NOW + timedelta(hours=1))
+    assert after.counts["mode"] == "incremental" and after.counts["changed_listings"] == 0
+
+
+def test_the_stored_state_answers_what_the_state_in_frames_does(
+    warehouse: Warehouse, listings: pl.DataFrame
+) -> None:
+    """An incremental match reads the warehouse a few keys at a time (``StoredMatchState``):
+    each answer is the one the whole state, read into frames, gives."""
+    held_out, delisted = listings[::30], listings[5::45]
+    load_listings(warehouse, listings.join(held_out.select(KEY), on=KEY, how="anti"), NOW)
+    _match(warehouse, NOW)
+    current = listings.join(delisted.select(KEY), on=KEY, how="anti")
+    load_listings(
+        warehouse,
+        pl.concat([current.head(3).with_columns(name=pl.col("name") + " v2"), current[3:]]),
+        NOW,
+    )
+    frames, stored = read_match_state(warehouse), StoredMatchState(warehouse)
+    now_listed = _stored_listings(warehouse)
+
+    def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+        return a.sort(a.columns).equals(b.sort(b.columns))
+
+    assert same(stored.delisted(now_listed), frames.delisted(now_listed))
+    assert stored.delisted(now_listed).height == delisted.join(held_out, on=KEY, how="anti").height
+    changed = stored.changed(now_listed)
+    assert same(changed, frames.changed(now_listed))
+    new = held_out.join(delisted, on=KEY, how="anti").select(KEY)
+    assert same(changed, pl.concat([new, current.head(3).select(KEY)]).unique())
+    some = pl.concat([listings.select(KEY)[::7], pl.DataFrame({"retailer": ["x"], "sku": ["y"]})])
+    assert same(stored.matches_of(some), frames.matches_of(some))
+    assert same(stored.members_of(some), frames.members_of(some))
+    assert same(stored.pairs_touching(some), frames.pairs_touching(some))
+    # Products whose every member is among the keys are held by nobody outside them.
+    inside, members = frames.matches_of(some)["canonical_id"], frames.members_of(some)
+    ids = pl.concat([inside, frames.product_matches["canonical_id"][::5]])
+    held = stored.ids_held_outside(ids, members)
+    assert sorted(held.to_list()) == sorted(frames.ids_held_outside(ids, members).to_list())
+    assert held.len() > 0 and not held.is_in(inside.implode()).any()
+
+
+def _stored_listings(warehouse: Warehouse) -> pl.DataFrame:
+    return conform(warehouse.query("SELECT * FROM listings"), LISTING_SCHEMA)

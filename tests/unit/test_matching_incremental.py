@@ -226,7 +226,12 @@ def test_identity_ignores_prices_and_stock(market) -> None:
 
 def test_a_recomputed_product_never_takes_an_id_a_product_outside_it_holds() -> None:
     matches = pl.DataFrame({"retailer": ["a", "b"], "sku": ["1", "2"], "canonical_id": ["x", "y"]})
-    kept = _unique_ids(matches, pl.Series(["z", "w"]))
+    kept = _unique_ids(matches, _held(["z", "w"]))
     assert kept["canonical_id"].to_list() == ["x", "y"]
-    renamed = _unique_ids(matches, pl.Series(["y", "z"]))["canonical_id"].to_list()
+    renamed = _unique_ids(matches, _held(["y", "z"]))["canonical_id"].to_list()
     assert renamed[0] == "x" and renamed[1] not in {"x", "y", "z"}
+
+
+def _held(outside: list[str]):
+    """``held_outside`` of a catalogue whose other products hold ``outside``."""
+    return lambda ids: ids.filter(ids.is_in(outside))

@@ -28,6 +28,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import polars as pl
 
@@ -54,12 +55,15 @@ from arbx_dagster.domain.schema import (
 )
 
 IDENTITY_COLUMNS = ("name", "name_norm", "brand", "model_code", "model_codes", "category")
+# What finds a changed listing's candidates (``retrieval.candidate_pool``, match blocks).
+POOL_COLUMNS = ("retailer", "sku", "name_norm", "model_codes", "category")
 IDENTITY_SCHEMA: dict[str, pl.DataType] = {
     "retailer": pl.String(),
     "sku": pl.String(),
     "identity": pl.Int64(),
 }
 KEY = ["retailer", "sku"]
+_LEFT, _RIGHT = ["left_retailer", "left_sku"], ["right_retailer", "right_sku"]
 _KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 
 
@@ -72,11 +76,48 @@ def listing_identities(listings: pl.DataFrame) -> pl.DataFrame:
     return listings.select(*KEY, identity=text.hash().reinterpret(signed=True))
 
 
+class StateReader(Protocol):
+    """What an incremental match reads of the last match's state: the rows of the listings
+    and products a change reaches, never the whole catalogue's (``MatchState`` holds the
+    state in frames; the pipeline reads it from the warehouse, a few rows at a time)."""
+
+    @property
+    def blocks(self) -> pl.DataFrame: ...  # BLOCK_MAP_SCHEMA
+
+    @property
+    def stop_keys(self) -> pl.DataFrame: ...  # STOP_KEY_SCHEMA
+
+    def delisted(self, current: pl.DataFrame) -> pl.DataFrame:
+        """Keys the last match matched that are not among ``current`` (the current keys)."""
+        ...
+
+    def changed(self, listings: pl.DataFrame) -> pl.DataFrame:
+        """Keys of the current ``listings`` the last match did not see as they are now (new,
+        or their ``IDENTITY_COLUMNS`` changed)."""
+        ...
+
+    def matches_of(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """The product-match rows (``PRODUCT_MATCH_SCHEMA``) of ``keys``."""
+        ...
+
+    def members_of(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """Keys of every listing in the products ``keys`` belong to."""
+        ...
+
+    def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """The matched pairs (``MATCH_PAIR_SCHEMA``) with either side among ``keys``."""
+        ...
+
+    def ids_held_outside(self, ids: pl.Series, keys: pl.DataFrame) -> pl.Series:
+        """The canonical ids among ``ids`` that a listing not among ``keys`` holds."""
+        ...
+
+
 @dataclass(frozen=True)
 class MatchState:
-    """What the last match left: every listing's product and identity, the matched pairs,
-    the match block of every category and the catalogue's stop keys (``retrieval.py``; none
-    recorded: the pool reads every title)."""
+    """What the last match left, in frames: every listing's product and identity, the
+    matched pairs, the match block of every category and the catalogue's stop keys
+    (``retrieval.py``; none recorded: the pool reads every title). A ``StateReader``."""
 
     product_matches: pl.DataFrame  # PRODUCT_MATCH_SCHEMA
     pairs: pl.DataFrame  # MATCH_PAIR_SCHEMA
@@ -94,6 +135,31 @@ class MatchState:
             result.blocks,
             stop_keys(listings),
         )
+
+    def delisted(self, current: pl.DataFrame) -> pl.DataFrame:
+        return self.product_matches.select(KEY).join(current.select(KEY), on=KEY, how="anti")
+
+    def changed(self, listings: pl.DataFrame) -> pl.DataFrame:
+        current = listing_identities(listings)
+        return current.join(self.identities, on=[*KEY, "identity"], how="anti").select(KEY)
+
+    def matches_of(self, keys: pl.DataFrame) -> pl.DataFrame:
+        return self.product_matches.join(keys.select(KEY), on=KEY, how="semi")
+
+    def members_of(self, keys: pl.DataFrame) -> pl.DataFrame:
+        products = self.matches_of(keys).select("canonical_id").unique()
+        return self.product_matches.join(products, on="canonical_id", how="semi").select(KEY)
+
+    def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
+        touching = [
+            self.pairs.join(keys.select(KEY).rename(dict(zip(KEY, side, strict=True))), on=side)
+            for side in (_LEFT, _RIGHT)
+        ]
+        return pl.concat(touching).unique(maintain_order=True)
+
+    def ids_held_outside(self, ids: pl.Series, keys: pl.DataFrame) -> pl.Series:
+        holders = self.product_matches.filter(pl.col("canonical_id").is_in(ids.implode()))
+        return holders.join(keys.select(KEY), on=KEY, how="anti")["canonical_id"].unique()
 
 
 @dataclass(frozen=True)
@@ -137,39 +203,40 @@ class IncrementalMatch:
 
 def match_changes(
     listings: pl.DataFrame,
-    state: MatchState,
+    state: StateReader,
     *,
     scorer: PairScorer | None = None,
     k: int = DEFAULT_NEIGHBOURS,
     threads: int | None = None,
     decisions: pl.DataFrame | None = None,
     also: pl.DataFrame | None = None,
-    identities: pl.DataFrame | None = None,
+    changed: pl.DataFrame | None = None,
     rows_of: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> IncrementalMatch:
     """Match the listings that changed since ``state`` (module docstring).
 
-    ``listings``: every current listing (``LISTING_SCHEMA``, or only the key and
-    ``IDENTITY_COLUMNS`` when ``rows_of`` gives the whole rows of the keys it is passed: a
-    million listings' prices, URLs and the rest need not be read to match a few);
-    ``decisions``: pairs people labelled, settled inside the neighbourhood as in a full
-    match; ``also``: keys of listings to match again whatever their identity (e.g. both
-    sides of a new label); ``identities``: ``listing_identities(listings)`` when the caller
-    already has them.
+    ``listings``: every current listing (``LISTING_SCHEMA``; or, when ``rows_of`` gives
+    the whole rows of the keys it is passed and ``state`` tells the changed ones itself,
+    only the key and what finds candidates: ``POOL_COLUMNS`` — a million listings'
+    prices, URLs and the rest need not be read to match a few); ``state``: the last
+    match's (a ``MatchState``, or any ``StateReader``: only the rows the change reaches
+    are read); ``decisions``: pairs people labelled, settled inside the neighbourhood as
+    in a full match; ``also``: keys of listings to match again whatever their identity
+    (e.g. both sides of a new label); ``changed``: ``state.changed(listings)`` when the
+    caller already has it.
     """
     started = time.perf_counter()
-    current = listing_identities(listings) if identities is None else identities
-    delisted = state.product_matches.select(KEY).join(current.select(KEY), on=KEY, how="anti")
-    seeds = _seeds(current, state, delisted, also)
+    current = listings.select(KEY)
+    delisted = state.delisted(current)
+    changed = state.changed(listings) if changed is None else changed
+    seeds = _seeds(current, changed, state.members_of(delisted), also)
     blocked = _with_blocks(listings, state.blocks)
     # A catalogue without a stop key is small: reading every title costs little.
     stop = state.stop_keys if state.stop_keys.height else None
     pool = candidate_pool(blocked, seeds, stop)
     around = pl.concat([seeds, pool]).unique()
     neighbourhood = (
-        pl.concat([around, _members_of(state.product_matches, around)])
-        .unique()
-        .join(delisted, on=KEY, how="anti")
+        pl.concat([around, state.members_of(around)]).unique().join(delisted, on=KEY, how="anti")
     )
     found_at = time.perf_counter()
     around_rows = blocked.join(neighbourhood, on=KEY, how="semi")
@@ -184,22 +251,20 @@ def match_changes(
         decisions=decisions,
     )
     matched_at = time.perf_counter()
-    previous = state.product_matches.join(neighbourhood, on=KEY, how="semi")
-    spliced = _splice(result, previous, seeds, state)
-    products = _product_rows(spliced, listings)
     replaced = pl.concat([neighbourhood, delisted]).unique()
-    retired = (
-        state.product_matches.join(replaced, on=KEY, how="semi")["canonical_id"].unique().to_list()
-    )
-    touched = _touched(state.product_matches.join(replaced, on=KEY, how="semi"), spliced)
-    pairs = _pairs(result, spliced, seeds, state.pairs)
+    before = state.matches_of(replaced)
+    previous = before.join(neighbourhood, on=KEY, how="semi")
+    spliced = _splice(result, previous, seeds, state)
+    products = _product_rows(spliced, around_rows)
+    touched = _touched(before, spliced)
+    pairs = _pairs(result, spliced, seeds, state.pairs_touching(neighbourhood))
     return IncrementalMatch(
         product_matches=conform(spliced.sort(KEY), PRODUCT_MATCH_SCHEMA),
         pairs=conform(pairs, MATCH_PAIR_SCHEMA),
         canonical_products=conform(products, CANONICAL_PRODUCT_SCHEMA),
-        identities=current.join(neighbourhood, on=KEY, how="semi"),
+        identities=listing_identities(around_rows.drop("block")),
         replaced=replaced.sort(KEY),
-        retired=sorted(retired),
+        retired=sorted(before["canonical_id"].unique().to_list()),
         touched=touched,
         stats={
             "seeds": float(seeds.height),
@@ -216,24 +281,21 @@ def match_changes(
 
 
 def _seeds(
-    current: pl.DataFrame, state: MatchState, delisted: pl.DataFrame, also: pl.DataFrame | None
+    current: pl.DataFrame,
+    changed: pl.DataFrame,
+    orphaned: pl.DataFrame,
+    also: pl.DataFrame | None,
 ) -> pl.DataFrame:
-    """New and changed listings, those left in a product that lost a delisted one, and those
-    asked for: the current ones among them."""
+    """New and changed listings, those left in a product that lost a delisted one
+    (``orphaned``), and those asked for: the current ones among them."""
     seeds = pl.concat(
         [
-            current.join(state.identities, on=[*KEY, "identity"], how="anti").select(KEY),
-            _members_of(state.product_matches, delisted),
+            changed.select(KEY),
+            orphaned.select(KEY),
             pl.DataFrame(schema=_KEYS_SCHEMA) if also is None else also.select(KEY),
         ]
     ).unique()
-    return seeds.join(current.select(KEY), on=KEY, how="semi")
-
-
-def _members_of(product_matches: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
-    """Every listing of the products ``keys`` belong to."""
-    products = product_matches.join(keys, on=KEY, how="semi").select("canonical_id").unique()
-    return product_matches.join(products, on="canonical_id", how="semi").select(KEY)
+    return seeds.join(current, on=KEY, how="semi")
 
 
 def _with_blocks(listings: pl.DataFrame, blocks: pl.DataFrame) -> pl.DataFrame:
@@ -278,7 +340,7 @@ def _match_blocks(
 
 
 def _splice(
-    result: MatchResult, previous: pl.DataFrame, seeds: pl.DataFrame, state: MatchState
+    result: MatchResult, previous: pl.DataFrame, seeds: pl.DataFrame, state: StateReader
 ) -> pl.DataFrame:
     """The neighbourhood's product matches: clusters holding a seed as the match found them,
     every other listing in its previous product; canonical ids carried over."""
@@ -295,25 +357,34 @@ def _splice(
         .otherwise(pl.col("match_probability"))
     )
     spliced = carry_over_canonical_ids(previous, groups)
-    outside = state.product_matches.join(previous.select(KEY), on=KEY, how="anti")
-    return _unique_ids(spliced, outside["canonical_id"])
+    inside = previous.select(KEY)
+    return _unique_ids(spliced, lambda ids: state.ids_held_outside(ids, inside))
 
 
-def _unique_ids(matches: pl.DataFrame, outside: pl.Series) -> pl.DataFrame:
-    """``matches`` with any canonical id that a product outside them holds (``outside``)
-    re-hashed."""
+def _unique_ids(
+    matches: pl.DataFrame, held_outside: Callable[[pl.Series], pl.Series]
+) -> pl.DataFrame:
+    """``matches`` with any canonical id that a product outside them holds re-hashed;
+    ``held_outside(ids)``: those of ``ids`` a listing outside ``matches`` holds."""
     ids = matches["canonical_id"].unique()
-    clashing = set(ids.filter(ids.is_in(outside.implode())).to_list())
-    if not clashing:  # the usual case: no million-id set built in Python
+    clashing = set(held_outside(ids).to_list())
+    taken = clashing | set(ids.to_list())
+    renamed: dict[str, str] = {}
+    salt = 0
+    while clashing:  # rare: a product split, its other part outside the change
+        for old in sorted(clashing):
+            new = renamed.get(old, old)
+            while new in taken:
+                salt += 1
+                new = "cp_" + hashlib.sha1(f"{old}#{salt}".encode()).hexdigest()[:20]
+            renamed[old] = new
+            taken.add(new)
+        fresh = pl.Series(list(renamed.values()), dtype=pl.String)
+        held = set(held_outside(fresh).to_list())
+        clashing = {old for old, new in renamed.items() if new in held}
+        taken |= held
+    if not renamed:
         return matches
-    taken = set(outside.to_list())
-    renamed = {}
-    for old in sorted(clashing):
-        new, salt = old, 0
-        while new in taken:
-            salt += 1
-            new = "cp_" + hashlib.sha1(f"{old}#{salt}".encode()).hexdigest()[:20]
-        renamed[old] = new
     return matches.with_columns(pl.col("canonical_id").replace(renamed))
 
 
