@@ -3,8 +3,9 @@
 A full match replaces ``product_matches``, ``match_pairs``, ``canonical_products``,
 ``match_identities``, ``match_blocks`` and ``match_stop_keys`` whole; an incremental one
 replaces only the rows of the listings it matched again (``IncrementalMatch.replaced``) and
-of the products they had. Every match run is logged in ``match_runs`` (mode, scorer
-version, counts, seconds): the log says when the last full match ran and with which model.
+of the products they had, and reads only those (``StoredMatchState``). Every match run is
+logged in ``match_runs`` (mode, scorer version, counts, seconds): the log says when the last
+full match ran and with which model.
 """
 
 from __future__ import annotations
@@ -61,24 +62,66 @@ _PAIR_SIDES = (["left_retailer", "left_sku"], ["right_retailer", "right_sku"])
 _KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 
 
+def pairs_touching(warehouse: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
+    """The stored matched pairs with either side among ``keys`` (``retailer, sku``)."""
+    parts = [conform(pl.DataFrame(), MATCH_PAIR_SCHEMA)]
+    columns = ", ".join(MATCH_PAIR_SCHEMA)
+    for side in _PAIR_SIDES if keys.height else ():
+        pairs = warehouse.keyed_rows_sql("match_pairs", "{staged}", side)
+        rows = warehouse.query_with(
+            f"SELECT {columns} FROM {pairs} AS p",
+            keys.select(KEY).unique().rename(dict(zip(KEY, side, strict=True))),
+        )
+        parts.append(conform(rows, MATCH_PAIR_SCHEMA))
+    return pl.concat(parts).unique(maintain_order=True)
+
+
 class StoredMatchState:
     """The last match's state as the warehouse holds it (a ``StateReader``): each question
     an incremental match asks is one query over the keys it is about, so a change of a few
     listings reads a few rows of million-row tables, not the tables.
 
     Its current listings are the ``listings`` table's: ``delisted`` and ``changed`` compare
-    the state with that table (the frames they are passed are its rows).
+    the state with that table (the frames they are passed are its rows); ``now``: the
+    clock of the match that asks.
     """
 
-    def __init__(self, warehouse: Warehouse) -> None:
-        self.warehouse = warehouse
+    def __init__(self, warehouse: Warehouse, now: datetime) -> None:
+        self.warehouse, self.now = warehouse, now
         self.blocks = _table(warehouse, "match_blocks", BLOCK_MAP_SCHEMA)
         self.stop_keys = _table(warehouse, "match_stop_keys", STOP_KEY_SCHEMA)
 
     def _keyed(self, table: str, key: list[str]) -> str:
         return self.warehouse.keyed_rows_sql(table, "{staged}", key)
 
+    def _written_since_match(self) -> tuple[str, list[object]]:
+        """A condition on listings ``l``: written since the last match that recorded
+        identities (normalisation stamps what it writes with its run's clock, as the
+        opportunities' scope relies on too), or without an identity; with its parameters.
+        Every listing written before that match was matched as it is."""
+        since = self.warehouse.scalar(
+            "SELECT max(matched_at) FROM match_runs WHERE mode IN ('full', 'incremental')"
+        )
+        if since is None:
+            return "TRUE", []
+        # At that match too when the clock stands still (pinned for a test or a replay).
+        after = ">" if self.now > since else ">="
+        return f"(l.identity IS NULL OR l.updated_at {after} $1)", [since]
+
     def delisted(self, current: pl.DataFrame) -> pl.DataFrame:
+        # Listings are rarely delisted: the counts say whether any was (product matches =
+        # listings - new ones + delisted ones; a new one is written since the last match),
+        # and only then is every product match looked for in the listings.
+        written, params = self._written_since_match()
+        new = self.warehouse.scalar(
+            f"SELECT count(*) FROM listings AS l WHERE {written} AND NOT EXISTS "
+            "(SELECT 1 FROM product_matches AS m WHERE m.retailer = l.retailer AND m.sku = l.sku)",
+            params,
+        )
+        listed = self.warehouse.scalar("SELECT count(*) FROM listings")
+        matched = self.warehouse.scalar("SELECT count(*) FROM product_matches")
+        if matched == listed - new:
+            return conform(pl.DataFrame(), _KEYS_SCHEMA)
         rows = self.warehouse.query(
             "SELECT m.retailer, m.sku FROM product_matches AS m WHERE NOT EXISTS "
             "(SELECT 1 FROM listings AS l WHERE l.retailer = m.retailer AND l.sku = m.sku)"
@@ -86,13 +129,16 @@ class StoredMatchState:
         return conform(rows, _KEYS_SCHEMA)
 
     def changed(self, listings: pl.DataFrame) -> pl.DataFrame:
-        # The identity normalisation wrote with each listing, against the last match's: only
-        # the keys of the few that differ leave the database. No identity (a listing not
-        # normalised since it gained the column): changed.
+        # The identity normalisation wrote with each listing, against the last match's, for
+        # the listings written since: only the keys of the few that differ leave the
+        # database. No identity (a listing not normalised since it gained the column):
+        # changed.
+        written, params = self._written_since_match()
         rows = self.warehouse.query(
             "SELECT l.retailer, l.sku FROM listings AS l LEFT JOIN match_identities AS m "
-            "ON m.retailer = l.retailer AND m.sku = l.sku "
-            "WHERE m.identity IS NULL OR l.identity IS NULL OR l.identity <> m.identity"
+            f"ON m.retailer = l.retailer AND m.sku = l.sku WHERE {written} "
+            "AND (m.identity IS NULL OR l.identity IS NULL OR l.identity <> m.identity)",
+            params,
         )
         return conform(rows, _KEYS_SCHEMA)
 
@@ -117,17 +163,7 @@ class StoredMatchState:
         return conform(rows, _KEYS_SCHEMA)
 
     def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
-        parts = [conform(pl.DataFrame(), MATCH_PAIR_SCHEMA)]
-        for side in _PAIR_SIDES:
-            if keys.is_empty():
-                break
-            columns = ", ".join(MATCH_PAIR_SCHEMA)
-            rows = self.warehouse.query_with(
-                f"SELECT {columns} FROM {self._keyed('match_pairs', side)} AS p",
-                keys.select(KEY).unique().rename(dict(zip(KEY, side, strict=True))),
-            )
-            parts.append(conform(rows, MATCH_PAIR_SCHEMA))
-        return pl.concat(parts).unique(maintain_order=True)
+        return pairs_touching(self.warehouse, keys)
 
     def ids_held_outside(self, ids: pl.Series, keys: pl.DataFrame) -> pl.Series:
         if ids.is_empty():
@@ -176,7 +212,7 @@ def write_incremental(warehouse: Warehouse, change: IncrementalMatch, now: datet
     keys = change.replaced
     pair_keys = ["left_retailer", "left_sku", "right_retailer", "right_sku"]
     with warehouse.transaction():
-        touching = StoredMatchState(warehouse).pairs_touching(keys).select(pair_keys)
+        touching = pairs_touching(warehouse, keys).select(pair_keys)
         warehouse.delete_keys("match_pairs", touching.join(change.pairs, on=pair_keys, how="anti"))
         for table, rows in (
             ("product_matches", change.product_matches),

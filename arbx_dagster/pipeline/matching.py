@@ -112,7 +112,7 @@ def _refresh_incrementally(
     """Match only what changed; None (nothing written) when too much changed for that."""
     started = time.perf_counter()
     listings = _pool_columns_read(warehouse)
-    state = StoredMatchState(warehouse)
+    state = StoredMatchState(warehouse, now)
     changed = state.changed(listings)
     if changed.height > MAX_CHANGED_SHARE * max(listings.height, 1):
         return None

@@ -96,7 +96,7 @@ def test_new_changed_and_delisted_listings_are_matched_without_the_rest(
     _match(warehouse, NOW)
 
     now = listings.join(delisted.select(KEY), on=KEY, how="anti")
-    load_listings(warehouse, now, NOW)
+    load_listings(warehouse, now, NOW + timedelta(minutes=30))  # normalised after the match
     report = _match(warehouse, NOW + timedelta(hours=1))
 
     assert report.counts["mode"] == "incremental"
@@ -189,7 +189,7 @@ def test_the_stored_state_answers_what_the_state_in_frames_does(
         pl.concat([current.head(3).with_columns(name=pl.col("name") + " v2"), current[3:]]),
         NOW,
     )
-    frames, stored = read_match_state(warehouse), StoredMatchState(warehouse)
+    frames, stored = read_match_state(warehouse), StoredMatchState(warehouse, NOW)
     now_listed = _stored_listings(warehouse)
 
     def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:

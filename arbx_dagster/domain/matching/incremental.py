@@ -17,6 +17,8 @@ change a few listings:
 
 A cluster of that match holding a seed replaces what it overlaps; a cluster without a seed
 is dropped and its listings keep their products, so listings no change reached never move.
+The last match's state is asked about only the listings and products a change reaches
+(``StateReader``): in frames (``MatchState``) or, in the pipeline, from the warehouse.
 Canonical ids carry over as in a full match (``clustering.carry_over_canonical_ids``). A
 full match still runs daily and whenever the model changes; :func:`agreement` measures
 how closely the incremental state follows it.
