@@ -192,6 +192,7 @@ class Warehouse(ABC):
                 f"INSERT INTO {_ident(table)} ({column_sql}) "
                 f"SELECT {column_sql} FROM {stage} {conflict}"
             )
+            self._after_bulk_write(table, frame.height)
 
     def replace(
         self,
@@ -244,7 +245,12 @@ class Warehouse(ABC):
             return 0
         with self.transaction():
             self._insert_staged(table, _to_arrow(frame))
+            self._after_bulk_write(table, frame.height)
         return frame.height
+
+    def _after_bulk_write(self, table: str, rows: int) -> None:  # noqa: B027 (optional hook)
+        """Called after ``rows`` rows were written into ``table`` in one statement: an engine
+        whose planner needs fresh statistics refreshes them (nothing to do by default)."""
 
     def append_new(self, table: str, frame: pl.DataFrame, key: Sequence[str]) -> int:
         """Bulk-load rows whose ``key`` the table does not hold yet (the caller knows,
@@ -256,6 +262,7 @@ class Warehouse(ABC):
         frame = frame.unique(subset=list(key), keep="last", maintain_order=True)
         with self.transaction():
             self._copy_into(table, _to_arrow(frame))
+            self._after_bulk_write(table, frame.height)
         return frame.height
 
     def _copy_into(self, table: str, rows: pa.Table) -> None:
@@ -431,6 +438,10 @@ class DuckDBWarehouse(Warehouse):
         return f"duckdb:{self.path}"
 
 
+# PostgreSQL: a statement that wrote this many rows into a table refreshes its statistics.
+ANALYZE_AFTER_ROWS = 50_000
+
+
 class PostgresWarehouse(Warehouse):
     """Production: PostgreSQL through ADBC (Arrow in, Arrow out, COPY for bulk loads)."""
 
@@ -453,6 +464,14 @@ class PostgresWarehouse(Warehouse):
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cur.execute(sql, tuple(params) if params else None)
+
+    def _after_bulk_write(self, table: str, rows: int) -> None:
+        # A table just filled (a full match replacing a million product matches) keeps the
+        # statistics of what it held until autovacuum looks: the next queries over a few
+        # keys were planned as scans of the whole table (an incremental match at 1M took
+        # 7.9 s instead of 4.8 s). Sampling it again costs a fraction of a second.
+        if rows >= ANALYZE_AFTER_ROWS:
+            self._run(f"ANALYZE {_ident(table)}")
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self.transaction():

@@ -14,7 +14,12 @@ from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.schema import RAW_PRICE_KEY
 from arbx_dagster.storage.migrations import current_version, discover, migrate
 from arbx_dagster.storage.settings_store import read_thresholds, set_setting
-from arbx_dagster.storage.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
+from arbx_dagster.storage.warehouse import (
+    ANALYZE_AFTER_ROWS,
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    Warehouse,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -250,3 +255,26 @@ def test_keyed_rows_are_the_rows_whose_key_is_staged(warehouse: Warehouse) -> No
     # A keyed subquery is itself a staged set for another table's rows.
     again = warehouse.keyed_rows_sql("price_history", rows, ["sku"])
     assert warehouse.query_with(f"SELECT count(*) FROM {again} AS h", staged).item() == 2
+
+
+@pytest.mark.services
+def test_postgresql_plans_with_fresh_statistics_after_a_bulk_write(
+    postgres_warehouse: Warehouse,
+) -> None:
+    """A table a statement just filled is planned as what it holds now, not as what it held
+    before autovacuum's next look (queries over a few keys then scanned it whole)."""
+    rows = ANALYZE_AFTER_ROWS
+    matches = pl.DataFrame(
+        {
+            "retailer": ["falabella"] * rows,
+            "sku": [f"s{i}" for i in range(rows)],
+            "canonical_id": [f"cp_{i}" for i in range(rows)],
+            "match_probability": [1.0] * rows,
+            "matched_at": [datetime(2026, 12, 1, tzinfo=UTC)] * rows,
+        }
+    )
+    postgres_warehouse.replace("product_matches", matches)
+    estimated = postgres_warehouse.scalar(
+        "SELECT reltuples FROM pg_class WHERE oid = 'product_matches'::regclass"
+    )
+    assert estimated == pytest.approx(rows, rel=0.05)
