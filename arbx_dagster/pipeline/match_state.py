@@ -17,6 +17,8 @@ import polars as pl
 from arbx_dagster.domain.matching.blocks import BLOCK_MAP_SCHEMA
 from arbx_dagster.domain.matching.incremental import (
     IDENTITY_SCHEMA,
+    KEY_SCHEMA,
+    PAIR_SIDES,
     IncrementalMatch,
     MatchState,
     listing_identities,
@@ -58,15 +60,11 @@ def read_match_state(warehouse: Warehouse) -> MatchState:
     )
 
 
-_PAIR_SIDES = (["left_retailer", "left_sku"], ["right_retailer", "right_sku"])
-_KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
-
-
 def pairs_touching(warehouse: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
     """The stored matched pairs with either side among ``keys`` (``retailer, sku``)."""
     parts = [conform(pl.DataFrame(), MATCH_PAIR_SCHEMA)]
     columns = ", ".join(MATCH_PAIR_SCHEMA)
-    for side in _PAIR_SIDES if keys.height else ():
+    for side in PAIR_SIDES if keys.height else ():
         pairs = warehouse.keyed_rows_sql("match_pairs", "{staged}", side)
         rows = warehouse.query_with(
             f"SELECT {columns} FROM {pairs} AS p",
@@ -121,12 +119,12 @@ class StoredMatchState:
         listed = self.warehouse.scalar("SELECT count(*) FROM listings")
         matched = self.warehouse.scalar("SELECT count(*) FROM product_matches")
         if matched == listed - new:
-            return conform(pl.DataFrame(), _KEYS_SCHEMA)
+            return conform(pl.DataFrame(), KEY_SCHEMA)
         rows = self.warehouse.query(
             "SELECT m.retailer, m.sku FROM product_matches AS m WHERE NOT EXISTS "
             "(SELECT 1 FROM listings AS l WHERE l.retailer = m.retailer AND l.sku = m.sku)"
         )
-        return conform(rows, _KEYS_SCHEMA)
+        return conform(rows, KEY_SCHEMA)
 
     def changed(self, listings: pl.DataFrame) -> pl.DataFrame:
         # The identity normalisation wrote with each listing, against the last match's, for
@@ -140,7 +138,7 @@ class StoredMatchState:
             "AND (m.identity IS NULL OR l.identity IS NULL OR l.identity <> m.identity)",
             params,
         )
-        return conform(rows, _KEYS_SCHEMA)
+        return conform(rows, KEY_SCHEMA)
 
     def matches_of(self, keys: pl.DataFrame) -> pl.DataFrame:
         if keys.is_empty():
@@ -154,13 +152,13 @@ class StoredMatchState:
 
     def members_of(self, keys: pl.DataFrame) -> pl.DataFrame:
         if keys.is_empty():
-            return conform(pl.DataFrame(), _KEYS_SCHEMA)
+            return conform(pl.DataFrame(), KEY_SCHEMA)
         rows = self.warehouse.query_with(
             "SELECT m.retailer, m.sku FROM product_matches AS m WHERE m.canonical_id IN "
             f"(SELECT p.canonical_id FROM {self._keyed('product_matches', KEY)} AS p)",
             keys.select(KEY).unique(),
         )
-        return conform(rows, _KEYS_SCHEMA)
+        return conform(rows, KEY_SCHEMA)
 
     def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
         return pairs_touching(self.warehouse, keys)
@@ -173,7 +171,7 @@ class StoredMatchState:
             "WHERE m.canonical_id IN (SELECT s.canonical_id FROM {staged} AS s)",
             pl.DataFrame({"canonical_id": ids.unique()}),
         )
-        outside = conform(holders, {**_KEYS_SCHEMA, "canonical_id": pl.String()})
+        outside = conform(holders, {**KEY_SCHEMA, "canonical_id": pl.String()})
         return outside.join(keys.select(KEY), on=KEY, how="anti")["canonical_id"].unique()
 
 

@@ -12,9 +12,8 @@ from listings_table import load_listings
 from arbx_dagster.domain.matching import RuleScorer
 from arbx_dagster.domain.matching.incremental import agreement
 from arbx_dagster.domain.matching.training_pairs import simulated_listings
-from arbx_dagster.domain.schema import LISTING_SCHEMA, conform
 from arbx_dagster.pipeline.match_state import StoredMatchState, read_match_state
-from arbx_dagster.pipeline.matching import FULL_MATCH_EVERY, refresh_matches
+from arbx_dagster.pipeline.matching import FULL_MATCH_EVERY, read_listings, refresh_matches
 from arbx_dagster.storage.labels import ListingKey, label_pair
 from arbx_dagster.storage.warehouse import Warehouse
 
@@ -190,7 +189,7 @@ def test_the_stored_state_answers_what_the_state_in_frames_does(
         NOW,
     )
     frames, stored = read_match_state(warehouse), StoredMatchState(warehouse, NOW)
-    now_listed = _stored_listings(warehouse)
+    now_listed = read_listings(warehouse)
 
     def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
         return a.sort(a.columns).equals(b.sort(b.columns))
@@ -211,7 +210,3 @@ def test_the_stored_state_answers_what_the_state_in_frames_does(
     held = stored.ids_held_outside(ids, members)
     assert sorted(held.to_list()) == sorted(frames.ids_held_outside(ids, members).to_list())
     assert held.len() > 0 and not held.is_in(inside.implode()).any()
-
-
-def _stored_listings(warehouse: Warehouse) -> pl.DataFrame:
-    return conform(warehouse.query("SELECT * FROM listings"), LISTING_SCHEMA)

@@ -65,8 +65,9 @@ IDENTITY_SCHEMA: dict[str, pl.DataType] = {
     "identity": pl.Int64(),
 }
 KEY = ["retailer", "sku"]
-_LEFT, _RIGHT = ["left_retailer", "left_sku"], ["right_retailer", "right_sku"]
-_KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
+# The two listings' keys of a matched pair (``MATCH_PAIR_SCHEMA``), left then right.
+PAIR_SIDES = (["left_retailer", "left_sku"], ["right_retailer", "right_sku"])
+KEY_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 
 
 def listing_identities(listings: pl.DataFrame) -> pl.DataFrame:
@@ -155,7 +156,7 @@ class MatchState:
     def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
         touching = [
             self.pairs.join(keys.select(KEY).rename(dict(zip(KEY, side, strict=True))), on=side)
-            for side in (_LEFT, _RIGHT)
+            for side in PAIR_SIDES
         ]
         return pl.concat(touching).unique(maintain_order=True)
 
@@ -294,7 +295,7 @@ def _seeds(
         [
             changed.select(KEY),
             orphaned.select(KEY),
-            pl.DataFrame(schema=_KEYS_SCHEMA) if also is None else also.select(KEY),
+            pl.DataFrame(schema=KEY_SCHEMA) if also is None else also.select(KEY),
         ]
     ).unique()
     return seeds.join(current, on=KEY, how="semi")
@@ -456,8 +457,12 @@ def agreement(incremental: pl.DataFrame, full: pl.DataFrame) -> float:
 __all__ = [
     "IDENTITY_COLUMNS",
     "IDENTITY_SCHEMA",
+    "KEY_SCHEMA",
+    "PAIR_SIDES",
+    "POOL_COLUMNS",
     "IncrementalMatch",
     "MatchState",
+    "StateReader",
     "agreement",
     "listing_identities",
     "match_changes",
