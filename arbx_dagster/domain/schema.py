@@ -88,6 +88,7 @@ LISTING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 LISTING_KEY: tuple[str, ...] = ("retailer", "sku")
+LISTING_KEY_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 
 # Pairwise match decisions between two listings of different retailers.
 MATCH_PAIR_SCHEMA: dict[str, pl.DataType] = {

@@ -25,7 +25,13 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from arbx_dagster.domain.schema import LISTING_TIER_SCHEMA, TIERS, conform, empty
+from arbx_dagster.domain.schema import (
+    LISTING_KEY_SCHEMA,
+    LISTING_TIER_SCHEMA,
+    TIERS,
+    conform,
+    empty,
+)
 
 WINDOW_DAYS = 30
 CRITICAL_MIN = 0.02
@@ -38,7 +44,7 @@ _TIER_ORDER = ("critical", "important", "tracking")
 def _hot_keys(hot_listings: pl.DataFrame | None) -> pl.DataFrame:
     """(retailer, sku) of hot listings; opportunity frames (buy_retailer/buy_sku) work too."""
     if hot_listings is None:
-        return pl.DataFrame(schema={"retailer": pl.String(), "sku": pl.String()})
+        return pl.DataFrame(schema=LISTING_KEY_SCHEMA)
     if "retailer" not in hot_listings.columns and "buy_retailer" in hot_listings.columns:
         hot_listings = hot_listings.rename({"buy_retailer": "retailer", "buy_sku": "sku"})
     return hot_listings.select(pl.col(k).cast(pl.String) for k in _KEY).unique()

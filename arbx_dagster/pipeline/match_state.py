@@ -17,7 +17,6 @@ import polars as pl
 from arbx_dagster.domain.matching.blocks import BLOCK_MAP_SCHEMA
 from arbx_dagster.domain.matching.incremental import (
     IDENTITY_SCHEMA,
-    KEY_SCHEMA,
     PAIR_SIDES,
     IncrementalMatch,
     MatchState,
@@ -25,6 +24,7 @@ from arbx_dagster.domain.matching.incremental import (
 )
 from arbx_dagster.domain.matching.retrieval import STOP_KEY_SCHEMA, stop_keys
 from arbx_dagster.domain.schema import (
+    LISTING_KEY_SCHEMA,
     MATCH_PAIR_SCHEMA,
     PRODUCT_MATCH_SCHEMA,
     UTC_DATETIME,
@@ -119,12 +119,12 @@ class StoredMatchState:
         listed = self.warehouse.scalar("SELECT count(*) FROM listings")
         matched = self.warehouse.scalar("SELECT count(*) FROM product_matches")
         if matched == listed - new:
-            return conform(pl.DataFrame(), KEY_SCHEMA)
+            return conform(pl.DataFrame(), LISTING_KEY_SCHEMA)
         rows = self.warehouse.query(
             "SELECT m.retailer, m.sku FROM product_matches AS m WHERE NOT EXISTS "
             "(SELECT 1 FROM listings AS l WHERE l.retailer = m.retailer AND l.sku = m.sku)"
         )
-        return conform(rows, KEY_SCHEMA)
+        return conform(rows, LISTING_KEY_SCHEMA)
 
     def changed(self, listings: pl.DataFrame) -> pl.DataFrame:
         # The identity normalisation wrote with each listing, against the last match's, for
@@ -138,7 +138,7 @@ class StoredMatchState:
             "AND (m.identity IS NULL OR l.identity IS NULL OR l.identity <> m.identity)",
             params,
         )
-        return conform(rows, KEY_SCHEMA)
+        return conform(rows, LISTING_KEY_SCHEMA)
 
     def matches_of(self, keys: pl.DataFrame) -> pl.DataFrame:
         if keys.is_empty():
@@ -152,13 +152,13 @@ class StoredMatchState:
 
     def members_of(self, keys: pl.DataFrame) -> pl.DataFrame:
         if keys.is_empty():
-            return conform(pl.DataFrame(), KEY_SCHEMA)
+            return conform(pl.DataFrame(), LISTING_KEY_SCHEMA)
         rows = self.warehouse.query_with(
             "SELECT m.retailer, m.sku FROM product_matches AS m WHERE m.canonical_id IN "
             f"(SELECT p.canonical_id FROM {self._keyed('product_matches', KEY)} AS p)",
             keys.select(KEY).unique(),
         )
-        return conform(rows, KEY_SCHEMA)
+        return conform(rows, LISTING_KEY_SCHEMA)
 
     def pairs_touching(self, keys: pl.DataFrame) -> pl.DataFrame:
         return pairs_touching(self.warehouse, keys)
@@ -171,7 +171,7 @@ class StoredMatchState:
             "WHERE m.canonical_id IN (SELECT s.canonical_id FROM {staged} AS s)",
             pl.DataFrame({"canonical_id": ids.unique()}),
         )
-        outside = conform(holders, {**KEY_SCHEMA, "canonical_id": pl.String()})
+        outside = conform(holders, {**LISTING_KEY_SCHEMA, "canonical_id": pl.String()})
         return outside.join(keys.select(KEY), on=KEY, how="anti")["canonical_id"].unique()
 
 

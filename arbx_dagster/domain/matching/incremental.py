@@ -46,10 +46,15 @@ from arbx_dagster.domain.matching.clustering import (
 )
 from arbx_dagster.domain.matching.engine import MatchResult, match_records, merge_results
 from arbx_dagster.domain.matching.normalize import matching_records
-from arbx_dagster.domain.matching.retrieval import STOP_KEY_SCHEMA, candidate_pool, stop_keys
+from arbx_dagster.domain.matching.retrieval import (
+    STOP_KEY_SCHEMA,
+    candidate_pool,
+    stop_keys,
+)
 from arbx_dagster.domain.matching.scoring import PairScorer
 from arbx_dagster.domain.schema import (
     CANONICAL_PRODUCT_SCHEMA,
+    LISTING_KEY_SCHEMA,
     MATCH_PAIR_SCHEMA,
     PRODUCT_MATCH_SCHEMA,
     conform,
@@ -67,7 +72,6 @@ IDENTITY_SCHEMA: dict[str, pl.DataType] = {
 KEY = ["retailer", "sku"]
 # The two listings' keys of a matched pair (``MATCH_PAIR_SCHEMA``), left then right.
 PAIR_SIDES = (["left_retailer", "left_sku"], ["right_retailer", "right_sku"])
-KEY_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 
 
 def listing_identities(listings: pl.DataFrame) -> pl.DataFrame:
@@ -295,7 +299,7 @@ def _seeds(
         [
             changed.select(KEY),
             orphaned.select(KEY),
-            pl.DataFrame(schema=KEY_SCHEMA) if also is None else also.select(KEY),
+            pl.DataFrame(schema=LISTING_KEY_SCHEMA) if also is None else also.select(KEY),
         ]
     ).unique()
     return seeds.join(current, on=KEY, how="semi")
@@ -457,7 +461,6 @@ def agreement(incremental: pl.DataFrame, full: pl.DataFrame) -> float:
 __all__ = [
     "IDENTITY_COLUMNS",
     "IDENTITY_SCHEMA",
-    "KEY_SCHEMA",
     "PAIR_SIDES",
     "POOL_COLUMNS",
     "IncrementalMatch",

@@ -21,12 +21,12 @@ import polars as pl
 
 from arbx_dagster.domain.matching.blocking import DEFAULT_NEIGHBOURS
 from arbx_dagster.domain.matching.model_codes import MIN_KEY_LEN, code_stem
+from arbx_dagster.domain.schema import LISTING_KEY_SCHEMA
 
 POOL_PER_RETAILER = DEFAULT_NEIGHBOURS  # as many as the similarity blocker proposes
 MAX_POSTINGS = 2_000
 KEY = ["retailer", "sku"]
 STOP_KEY_SCHEMA: dict[str, pl.DataType] = {"key": pl.Int64()}
-_KEYS_SCHEMA: dict[str, pl.DataType] = {"retailer": pl.String(), "sku": pl.String()}
 _TITLE, _CODES = "name_norm", "model_codes"
 
 
@@ -114,7 +114,7 @@ def candidate_pool(
     ``per_retailer`` per seed and retailer. ``stop``: the catalogue's stop keys
     (:func:`stop_keys`); without them every title is read to count the postings."""
     if seeds.height == 0:
-        return pl.DataFrame(schema=_KEYS_SCHEMA)
+        return pl.DataFrame(schema=LISTING_KEY_SCHEMA)
     rows = blocked.select(*KEY, "block", _TITLE, _CODES).with_row_index("row")
     seed_rows = rows.join(seeds, on=KEY, how="semi")
     seed_keys = retrieval_keys(seed_rows.lazy(), texts=True).collect()
