@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv \
 		&& $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" \
 		|| $(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@# Bytecode now, once: where PYTHONDONTWRITEBYTECODE is set (as on these machines) every
+	@# process would otherwise compile sklearn, scipy and dagster again (4 s per start).
+	@$(BIN)/python -m compileall -q -j 0 arbx_dagster \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+		>/dev/null 2>&1 || true
 	@touch $(STAMP)
 
 install: $(STAMP)
