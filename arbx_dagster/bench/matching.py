@@ -9,7 +9,8 @@ folder):
 1. *Pairwise.* The scorer is trained on ``pairs/train.jsonl`` only (features plus word
    weights learned from those pairs, see ``tokens``; with the pairs those labels imply,
    see ``label_closure``); its threshold is the best-F1 cut
-   on ``pairs/valid.jsonl``; precision, recall and F1 on ``pairs/test.jsonl`` are
+   on ``pairs/valid.jsonl``, and so is its capacity (100 or 300 trees, whichever scores
+   the better validation F1: ``training.CAPACITY_CHOICES``); precision, recall and F1 on ``pairs/test.jsonl`` are
    reported once per seed and averaged. Pair records are scored on their own text; their
    context (rank among the record's other candidates) comes from the full catalogues,
    which carry no labels.
@@ -63,10 +64,11 @@ from arbx_dagster.domain.matching.evaluation import (
 )
 from arbx_dagster.domain.matching.label_closure import implied_pairs
 from arbx_dagster.domain.matching.training import (
+    CAPACITY_CHOICES,
     LABEL,
     ModelSettings,
     TrainedPairModel,
-    train_pair_model,
+    train_selected_model,
 )
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -214,7 +216,8 @@ def run_matching_benchmark(
     ``implied`` (trained mode): the training pairs grow by the pairs their labels imply
     (``label_closure``). ``limit`` keeps a small subset (the first ``limit`` pairs of each
     split and the catalogue rows behind them, see ``load_benchmark``) for quick checks.
-    ``zero_shot`` scores the pipeline's model (``model`` if given, else the shipped one,
+    ``settings`` fixes the trained scorer's settings (default: chosen on the validation
+    pairs among ``CAPACITY_CHOICES``). ``zero_shot`` scores the pipeline's model (``model`` if given, else the shipped one,
     without this dataset); ``seeds``, ``settings`` and ``implied`` then play no part.
     Raises ``BenchmarkError`` when the folder is malformed.
     """
@@ -229,7 +232,8 @@ def run_matching_benchmark(
     if zero_shot:
         report, details = _zero_shot(bench, frames, model, say)
     else:
-        report, details = _trained(bench, frames, seeds, settings or ModelSettings(), say)
+        choices = CAPACITY_CHOICES if settings is None else (settings,)
+        report, details = _trained(bench, frames, seeds, choices, say)
     report["seconds"]["total"] = round(time.perf_counter() - started, 3)
     details |= {
         "pairs": {split: int(f.height) for split, f in frames.pairwise.items()},
@@ -263,7 +267,7 @@ def _trained(
     bench: Benchmark,
     frames: BenchmarkFrames,
     seeds: tuple[int, ...],
-    settings: ModelSettings,
+    choices: tuple[ModelSettings, ...],
     say: Progress,
 ) -> tuple[dict, dict]:
     seconds = {"train": 0.0, "blocking": 0.0, "scoring": frames.seconds["features"]}
@@ -271,7 +275,7 @@ def _trained(
     test = frames.pairwise["test"]
     for seed in seeds:
         say(f"pairwise model, seed {seed}")
-        run, proba = _pairwise_run(frames, seed, settings, seconds)
+        run, proba = _pairwise_run(frames, seed, choices, seconds)
         labels.append(test[LABEL].to_numpy())
         probabilities.append(proba)
         pairwise_runs.append(run)
@@ -290,7 +294,7 @@ def _trained(
     e2e_runs = []
     for seed in seeds:
         say(f"end-to-end model, seed {seed}")
-        e2e_runs.append(_end_to_end_run(bench, frames, seed, settings, seconds))
+        e2e_runs.append(_end_to_end_run(bench, frames, seed, choices, seconds))
     report = _report(
         bench,
         "trained",
@@ -316,17 +320,20 @@ def _trained(
 
 
 def _pairwise_run(
-    frames: BenchmarkFrames, seed: int, settings: ModelSettings, seconds: dict[str, float]
+    frames: BenchmarkFrames,
+    seed: int,
+    choices: tuple[ModelSettings, ...],
+    seconds: dict[str, float],
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One seed of the pairwise protocol: trained on the training pairs, cut on the
     validation pairs, scored on the test pairs. Adds its timings to ``seconds``."""
     test = frames.pairwise["test"]
     t = time.perf_counter()
-    model = train_pair_model(
+    model = train_selected_model(
         frames.pairwise["train"],
         frames.pairwise["valid"],
         seed=seed,
-        settings=settings,
+        choices=choices,
         tokens=True,
     )
     seconds["train"] += time.perf_counter() - t
@@ -339,6 +346,7 @@ def _pairwise_run(
         "threshold": model.threshold,
         **metrics,
         "valid_f1": model.metrics["f1"],
+        "trees": model.settings.max_iter,
         "version": model.version,
     }
     return run, proba
@@ -348,18 +356,18 @@ def _end_to_end_run(
     bench: Benchmark,
     frames: BenchmarkFrames,
     seed: int,
-    settings: ModelSettings,
+    choices: tuple[ModelSettings, ...],
     seconds: dict[str, float],
 ) -> dict[str, Any]:
     """One seed of the end-to-end protocol: trained on the training pairs located in the
     catalogues, its cut chosen by assignment F1 on the validation pairs, the catalogues
     matched against ``matches.csv``. Adds its timings to ``seconds``."""
     t = time.perf_counter()
-    model = train_pair_model(
+    model = train_selected_model(
         frames.catalogue_pairs["train"],
         frames.catalogue_pairs["valid"],
         seed=seed,
-        settings=settings,
+        choices=choices,
         tokens=True,
     )
     t_fit = time.perf_counter() - t

@@ -14,7 +14,11 @@ from arbx_dagster.domain.matching import (
     train_pair_model,
 )
 from arbx_dagster.domain.matching.conflicts import conflicting, open_pairs
-from arbx_dagster.domain.matching.training import ModelSettings, choose_threshold
+from arbx_dagster.domain.matching.training import (
+    ModelSettings,
+    choose_threshold,
+    train_selected_model,
+)
 from arbx_dagster.domain.matching.training_pairs import labelled_pairs, simulated_listings
 
 FAST = ModelSettings(max_iter=40, calibration_folds=2)
@@ -102,6 +106,22 @@ def test_training_gives_calibrated_probabilities_and_a_version(pairs: pl.DataFra
         model.version
         != train_pair_model(pairs.head(pairs.height - 50), seed=0, settings=FAST).version
     )
+
+
+def test_the_capacity_is_chosen_on_the_validation_pairs(pairs: pl.DataFrame) -> None:
+    """Of several settings, the model kept is the one with the best validation F1,
+    whatever order they are tried in, and it is that settings' model exactly."""
+    shuffled = pairs.sample(fraction=1.0, shuffle=True, seed=3)
+    train, valid = shuffled.head(pairs.height * 2 // 3), shuffled.tail(pairs.height // 3)
+    stump = ModelSettings(max_iter=1, max_leaf_nodes=2, learning_rate=0.01, calibration_folds=2)
+    models = {s: train_pair_model(train, valid, seed=0, settings=s) for s in (stump, FAST)}
+    assert models[FAST].metrics["f1"] > models[stump].metrics["f1"]
+    for choices in ((stump, FAST), (FAST, stump)):
+        chosen = train_selected_model(train, valid, seed=0, choices=choices)
+        assert chosen.settings == FAST
+        assert chosen.version == models[FAST].version
+    with pytest.raises(ValueError):
+        train_selected_model(train, valid, choices=())
 
 
 def test_pairs_an_identity_rule_decides_teach_the_model_nothing(pairs: pl.DataFrame) -> None:

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Collection, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -315,9 +315,7 @@ def match_by_block(
     if workers == 1 or len(parts) < 2:
         results = [match_records(p, **options) for p in parts]
     else:
-        with _worker_pool(min(workers, len(parts))) as pool:
-            futures = [pool.submit(match_records, p, threads=1, **options) for p in parts]
-            results = [f.result() for f in futures]
+        results = _match_on_workers(parts, workers, options)
     merged = replace(merge_results(results), blocks=block_map)
     merged.stats.update(blocks=float(len(parts)), seconds_wall=time.perf_counter() - started)
     return merged
@@ -327,6 +325,29 @@ def _selected(block: str, blocks: Collection[str] | None, shard: tuple[int, int]
     if blocks is not None and block not in blocks:
         return False
     return shard is None or shard_of(block, shard[1]) == shard[0]
+
+
+def _match_on_workers(
+    parts: list[pl.DataFrame], workers: int, options: dict[str, object]
+) -> list[MatchResult]:
+    """``match_records`` of each block on ``workers`` processes, in order, consuming
+    ``parts``: a block is handed over only when a worker is about to be free, and this
+    process lets go of it once matched (at a million listings it no longer holds every
+    block until the last one is done)."""
+    queue = list(enumerate(parts))[::-1]  # popped from the end: in the order given
+    parts.clear()
+    results: dict[int, MatchResult] = {}
+    running: dict[Future[MatchResult], int] = {}
+    with _worker_pool(min(workers, len(queue))) as pool:
+        while queue or running:
+            while queue and len(running) <= workers:  # one queued behind the busy ones
+                index, part = queue.pop()
+                running[pool.submit(match_records, part, threads=1, **options)] = index
+                del part
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[running.pop(future)] = future.result()
+    return [results[index] for index in sorted(results)]
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -309,6 +310,31 @@ def train_pair_model(
     }
     version = _model_version(train, valid, use, weight, settings, seed)
     return TrainedPairModel(model, use, threshold, metrics, version, settings, tokens=words)
+
+
+# What ``train_selected_model`` chooses among by default: the default boosting and one
+# with three times the trees (a training set of tens of thousands of pairs supports more).
+CAPACITY_CHOICES = (ModelSettings(), ModelSettings(max_iter=300))
+
+
+def train_selected_model(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    *,
+    choices: Sequence[ModelSettings] = CAPACITY_CHOICES,
+    **options: Any,
+) -> TrainedPairModel:
+    """``train_pair_model`` once per settings of ``choices``; the model with the best F1 on
+    ``valid`` (the first of equals) — settings chosen where the threshold is, never on
+    the pairs the result is reported on."""
+    best: TrainedPairModel | None = None
+    for settings in choices:
+        model = train_pair_model(train, valid, settings=settings, **options)
+        if best is None or model.metrics["f1"] > best.metrics["f1"]:
+            best = model
+    if best is None:
+        raise ValueError("choices must name at least one ModelSettings")
+    return best
 
 
 def _with_learned_tokens(
