@@ -12,16 +12,18 @@ days before, and the other stores' latest prices at or before that instant.
   closes is the listing's price now. This is how the reference follows a permanent level
   shift (in at most four days, however deep; the next day when it is no deeper than a sale,
   see the last price) while a two- or three-day glitch stays a glitch on each day.
-* **last price** — the last close. A recent median the listing has since left upwards (a
-  sale of four or five days that ended) is not its price now: the recent price counts as
-  no lower than the last close.
+* **last price** — the last close; **charged price** — the latest of the recent closes not
+  at a glitch's depth (above ``glitch_ratio_low`` of the lower of the common and recent
+  prices): what the store last charged, a mistake's close being none. A recent median the
+  listing has since left upwards (a sale of four or five days that ended) is not its price
+  now: the recent price counts as no lower than the charged price.
 * The **own reference** is the lower of the two — the conservative one: just after a cut,
   the new level; just after a raise or during a pre-event inflation, the old level; for a
-  listing that spends most days on sale, the sale price. The last close, unless it was a
-  glitch itself (at most ``glitch_ratio_low`` of that reference), is what the store
-  charged — a sale's or a new level's price — and lowers it further, so a sale that
-  follows a price cut the next day is measured against the cut, not the level before it,
-  while a glitch of several days stays a glitch on each of them.
+  listing that spends most days on sale, the sale price. The charged price — a sale's or a
+  new level's price, never a glitch's — lowers it further, so a sale that follows a price
+  cut the next day is measured against the cut, not the level before it, while a glitch of
+  several days stays a glitch on each of them, and a second mistake the day after a first
+  one is measured against what the store charged before it.
 * **event baseline** — on CyberDay / CyberMonday / Black Friday days
   (``market_events.py``), the lower median of the closes of the 30 days before the event,
   which caps the own reference (a median, so a glitch or a sale in that month does not
@@ -72,6 +74,7 @@ WINDOW_STATS_SCHEMA: dict[str, pl.DataType] = {
     "common_price": pl.Int64(),
     "recent_price": pl.Int64(),
     "last_price": pl.Int64(),
+    "charged_price": pl.Int64(),
     "history_days": pl.Int32(),
     "event_baseline": pl.Int64(),
 }
@@ -106,9 +109,13 @@ def window_stats(
     history: pl.DataFrame,
     column: str,
     calendar: EventCalendar = DEFAULT_CALENDAR,
+    *,
+    low: float,
 ) -> pl.DataFrame:
     """Own-history references per (retailer, sku, current_day) window of ``column``'s closes
-    (``WINDOW_STATS_SCHEMA``); windows with no priced day in their 90 days are absent."""
+    (``WINDOW_STATS_SCHEMA``); windows with no priced day in their 90 days are absent.
+    ``low``: the glitch depth (``glitch_ratio_low``) a close must stay above to count as a
+    price the store charged (``charged_price``)."""
     windows = windows.select(WINDOW).unique()
     if windows.is_empty() or history.is_empty():
         return pl.DataFrame(schema=WINDOW_STATS_SCHEMA)
@@ -137,23 +144,27 @@ def window_stats(
     )
     per_level = _level_counts(wins, closes)
     days = per_level.group_by("wid").agg(history_days=pl.col("n").sum())
+    common = _lower_median(per_level)
+    recent_price = pl.col("p").sort().get((pl.len() - 1) // 2)  # the lower median
+    usual = pl.min_horizontal(pl.col("common_price").first(), recent_price)
     recent = (
         wins.select("wid", "lid", "k_hi", "lo")
         .join(pl.DataFrame({"back": range(RECENT_CLOSES)}, schema={"back": pl.Int64}), how="cross")
         .with_columns(k=pl.col("k_hi") - pl.col("back"))
         .join(closes.select("lid", "k", "day", "p"), on=["lid", "k"], how="inner")
         .filter(pl.col("day") > pl.col("lo"))
+        .join(common, on="wid")
+        .sort("wid", "back")
         .group_by("wid")
         .agg(
-            recent_price=pl.col("p").sort().get((pl.len() - 1) // 2),  # the lower median
+            recent_price=recent_price,
             last_price=pl.col("p").filter(pl.col("back") == 0).first(),
+            # the latest close not at a glitch's depth below the usual level
+            charged_price=pl.col("p").filter(pl.col("p") > low * usual).first(),
         )
     )
     stats = (
-        wins.join(_lower_median(per_level), on="wid")
-        .join(recent, on="wid")
-        .join(days, on="wid")
-        .join(ids, on="lid")
+        wins.join(common, on="wid").join(recent, on="wid").join(days, on="wid").join(ids, on="lid")
     )
     return conform(_with_event_baseline(stats, closes, calendar), WINDOW_STATS_SCHEMA)
 

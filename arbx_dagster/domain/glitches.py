@@ -203,13 +203,15 @@ def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl
     unless that was a glitch itself (at most ``low`` x those). The own reference before the
     segment's move, which is measured against it: a segment's move is how far it sits below
     what its listings charged."""
-    # A recent level the listing has since left (its last close back above it: a sale that
-    # ended) is not its price now; the last close is.
-    recent_now = pl.max_horizontal("recent_price", "last_price")
+    # A recent level the listing has since left (the last price it charged back above it: a
+    # sale that ended) is not its price now; that last price is. A glitch's close is not a
+    # price the store charged: the one before it is.
+    last = pl.col("charged_price")
+    recent_now = pl.max_horizontal("recent_price", last)
     medians = pl.min_horizontal("common_price", recent_now)
-    charged = pl.col("last_price") > low * medians  # what the store charged, no mistake
+    charged = last > low * medians
     return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
-        own_base=pl.when(charged).then(pl.min_horizontal(medians, "last_price")).otherwise(medians)
+        own_base=pl.when(charged).then(pl.min_horizontal(medians, last)).otherwise(medians)
     )
 
 
@@ -301,7 +303,7 @@ def score_series(
     column = SERIES[price_type]
     current = _priced_points(points, column)
     windows = current.select(WINDOW).unique().collect()
-    stats = window_stats(windows, history, column, calendar)
+    stats = window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
     if moves is not None:
         moves = moves.filter(pl.col("price_type") == price_type).drop("price_type")
     own = _with_own_reference(current, stats, price_type, moves, thresholds.glitch_ratio_low)
@@ -532,7 +534,8 @@ def market_changes(
     frames = []
     for price_type, column in SERIES.items():
         current = _priced_points(points, column)
-        stats = window_stats(current.select(WINDOW).unique().collect(), history, column, calendar)
+        windows = current.select(WINDOW).unique().collect()
+        stats = window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
         own = _with_own_base(current, stats, thresholds.glitch_ratio_low).with_columns(
             price_type=pl.lit(price_type)
         )

@@ -150,9 +150,9 @@ def test_margin_uses_the_spread_cost_model():
 def test_a_step_shaped_history_is_judged_against_its_current_step():
     steps = [249_990] * 40 + [199_990] * 50
     windows = pl.DataFrame({"retailer": ["ripley"], "sku": ["r1"], "current_day": [TODAY]})
-    stats = g.window_stats(windows, history(closes("ripley", "r1", steps)), "price_offer").row(
-        0, named=True
-    )
+    stats = g.window_stats(
+        windows, history(closes("ripley", "r1", steps)), "price_offer", low=0.4
+    ).row(0, named=True)
     assert (stats["common_price"], stats["recent_price"]) == (199_990, 199_990)
     assert stats["history_days"] == 90
 
@@ -448,6 +448,17 @@ def test_a_price_at_a_glitchs_depth_yesterday_stays_the_mistake_it_was():
             assert found["ref_price"].to_list() == [149_990], (days, today)
 
 
+def test_a_glitch_yesterday_is_not_what_the_store_charged():
+    # Three sale days at 60 %, back to the usual price, then a 16-peso mistake yesterday:
+    # today's second wrong price is measured against the price charged before the mistake,
+    # not against a recent median the sale and the mistake pulled down.
+    offers = [13_990] * 60 + [8_390] * 3 + [13_990] + [16]
+    found = glitch_details_for("falabella", "f1", offers, 3_990)
+    assert found["ref_price"].to_list() == [13_990]
+    # Without the mistake, the same history makes the sale price no glitch the day after.
+    assert glitch_details_for("falabella", "f1", offers[:-2] + [8_390], 8_390).is_empty()
+
+
 def test_stores_all_that_low_together_are_the_market_moving_not_a_mistake():
     hist = history(closes("falabella", "f1", FLAT), closes("ripley", "r1", FLAT))
     rows = market(
@@ -514,7 +525,10 @@ def test_window_stats_equal_a_direct_computation_on_every_day():
     hist = history(series_closes("paris", "p1", offers, TODAY))
     days = [*hist["day"].to_list()[1:], TODAY]
     windows = pl.DataFrame({"retailer": "paris", "sku": "p1", "current_day": days})
-    stats = {r["current_day"]: r for r in g.window_stats(windows, hist, "price_offer").to_dicts()}
+    stats = {
+        r["current_day"]: r
+        for r in g.window_stats(windows, hist, "price_offer", low=0.4).to_dicts()
+    }
 
     def lower_median(prices: list[int]) -> int:
         return sorted(prices)[(len(prices) - 1) // 2]
@@ -526,6 +540,9 @@ def test_window_stats_equal_a_direct_computation_on_every_day():
         assert got["common_price"] == lower_median(past), day
         assert got["recent_price"] == lower_median(past[-7:]), day
         assert got["last_price"] == past[-1], day
+        usual = min(got["common_price"], got["recent_price"])
+        charged = [p for p in past[-7:] if p > 0.4 * usual]
+        assert got["charged_price"] == (charged[-1] if charged else None), day
         assert got["history_days"] == len(past)
 
 
