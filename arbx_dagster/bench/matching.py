@@ -10,10 +10,10 @@ folder):
    weights learned from those pairs, see ``tokens``; with the pairs those labels imply,
    see ``label_closure``); its threshold is the best-F1 cut
    on ``pairs/valid.jsonl``, and so is its capacity (100 or 300 trees, whichever scores
-   the better validation F1: ``training.CAPACITY_CHOICES``); precision, recall and F1 on ``pairs/test.jsonl`` are
-   reported once per seed and averaged. Pair records are scored on their own text; their
-   context (rank among the record's other candidates) comes from the full catalogues,
-   which carry no labels.
+   the better validation F1: ``training.CAPACITY_CHOICES``); precision, recall and F1 on
+   ``pairs/test.jsonl`` are reported once per seed and averaged. Pair records are scored
+   on their own text; their context (rank among the record's other candidates) comes from
+   the full catalogues, which carry no labels.
 2. *Blocking.* Candidate pairs over the full catalogues; pair completeness is the share
    of ``matches.csv`` pairs among them.
 3. *End to end.* Blocking -> scoring -> one-to-one assignment and clustering on the full
@@ -217,8 +217,9 @@ def run_matching_benchmark(
     (``label_closure``). ``limit`` keeps a small subset (the first ``limit`` pairs of each
     split and the catalogue rows behind them, see ``load_benchmark``) for quick checks.
     ``settings`` fixes the trained scorer's settings (default: chosen on the validation
-    pairs among ``CAPACITY_CHOICES``). ``zero_shot`` scores the pipeline's model (``model`` if given, else the shipped one,
-    without this dataset); ``seeds``, ``settings`` and ``implied`` then play no part.
+    pairs among ``CAPACITY_CHOICES``). ``zero_shot`` scores the pipeline's model (``model``
+    if given, else the shipped one, without this dataset); ``seeds``, ``settings`` and
+    ``implied`` then play no part.
     Raises ``BenchmarkError`` when the folder is malformed.
     """
     say = progress or (lambda _: None)

@@ -455,8 +455,15 @@ def test_a_glitch_yesterday_is_not_what_the_store_charged():
     offers = [13_990] * 60 + [8_390] * 3 + [13_990] + [16]
     found = glitch_details_for("falabella", "f1", offers, 3_990)
     assert found["ref_price"].to_list() == [13_990]
-    # Without the mistake, the same history makes the sale price no glitch the day after.
-    assert glitch_details_for("falabella", "f1", offers[:-2] + [8_390], 8_390).is_empty()
+
+
+def test_a_sale_that_deepens_is_judged_alike_on_each_of_its_days():
+    # 224 990 as a rule, two days at 144 990, then 88 990: 61 % of what the store charged,
+    # a deeper sale, not a mistake — on its first day and on its second (yesterday's close,
+    # 40 % of the usual price, does not send the reference back to the usual price).
+    offers = [224_990] * 60 + [144_990] * 2
+    assert glitch_details_for("ripley", "r1", offers, 88_990).is_empty()
+    assert glitch_details_for("ripley", "r1", [*offers, 88_990], 88_990).is_empty()
 
 
 def test_stores_all_that_low_together_are_the_market_moving_not_a_mistake():
