@@ -199,8 +199,9 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
 
 def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl.LazyFrame:
     """Points with their history's references and ``own_base``: the lower of the 90-day and
-    recent medians (the recent one no lower than the last close), and of the last close
-    unless that was a glitch itself (at most ``low`` x those). The own reference before the
+    recent medians (the recent one no lower than the charged price), and of the last price
+    the store charged (``charged_price``: the latest recent close above ``low`` x the lower
+    median, a glitch's close being none). The own reference before the
     segment's move, which is measured against it: a segment's move is how far it sits below
     what its listings charged."""
     # A recent level the listing has since left (the last price it charged back above it: a
