@@ -68,6 +68,9 @@ def summary_table(report: dict[str, Any], details: dict[str, Any]) -> Table:
     table.add_row("", label, f"[bold]{pw['f1']:.3f}[/]" + (f"  ({seeds})" if seeds else ""))
     cut = "threshold (from valid)" if mode == "trained" else "threshold (the model's own)"
     table.add_row("", cut, f"{pw['threshold']:.2f}")
+    trees = ", ".join(str(r["trees"]) for r in details.get("pairwise_runs", []) if "trees" in r)
+    if trees:
+        table.add_row("", "trees per seed (from valid)", trees)
     calibration = report.get("calibration") or {}
     if calibration.get("ece") is not None:
         sure = calibration.get("above_0_9")

@@ -176,6 +176,7 @@ def test_a_dataset_of_pairs_only_reports_pairwise_quality_and_calibration(
     )
     assert result.exit_code == 0, result.output
     assert "no catalogues" in result.output
+    assert "trees per seed (from valid)" in result.output  # the capacity validation chose
     report = json.loads(out.read_text())
     assert report["blocking"] is None and report["end_to_end"] is None
     assert report["pairwise"]["f1"] > 0.5
@@ -194,6 +195,7 @@ def test_trained_mode_also_learns_from_the_pairs_the_training_labels_imply(
     for split in ("valid", "test"):
         assert grown.details["pairs"][split] == kept.details["pairs"][split] == 400
     assert grown.report["pairwise"]["f1"] > 0.5
+    assert {run["trees"] for run in grown.details["pairwise_runs"]} <= {100, 300}
 
 
 def test_zero_shot_scores_the_pipelines_model_trained_without_the_dataset(
