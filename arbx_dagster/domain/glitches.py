@@ -197,6 +197,18 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
     return current
 
 
+def _window_stats(
+    current: pl.LazyFrame,
+    history: pl.DataFrame,
+    column: str,
+    calendar: EventCalendar,
+    thresholds: Thresholds,
+) -> pl.DataFrame:
+    """``window_stats`` of the windows of ``current``'s points."""
+    windows = current.select(WINDOW).unique().collect()
+    return window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
+
+
 def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl.LazyFrame:
     """Points with their history's references and ``own_base``: the lower of the 90-day and
     recent medians (the recent one no lower than the charged price), and of the last price
@@ -303,8 +315,7 @@ def score_series(
     """
     column = SERIES[price_type]
     current = _priced_points(points, column)
-    windows = current.select(WINDOW).unique().collect()
-    stats = window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
+    stats = _window_stats(current, history, column, calendar, thresholds)
     if moves is not None:
         moves = moves.filter(pl.col("price_type") == price_type).drop("price_type")
     own = _with_own_reference(current, stats, price_type, moves, thresholds.glitch_ratio_low)
@@ -535,8 +546,7 @@ def market_changes(
     frames = []
     for price_type, column in SERIES.items():
         current = _priced_points(points, column)
-        windows = current.select(WINDOW).unique().collect()
-        stats = window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
+        stats = _window_stats(current, history, column, calendar, thresholds)
         own = _with_own_base(current, stats, thresholds.glitch_ratio_low).with_columns(
             price_type=pl.lit(price_type)
         )
