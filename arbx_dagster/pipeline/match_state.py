@@ -88,6 +88,8 @@ class StoredMatchState:
         self.warehouse, self.now = warehouse, now
         self.blocks = _table(warehouse, "match_blocks", BLOCK_MAP_SCHEMA)
         self.stop_keys = _table(warehouse, "match_stop_keys", STOP_KEY_SCHEMA)
+        # The listings written since the last match, as ``delisted`` and ``changed`` ask.
+        self._written = self._written_since_match()
 
     def _keyed(self, table: str, key: list[str]) -> str:
         return self.warehouse.keyed_rows_sql(table, "{staged}", key)
@@ -110,7 +112,7 @@ class StoredMatchState:
         # Listings are rarely delisted: the counts say whether any was (product matches =
         # listings - new ones + delisted ones; a new one is written since the last match),
         # and only then is every product match looked for in the listings.
-        written, params = self._written_since_match()
+        written, params = self._written
         new = self.warehouse.scalar(
             f"SELECT count(*) FROM listings AS l WHERE {written} AND NOT EXISTS "
             "(SELECT 1 FROM product_matches AS m WHERE m.retailer = l.retailer AND m.sku = l.sku)",
@@ -131,7 +133,7 @@ class StoredMatchState:
         # the listings written since: only the keys of the few that differ leave the
         # database. No identity (a listing not normalised since it gained the column):
         # changed.
-        written, params = self._written_since_match()
+        written, params = self._written
         rows = self.warehouse.query(
             "SELECT l.retailer, l.sku FROM listings AS l LEFT JOIN match_identities AS m "
             f"ON m.retailer = l.retailer AND m.sku = l.sku WHERE {written} "
