@@ -1,7 +1,7 @@
 """``arbx bench matching``: the matcher measured on a two-catalogue benchmark folder.
 
-Trains on ``pairs/train.jsonl``, picks thresholds on ``pairs/valid.jsonl``, reports
-``pairs/test.jsonl`` (mean over seeds), then blocks, scores and assigns the full
+Trains on ``pairs/train.jsonl``, picks thresholds and capacity on ``pairs/valid.jsonl``,
+reports ``pairs/test.jsonl`` (mean over seeds), then blocks, scores and assigns the full
 catalogues against ``matches.csv``. Method: ``arbx_dagster/bench/matching.py``.
 """
 
@@ -159,10 +159,10 @@ def matching(
 ) -> None:
     """Pairwise, blocking and end-to-end quality of the matcher on DATASET.
 
-    Without --zero-shot the matcher is trained on DATASET's training pairs (thresholds
-    on its validation pairs, test reported). A dataset of labelled pairs only
-    ("tables": false) reports pairwise quality and calibration; blocking and end to end
-    are null."""
+    Without --zero-shot the matcher is trained on DATASET's training pairs (threshold
+    and number of trees chosen on its validation pairs, test reported). A dataset of
+    labelled pairs only ("tables": false) reports pairwise quality and calibration;
+    blocking and end to end are null."""
     from arbx_dagster.bench.datasets import BenchmarkError
     from arbx_dagster.bench.matching import run_matching_benchmark
     from arbx_dagster.domain.matching.shipped import ShippedModelError
