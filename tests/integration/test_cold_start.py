@@ -304,6 +304,15 @@ def test_a_fresh_deployment_turns_dropped_catalogues_into_opportunities_unattend
         # tier's schedule may tick meanwhile (at :00 or :30), and its runs are the daemon's
         # too. The runs are left to finish (the last assets after the opportunities), so
         # that the deployment stops with nothing in flight and every run can be judged.
+        # The delivery's run may end before the automation's next look has seen its
+        # listings and asked for the model: wait for that look, then for every run.
+        model_key = dg.AssetKey("match_model")
+        model_deadline = time.monotonic() + 90
+        while (
+            instance.get_latest_materialization_event(model_key) is None
+            and time.monotonic() < model_deadline
+        ):
+            time.sleep(2)
         runs = _finished_runs(instance, deadline=time.monotonic() + 60)
         assert all(r.is_success for r in runs), _failures(instance)
         launched_by = {
@@ -314,7 +323,7 @@ def test_a_fresh_deployment_turns_dropped_catalogues_into_opportunities_unattend
         assert launched_by - schedules <= {"file_drop_sensor", "refresh_on_fresh_prices"}, (
             _failures(instance)
         )
-        model = instance.get_latest_materialization_event(dg.AssetKey("match_model"))
+        model = instance.get_latest_materialization_event(model_key)
         assert model is not None and model.run_id in {r.run_id for r in runs}
 
         # The webserver, started on the same database, sees the same opportunities asset.
