@@ -28,8 +28,10 @@ days before, and the other stores' latest prices at or before that instant.
   (``market_events.py``), the lower median of the closes of the 30 days before the event,
   which caps the own reference (a median, so a glitch or a sale in that month does not
   become the baseline).
-* **others** — the same product at the *other* retailers (in stock or not, but fresh: any
-  shown recent price is evidence of the market level): per retailer its cheapest listing,
+* **others** — the same product at the *other* retailers (in stock or not, seen within
+  ``MARKET_SEEN_HOURS_BEYOND_FRESH`` hours beyond the freshness cut-off — any shown recent
+  price is evidence of the market level, and a store's price does not stop being what the
+  product sells for because a scrape or two of it failed): per retailer its cheapest listing,
   then the lower median across retailers (an actual store's price, so it can be named; with
   two other stores it is the cheaper one). A store at or below ``FAR_BELOW`` (15 %) of the
   listing's own reference is left out: no sale, event or market move goes 85 % below a
@@ -49,13 +51,14 @@ months of history (the benchmark) costs windows x levels rows, not windows x day
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import polars as pl
 
 from arbx_dagster.domain.config import Thresholds
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
-from arbx_dagster.domain.opportunities import is_fresh, shown
+from arbx_dagster.domain.opportunities import is_fresh, max_price_age_hours, shown
 from arbx_dagster.domain.schema import conform
 
 WINDOW_DAYS = 90
@@ -64,6 +67,10 @@ RECENT_CLOSES = 7
 LEVEL_ADOPTED_AFTER = RECENT_CLOSES // 2 + 1
 MIN_SEGMENT_LISTINGS = 3  # fewer listings say nothing about a market-wide move
 FAR_BELOW = 0.15  # no sale, event or market move takes 85 % off a normal price
+# Another store's price still speaks for the market two missed daily scrapes after it stopped
+# being fresh enough to buy at: a failed run or a blocked page must not leave a listing judged
+# without the market it sells in (a deep own drop with no other store seen is flagged).
+MARKET_SEEN_HOURS_BEYOND_FRESH = 48.0
 
 KEY = ["retailer", "sku"]
 WINDOW = ["retailer", "sku", "current_day"]
@@ -218,14 +225,19 @@ def _with_event_baseline(
 
 
 def others_reference(points: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
-    """Per point (``pid``): the lower median of the other retailers' cheapest fresh price,
-    leaving out a store at or below ``FAR_BELOW`` of the point's own reference (``own_ref``,
-    when known): no sale or market move goes that far, so that store is glitching itself."""
+    """Per point (``pid``): the lower median of the other retailers' cheapest recent price
+    (seen within ``MARKET_SEEN_HOURS_BEYOND_FRESH`` beyond the freshness cut-off), leaving
+    out a store at or below ``FAR_BELOW`` of the point's own reference (``own_ref``, when
+    known): no sale or market move goes that far, so that store is glitching itself."""
     group = ["panel", "canonical_id"]
+    recent = replace(
+        thresholds,
+        max_price_age_hours=max_price_age_hours(thresholds) + MARKET_SEEN_HOURS_BEYOND_FRESH,
+    )
     per_retailer = (
         points.filter(
             pl.col("canonical_id").is_not_null()
-            & is_fresh(pl.col("last_seen"), pl.col("as_of"), thresholds)
+            & is_fresh(pl.col("last_seen"), pl.col("as_of"), recent)
         )
         .sort("price", "sku")
         .unique(subset=[*group, "retailer"], keep="first", maintain_order=True)
@@ -289,6 +301,7 @@ def market_move(
 __all__ = [
     "FAR_BELOW",
     "LEVEL_ADOPTED_AFTER",
+    "MARKET_SEEN_HOURS_BEYOND_FRESH",
     "MIN_SEGMENT_LISTINGS",
     "RECENT_CLOSES",
     "SEGMENT",

@@ -31,8 +31,9 @@ reference, which is glitching itself):
 
 * **own history** (``MIN_HISTORY_DAYS`` = 7 priced days or more): flagged when
   ``price <= low x own`` and the other stores agree — ``price <= low x others`` — or no
-  fresh other store is seen. Stores all that low together are the market moving (an event,
-  a supplier's cut, stores matching each other), not a mistake.
+  other store is seen in the last days (``glitch_references.py``). Stores all that low
+  together are the market moving (an event, a supplier's cut, stores matching each other),
+  not a mistake.
 * **little or no history** (a listing's first days, or the market's): the same test with
   what history there is, *or* one reference alone at ``alone = low x (1 - STORE_SPREAD)``
   (30 %): the other stores, ``price <= alone x others``, or, when no other store is seen,

@@ -642,14 +642,32 @@ def test_a_stale_price_makes_no_glitch_and_is_no_reference():
     fresh = now_listing("falabella", "f1", 9_990) | {"last_seen": NOW - timedelta(hours=2)}
     assert find_glitches(hist, market(fresh), Thresholds(), NOW).height == 1
 
-    # Paris's price of two days ago says nothing about the market level now.
-    rows = market(
-        now_listing("falabella", "f1", 9_990, canonical="tv"),
-        now_listing("paris", "p1", 150_000, canonical="tv")
-        | {"last_seen": NOW - timedelta(hours=48)},
-    )
-    glitch = only(find_glitches(hist, rows, Thresholds(), NOW))
+    # Too old to buy at, Paris's price of two days ago still says what the product sells
+    # for (a scrape or two of it failed); a week-old one no longer does.
+    def judged_beside_paris(seen_hours_ago: int) -> dict:
+        rows = market(
+            now_listing("falabella", "f1", 9_990, canonical="tv"),
+            now_listing("paris", "p1", 150_000, canonical="tv")
+            | {"last_seen": NOW - timedelta(hours=seen_hours_ago)},
+        )
+        return only(find_glitches(hist, rows, Thresholds(), NOW))
+
+    glitch = judged_beside_paris(48)
+    assert (glitch["ref_retailer"], glitch["ref_price"]) == ("paris", 150_000)
+    glitch = judged_beside_paris(7 * 24)
     assert (glitch["ref_retailer"], glitch["ref_price"]) == (None, 199_990)
+
+
+def test_stores_seen_that_low_a_day_or_two_ago_are_still_the_market_moving():
+    hist = history(closes("falabella", "f1", FLAT), closes("ripley", "r1", FLAT))
+    ripley_low = now_listing("ripley", "r1", 64_990, canonical="tv")
+    falabella = now_listing("falabella", "f1", 59_990, canonical="tv")  # 30 % of the usual
+    for hours_ago in (30, 60):  # ripley's last scrapes failed: it was seen then
+        rows = market(falabella, ripley_low | {"last_seen": NOW - timedelta(hours=hours_ago)})
+        assert find_glitches(hist, rows, Thresholds(), NOW).is_empty()
+    # Ripley unseen for a week: the market is unknown, the listing's own history decides.
+    rows = market(falabella, ripley_low | {"last_seen": NOW - timedelta(days=7)})
+    assert only(find_glitches(hist, rows, Thresholds(), NOW))["buy_retailer"] == "falabella"
 
 
 def _candidates() -> pl.DataFrame:
