@@ -1,7 +1,8 @@
 """User series for ``arbx bench glitches --series FILE.csv``: reading and validating the file.
 
 Columns ``product_id, retailer, sku, observed_at`` (ISO date or datetime; a bare date is
-taken as noon in Santiago), ``price_offer`` (integer CLP), optional ``price_list``,
+taken as noon in Santiago), ``price_offer`` (CLP, read as the ingestion reads prices:
+``12990``, ``12.990``, ``12990.0``), optional ``price_list``,
 ``price_card``, ``in_stock`` (true/false), ``category``, ``name`` (the title; pack sizes are
 read from it; default: the product id) and ``is_glitch`` (1/0). ``product_id`` names the
 product across stores (it is used as the canonical id, so stores selling the same product
@@ -15,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from arbx_dagster.domain.history import MARKET_TZ
+from arbx_dagster.ingestion.prices import clp_error_expr, clp_expr
 
 
 class SeriesError(ValueError):
@@ -23,8 +25,9 @@ class SeriesError(ValueError):
 
 REQUIRED_COLUMNS = ("product_id", "retailer", "sku", "observed_at", "price_offer")
 OPTIONAL_COLUMNS = ("price_list", "price_card", "in_stock", "is_glitch", "category", "name")
-_TRUE = {"true", "1", "yes", "t", "y"}
-_FALSE = {"false", "0", "no", "f", "n", ""}
+# 1.0 / 0.0: a flag column with gaps, as pandas writes it
+_TRUE = {"true", "1", "1.0", "yes", "t", "y"}
+_FALSE = {"false", "0", "0.0", "no", "f", "n", ""}
 
 
 def _bad_rows(frame: pl.DataFrame, bad: pl.Expr, column: str, expected: str) -> None:
@@ -96,13 +99,12 @@ def load_series(path: str | Path) -> pl.DataFrame:
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(column))
             continue
-        text = pl.col(column).str.strip_chars().fill_null("")
-        value = text.cast(pl.Int64, strict=False)
+        value = clp_expr(pl.col(column))
         required = column == "price_offer"
-        bad = (value.is_null() & ((text != "") | required)) | (value <= 0).fill_null(False)
-        _bad_rows(
-            frame, bad, column, "a positive integer CLP amount" + ("" if required else " or empty")
-        )
+        bad = clp_error_expr(pl.col(column)) | (value <= 0).fill_null(False)
+        if required:
+            bad = bad | value.is_null()
+        _bad_rows(frame, bad, column, "a positive CLP amount" + ("" if required else " or empty"))
         frame = frame.with_columns(value.alias(column))
     for column, default in (("in_stock", "true"), ("is_glitch", "0")):
         if column not in frame.columns:

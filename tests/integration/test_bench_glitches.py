@@ -123,7 +123,8 @@ def test_out_of_stock_observations_are_left_out_of_the_score(tmp_path):
     [
         ("product_id,retailer,sku,price_offer\np,paris,1,100\n", "lacks required column"),
         (HEADER + "p,paris,1,2026-03-01,abc,,true,0\n", "line 2: 'abc'"),
-        (HEADER + "p,paris,1,2026-03-01,0,,true,0\n", "positive integer"),
+        (HEADER + "p,paris,1,2026-03-01,0,,true,0\n", "positive CLP amount"),
+        (HEADER + "p,paris,1,2026-03-01,1299.5,,true,0\n", "line 2: '1299.5'"),
         (HEADER + "p,paris,1,yesterday,100,,true,0\n", "ISO date or datetime"),
         (HEADER + "p,paris,1,2026-03-01,100,,maybe,0\n", "true/false"),
         (HEADER + "p,paris,1,2026-03-01,100,,true,2\n", "'is_glitch' expects"),
@@ -140,6 +141,25 @@ def test_malformed_series_are_refused_with_a_clear_message(tmp_path, content, me
     path.write_text(content)
     with pytest.raises(SeriesError, match=message):
         load_series(path)
+
+
+def test_a_series_written_by_pandas_reads_as_the_same_series(tmp_path):
+    # A column with gaps is written as floats (12990.0) and flags as 1.0 / 0.0.
+    rows = [
+        f"tv,paris,p1,2026-03-{d:02d},199990,{189990 if d % 2 else ''},true,0" for d in range(1, 9)
+    ]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(HEADER + "\n".join(rows) + "\n")
+    as_floats = tmp_path / "pandas.csv"
+    as_floats.write_text(
+        HEADER
+        + "\n".join(
+            f"tv,paris,p1,2026-03-{d:02d},199990.0,{'189990.0' if d % 2 else ''},True,0.0"
+            for d in range(1, 9)
+        )
+        + "\n"
+    )
+    assert load_series(as_floats).equals(load_series(plain))
 
 
 def test_the_command_writes_json_and_fails_cleanly_on_bad_input(tmp_path):
