@@ -176,6 +176,37 @@ def window_stats(
     return conform(_with_event_baseline(stats, closes, calendar), WINDOW_STATS_SCHEMA)
 
 
+def point_window_stats(
+    current: pl.LazyFrame,
+    history: pl.DataFrame,
+    column: str,
+    calendar: EventCalendar,
+    thresholds: Thresholds,
+) -> pl.DataFrame:
+    """``window_stats`` of the windows of ``current``'s points."""
+    windows = current.select(WINDOW).unique().collect()
+    return window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
+
+
+def with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl.LazyFrame:
+    """Points with their history's references and ``own_base``: the lower of the 90-day and
+    recent medians (the recent one no lower than the charged price), and of the last price
+    the store charged (``charged_price``: the latest recent close above ``low`` x the lower
+    median, a glitch's close being none). The own reference before the
+    segment's move, which is measured against it: a segment's move is how far it sits below
+    what its listings charged."""
+    # A recent level the listing has since left (the last price it charged back above it: a
+    # sale that ended) is not its price now; that last price is. A glitch's close is not a
+    # price the store charged: the one before it is.
+    last = pl.col("charged_price")
+    recent_now = pl.max_horizontal("recent_price", last)
+    medians = pl.min_horizontal("common_price", recent_now)
+    charged = last > low * medians
+    return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
+        own_base=pl.when(charged).then(pl.min_horizontal(medians, last)).otherwise(medians)
+    )
+
+
 def _level_counts(wins: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
     """``wid, p, n``: on how many days of each window each price level was the close."""
     occurrences = closes.with_columns(  # days at this level so far
@@ -309,6 +340,8 @@ __all__ = [
     "WINDOW_STATS_SCHEMA",
     "market_move",
     "others_reference",
+    "point_window_stats",
     "segment_moves",
     "window_stats",
+    "with_own_base",
 ]

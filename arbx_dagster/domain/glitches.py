@@ -21,13 +21,17 @@ a false alarm costs trust. What tells a mistake from an ordinary low price:
   at least ``glitch_ratio_low`` of it is at most a sale on top of it. A sale that filled
   most of the last closes but has ended is no longer the price: the recent median counts
   as no lower than the last close.
+* **The list price.** A promotion leaves the crossed-out list price ("precio normal") as it
+  was; a permanent cut lowers it. A list price below the own reference is the new regular
+  price from its first day (unless it is at a glitch's depth itself: a whole price block
+  mistyped), so a sale on the day of a cut is measured against the cut.
 * **The market.** The same product at the other stores that day, and the listing's segment
   (retailer x category, which a CyberDay or a store-wide sale moves as a whole).
 
 The rule, with ``low = glitch_ratio_low`` and each reference as in ``glitch_references.py``
 (the own reference scaled by the segment's move and capped by the pre-event level on event
-days; the other stores' price leaving out a store at 15 % or less of the listing's own
-reference, which is glitching itself):
+days and by a lower list price; the other stores' price leaving out a store at 15 % or less
+of the listing's own reference, which is glitching itself):
 
 * **own history** (``MIN_HISTORY_DAYS`` = 7 priced days or more): flagged when
   ``price <= low x own`` and the other stores agree — ``price <= low x others`` — or no
@@ -130,10 +134,11 @@ from arbx_dagster.domain.glitch_confirmation import needs_confirmation
 from arbx_dagster.domain.glitch_kinds import glitch_type, pack_size, priced_glitches
 from arbx_dagster.domain.glitch_reasons import REASON_COLUMNS, glitch_reason
 from arbx_dagster.domain.glitch_references import (
-    WINDOW,
     market_move,
     others_reference,
+    point_window_stats,
     window_stats,
+    with_own_base,
 )
 from arbx_dagster.domain.history import day_of, market_day
 from arbx_dagster.domain.market_events import DEFAULT_CALENDAR, EventCalendar
@@ -198,37 +203,6 @@ def _priced_points(points: pl.LazyFrame, column: str) -> pl.LazyFrame:
     return current
 
 
-def _window_stats(
-    current: pl.LazyFrame,
-    history: pl.DataFrame,
-    column: str,
-    calendar: EventCalendar,
-    thresholds: Thresholds,
-) -> pl.DataFrame:
-    """``window_stats`` of the windows of ``current``'s points."""
-    windows = current.select(WINDOW).unique().collect()
-    return window_stats(windows, history, column, calendar, low=thresholds.glitch_ratio_low)
-
-
-def _with_own_base(current: pl.LazyFrame, stats: pl.DataFrame, low: float) -> pl.LazyFrame:
-    """Points with their history's references and ``own_base``: the lower of the 90-day and
-    recent medians (the recent one no lower than the charged price), and of the last price
-    the store charged (``charged_price``: the latest recent close above ``low`` x the lower
-    median, a glitch's close being none). The own reference before the
-    segment's move, which is measured against it: a segment's move is how far it sits below
-    what its listings charged."""
-    # A recent level the listing has since left (the last price it charged back above it: a
-    # sale that ended) is not its price now; that last price is. A glitch's close is not a
-    # price the store charged: the one before it is.
-    last = pl.col("charged_price")
-    recent_now = pl.max_horizontal("recent_price", last)
-    medians = pl.min_horizontal("common_price", recent_now)
-    charged = last > low * medians
-    return current.join(stats.lazy(), on=WINDOW, how="left").with_columns(
-        own_base=pl.when(charged).then(pl.min_horizontal(medians, last)).otherwise(medians)
-    )
-
-
 def _with_own_reference(
     current: pl.LazyFrame,
     stats: pl.DataFrame,
@@ -237,10 +211,11 @@ def _with_own_reference(
     low: float,
 ) -> pl.LazyFrame:
     """Points with their history's references and ``own_ref``: ``own_base``, moved with
-    the segment and capped by the pre-event level on event days (for a card price with
-    little history, also by its own offer)."""
+    the segment, capped by the pre-event level on event days and by the listing's list price
+    when that is lower but no glitch itself (for a card price with little history, also by
+    its own offer)."""
     own = (
-        _with_own_base(current, stats, low)
+        with_own_base(current, stats, low)
         .pipe(market_move, "own_base", moves)
         .with_columns(
             # The own reference follows the segment's move that day; on event days the
@@ -250,6 +225,15 @@ def _with_own_reference(
             ),
             history_days=pl.col("history_days").fill_null(0),
         )
+    )
+    # The store's own list price ("precio normal") below the reference says the regular price
+    # was cut (a promotion leaves it unchanged): the reference follows it at once, unless it
+    # is at a glitch's depth itself (a whole price block mistyped, list price included).
+    listed = pl.col("price_list")
+    own = own.with_columns(
+        own_ref=pl.when(listed > low * pl.col("own_ref"))
+        .then(pl.min_horizontal("own_ref", listed))
+        .otherwise(pl.col("own_ref"))
     )
     if price_type == "card":  # with little card history, the own offer is the card's reference
         offer_ref = pl.when(shown("price_offer")).then(pl.col("price_offer"))
@@ -316,7 +300,7 @@ def score_series(
     """
     column = SERIES[price_type]
     current = _priced_points(points, column)
-    stats = _window_stats(current, history, column, calendar, thresholds)
+    stats = point_window_stats(current, history, column, calendar, thresholds)
     if moves is not None:
         moves = moves.filter(pl.col("price_type") == price_type).drop("price_type")
     own = _with_own_reference(current, stats, price_type, moves, thresholds.glitch_ratio_low)
@@ -547,8 +531,8 @@ def market_changes(
     frames = []
     for price_type, column in SERIES.items():
         current = _priced_points(points, column)
-        stats = _window_stats(current, history, column, calendar, thresholds)
-        own = _with_own_base(current, stats, thresholds.glitch_ratio_low).with_columns(
+        stats = point_window_stats(current, history, column, calendar, thresholds)
+        own = with_own_base(current, stats, thresholds.glitch_ratio_low).with_columns(
             price_type=pl.lit(price_type)
         )
         frames.append(_changes(own))

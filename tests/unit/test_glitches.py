@@ -415,6 +415,26 @@ def test_a_promotion_weeks_after_a_permanent_cut_is_not_a_glitch():
     assert glitch_details_for("ripley", "r1", offers, 23_999)["ref_price"].to_list() == [239_990]
 
 
+def test_a_list_price_cut_today_is_the_new_regular_price_unless_it_is_a_mistake_too():
+    # 139 990 for two months. Today the store's list price ("precio normal") is 94 990 and
+    # the offer 53 990: the regular price was cut and a 43 % sale runs on top of it — a
+    # promotion leaves the list price as it was.
+    hist = history(closes("ripley", "r1", [139_990] * 60))
+    schema = {**MARKET_SCHEMA, "price_list": pl.Int64}
+
+    def run(price: int, price_list: int) -> pl.DataFrame:
+        row = now_listing("ripley", "r1", price) | {"price_list": price_list}
+        return g.glitch_details(hist, pl.DataFrame([row], schema=schema), Thresholds(), NOW)
+
+    assert run(53_990, 139_990).height == 1  # list price unchanged: 39 % of the price
+    assert run(53_990, 94_990).is_empty()
+    # A mistake below the new list price is measured against it.
+    assert only(run(9_490, 94_990))["ref_price"] == 94_990
+    # A whole price block mistyped, list price included, is no new regular price.
+    glitch = only(run(13_999, 13_999))
+    assert glitch["ref_price"] == 139_990
+
+
 def test_a_sale_the_day_after_a_price_cut_is_measured_against_the_cut():
     # 149 990 for two months, cut to 89 990 (40 % off) yesterday, and a sale today at
     # 49 990: 67 % below the old level, but 44 % below what the store charged yesterday.
