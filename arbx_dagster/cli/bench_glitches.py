@@ -3,8 +3,9 @@
 Without ``--series`` it scores the detectors on two kinds of markets, scenario by scenario:
 the simulator's (planted glitches, gaps and real promotions) and an independent retail
 generator's (permanent level shifts then promotions, multi-day and first-day glitches,
-event days, card-only dips, stock-outs, price matching). With ``--series FILE.csv`` it
-scores the glitch detector on the user's own labelled price series. Method and definitions:
+event days, card-only dips, stock-outs, price matching, missed crawls). With
+``--series FILE.csv`` it scores the glitch detector on the user's own labelled price series.
+Method and definitions:
 ``arbx_dagster/bench/glitches.py``, ``series_bench.py`` and ``retail_bench.py``.
 """
 

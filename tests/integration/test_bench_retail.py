@@ -72,6 +72,11 @@ def test_each_scenario_plants_the_dynamic_it_is_named_after():
     assert tagged(shifts, "promotion") > 0 and tagged(shifts, "recent_shift") > 0
     assert tagged(series("event_days"), "event") > 0
 
+    def crawled_days(frame: pl.DataFrame) -> int:
+        return frame.select("sku", pl.col("observed_at").dt.date()).n_unique()
+
+    assert crawled_days(series("missed_crawls")) < 0.9 * crawled_days(series("everyday"))
+
 
 def test_what_a_labelled_glitch_shows_is_far_below_what_the_listing_showed_the_day_before():
     s = generate_retail_market(replace(SMALL, glitch_rate=1.0)).series.sort(

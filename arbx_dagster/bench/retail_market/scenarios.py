@@ -33,6 +33,8 @@ SCENARIOS: dict[str, dict[str, float]] = {
         "stockout_rate": 0.03,
         "match_rate": 0.5,
     },
+    # A blocked page or a failed run: a fifth of the crawls missing, the other stores' too.
+    "missed_crawls": {"missed_crawl_rate": 0.2},
 }
 
 
