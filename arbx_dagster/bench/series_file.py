@@ -1,10 +1,10 @@
 """User series for ``arbx bench glitches --series FILE.csv``: reading and validating the file.
 
 Columns ``product_id, retailer, sku, observed_at`` (ISO date or datetime; a bare date is
-taken as noon in Santiago), ``price_offer`` (CLP, read as the ingestion reads prices:
-``12990``, ``12.990``, ``12990.0``), optional ``price_list``,
-``price_card``, ``in_stock`` (true/false), ``category``, ``name`` (the title; pack sizes are
-read from it; default: the product id) and ``is_glitch`` (1/0). ``product_id`` names the
+taken as noon in Santiago), ``price_offer`` (CLP, read as the ingestion reads prices —
+``12990``, ``12.990`` — and as a program writes a float column: ``12990.0``), optional
+``price_list``, ``price_card``, ``in_stock`` (true/false), ``category``, ``name`` (the
+title; pack sizes are read from it; default: the product id) and ``is_glitch`` (1/0). ``product_id`` names the
 product across stores (it is used as the canonical id, so stores selling the same product
 must share it). A file that cannot be scored raises :class:`SeriesError` saying what to fix.
 """
@@ -25,6 +25,9 @@ class SeriesError(ValueError):
 
 REQUIRED_COLUMNS = ("product_id", "retailer", "sku", "observed_at", "price_offer")
 OPTIONAL_COLUMNS = ("price_list", "price_card", "in_stock", "is_glitch", "category", "name")
+# A whole amount as a program writes a float column with gaps (pandas: 12990.0). File drops
+# refuse it (in a CLP column it suggests another currency's export); a series is CLP.
+FLOAT_EXPORT = r"^\s*(\d+)\.0{1,2}\s*$"
 # 1.0 / 0.0: a flag column with gaps, as pandas writes it
 _TRUE = {"true", "1", "1.0", "yes", "t", "y"}
 _FALSE = {"false", "0", "0.0", "no", "f", "n", ""}
@@ -99,9 +102,10 @@ def load_series(path: str | Path) -> pl.DataFrame:
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(column))
             continue
-        value = clp_expr(pl.col(column))
+        text = pl.col(column).str.replace(FLOAT_EXPORT, "$1")
+        value = clp_expr(text)
         required = column == "price_offer"
-        bad = clp_error_expr(pl.col(column)) | (value <= 0).fill_null(False)
+        bad = clp_error_expr(text) | (value <= 0).fill_null(False)
         if required:
             bad = bad | value.is_null()
         _bad_rows(frame, bad, column, "a positive CLP amount" + ("" if required else " or empty"))

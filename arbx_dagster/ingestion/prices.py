@@ -1,9 +1,7 @@
 """Prices as the stores print them, read into integer minor units of the source's currency.
 
 **CLP** (the default; no minor unit): ``$1.299.990``, ``Normal: $49.990``, ``1299990``. The
-dot groups thousands and a comma would start (always zero) decimals; a whole amount as a
-program's float export writes it (``1299990.0``: one or two zeros after the point, never a
-thousands group) is read too — a CSV written by pandas from a column with gaps has them.
+dot groups thousands and a comma would start (always zero) decimals.
 
 **Two-decimal currencies** (USD, EUR, GBP…, see ``domain/money.py``): amounts become cents.
 ``$1,299.00``, ``1.299,00 €``, ``1299.99``, ``59.0``, ``US$ 12``. A ``.`` or ``,`` followed
@@ -33,8 +31,7 @@ import polars as pl
 from arbx_dagster.domain.money import CURRENCIES, OTHER_MARKERS, Currency, currency
 
 _NUMBER = r"\d[\d.,]*\d|\d"
-_CHILEAN = r"(?:\d{1,3}(?:\.\d{3})+|\d+(?:\.0{1,2})?)(?:,0+)?"
-_FLOAT_ZEROS = r"\.0{1,2}$"  # a whole amount's float export: 1299990.0
+_CHILEAN = r"(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,0+)?"
 _FOREIGN = r"(?i)US\$|U\$S|\bUSD\b|\bEUR\b|€|\bUF\b"
 _NEGATIVE = r"-\s*(?:CLP)?\s*\$?\s*\d"
 
@@ -79,7 +76,7 @@ def parse_clp(value: object) -> int | None:
     token = numbers[0]
     if not _CHILEAN_RE.fullmatch(token):
         raise PriceParseError(f"not a Chilean peso amount: {text!r}")
-    amount = int(re.sub(_FLOAT_ZEROS, "", token.split(",")[0]).replace(".", ""))
+    amount = int(token.split(",")[0].replace(".", ""))
     return -amount if _NEGATIVE_RE.search(text) else amount
 
 
@@ -90,11 +87,7 @@ def clp_expr(column: pl.Expr) -> pl.Expr:
     """
     text = column.str.strip_chars()
     token = text.str.extract_all(_NUMBER).list.first()
-    amount = (
-        token.str.replace(r",0+$", "")
-        .str.replace(_FLOAT_ZEROS, "")
-        .str.replace_all(".", "", literal=True)
-    )
+    amount = token.str.replace(r",0+$", "").str.replace_all(".", "", literal=True)
     value = amount.cast(pl.Int64, strict=False)
     ok = _readable(text)
     return (

@@ -22,8 +22,6 @@ READABLE = [
     ("  $29.990\n", 29_990),
     ("-$1.000", -1_000),  # read as shown; the validator quarantines non-positive prices
     ("$0", 0),
-    ("1299990.0", 1_299_990),  # a float export of a whole amount (pandas, a column with gaps)
-    ("4590.00", 4_590),
 ]
 UNREADABLE = [
     "Consultar precio",  # no amount
@@ -36,8 +34,6 @@ UNREADABLE = [
     "1,299,990",  # US grouping
     "$1.29",
     "$12.990,50",  # fractional pesos
-    "1299.5",
-    "12.000.0",  # neither thousands groups nor a float export
 ]
 
 
