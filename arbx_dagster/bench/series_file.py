@@ -4,9 +4,10 @@ Columns ``product_id, retailer, sku, observed_at`` (ISO date or datetime; a bare
 taken as noon in Santiago), ``price_offer`` (CLP, read as the ingestion reads prices —
 ``12990``, ``12.990`` — and as a program writes a float column: ``12990.0``), optional
 ``price_list``, ``price_card``, ``in_stock`` (true/false), ``category``, ``name`` (the
-title; pack sizes are read from it; default: the product id) and ``is_glitch`` (1/0). ``product_id`` names the
-product across stores (it is used as the canonical id, so stores selling the same product
-must share it). A file that cannot be scored raises :class:`SeriesError` saying what to fix.
+title; pack sizes are read from it; default: the product id) and ``is_glitch`` (1/0).
+``product_id`` names the product across stores (it is used as the canonical id, so stores
+selling the same product must share it). A file that cannot be scored raises
+:class:`SeriesError` saying what to fix.
 """
 
 from __future__ import annotations
@@ -44,13 +45,18 @@ def _bad_rows(frame: pl.DataFrame, bad: pl.Expr, column: str, expected: str) -> 
 
 
 def _parse_time(text: pl.Expr) -> pl.Expr:
-    """ISO datetime (offset-aware, 'Z', or naive = Santiago time) or bare date (noon)."""
+    """ISO datetime (with an offset — ``+00:00``, ``+0000``, ``+00`` —, ``Z`` or ``UTC``, or
+    naive = Santiago time) or bare date (noon)."""
     value = text.str.strip_chars()
     is_date = value.str.len_chars() == 10
     local_noon = (
         value.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")) + pl.duration(hours=12)
     ).dt.replace_time_zone(MARKET_TZ, ambiguous="earliest", non_existent="null")
-    normalized = value.str.replace("Z$", "+00:00").str.replace(" ", "T")
+    normalized = (
+        value.str.replace(r"(?i)\s*(Z|UTC)$", "+00:00")  # 08:53:00Z, 08:53:00 UTC
+        .str.replace(r"([+-]\d{2})$", "$1:00")  # 08:53:00+00, as PostgreSQL and DuckDB write
+        .str.replace(" ", "T")
+    )
     has_offset = normalized.str.contains(r"[+-]\d{2}:?\d{2}$")
     aware = normalized.str.to_datetime(
         "%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us"

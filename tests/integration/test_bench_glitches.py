@@ -143,6 +143,25 @@ def test_malformed_series_are_refused_with_a_clear_message(tmp_path, content, me
         load_series(path)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2026-03-01T15:00:00Z",
+        "2026-03-01 15:00:00+00:00",  # pandas, Python's str()
+        "2026-03-01T15:00:00.000000+0000",  # polars
+        "2026-03-01 15:00:00+00",  # PostgreSQL, DuckDB
+        "2026-03-01 15:00:00 UTC",
+        "2026-03-01 12:00:00-03",
+        "2026-03-01 12:00:00",  # naive: Santiago time (UTC-3 in March)
+    ],
+)
+def test_an_instant_reads_the_same_however_a_program_wrote_it(tmp_path, written):
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + f"p,paris,1,{written},100,,true,0\n")
+    (instant,) = load_series(path)["observed_at"].to_list()
+    assert instant == datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+
+
 def test_a_series_written_by_pandas_reads_as_the_same_series(tmp_path):
     # A column with gaps is written as floats (12990.0) and flags as 1.0 / 0.0.
     rows = [
