@@ -47,6 +47,7 @@ def glitch_reason(
     event_baseline: int | None,
     glitch_type: str,
     pack: int | None,
+    list_price: int | None = None,
     *,
     code: str = "CLP",
 ) -> str:
@@ -55,6 +56,10 @@ def glitch_reason(
 
     pct = 100 * buy_price / ref_price if ref_price else 0.0
     against = ref_retailer or _AGAINST.get(evidence, "the best reference known")
+    # The own reference capped by a list price the store lowered (glitches.py): say so.
+    from_history = ref_retailer is None and evidence.startswith("history")
+    if from_history and list_price == ref_price and ref_price < (common_price or ref_price):
+        against = "its list price, cut below its history"
     parts = [
         f"{buy_price_type} {clp(buy_price)} is {pct:.1f} % of {clp(ref_price)} ({against})",
         "judged on " + _EVIDENCE_TEXT[evidence].format(floor=clp(currency(code).shelf_floor)),
@@ -66,6 +71,8 @@ def glitch_reason(
         )
     if others_price is not None:
         parts.append(f"{others_retailer} {clp(others_price)}")
+    if list_price is not None:
+        parts.append(f"list price {clp(list_price)}")
     if event_baseline is not None:
         parts.append(f"30-day pre-event median {clp(event_baseline)}")
     factor = 10 if abs(math.log(buy_price * 10 / ref_price)) <= SCALE_TOLERANCE else 100
@@ -89,6 +96,7 @@ REASON_COLUMNS = (
     "event_baseline",
     "glitch_type",
     "pack",
+    "list_price",
 )
 
 

@@ -428,8 +428,11 @@ def test_a_list_price_cut_today_is_the_new_regular_price_unless_it_is_a_mistake_
 
     assert run(53_990, 139_990).height == 1  # list price unchanged: 39 % of the price
     assert run(53_990, 94_990).is_empty()
-    # A mistake below the new list price is measured against it.
-    assert only(run(9_490, 94_990))["ref_price"] == 94_990
+    # A mistake below the new list price is measured against it, and the reason says so.
+    glitch = only(run(9_490, 94_990))
+    assert glitch["ref_price"] == 94_990
+    assert "of $94.990 (its list price, cut below its history)" in glitch["reason"]
+    assert "list price $94.990" in glitch["reason"]
     # A whole price block mistyped, list price included, is no new regular price.
     glitch = only(run(13_999, 13_999))
     assert glitch["ref_price"] == 139_990
