@@ -29,9 +29,11 @@ OPTIONAL_COLUMNS = ("price_list", "price_card", "in_stock", "is_glitch", "catego
 # A whole amount as a program writes a float column with gaps (pandas: 12990.0). File drops
 # refuse it (in a CLP column it suggests another currency's export); a series is CLP.
 FLOAT_EXPORT = r"^\s*(\d+)\.0{1,2}\s*$"
-# 1.0 / 0.0: a flag column with gaps, as pandas writes it
-_TRUE = {"true", "1", "1.0", "yes", "t", "y"}
+# 1.0 / 0.0: a flag column with gaps, as pandas writes it; stock as schema.org and stores
+# spell it ('InStock', 'out_of_stock', 'agotado').
+_TRUE = {"true", "1", "1.0", "yes", "t", "y", "instock", "in_stock", "in stock", "available"}
 _FALSE = {"false", "0", "0.0", "no", "f", "n", ""}
+_FALSE |= {"outofstock", "out_of_stock", "out of stock", "soldout", "sold_out", "agotado"}
 
 
 def _bad_rows(frame: pl.DataFrame, bad: pl.Expr, column: str, expected: str) -> None:

@@ -162,6 +162,15 @@ def test_an_instant_reads_the_same_however_a_program_wrote_it(tmp_path, written)
     assert instant == datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 
 
+def test_stock_reads_as_schema_org_and_stores_write_it(tmp_path):
+    path = tmp_path / "s.csv"
+    rows = ["InStock", "OutOfStock", "in_stock", "out of stock", "agotado", "1.0"]
+    path.write_text(
+        HEADER + "".join(f"p,paris,1,2026-03-{d:02d},100,,{v},0\n" for d, v in enumerate(rows, 1))
+    )
+    assert load_series(path)["in_stock"].to_list() == [True, False, True, False, False, True]
+
+
 def test_a_series_written_by_pandas_reads_as_the_same_series(tmp_path):
     # A column with gaps is written as floats (12990.0) and flags as 1.0 / 0.0.
     rows = [
