@@ -3,8 +3,9 @@
 Columns ``product_id, retailer, sku, observed_at`` (ISO date or datetime; a bare date is
 taken as noon in Santiago), ``price_offer`` (CLP, read as the ingestion reads prices —
 ``12990``, ``12.990`` — and as a program writes a float column: ``12990.0``), optional
-``price_list``, ``price_card``, ``in_stock`` (true/false), ``category``, ``name`` (the
-title; pack sizes are read from it; default: the product id) and ``is_glitch`` (1/0).
+``price_list``, ``price_card`` (empty or 0 when not shown), ``in_stock`` (true/false),
+``category``, ``name`` (the title; pack sizes are read from it; default: the product id)
+and ``is_glitch`` (1/0).
 ``product_id`` names the product across stores (it is used as the canonical id, so stores
 selling the same product must share it). A file that cannot be scored raises
 :class:`SeriesError` saying what to fix.
@@ -113,9 +114,11 @@ def load_series(path: str | Path) -> pl.DataFrame:
         text = pl.col(column).str.replace(FLOAT_EXPORT, "$1")
         value = clp_expr(text)
         required = column == "price_offer"
-        bad = clp_error_expr(text) | (value <= 0).fill_null(False)
         if required:
-            bad = bad | value.is_null()
+            bad = clp_error_expr(text) | value.is_null() | (value <= 0).fill_null(False)
+        else:  # 0: no list or card price shown, as some writers fill a gap
+            bad = clp_error_expr(text) | (value < 0).fill_null(False)
+            value = pl.when(value > 0).then(value)
         _bad_rows(frame, bad, column, "a positive CLP amount" + ("" if required else " or empty"))
         frame = frame.with_columns(value.alias(column))
     for column, default in (("in_stock", "true"), ("is_glitch", "0")):

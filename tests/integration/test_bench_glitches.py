@@ -162,6 +162,19 @@ def test_an_instant_reads_the_same_however_a_program_wrote_it(tmp_path, written)
     assert instant == datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 
 
+def test_a_zero_list_or_card_price_is_no_price_shown_but_a_zero_offer_is_refused(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(
+        "product_id,retailer,sku,observed_at,price_list,price_offer,price_card\n"
+        "p,paris,1,2026-03-01,0,100,0\n"
+    )
+    row = load_series(path).row(0, named=True)
+    assert (row["price_list"], row["price_offer"], row["price_card"]) == (None, 100, None)
+    path.write_text(HEADER + "p,paris,1,2026-03-01,100,-5,true,0\n")
+    with pytest.raises(SeriesError, match="'price_card' expects"):
+        load_series(path)
+
+
 def test_stock_reads_as_schema_org_and_stores_write_it(tmp_path):
     path = tmp_path / "s.csv"
     rows = ["InStock", "OutOfStock", "in_stock", "out of stock", "agotado", "1.0"]
