@@ -123,7 +123,7 @@ def predict_series(
     """The observations of a validated series the pipeline's detector flags, each judged at
     its own time: against the daily closes of the days before, and the other stores' and
     its segment's latest prices at or before it (``retailer, sku, observed_at`` and the
-    glitch's ``glitch_type`` / ``severity``)."""
+    glitch's ``glitch_type``, ``severity`` and ``reason``)."""
     thresholds = thresholds or Thresholds()
     observations = conform(
         frame.with_columns(fetch_status=pl.lit("ok"), source=pl.lit("series")), RAW_PRICE_SCHEMA
@@ -144,6 +144,7 @@ def predict_series(
         glitches.select(
             "glitch_type",
             "severity",
+            "reason",
             retailer="buy_retailer",
             sku="buy_sku",
             observed_at="observed_at",
@@ -167,6 +168,38 @@ def series_counts(frame: pl.DataFrame, predicted: pl.DataFrame) -> Counts:
     return count_hits(scored, truth, OBSERVATION)
 
 
+ERRORS_SHOWN = 20
+_SHOWN_COLUMNS = ["product_id", *OBSERVATION, "price_list", "price_offer", "price_card"]
+
+
+def series_errors(frame: pl.DataFrame, predicted: pl.DataFrame) -> dict[str, Any]:
+    """The first ``ERRORS_SHOWN`` missed glitches and false alarms (in-stock observations,
+    in time order), each with its prices, the listing's price the observation before, and a
+    false alarm's ``reason``: where the detector is weak on this series."""
+    in_stock = frame.sort("observed_at").with_columns(
+        price_before=pl.col("price_offer").shift(1).over("retailer", "sku")
+    )
+    in_stock = in_stock.filter(pl.col("in_stock"))
+    flagged = predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
+    missed = in_stock.filter(pl.col("is_glitch")).join(flagged, on=OBSERVATION, how="anti")
+    false = in_stock.filter(~pl.col("is_glitch")).join(
+        flagged.select(*OBSERVATION, "glitch_type", "severity", "reason"), on=OBSERVATION
+    )
+    columns = [*_SHOWN_COLUMNS, "price_before"]
+
+    def rows(found: pl.DataFrame, extra: list[str]) -> list[dict[str, Any]]:
+        shown = found.sort("observed_at", "retailer", "sku").head(ERRORS_SHOWN)
+        shown = shown.with_columns(pl.col("observed_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return shown.select(*columns, *extra).to_dicts()
+
+    return {
+        "missed": missed.height,
+        "false_alarms": false.height,
+        "first_missed": rows(missed, []),
+        "first_false_alarms": rows(false, ["glitch_type", "severity", "reason"]),
+    }
+
+
 def score_series(
     frame: pl.DataFrame,
     thresholds: Thresholds | None = None,
@@ -186,6 +219,7 @@ def score_series(
         "labelled_glitches": labelled.height,
         "out_of_stock_glitches": labelled.filter(~pl.col("in_stock")).height,
         "glitch_types": dict(predicted.group_by("glitch_type").len().sort("glitch_type").rows()),
+        "errors": series_errors(frame, predicted),
         "method": {
             "unit": "one in-stock observation (either series flagged)",
             "evaluation": "walk-forward: each observation judged at its own time, against the "

@@ -42,6 +42,30 @@ def _series_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def _print_errors(errors: dict[str, Any], console: Console, shown: int = 5) -> None:
+    """The first missed glitches and false alarms of a user's series (all counted; the first
+    twenty of each in the JSON's ``errors``)."""
+    from arbx_dagster.reporting.format import clp
+
+    for kind, total in (("missed", errors["missed"]), ("false_alarms", errors["false_alarms"])):
+        rows = errors[f"first_{kind}"][:shown]
+        if not rows:
+            continue
+        table = Table(title=f"first {len(rows)} of {total} {kind.replace('_', ' ')}")
+        table.add_column("observed (UTC)", no_wrap=True)
+        for name in ("retailer", "sku", "offer", "before", "list", "card"):
+            table.add_column(name)
+        for row in rows:
+            prices = ("price_offer", "price_before", "price_list", "price_card")
+            table.add_row(
+                row["observed_at"][:16].replace("T", " "),
+                row["retailer"],
+                row["sku"],
+                *("" if row[c] is None else clp(row[c]) for c in prices),
+            )
+        console.print(table)
+
+
 def _suites_table(result: dict[str, Any]) -> Table:
     """One row per scenario, then each suite's total (glitches; spreads for the simulator)."""
     table = Table(
@@ -137,6 +161,7 @@ def glitches_command(
         raise typer.Exit(2) from None
     if series is not None:
         console.print(_series_table(result))
+        _print_errors(result["errors"], console)
     else:
         _print_suites(result, write_series, console)
     _write_json(result, json_out, console)

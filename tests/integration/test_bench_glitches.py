@@ -287,6 +287,33 @@ def test_a_hand_made_series_is_scored_per_observation(tmp_path):
     assert flagged.filter(pl.col("sku").str.ends_with("phones")).is_empty(), "the promotion"
 
 
+def test_a_series_result_shows_where_the_detector_went_wrong(tmp_path):
+    rows = _hand_made_rows()
+    # Mislabel on purpose: the promotion at paris called a glitch (a miss the detector is
+    # right about), the tenth-of-the-price tv at paris called ordinary (a false alarm).
+    rows = [r.replace(",44990,true,0", ",44990,true,1") if ",par-phones," in r else r for r in rows]
+    rows = [r.replace(",49990,true,1", ",49990,true,0") for r in rows]
+    result = run_series(_write(tmp_path / "hand.csv", rows), Thresholds(), EventCalendar())
+    errors = result["errors"]
+    assert (
+        (errors["missed"], errors["false_alarms"])
+        == (
+            result["glitch"]["fn"],
+            result["glitch"]["fp"],
+        )
+        == (1, 1)
+    )
+    (missed,) = errors["first_missed"]
+    assert (missed["sku"], missed["price_offer"], missed["price_before"]) == (
+        "par-phones",
+        44_990,
+        99_990,
+    )
+    (false_alarm,) = errors["first_false_alarms"]
+    assert (false_alarm["sku"], false_alarm["observed_at"]) == ("par-tv", "2026-03-18T17:00:00Z")
+    assert "likely a lost digit" in false_alarm["reason"]
+
+
 def _first_mover_rows() -> list[str]:
     """A speaker at three stores crawled at 09:00, 11:00 and 14:00; on the 20th all three cut
     it to 19 990, falabella first."""
