@@ -182,7 +182,7 @@ def series_errors(frame: pl.DataFrame, predicted: pl.DataFrame) -> dict[str, Any
     in_stock = in_stock.filter(pl.col("in_stock"))
     flagged = predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
     missed = in_stock.filter(pl.col("is_glitch")).join(flagged, on=OBSERVATION, how="anti")
-    false = in_stock.filter(~pl.col("is_glitch")).join(
+    alarms = in_stock.filter(~pl.col("is_glitch")).join(
         flagged.select(*OBSERVATION, "glitch_type", "severity", "reason"), on=OBSERVATION
     )
     columns = [*_SHOWN_COLUMNS, "price_before"]
@@ -194,9 +194,9 @@ def series_errors(frame: pl.DataFrame, predicted: pl.DataFrame) -> dict[str, Any
 
     return {
         "missed": missed.height,
-        "false_alarms": false.height,
+        "false_alarms": alarms.height,
         "first_missed": rows(missed, []),
-        "first_false_alarms": rows(false, ["glitch_type", "severity", "reason"]),
+        "first_false_alarms": rows(alarms, ["glitch_type", "severity", "reason"]),
     }
 
 
