@@ -176,10 +176,11 @@ def series_errors(frame: pl.DataFrame, predicted: pl.DataFrame) -> dict[str, Any
     """The first ``ERRORS_SHOWN`` missed glitches and false alarms (in-stock observations,
     in time order), each with its prices, the listing's price the observation before, and a
     false alarm's ``reason``: where the detector is weak on this series."""
-    in_stock = frame.sort("observed_at").with_columns(
-        price_before=pl.col("price_offer").shift(1).over("retailer", "sku")
+    in_stock = (
+        frame.sort("observed_at")
+        .with_columns(price_before=pl.col("price_offer").shift(1).over("retailer", "sku"))
+        .filter(pl.col("in_stock"))
     )
-    in_stock = in_stock.filter(pl.col("in_stock"))
     flagged = predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
     missed = in_stock.filter(pl.col("is_glitch")).join(flagged, on=OBSERVATION, how="anti")
     alarms = in_stock.filter(~pl.col("is_glitch")).join(
