@@ -157,15 +157,20 @@ def predict_series(
 OBSERVATION = ["retailer", "sku", "observed_at"]
 
 
+def _judged(frame: pl.DataFrame, predicted: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the in-stock observations, the flags among them): what is scored. An out-of-stock
+    price is never reported as a glitch (nobody can buy it; see ``domain/glitches.py``), so
+    a labelled glitch on an out-of-stock observation is neither a hit nor a miss."""
+    in_stock = frame.filter(pl.col("in_stock"))
+    return in_stock, predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
+
+
 def series_counts(frame: pl.DataFrame, predicted: pl.DataFrame) -> Counts:
     """Per-observation counts of ``predicted`` (:func:`predict_series`) against the series'
-    ``is_glitch`` labels, in-stock observations only: an out-of-stock price is never reported
-    as a glitch (nobody can buy it; see ``domain/glitches.py``), so a labelled glitch on an
-    out-of-stock observation is neither a hit nor a miss."""
-    in_stock = frame.filter(pl.col("in_stock"))
+    ``is_glitch`` labels, in-stock observations only (:func:`_judged`)."""
+    in_stock, flagged = _judged(frame, predicted)
     truth = in_stock.filter(pl.col("is_glitch")).select(OBSERVATION)
-    scored = predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
-    return count_hits(scored, truth, OBSERVATION)
+    return count_hits(flagged, truth, OBSERVATION)
 
 
 ERRORS_SHOWN = 20
@@ -176,12 +181,10 @@ def series_errors(frame: pl.DataFrame, predicted: pl.DataFrame) -> dict[str, Any
     """The first ``ERRORS_SHOWN`` missed glitches and false alarms (in-stock observations,
     in time order), each with its prices, the listing's price the observation before, and a
     false alarm's ``reason``: where the detector is weak on this series."""
-    in_stock = (
-        frame.sort("observed_at")
-        .with_columns(price_before=pl.col("price_offer").shift(1).over("retailer", "sku"))
-        .filter(pl.col("in_stock"))
+    before = pl.col("price_offer").shift(1).over("retailer", "sku")
+    in_stock, flagged = _judged(
+        frame.sort("observed_at").with_columns(price_before=before), predicted
     )
-    flagged = predicted.join(in_stock.select(OBSERVATION), on=OBSERVATION, how="semi")
     missed = in_stock.filter(pl.col("is_glitch")).join(flagged, on=OBSERVATION, how="anti")
     alarms = in_stock.filter(~pl.col("is_glitch")).join(
         flagged.select(*OBSERVATION, "glitch_type", "severity", "reason"), on=OBSERVATION
