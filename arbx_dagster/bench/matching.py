@@ -348,6 +348,7 @@ def _pairwise_run(
         **metrics,
         "valid_f1": model.metrics["f1"],
         "trees": model.settings.max_iter,
+        "token_grams": list(model.tokens.gram_sizes) if model.tokens else [],
         "version": model.version,
     }
     return run, proba

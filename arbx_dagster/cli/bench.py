@@ -71,6 +71,13 @@ def summary_table(report: dict[str, Any], details: dict[str, Any]) -> Table:
     trees = ", ".join(str(r["trees"]) for r in details.get("pairwise_runs", []) if "trees" in r)
     if trees:
         table.add_row("", "trees per seed (from valid)", trees)
+    grams = ", ".join(
+        "words + n-grams" if r["token_grams"] else "words"
+        for r in details.get("pairwise_runs", [])
+        if "token_grams" in r
+    )
+    if grams:
+        table.add_row("", "word weights per seed (from valid)", grams)
     calibration = report.get("calibration") or {}
     if calibration.get("ece") is not None:
         sure = calibration.get("above_0_9")

@@ -17,9 +17,16 @@ from arbx_dagster.domain.matching.shipped import (
     read_corpus,
     read_recipe,
 )
-from arbx_dagster.domain.matching.tokens import fit_token_evidence, out_of_fold_scores
+from arbx_dagster.domain.matching.tokens import (
+    GRAM_SIZES,
+    fit_token_evidence,
+    out_of_fold_scores,
+)
+from arbx_dagster.domain.matching.training import ModelSettings
 from arbx_dagster.domain.matching.training_pairs import simulated_listings
 from arbx_dagster.domain.matching.transfer import TRANSFER_COLUMNS
+
+FAST = ModelSettings(max_iter=40, calibration_folds=2)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +117,52 @@ def test_word_weights_learn_what_a_market_writes() -> None:
     assert weights["case"] < 0  # an accessory word on one side argues against
     oof = out_of_fold_scores(left, right, labels)
     assert oof.shape == labels.shape and not np.allclose(oof, scores)
+
+
+def _spelled_capacities(capacities: list[int]) -> tuple[pl.Series, pl.Series, np.ndarray]:
+    """Pairs of memory titles: the same capacity written '8gb' and '8go' (a match), or
+    two capacities (not one)."""
+    left, right, labels = [], [], []
+    for c in capacities:
+        for d in capacities:
+            left.append(f"acme ram {c}gb")
+            right.append(f"acme ram {d}go" if c == d else f"acme ram {d}gb")
+            labels.append(int(c == d))
+    return pl.Series(left), pl.Series(right), np.array(labels)
+
+
+def test_character_ngrams_tell_a_spelling_from_another_value() -> None:
+    """With n-grams a capacity never seen in training is still recognised written another
+    way ('64gb' and '64go'), and told apart from another capacity; whole words cannot."""
+    left, right, labels = _spelled_capacities([1, 2, 4, 8, 16, 32, 128, 256])
+    unseen = (
+        pl.Series(["acme ram 64gb", "acme ram 64gb"]),
+        pl.Series(["acme ram 64go", "acme ram 512gb"]),
+    )
+    words = fit_token_evidence(left, right, labels).pair_scores(*unseen)
+    assert words[0] == pytest.approx(words[1])
+    grams = fit_token_evidence(left, right, labels, gram_sizes=GRAM_SIZES)
+    same, other = grams.pair_scores(*unseen)
+    assert same > 0 > other
+    assert grams.gram_sizes == GRAM_SIZES  # scoring listings splits them the same way
+    assert len(grams.listing_matrix(pl.Series(["acme ram 64go"])).indices) > 3
+
+
+def test_the_word_weights_vocabulary_is_chosen_on_validation_pairs() -> None:
+    """Whole words or words and n-grams: whichever the validation pairs prefer (here the
+    capacities of the validation pairs never occur in training)."""
+    from arbx_dagster.domain.matching.training import train_selected_model
+
+    def frame(capacities: list[int]) -> pl.DataFrame:
+        left, right, labels = _spelled_capacities(capacities)
+        return pl.DataFrame(
+            {"cosine": 0.5, "left_title": left, "right_title": right, "label": labels}
+        )
+
+    train, valid = frame(list(range(1, 30))), frame([64, 96, 128, 512])
+    model = train_selected_model(train, valid, columns=("cosine",), tokens=True, choices=(FAST,))
+    assert model.tokens is not None and model.tokens.gram_sizes == GRAM_SIZES
+    assert model.metrics["f1"] == 1.0
 
 
 def test_a_model_trained_with_word_weights_carries_them(market: pl.DataFrame) -> None:

@@ -1,7 +1,10 @@
 """Token evidence: what each title word says when both listings have it, or only one.
 
 A linear model over the words of a pair's two titles, with two weights per word: one for
-a word both titles contain and one for a word only one of them has. Trained on a
+a word both titles contain and one for a word only one of them has. Each word's character
+n-grams (``GRAM_SIZES``) are terms too, so spellings of one thing share weight ('4gb' and
+'4go', '2.7ghz' and '2.70ghz'), and a code that differs in
+one character still shares most of its n-grams with the other. Trained on a
 catalogue's own labelled pairs it learns that catalogue's vocabulary (that 'dcs2332l' on
 one side only means another camera, that a shop's name on one side means nothing); its
 log-odds become the ``token_evidence`` feature of the pair classifier. Out-of-fold scores
@@ -20,24 +23,42 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-MIN_PAIRS = 2  # a word must occur in this many training pairs to get weights
+MIN_PAIRS = 2  # a term must occur in this many training pairs to get weights
 FOLDS = 5
+# Character n-grams of each word, the word padded with a space on both sides (scikit-learn's
+# "char_wb"). 2-4 did better than 3-5 on the WDC sets' validation pairs; whether a catalogue
+# is better served with them or with whole words only is chosen on its validation pairs
+# (``training.TOKEN_CHOICES``).
+GRAM_SIZES = (2, 3, 4)
+GRAM_MARK = "#"  # an n-gram term is written '#' + n-gram, apart from the words
 
 
-def _words(titles: pl.Series) -> pl.DataFrame:
-    """``row, word``: each title's distinct words."""
-    return (
+def _words(titles: pl.Series, gram_sizes: tuple[int, ...] = ()) -> pl.DataFrame:
+    """``row, word``: each title's distinct terms, its words and the character n-grams of
+    ``gram_sizes`` of each word."""
+    words = (
         pl.DataFrame({"t": titles.fill_null("")})
         .with_row_index("row")
-        .select(pl.col("row").cast(pl.Int64), pl.col("t").str.split(" ").list.unique().alias("w"))
+        .select(pl.col("row").cast(pl.Int64), pl.col("t").str.split(" ").alias("w"))
         .explode("w")
         .filter(pl.col("w").str.len_chars() > 0)
     )
+    padded = words.select("row", (" " + pl.col("w") + " ").alias("p"))
+    grams = [
+        padded.with_columns(k=pl.int_ranges(0, pl.col("p").str.len_chars() - (n - 1)))
+        .explode("k")
+        .drop_nulls("k")  # a word shorter than n - 2 has no n-gram of that size
+        .select("row", (GRAM_MARK + pl.col("p").str.slice(pl.col("k"), n)).alias("w"))
+        for n in gram_sizes
+    ]
+    return pl.concat([words, *grams]).unique(maintain_order=True)
 
 
-def _presence(titles: pl.Series, vocabulary: dict[str, int]) -> sp.csr_matrix:
-    """0/1 rows (titles x vocabulary); words outside the vocabulary are dropped."""
-    words = _words(titles)
+def _presence(
+    titles: pl.Series, vocabulary: dict[str, int], gram_sizes: tuple[int, ...]
+) -> sp.csr_matrix:
+    """0/1 rows (titles x vocabulary); terms outside the vocabulary are dropped."""
+    words = _words(titles, gram_sizes)
     ids = words["w"].replace_strict(vocabulary, default=-1, return_dtype=pl.Int64).to_numpy()
     keep = ids >= 0
     return sp.csr_matrix(
@@ -55,20 +76,22 @@ def _design(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
 
 @dataclass(frozen=True)
 class TokenEvidence:
-    """Per-word weights: ``shared`` when both titles have the word, ``one_side`` when
-    only one does; ``score`` is ``bias + sum`` of the weights that apply (log-odds)."""
+    """Per-term weights: ``shared`` when both titles have the term, ``one_side`` when
+    only one does; ``score`` is ``bias + sum`` of the weights that apply (log-odds).
+    ``gram_sizes``: the character n-grams that are terms besides the words (see ``_words``)."""
 
     vocabulary: tuple[str, ...]
     shared: np.ndarray
     one_side: np.ndarray
     bias: float
+    gram_sizes: tuple[int, ...] = ()
 
     def _index(self) -> dict[str, int]:
         return {word: k for k, word in enumerate(self.vocabulary)}
 
     def listing_matrix(self, titles: pl.Series) -> sp.csr_matrix:
         """Word presence of each title (rows in the order of ``titles``)."""
-        return _presence(titles, self._index())
+        return _presence(titles, self._index(), self.gram_sizes)
 
     def scores(self, matrix: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Log-odds of the pairs ``(i[k], j[k])`` of ``listing_matrix`` rows."""
@@ -82,23 +105,31 @@ class TokenEvidence:
         """Log-odds of pairs given as two aligned series of titles."""
         index = self._index()
         return self.scores(
-            sp.vstack([_presence(left, index), _presence(right, index)]).tocsr(),
+            sp.vstack(
+                [_presence(left, index, self.gram_sizes), _presence(right, index, self.gram_sizes)]
+            ).tocsr(),
             np.arange(left.len()),
             np.arange(left.len()) + left.len(),
         )
 
 
 def fit_token_evidence(
-    left: pl.Series, right: pl.Series, labels: np.ndarray, *, c: float = 1.0
+    left: pl.Series,
+    right: pl.Series,
+    labels: np.ndarray,
+    *,
+    c: float = 1.0,
+    gram_sizes: tuple[int, ...] = (),
 ) -> TokenEvidence:
-    """L2-regularised logistic regression over the pairs' shared and one-sided words."""
+    """L2-regularised logistic regression over the pairs' shared and one-sided terms
+    (words, and the character n-grams of ``gram_sizes``)."""
     from sklearn.linear_model import LogisticRegression
 
-    words = pl.concat([_words(left), _words(right)])
+    words = pl.concat([_words(left, gram_sizes), _words(right, gram_sizes)])
     counts = words.group_by("w").len()
     vocabulary = tuple(sorted(counts.filter(pl.col("len") >= MIN_PAIRS)["w"].to_list()))
     index = {word: k for k, word in enumerate(vocabulary)}
-    design = _design(_presence(left, index), _presence(right, index))
+    design = _design(_presence(left, index, gram_sizes), _presence(right, index, gram_sizes))
     model = LogisticRegression(C=c, max_iter=2000).fit(design, np.asarray(labels, dtype=int))
     weights = model.coef_.ravel()
     n = max(len(vocabulary), 1)
@@ -107,11 +138,18 @@ def fit_token_evidence(
         weights[:n].astype(np.float32),
         weights[n:].astype(np.float32),
         float(model.intercept_[0]),
+        gram_sizes,
     )
 
 
 def out_of_fold_scores(
-    left: pl.Series, right: pl.Series, labels: np.ndarray, *, seed: int = 0, folds: int = FOLDS
+    left: pl.Series,
+    right: pl.Series,
+    labels: np.ndarray,
+    *,
+    seed: int = 0,
+    folds: int = FOLDS,
+    gram_sizes: tuple[int, ...] = (),
 ) -> np.ndarray:
     """Each pair's token evidence from a model fitted without it (``folds``-fold)."""
     from sklearn.model_selection import StratifiedKFold
@@ -121,6 +159,8 @@ def out_of_fold_scores(
     if min(int(y.sum()), int((1 - y).sum())) < folds:
         return out
     for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y):
-        fitted = fit_token_evidence(left.gather(train), right.gather(train), y[train])
+        fitted = fit_token_evidence(
+            left.gather(train), right.gather(train), y[train], gram_sizes=gram_sizes
+        )
         out[held] = fitted.pair_scores(left.gather(held), right.gather(held))
     return out
