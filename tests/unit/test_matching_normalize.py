@@ -51,6 +51,26 @@ def test_units_become_one_canonical_token(title: str, token: str) -> None:
     assert token in norm(title).split()
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Intel Core i5 6400 2.70GHz", "intel core i5 6400 2.7 GHz"),
+        ("WD 72.80GB SCSI", "wd 72.8 gb scsi"),
+        ("Cámara 20.0 MP", "camara 20 mp"),
+    ],
+)
+def test_a_value_is_written_one_way_whatever_its_trailing_zeros(one: str, other: str) -> None:
+    assert norm(one) == norm(other)
+
+
+def test_a_size_beside_another_measure_is_not_read_as_a_count_of_functions() -> None:
+    """'2 en 1', '3-in-1' name functions; '13in 2.5ghz' is a size and a speed."""
+    assert norm("MacBook Pro 13in 2.5GHz").split()[-2:] == ["13in", "2.5ghz"]
+    assert norm("iMac 27 in 3.4 GHz").split()[-2:] == ["27in", "3.4ghz"]
+    assert "2in1" in norm("Notebook 2 en 1 táctil").split()
+    assert "3in1" in norm("Impresora 3-in-1, WiFi").split()
+
+
 def test_title_is_folded_and_cleaned() -> None:
     assert norm("Televisión Ñandú  LED, ¡Oferta!") == "television nandu led oferta"
     # Codes lose their separators; words with a small number stay apart.

@@ -67,8 +67,11 @@ def normalize_units(expr: pl.Expr) -> pl.Expr:
     )
     for fraction, decimal in (("1/2", "5"), ("1/4", "25"), ("3/4", "75"), ("1/3", "33")):
         text = text.str.replace_all(r"(\d)[\s-]+" + fraction + r"\b", "${1}." + decimal)
-    # '3-in-1', '2 en 1': a count of functions, not inches.
-    text = text.str.replace_all(r"\b(\d{1,2})[\s-]*(?:in|en)[\s-]+(\d{1,2})\b", "${1}in${2}")
+    # '3-in-1', '2 en 1': a count of functions, not inches (but '13in 2.5ghz' is a size
+    # and a speed: neither number may be part of a decimal or glued to a unit).
+    text = text.str.replace_all(
+        r"(^|[^0-9.])(\d{1,2})[\s-]*(?:in|en)[\s-]+(\d{1,2})([^0-9a-z.]|$)", "${1}${2}in${3}${4}"
+    )
     # 'pack of 4', 'pack de 4', 'twin pack': a pack count ('4 pack' is a unit rule below)
     text = text.str.replace_all(
         r"\b(?:pack|set|caja|paquete|box) (?:of|de|x) ?(\d+)\b", "${1} pack"
@@ -109,6 +112,7 @@ def title_from_units(text: pl.Expr) -> pl.Expr:
         .str.replace_all(r"(^|[^0-9])\.", "${1} ")
         .str.replace_all(r"\.([^0-9]|$)", " ${1}")
         .str.replace_all(r"\.0+([a-z]|\s|$)", "${1}")  # 6.0 -> 6, 21.0cuft -> 21cuft
+        .str.replace_all(r"(\d\.\d*[1-9])0+([a-z]|\s|$)", "${1}${2}")  # 2.70ghz -> 2.7ghz
         .str.replace_all(r"\s+", " ")
         .str.strip_chars()
     )
