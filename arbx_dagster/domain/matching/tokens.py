@@ -1,15 +1,14 @@
 """Token evidence: what each title word says when both listings have it, or only one.
 
 A linear model over the words of a pair's two titles, with two weights per word: one for
-a word both titles contain and one for a word only one of them has. Each word's character
-n-grams (``GRAM_SIZES``) are terms too, so spellings of one thing share weight ('4gb' and
-'4go', '2.7ghz' and '2.70ghz'), and a code that differs in
-one character still shares most of its n-grams with the other. Trained on a
-catalogue's own labelled pairs it learns that catalogue's vocabulary (that 'dcs2332l' on
-one side only means another camera, that a shop's name on one side means nothing); its
-log-odds become the ``token_evidence`` feature of the pair classifier. Out-of-fold scores
-feed the classifier's training rows, so it never trusts an evidence fitted on the very
-pair it is learning from.
+a word both titles contain and one for a word only one of them has. Optionally each
+word's character n-grams (``GRAM_SIZES``) are terms too, so spellings of one thing share
+weight ('4gb' and '4go'), and a code one character off shares most of its n-grams with the
+other. Trained on a catalogue's own labelled pairs it learns that catalogue's vocabulary
+(that 'dcs2332l' on one side only means another camera, that a shop's name on one side
+means nothing); its log-odds become the ``token_evidence`` feature of the pair
+classifier. Out-of-fold scores feed the classifier's training rows, so it never trusts an
+evidence fitted on the very pair it is learning from.
 
 Because it learns words, it helps on the catalogue it was trained on and little
 elsewhere: the model ArbX ships for catalogues without labels does not use it.

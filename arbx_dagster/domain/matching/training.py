@@ -281,7 +281,8 @@ def train_pair_model(
     never reach the classifier, nor do pairs an identity rule decides (``open_pairs``).
     ``tokens``: also learn word weights (``tokens``) from the pairs' titles
     (``TITLE_COLUMNS``, in both frames) and use them as ``token_evidence``, out of fold on
-    the training pairs.
+    the training pairs (whole words, or words and n-grams: ``TOKEN_CHOICES``, whichever
+    scores the better F1 on ``valid``).
     """
     return train_selected_model(
         train,
