@@ -47,16 +47,16 @@ def _print_errors(errors: dict[str, Any], console: Console, shown: int = 5) -> N
     twenty of each in the JSON's ``errors``)."""
     from arbx_dagster.reporting.format import clp
 
-    for kind, total in (("missed", errors["missed"]), ("false_alarms", errors["false_alarms"])):
+    prices = ("price_offer", "price_before", "price_list", "price_card")
+    for kind in ("missed", "false_alarms"):
         rows = errors[f"first_{kind}"][:shown]
         if not rows:
             continue
-        table = Table(title=f"first {len(rows)} of {total} {kind.replace('_', ' ')}")
+        table = Table(title=f"first {len(rows)} of {errors[kind]} {kind.replace('_', ' ')}")
         table.add_column("observed (UTC)", no_wrap=True)
         for name in ("retailer", "sku", "offer", "before", "list", "card"):
             table.add_column(name)
         for row in rows:
-            prices = ("price_offer", "price_before", "price_list", "price_card")
             table.add_row(
                 row["observed_at"][:16].replace("T", " "),
                 row["retailer"],

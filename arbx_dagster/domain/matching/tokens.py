@@ -57,12 +57,16 @@ def _presence(
     titles: pl.Series, vocabulary: dict[str, int], gram_sizes: tuple[int, ...]
 ) -> sp.csr_matrix:
     """0/1 rows (titles x vocabulary); terms outside the vocabulary are dropped."""
-    words = _words(titles, gram_sizes)
+    return _presence_of(_words(titles, gram_sizes), titles.len(), vocabulary)
+
+
+def _presence_of(words: pl.DataFrame, rows: int, vocabulary: dict[str, int]) -> sp.csr_matrix:
+    """``_presence`` from the terms ``_words`` found in ``rows`` titles."""
     ids = words["w"].replace_strict(vocabulary, default=-1, return_dtype=pl.Int64).to_numpy()
     keep = ids >= 0
     return sp.csr_matrix(
         (np.ones(int(keep.sum()), dtype=np.float32), (words["row"].to_numpy()[keep], ids[keep])),
-        shape=(titles.len(), max(len(vocabulary), 1)),
+        shape=(rows, max(len(vocabulary), 1)),
     )
 
 
@@ -124,11 +128,13 @@ def fit_token_evidence(
     (words, and the character n-grams of ``gram_sizes``)."""
     from sklearn.linear_model import LogisticRegression
 
-    words = pl.concat([_words(left, gram_sizes), _words(right, gram_sizes)])
-    counts = words.group_by("w").len()
+    left_words, right_words = _words(left, gram_sizes), _words(right, gram_sizes)
+    counts = pl.concat([left_words, right_words]).group_by("w").len()
     vocabulary = tuple(sorted(counts.filter(pl.col("len") >= MIN_PAIRS)["w"].to_list()))
     index = {word: k for k, word in enumerate(vocabulary)}
-    design = _design(_presence(left, index, gram_sizes), _presence(right, index, gram_sizes))
+    design = _design(
+        _presence_of(left_words, left.len(), index), _presence_of(right_words, right.len(), index)
+    )
     model = LogisticRegression(C=c, max_iter=2000).fit(design, np.asarray(labels, dtype=int))
     weights = model.coef_.ravel()
     n = max(len(vocabulary), 1)

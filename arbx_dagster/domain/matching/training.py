@@ -308,14 +308,32 @@ TOKEN_CHOICES: tuple[tuple[int, ...], ...] = ((), GRAM_SIZES)
 
 @dataclass(frozen=True)
 class _Prepared:
-    """Training and validation pairs made ready once for every settings tried."""
+    """Training and validation pairs made ready once for every settings tried: the word
+    weights, the usable columns and the classifier's input matrix."""
 
     train: pl.DataFrame
     valid: pl.DataFrame
     words: TokenEvidence | None
-    columns: tuple[str, ...]
+    use: tuple[str, ...]
+    x: np.ndarray
+    y: np.ndarray
     seed: int
     weight: str | None
+
+
+def _prepare(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    words: TokenEvidence | None,
+    columns: tuple[str, ...],
+    seed: int,
+    weight: str | None,
+) -> _Prepared:
+    use = usable_columns(train, columns)
+    fit_rows = _weighted_rows(train, use, weight)
+    x = fit_rows.select(use).cast(pl.Float64).to_numpy()
+    y = fit_rows[LABEL].cast(pl.Int64).to_numpy()
+    return _Prepared(train, valid, words, use, x, y, seed, weight)
 
 
 def train_selected_model(
@@ -343,35 +361,35 @@ def train_selected_model(
     if tokens:
         columns = tuple(dict.fromkeys((*columns, "token_evidence")))
         prepared = [
-            _Prepared(*_with_learned_tokens(train, valid, seed, grams), columns, seed, weight)
+            _prepare(*_with_learned_tokens(train, valid, seed, grams), columns, seed, weight)
             for grams in TOKEN_CHOICES
         ]
     else:
-        prepared = [_Prepared(train, valid, None, columns, seed, weight)]
+        prepared = [_prepare(train, valid, None, columns, seed, weight)]
     models = [_fit(ready, settings) for ready in prepared for settings in choices]
     return max(models, key=lambda model: model.metrics["f1"])  # the first of equals
 
 
-def _fit(prepared: _Prepared, settings: ModelSettings) -> TrainedPairModel:
-    train, valid, words = prepared.train, prepared.valid, prepared.words
-    use = usable_columns(train, prepared.columns)
-    fit_rows = _weighted_rows(train, use, prepared.weight)
-    x = fit_rows.select(use).cast(pl.Float64).to_numpy()
-    y = fit_rows[LABEL].cast(pl.Int64).to_numpy()
-    model = _calibrated_classifier(settings, prepared.seed, y)
+def _fit(ready: _Prepared, settings: ModelSettings) -> TrainedPairModel:
+    model = _calibrated_classifier(settings, ready.seed, ready.y)
     with threadpool_limits(1, user_api="openmp"):
-        model.fit(x, y)
-    scorer = TrainedPairModel(model, use, 0.5, {}, "", settings, tokens=words)
-    proba = scorer.predict_proba(valid)
-    threshold, metrics = choose_threshold(valid[LABEL].cast(pl.Int64).to_numpy(), proba)
+        model.fit(ready.x, ready.y)
+    scorer = TrainedPairModel(model, ready.use, 0.5, {}, "", settings, tokens=ready.words)
+    proba = scorer.predict_proba(ready.valid)
+    labels = ready.valid[LABEL].cast(pl.Int64).to_numpy()
+    threshold, metrics = choose_threshold(labels, proba)
     metrics |= {
-        "train_pairs": float(train.height),
-        "train_matches": float(y.sum()),
-        "valid_pairs": float(valid.height),
-        "valid_matches": float(valid[LABEL].cast(pl.Int64).sum()),
+        "train_pairs": float(ready.train.height),
+        "train_matches": float(ready.y.sum()),
+        "valid_pairs": float(ready.valid.height),
+        "valid_matches": float(labels.sum()),
     }
-    version = _model_version(train, valid, use, prepared.weight, settings, prepared.seed)
-    return TrainedPairModel(model, use, threshold, metrics, version, settings, tokens=words)
+    version = _model_version(
+        ready.train, ready.valid, ready.use, ready.weight, settings, ready.seed
+    )
+    return TrainedPairModel(
+        model, ready.use, threshold, metrics, version, settings, tokens=ready.words
+    )
 
 
 def _with_learned_tokens(
